@@ -1,0 +1,230 @@
+//! The command line: clap definitions and one function per subcommand.
+//!
+//! Commands that read state open the store themselves (WAL lets them run beside the daemon)
+//! and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
+
+mod report;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Config};
+use crate::post::PostState;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lipost",
+    version,
+    about = "Publishes scheduled LinkedIn posts, exactly once."
+)]
+pub struct Cli {
+    /// Config file [default: ./config.toml, then /etc/lipost/config.toml]
+    #[arg(long, global = true, env = "LIPOST_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: watch the queue folder and publish posts when due.
+    Run,
+    /// Run the LinkedIn sandbox on its own (for tests and trying things out).
+    Sandbox {
+        /// Address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: SocketAddr,
+        /// LinkedIn's duplicate-content window.
+        #[arg(long, default_value = "10m", value_parser = config::parse_duration)]
+        duplicate_window: std::time::Duration,
+        /// Added to every answer of a LinkedIn endpoint.
+        #[arg(long, default_value = "0s", value_parser = config::parse_duration)]
+        latency: std::time::Duration,
+    },
+    /// Validate the config and print it resolved (secrets masked).
+    CheckConfig,
+    /// Check draft files without queuing them; print the exact commentary that would be sent.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Counts per state, the next due posts and the latest failures.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List posts.
+    List {
+        #[arg(long, value_parser = parse_state)]
+        state: Option<PostState>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One post with all its attempts.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a scheduled or dead post.
+    Cancel { id: String },
+    /// List dead letters: posts given up, with the reason and the last error.
+    Dead {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a dead post back to `scheduled` with a fresh attempt budget.
+    Retry {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Every dead post.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Record a post found on LinkedIn by hand as published with that URN.
+    MarkPublished { id: String, urn: String },
+}
+
+fn parse_state(s: &str) -> Result<PostState, String> {
+    PostState::parse(s).ok_or_else(|| {
+        format!("unknown state {s:?}; one of scheduled, publishing, published, dead, cancelled")
+    })
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    let path = config::locate(cli.config.as_deref())?;
+    Ok(Config::load(&path)?)
+}
+
+fn open_store(config: &Config) -> Result<Store> {
+    Store::open(&config.database).with_context(|| format!("opening {}", config.database.display()))
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Sandbox {
+            listen,
+            duplicate_window,
+            latency,
+        } => {
+            let settings = crate::sandbox::Settings {
+                duplicate_window: *duplicate_window,
+                latency: *latency,
+                ..Default::default()
+            };
+            let (addr, task) = crate::sandbox::Sandbox::new(settings)
+                .start(*listen)
+                .await?;
+            println!("lipost sandbox listening on http://{addr}");
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            tracing::warn!(addr = %addr, "LinkedIn sandbox running; nothing here reaches LinkedIn");
+            tokio::select! {
+                _ = task => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(())
+        }
+        Command::Run => {
+            let config = load(&cli)?;
+            crate::daemon::run(config).await?;
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = load(&cli)?;
+            print!("{config}");
+            println!("config ok");
+            Ok(())
+        }
+        Command::Validate { files } => validate(&load(&cli)?, files),
+        Command::Status { json } => report::status(&load(&cli)?, &open_store(&load(&cli)?)?, *json),
+        Command::List { state, json } => {
+            report::list(&load(&cli)?, &open_store(&load(&cli)?)?, *state, *json)
+        }
+        Command::Show { id, json } => {
+            report::show(&load(&cli)?, &open_store(&load(&cli)?)?, id, *json)
+        }
+        Command::Dead { json } => report::dead(&load(&cli)?, &open_store(&load(&cli)?)?, *json),
+        Command::Cancel { id } => {
+            open_store(&load(&cli)?)?.cancel(id, Utc::now())?;
+            println!("cancelled {id}");
+            Ok(())
+        }
+        Command::Retry { id, all } => {
+            let mut store = open_store(&load(&cli)?)?;
+            let ids = if *all {
+                store.dead_ids()?
+            } else {
+                vec![id.clone().expect("clap requires it")]
+            };
+            if ids.is_empty() {
+                println!("no dead posts");
+            }
+            for id in ids {
+                store.requeue(&id, Utc::now())?;
+                println!("requeued {id}: scheduled now with a fresh attempt budget");
+            }
+            Ok(())
+        }
+        Command::MarkPublished { id, urn } => {
+            if !(urn.starts_with("urn:li:share:") || urn.starts_with("urn:li:ugcPost:")) {
+                bail!("{urn:?} is not a post URN (urn:li:share:… or urn:li:ugcPost:…)");
+            }
+            open_store(&load(&cli)?)?.mark_published(id, urn, Utc::now())?;
+            println!("{id} recorded as published: {urn}");
+            Ok(())
+        }
+    }
+}
+
+fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
+    let mut failed = 0;
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match crate::draft::parse(&bytes, &stem, config) {
+            Ok(d) => {
+                let when = d.publish_at.map_or_else(
+                    || "as soon as possible".to_string(),
+                    |t| t.with_timezone(&config.timezone).to_rfc3339(),
+                );
+                println!("{}: ok", file.display());
+                println!("  id          {}", d.id);
+                println!("  account     {}", d.account);
+                println!("  publish_at  {when}");
+                println!("  visibility  {}", d.visibility.as_str());
+                println!(
+                    "  commentary ({} characters):",
+                    crate::draft::commentary_length(&d.commentary)
+                );
+                println!("{}", d.commentary);
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{}: rejected: {e}", file.display());
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} drafts rejected", files.len());
+    }
+    Ok(())
+}

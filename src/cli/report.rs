@@ -1,0 +1,201 @@
+//! What `status`, `list`, `show` and `dead` print, as text or JSON. Read-only.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::post::{Attempt, Post, PostState};
+use crate::store::Store;
+
+fn local(config: &Config, t: DateTime<Utc>) -> String {
+    t.with_timezone(&config.timezone)
+        .format("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+fn attempt_line(config: &Config, a: &Attempt) -> String {
+    let status = a
+        .http_status
+        .map(|s| format!("HTTP {s}"))
+        .unwrap_or_else(|| "-".into());
+    let code = a
+        .error_code
+        .as_deref()
+        .map(|c| format!(" {c}"))
+        .unwrap_or_default();
+    let next = a
+        .next_attempt_at
+        .map(|t| format!(" → next try {}", local(config, t)))
+        .unwrap_or_default();
+    format!(
+        "{}  {:<24} {}{}  {}{}",
+        local(config, a.started_at),
+        a.outcome.as_deref().unwrap_or("in progress"),
+        status,
+        code,
+        a.message.as_deref().unwrap_or(""),
+        next
+    )
+}
+
+pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
+    let counts = store.counts()?;
+    let next = store.next_scheduled(5)?;
+    let failures = store.recent_failures(5)?;
+    let dead = store.dead_letters()?;
+    if as_json {
+        let counts: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|(s, n)| (s.as_str().to_string(), json!(n)))
+            .collect();
+        let out = json!({
+            "database": config.database,
+            "counts": counts,
+            "next": next,
+            "latest_failures": failures,
+            "dead_letters": dead.len(),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("lipost status ({})", config.database.display());
+    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("posts: {}", summary.join(", "));
+    println!();
+    if next.is_empty() {
+        println!("next due: nothing scheduled");
+    } else {
+        println!("next due:");
+        for p in &next {
+            let doubt = if p.in_doubt_since.is_some() {
+                "  (in doubt: resolving before any resend)"
+            } else {
+                ""
+            };
+            println!(
+                "  {}  {}  ({}){doubt}",
+                local(config, p.next_attempt_at),
+                p.id,
+                p.account
+            );
+        }
+    }
+    println!();
+    if failures.is_empty() {
+        println!("latest failures: none");
+    } else {
+        println!("latest failures:");
+        for a in &failures {
+            println!("  {}  {}", a.post_id, attempt_line(config, a));
+        }
+    }
+    if !dead.is_empty() {
+        println!();
+        println!("{} dead letters: see `lipost dead`", dead.len());
+    }
+    Ok(())
+}
+
+pub fn list(config: &Config, store: &Store, state: Option<PostState>, as_json: bool) -> Result<()> {
+    let posts = store.list(state, 100_000)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&posts)?);
+        return Ok(());
+    }
+    if posts.is_empty() {
+        println!("no posts");
+    }
+    for p in posts {
+        println!("{}", post_line(config, &p));
+    }
+    Ok(())
+}
+
+fn post_line(config: &Config, p: &Post) -> String {
+    format!(
+        "{:<11} {}  {:<24} {:<12} {}",
+        p.state.as_str(),
+        local(config, p.due_at),
+        p.id,
+        p.account,
+        p.post_urn.as_deref().unwrap_or("")
+    )
+}
+
+pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<()> {
+    let post = store.get(id)?;
+    let attempts = store.attempts(id)?;
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"post": post, "attempts": attempts}))?
+        );
+        return Ok(());
+    }
+    println!("id          {}", post.id);
+    println!("account     {}", post.account);
+    println!("state       {}", post.state);
+    println!("due         {}", local(config, post.due_at));
+    if post.state == PostState::Scheduled {
+        println!("next try    {}", local(config, post.next_attempt_at));
+    }
+    if let Some(urn) = &post.post_urn {
+        println!("post URN    {urn}");
+    }
+    if let Some(t) = post.in_doubt_since {
+        println!(
+            "in doubt    since {} (a try may have reached LinkedIn)",
+            local(config, t)
+        );
+    }
+    if let Some(e) = &post.last_error {
+        println!("last error  {e}");
+    }
+    println!("visibility  {}", post.visibility);
+    println!(
+        "tries used  {} (plus {} rate-limited)",
+        post.attempts_used, post.rate_limited
+    );
+    println!("text:");
+    for line in post.text.lines() {
+        println!("  | {line}");
+    }
+    println!("attempts:");
+    if attempts.is_empty() {
+        println!("  none yet");
+    }
+    for a in &attempts {
+        println!("  {}", attempt_line(config, a));
+    }
+    Ok(())
+}
+
+pub fn dead(config: &Config, store: &Store, as_json: bool) -> Result<()> {
+    let letters = store.dead_letters()?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&letters)?);
+        return Ok(());
+    }
+    if letters.is_empty() {
+        println!("no dead letters");
+        return Ok(());
+    }
+    for d in letters {
+        let status = d
+            .http_status
+            .map(|s| format!("HTTP {s} "))
+            .unwrap_or_default();
+        println!(
+            "{}  {}  ({})  reason: {}\n    {}{}",
+            local(config, d.created_at),
+            d.post_id,
+            d.account,
+            d.reason,
+            status,
+            d.message.as_deref().unwrap_or("")
+        );
+    }
+    println!("\n`lipost retry ID` (or --all) sends again; `lipost cancel ID` withdraws.");
+    Ok(())
+}

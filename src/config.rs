@@ -1,0 +1,677 @@
+//! Configuration: `config.toml` → a validated [`Config`].
+//!
+//! Two phases, the ripgrep way: [`RawConfig`] only mirrors the TOML (serde, unknown keys
+//! refused with their line), [`Config`] is what the rest of the program uses: paths resolved
+//! against the config file's folder, time zone parsed, accounts cross-checked.
+//! This module reads files and the environment; it never opens the database or the network.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
+
+/// The LinkedIn commentary limit, in characters.
+pub const COMMENTARY_LIMIT: usize = 3000;
+/// The API LinkedIn serves in live mode.
+pub const LINKEDIN_API: &str = "https://api.linkedin.com";
+/// LinkedIn's OAuth base in live mode.
+pub const LINKEDIN_OAUTH: &str = "https://www.linkedin.com/oauth/v2";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no config file: looked for ./config.toml and /etc/lipost/config.toml; pass --config PATH or set LIPOST_CONFIG")]
+    NotFound,
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Where the config file is: `--config` / `LIPOST_CONFIG`, else `./config.toml`, else
+/// `/etc/lipost/config.toml`.
+pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    for candidate in ["config.toml", "/etc/lipost/config.toml"] {
+        let p = PathBuf::from(candidate);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(ConfigError::NotFound)
+}
+
+// ---------------------------------------------------------------- raw (TOML mirror)
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    queue_dir: String,
+    database: String,
+    #[serde(default = "default_tz")]
+    timezone: String,
+    default_account: Option<String>,
+    linkedin: RawLinkedIn,
+    #[serde(default)]
+    retry: RawRetry,
+    #[serde(default)]
+    watcher: RawWatcher,
+    #[serde(default)]
+    publisher: RawPublisher,
+    #[serde(default)]
+    accounts: BTreeMap<String, RawAccount>,
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLinkedIn {
+    mode: Mode,
+    api_base_url: Option<String>,
+    oauth_base_url: Option<String>,
+    version: String,
+    client_id: Option<String>,
+    client_secret_file: Option<String>,
+    redirect_uri: Option<String>,
+    #[serde(default = "d30s", deserialize_with = "duration")]
+    request_timeout: Duration,
+}
+
+fn d30s() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawRetry {
+    #[serde(deserialize_with = "duration")]
+    base_delay: Duration,
+    #[serde(deserialize_with = "duration")]
+    max_delay: Duration,
+    max_attempts: u32,
+    #[serde(deserialize_with = "duration")]
+    max_lateness: Duration,
+    #[serde(deserialize_with = "duration")]
+    resend_window: Duration,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        let r = Retry::default();
+        RawRetry {
+            base_delay: r.base_delay,
+            max_delay: r.max_delay,
+            max_attempts: r.max_attempts,
+            max_lateness: r.max_lateness,
+            resend_window: r.resend_window,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawWatcher {
+    #[serde(deserialize_with = "duration")]
+    settle_time: Duration,
+    poll: bool,
+    #[serde(deserialize_with = "duration")]
+    poll_interval: Duration,
+}
+
+impl Default for RawWatcher {
+    fn default() -> Self {
+        RawWatcher {
+            settle_time: Duration::from_secs(2),
+            poll: false,
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawPublisher {
+    max_concurrent: usize,
+    #[serde(deserialize_with = "duration")]
+    shutdown_timeout: Duration,
+}
+
+impl Default for RawPublisher {
+    fn default() -> Self {
+        RawPublisher {
+            max_concurrent: 8,
+            shutdown_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    kind: RawKind,
+    organization: Option<String>,
+    via: Option<String>,
+    #[serde(default, deserialize_with = "opt_duration")]
+    min_spacing: Option<Duration>,
+    daily_cap: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawKind {
+    Member,
+    Organization,
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// "30s", "90s", "2h", "1h 30m": humantime's grammar.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write it like \"30s\", \"5m\", \"2h\""))
+}
+
+// ---------------------------------------------------------------- validated
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Talk to the built-in emulator only; nothing can reach LinkedIn.
+    Sandbox,
+    /// Talk to LinkedIn.
+    Live,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountKind {
+    Member,
+    /// A company page; `via` names the member account whose token posts for it.
+    Organization {
+        organization: String,
+        via: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub kind: AccountKind,
+    /// Minimum time between two posts of this account.
+    pub min_spacing: Duration,
+    /// At most this many posts per UTC day.
+    pub daily_cap: u32,
+}
+
+impl Account {
+    /// The member account whose token this account posts with.
+    pub fn token_account(&self) -> &str {
+        match &self.kind {
+            AccountKind::Member => &self.name,
+            AccountKind::Organization { via, .. } => via,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkedIn {
+    pub mode: Mode,
+    /// `None` in sandbox mode: start the built-in sandbox in-process.
+    pub api_base_url: Option<String>,
+    pub oauth_base_url: Option<String>,
+    pub version: String,
+    pub client_id: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub redirect_uri: Option<String>,
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub max_attempts: u32,
+    pub max_lateness: Duration,
+    pub resend_window: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            base_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(3600),
+            max_attempts: 8,
+            max_lateness: Duration::from_secs(24 * 3600),
+            resend_window: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Watcher {
+    pub settle_time: Duration,
+    pub poll: bool,
+    pub poll_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub max_concurrent: usize,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub queue_dir: PathBuf,
+    pub database: PathBuf,
+    pub timezone: Tz,
+    pub default_account: Option<String>,
+    pub linkedin: LinkedIn,
+    pub retry: Retry,
+    pub watcher: Watcher,
+    pub publisher: Publisher,
+    pub accounts: BTreeMap<String, Account>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: describe_toml_error(text, &e),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        validate(raw, path, &base)
+    }
+
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        self.accounts.get(name)
+    }
+
+    pub fn accepted_dir(&self) -> PathBuf {
+        self.queue_dir.join("accepted")
+    }
+
+    pub fn rejected_dir(&self) -> PathBuf {
+        self.queue_dir.join("rejected")
+    }
+}
+
+/// toml's message with the line and column in the file, so "unknown field `foo`" says where.
+pub fn describe_toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("line {line}, column {col}: {}", e.message())
+        }
+        None => e.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let timezone: Tz = raw.timezone.parse().map_err(|_| {
+        invalid(format!(
+            "timezone {:?} is not an IANA time zone name (e.g. \"Europe/Berlin\", \"UTC\")",
+            raw.timezone
+        ))
+    })?;
+    let mut accounts = BTreeMap::new();
+    for (name, a) in &raw.accounts {
+        accounts.insert(
+            name.clone(),
+            validate_account(name, a, &raw.accounts).map_err(invalid)?,
+        );
+    }
+    if let Some(d) = &raw.default_account {
+        if !accounts.contains_key(d) {
+            return Err(invalid(format!(
+                "default_account = {d:?} names no [accounts.{d}] table"
+            )));
+        }
+    }
+    let linkedin = validate_linkedin(raw.linkedin, base).map_err(invalid)?;
+    if raw.retry.max_attempts == 0 {
+        return Err(invalid("retry.max_attempts must be at least 1".into()));
+    }
+    if raw.publisher.max_concurrent == 0 {
+        return Err(invalid(
+            "publisher.max_concurrent must be at least 1".into(),
+        ));
+    }
+    Ok(Config {
+        path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        queue_dir: base.join(&raw.queue_dir),
+        database: base.join(&raw.database),
+        timezone,
+        default_account: raw.default_account,
+        linkedin,
+        retry: Retry {
+            base_delay: raw.retry.base_delay,
+            max_delay: raw.retry.max_delay,
+            max_attempts: raw.retry.max_attempts,
+            max_lateness: raw.retry.max_lateness,
+            resend_window: raw.retry.resend_window,
+        },
+        watcher: Watcher {
+            settle_time: raw.watcher.settle_time,
+            poll: raw.watcher.poll,
+            poll_interval: raw.watcher.poll_interval,
+        },
+        publisher: Publisher {
+            max_concurrent: raw.publisher.max_concurrent,
+            shutdown_timeout: raw.publisher.shutdown_timeout,
+        },
+        accounts,
+    })
+}
+
+fn validate_account(
+    name: &str,
+    a: &RawAccount,
+    all: &BTreeMap<String, RawAccount>,
+) -> Result<Account, String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "account name {name:?}: use letters, digits, '-', '_' or '.'"
+        ));
+    }
+    let kind = match a.kind {
+        RawKind::Member => {
+            if a.organization.is_some() || a.via.is_some() {
+                return Err(format!(
+                    "[accounts.{name}]: kind = \"member\" takes no `organization` or `via`"
+                ));
+            }
+            AccountKind::Member
+        }
+        RawKind::Organization => {
+            let organization = a.organization.clone().ok_or_else(|| {
+                format!("[accounts.{name}]: kind = \"organization\" needs organization = \"urn:li:organization:ID\"")
+            })?;
+            let id = organization
+                .strip_prefix("urn:li:organization:")
+                .unwrap_or("");
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!(
+                    "[accounts.{name}]: organization = {organization:?} is not of the form \"urn:li:organization:12345\""
+                ));
+            }
+            let via = a.via.clone().ok_or_else(|| {
+                format!("[accounts.{name}]: kind = \"organization\" needs via = \"<member account>\" (whose token posts for the page)")
+            })?;
+            match all.get(&via).map(|v| v.kind) {
+                Some(RawKind::Member) => {}
+                Some(RawKind::Organization) => {
+                    return Err(format!(
+                        "[accounts.{name}]: via = {via:?} is an organization; it must name a member account"
+                    ))
+                }
+                None => {
+                    return Err(format!(
+                        "[accounts.{name}]: via = {via:?} names no [accounts.{via}] table"
+                    ))
+                }
+            }
+            AccountKind::Organization { organization, via }
+        }
+    };
+    Ok(Account {
+        name: name.to_string(),
+        kind,
+        min_spacing: a.min_spacing.unwrap_or(Duration::ZERO),
+        daily_cap: a.daily_cap.unwrap_or(25),
+    })
+}
+
+fn validate_linkedin(raw: RawLinkedIn, base: &Path) -> Result<LinkedIn, String> {
+    let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+    let api = non_empty(raw.api_base_url).map(|s| s.trim_end_matches('/').to_string());
+    let oauth = non_empty(raw.oauth_base_url).map(|s| s.trim_end_matches('/').to_string());
+    for (key, url) in [("api_base_url", &api), ("oauth_base_url", &oauth)] {
+        let Some(url) = url else { continue };
+        let parsed = url::Url::parse(url)
+            .map_err(|e| format!("linkedin.{key} = {url:?} is not a URL: {e}"))?;
+        if raw.mode == Mode::Sandbox && !is_loopback(&parsed) {
+            return Err(format!(
+                "linkedin.{key} = {url:?}: in sandbox mode only loopback addresses (127.0.0.1, localhost) are allowed, so nothing can reach LinkedIn; leave it empty to start the built-in sandbox"
+            ));
+        }
+    }
+    if raw.version.len() != 6 || !raw.version.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "linkedin.version = {:?} must be a LinkedIn-Version month, YYYYMM (e.g. \"202609\")",
+            raw.version
+        ));
+    }
+    let (api, oauth) = match raw.mode {
+        Mode::Live => (
+            Some(api.unwrap_or_else(|| LINKEDIN_API.into())),
+            Some(oauth.unwrap_or_else(|| LINKEDIN_OAUTH.into())),
+        ),
+        Mode::Sandbox => (api, oauth),
+    };
+    Ok(LinkedIn {
+        mode: raw.mode,
+        api_base_url: api,
+        oauth_base_url: oauth,
+        version: raw.version,
+        client_id: non_empty(raw.client_id),
+        client_secret_file: non_empty(raw.client_secret_file).map(|f| base.join(f)),
+        redirect_uri: non_empty(raw.redirect_uri),
+        request_timeout: raw.request_timeout,
+    })
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn fmt_dur(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+/// The resolved config, as `lipost check-config` prints it. Holds no secret: the client
+/// secret lives outside config.toml and is only reported as present or not.
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let l = &self.linkedin;
+        writeln!(f, "config          {}", self.path.display())?;
+        writeln!(f, "queue_dir       {}", self.queue_dir.display())?;
+        writeln!(f, "database        {}", self.database.display())?;
+        writeln!(f, "timezone        {}", self.timezone)?;
+        writeln!(
+            f,
+            "default_account {}",
+            self.default_account.as_deref().unwrap_or("(none)")
+        )?;
+        writeln!(f, "[linkedin]")?;
+        let mode = match l.mode {
+            Mode::Sandbox => "sandbox (nothing reaches LinkedIn)",
+            Mode::Live => "live",
+        };
+        writeln!(f, "  mode            {mode}")?;
+        let auto = "(built-in sandbox, started in-process)";
+        writeln!(
+            f,
+            "  api_base_url    {}",
+            l.api_base_url.as_deref().unwrap_or(auto)
+        )?;
+        writeln!(
+            f,
+            "  oauth_base_url  {}",
+            l.oauth_base_url.as_deref().unwrap_or(auto)
+        )?;
+        writeln!(f, "  version         {}", l.version)?;
+        writeln!(
+            f,
+            "  client_id       {}",
+            l.client_id.as_deref().unwrap_or("(not set)")
+        )?;
+        writeln!(
+            f,
+            "  client_secret   {}",
+            crate::secret::client_secret_source(l)
+        )?;
+        writeln!(
+            f,
+            "  redirect_uri    {}",
+            l.redirect_uri.as_deref().unwrap_or("(not set)")
+        )?;
+        writeln!(f, "  request_timeout {}", fmt_dur(l.request_timeout))?;
+        let r = &self.retry;
+        writeln!(f, "[retry]")?;
+        writeln!(f, "  base_delay      {}", fmt_dur(r.base_delay))?;
+        writeln!(f, "  max_delay       {}", fmt_dur(r.max_delay))?;
+        writeln!(f, "  max_attempts    {}", r.max_attempts)?;
+        writeln!(f, "  max_lateness    {}", fmt_dur(r.max_lateness))?;
+        writeln!(f, "  resend_window   {}", fmt_dur(r.resend_window))?;
+        writeln!(f, "[watcher]")?;
+        writeln!(f, "  settle_time     {}", fmt_dur(self.watcher.settle_time))?;
+        writeln!(f, "  poll            {}", self.watcher.poll)?;
+        writeln!(f, "[publisher]")?;
+        writeln!(f, "  max_concurrent  {}", self.publisher.max_concurrent)?;
+        writeln!(
+            f,
+            "  shutdown_timeout {}",
+            fmt_dur(self.publisher.shutdown_timeout)
+        )?;
+        for a in self.accounts.values() {
+            writeln!(f, "[accounts.{}]", a.name)?;
+            match &a.kind {
+                AccountKind::Member => writeln!(f, "  kind            member")?,
+                AccountKind::Organization { organization, via } => {
+                    writeln!(f, "  kind            organization")?;
+                    writeln!(f, "  organization    {organization}")?;
+                    writeln!(f, "  via             {via}")?;
+                }
+            }
+            writeln!(f, "  min_spacing     {}", fmt_dur(a.min_spacing))?;
+            writeln!(f, "  daily_cap       {}", a.daily_cap)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+queue_dir = "queue"
+database = "lipost.db"
+timezone = "Europe/Berlin"
+default_account = "me"
+[linkedin]
+mode = "sandbox"
+version = "202609"
+[accounts.me]
+kind = "member"
+[accounts.acme]
+kind = "organization"
+organization = "urn:li:organization:42"
+via = "me"
+"#;
+
+    #[test]
+    fn resolves_paths_against_the_config_folder() {
+        let c = Config::parse(GOOD, Path::new("/srv/lipost/config.toml")).unwrap();
+        assert_eq!(c.queue_dir, Path::new("/srv/lipost/queue"));
+        assert_eq!(c.database, Path::new("/srv/lipost/lipost.db"));
+        assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
+        assert!(c.linkedin.api_base_url.is_none());
+        assert_eq!(c.account("acme").unwrap().token_account(), "me");
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = GOOD.replace("[accounts.me]\n", "[accounts.me]\ncolour = \"blue\"\n");
+        let e = Config::parse(&text, Path::new("/x/config.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+        assert!(e.contains("line 10, column 1"), "{e}");
+    }
+
+    #[test]
+    fn sandbox_mode_refuses_a_non_loopback_url() {
+        let text = GOOD.replace(
+            "mode = \"sandbox\"",
+            "mode = \"sandbox\"\napi_base_url = \"https://api.linkedin.com\"",
+        );
+        let e = Config::parse(&text, Path::new("/x/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn organization_via_must_be_a_member() {
+        let text = GOOD.replace("via = \"me\"", "via = \"nobody\"");
+        let e = Config::parse(&text, Path::new("/x/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nobody"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_is_explained() {
+        let text = format!("{GOOD}\n[retry]\nbase_delay = \"soon\"\n");
+        let e = Config::parse(&text, Path::new("/x/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid duration"), "{e}");
+    }
+}

@@ -1,0 +1,397 @@
+//! Drafts: the file format users write, parsed and validated into a [`Draft`].
+//!
+//! A draft is UTF-8 text: optional TOML front matter between `+++` lines, then the post text.
+//! This module is pure: bytes and the config in, a `Draft` or a [`DraftError`] that says what
+//! is wrong and where, out. It never touches the file system, the store or the network.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use serde::Deserialize;
+
+use crate::config::{AccountKind, Config, COMMENTARY_LIMIT};
+use crate::linkedin::ltf;
+
+/// Who may see the post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Connections,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "PUBLIC",
+            Visibility::Connections => "CONNECTIONS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Visibility> {
+        match s {
+            "PUBLIC" => Some(Visibility::Public),
+            "CONNECTIONS" => Some(Visibility::Connections),
+            _ => None,
+        }
+    }
+}
+
+/// A validated draft, ready for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    pub id: String,
+    pub account: String,
+    /// `None`: as soon as possible.
+    pub publish_at: Option<DateTime<Utc>>,
+    pub visibility: Visibility,
+    /// The post text as the author wrote it.
+    pub text: String,
+    /// The text escaped per LinkedIn's Little Text Format: the exact bytes sent.
+    pub commentary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DraftError {
+    #[error("not UTF-8: invalid byte at offset {offset} (line {line}); save the file as UTF-8")]
+    NotUtf8 { offset: usize, line: usize },
+    #[error("front matter opened with `+++` on line 1 is never closed: add a line `+++` after it")]
+    UnclosedFrontMatter,
+    #[error("front matter, line {line}: {message}")]
+    FrontMatter { line: usize, message: String },
+    #[error("the post text is empty: write the text after the front matter")]
+    Empty,
+    #[error("the post text is {chars} characters after LinkedIn escaping; LinkedIn allows {limit}: shorten it by {over}", over = chars - limit)]
+    TooLong { chars: usize, limit: usize },
+    #[error("account {name:?} is not in the config (known: {known}); add [accounts.{name}] or fix `account`")]
+    UnknownAccount { name: String, known: String },
+    #[error("no account: set `account = \"NAME\"` in the front matter or `default_account` in the config")]
+    NoAccount,
+    #[error("id {id:?}: use 1 to 128 letters, digits, '-', '_' or '.' (set `id = \"...\"` in the front matter or rename the file)")]
+    BadId { id: String },
+    #[error("publish_at = {value:?}: {why}")]
+    BadTime { value: String, why: String },
+    #[error("visibility = {value:?}: {why}")]
+    BadVisibility { value: String, why: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FrontMatter {
+    id: Option<String>,
+    account: Option<String>,
+    publish_at: Option<toml::Value>,
+    visibility: Option<String>,
+}
+
+/// Parses and validates a draft. `stem` is the file name without its extension: the default id.
+pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let offset = e.valid_up_to();
+        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
+        DraftError::NotUtf8 { offset, line }
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let (fm, body) = split_front_matter(text)?;
+    let fm = match fm {
+        Some((fm_text, first_line)) => parse_front_matter(fm_text, first_line)?,
+        None => FrontMatter {
+            id: None,
+            account: None,
+            publish_at: None,
+            visibility: None,
+        },
+    };
+
+    let id = fm.id.unwrap_or_else(|| stem.to_string());
+    if !valid_id(&id) {
+        return Err(DraftError::BadId { id });
+    }
+    let account_name = fm
+        .account
+        .or_else(|| config.default_account.clone())
+        .ok_or(DraftError::NoAccount)?;
+    let account = config
+        .account(&account_name)
+        .ok_or_else(|| DraftError::UnknownAccount {
+            name: account_name.clone(),
+            known: config
+                .accounts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let visibility = match fm.visibility {
+        None => Visibility::Public,
+        Some(v) => {
+            let parsed = Visibility::parse(&v).ok_or_else(|| DraftError::BadVisibility {
+                value: v.clone(),
+                why: "use \"PUBLIC\" or \"CONNECTIONS\"".into(),
+            })?;
+            if parsed == Visibility::Connections
+                && matches!(account.kind, AccountKind::Organization { .. })
+            {
+                return Err(DraftError::BadVisibility {
+                    value: v,
+                    why: format!(
+                        "account {account_name:?} is an organization page; pages post PUBLIC only"
+                    ),
+                });
+            }
+            parsed
+        }
+    };
+    let publish_at = match fm.publish_at {
+        None => None,
+        Some(v) => Some(parse_publish_at(&v, config.timezone)?),
+    };
+
+    let body = body.trim_start_matches(['\n', '\r']).trim_end();
+    if body.trim().is_empty() {
+        return Err(DraftError::Empty);
+    }
+    let commentary = ltf::escape(body);
+    let chars = commentary_length(&commentary);
+    if chars > COMMENTARY_LIMIT {
+        return Err(DraftError::TooLong {
+            chars,
+            limit: COMMENTARY_LIMIT,
+        });
+    }
+    Ok(Draft {
+        id,
+        account: account_name,
+        publish_at,
+        visibility,
+        text: body.to_string(),
+        commentary,
+    })
+}
+
+/// LinkedIn's backend counts UTF-16 code units; counting the escaped text is the safe side
+/// of whether the escapes count.
+pub fn commentary_length(commentary: &str) -> usize {
+    commentary.encode_utf16().count()
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !id.starts_with('.')
+}
+
+/// Front matter with its first line number (if any), and the body.
+type Split<'a> = (Option<(&'a str, usize)>, &'a str);
+
+/// Splits off `+++`-fenced front matter. Returns the front matter text with the line number
+/// it starts on, and the rest.
+fn split_front_matter(text: &str) -> Result<Split<'_>, DraftError> {
+    let Some(rest) = text
+        .strip_prefix("+++\n")
+        .or_else(|| text.strip_prefix("+++\r\n"))
+    else {
+        return Ok((None, text));
+    };
+    let mut offset = 0;
+    for line in rest.split_inclusive('\n') {
+        if line.trim_end_matches(['\n', '\r']) == "+++" {
+            let fm = &rest[..offset];
+            let body = &rest[offset + line.len()..];
+            return Ok((Some((fm, 2)), body));
+        }
+        offset += line.len();
+    }
+    Err(DraftError::UnclosedFrontMatter)
+}
+
+fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftError> {
+    toml::from_str(fm).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| crate::config::line_col(fm, s.start).0 + first_line - 1)
+            .unwrap_or(first_line);
+        DraftError::FrontMatter {
+            line,
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// RFC 3339 with an offset, or a local date-time read in the config's time zone.
+fn parse_publish_at(v: &toml::Value, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, DraftError> {
+    let value = match v {
+        toml::Value::String(s) => s.trim().to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        other => other.to_string(),
+    };
+    let bad = |why: String| DraftError::BadTime {
+        value: value.clone(),
+        why,
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(&value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    const LOCAL: [&str; 4] = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ];
+    let naive = LOCAL
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(&value, f).ok())
+        .ok_or_else(|| {
+            bad(
+                "write a date and time, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01 09:00 (read in the config's timezone)"
+                    .into(),
+            )
+        })?;
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        // Clocks going back: the first of the two instants, so the post is not late.
+        LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
+        LocalResult::None => Err(bad(format!(
+            "this local time does not exist in {tz} (the clocks skip it); give an offset or another time"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+queue_dir = "q"
+database = "d.db"
+timezone = "Europe/Berlin"
+default_account = "me"
+[linkedin]
+mode = "sandbox"
+version = "202609"
+[accounts.me]
+kind = "member"
+[accounts.acme]
+kind = "organization"
+organization = "urn:li:organization:42"
+via = "me"
+"#,
+            Path::new("/x/config.toml"),
+        )
+        .unwrap()
+    }
+
+    fn p(s: &str) -> Result<Draft, DraftError> {
+        parse(s.as_bytes(), "launch", &config())
+    }
+
+    #[test]
+    fn plain_text_gets_defaults() {
+        let d = p("Hello world\n").unwrap();
+        assert_eq!(d.id, "launch");
+        assert_eq!(d.account, "me");
+        assert_eq!(d.publish_at, None);
+        assert_eq!(d.visibility, Visibility::Public);
+        assert_eq!(d.text, "Hello world");
+    }
+
+    #[test]
+    fn front_matter_is_read() {
+        let d = p("+++\nid = \"x1\"\naccount = \"acme\"\npublish_at = 2026-12-01T09:00:00+01:00\n+++\n\nBody (with parens)\n").unwrap();
+        assert_eq!(d.id, "x1");
+        assert_eq!(d.account, "acme");
+        assert_eq!(
+            d.publish_at.unwrap().to_rfc3339(),
+            "2026-12-01T08:00:00+00:00"
+        );
+        assert_eq!(d.text, "Body (with parens)");
+        assert_eq!(d.commentary, "Body \\(with parens\\)");
+    }
+
+    #[test]
+    fn local_times_use_the_config_timezone() {
+        let d = p("+++\npublish_at = \"2026-07-01 09:00\"\n+++\nx").unwrap();
+        assert_eq!(
+            d.publish_at.unwrap().to_rfc3339(),
+            "2026-07-01T07:00:00+00:00"
+        );
+        let d = p("+++\npublish_at = 2026-01-05T09:00:00\n+++\nx").unwrap();
+        assert_eq!(
+            d.publish_at.unwrap().to_rfc3339(),
+            "2026-01-05T08:00:00+00:00"
+        );
+        let e = p("+++\npublish_at = \"2026-03-29 02:30\"\n+++\nx").unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_rejected_with_its_line() {
+        let e = p("+++\nid = \"a\"\ncolour = \"red\"\n+++\nx").unwrap_err();
+        assert_eq!(
+            e,
+            DraftError::FrontMatter {
+                line: 3,
+                message: e_message(&e)
+            }
+        );
+        assert!(e.to_string().contains("colour"), "{e}");
+        assert!(e.to_string().contains("line 3"), "{e}");
+    }
+
+    fn e_message(e: &DraftError) -> String {
+        match e {
+            DraftError::FrontMatter { message, .. } => message.clone(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn rejections_say_what() {
+        assert_eq!(
+            p("+++\nid = \"a\"\n+++\n\n  \n").unwrap_err(),
+            DraftError::Empty
+        );
+        assert_eq!(p("").unwrap_err(), DraftError::Empty);
+        assert_eq!(
+            p("+++\nid = \"a\"\nno end").unwrap_err(),
+            DraftError::UnclosedFrontMatter
+        );
+        assert!(matches!(
+            p("+++\naccount = \"bob\"\n+++\nx").unwrap_err(),
+            DraftError::UnknownAccount { .. }
+        ));
+        assert!(matches!(
+            p("+++\nid = \"a b\"\n+++\nx").unwrap_err(),
+            DraftError::BadId { .. }
+        ));
+        assert!(matches!(
+            p("+++\naccount = \"acme\"\nvisibility = \"CONNECTIONS\"\n+++\nx").unwrap_err(),
+            DraftError::BadVisibility { .. }
+        ));
+        let e = parse(b"ok\n\xff\xfe", "a", &config()).unwrap_err();
+        assert_eq!(e, DraftError::NotUtf8 { offset: 3, line: 2 });
+    }
+
+    #[test]
+    fn length_counts_the_escaped_commentary() {
+        let ok = "a".repeat(COMMENTARY_LIMIT);
+        assert!(p(&ok).is_ok());
+        let e = p(&format!("{}(", "a".repeat(COMMENTARY_LIMIT - 1))).unwrap_err();
+        assert_eq!(
+            e,
+            DraftError::TooLong {
+                chars: COMMENTARY_LIMIT + 1,
+                limit: COMMENTARY_LIMIT
+            }
+        );
+    }
+
+    #[test]
+    fn body_keeps_inner_whitespace_and_drops_the_trailing_newline() {
+        let d = p("+++\n+++\n\nline one\n\n  indented\n").unwrap();
+        assert_eq!(d.text, "line one\n\n  indented");
+    }
+}

@@ -1,0 +1,18 @@
+//! lipost: publishes scheduled LinkedIn posts, exactly once.
+//!
+//! Data flows one way: folder → [`draft`] → [`store`] → [`scheduler`] → [`publisher`] →
+//! [`linkedin`] → [`store`]. See ARCHITECTURE.md for the map and the invariants.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod draft;
+pub mod linkedin;
+pub mod post;
+pub mod publisher;
+pub mod sandbox;
+pub mod scheduler;
+pub mod secret;
+pub mod store;
+pub mod watcher;

@@ -1,0 +1,343 @@
+//! The LinkedIn client: the HTTP calls lipost makes, and the wire types they carry.
+//!
+//! It owns request building (headers, body shape, URL encoding) and turns every response
+//! into `Ok` or a classified [`ApiError`]. It knows nothing of the store, drafts or retry
+//! policy: deciding what an error means for a post is the publisher's job.
+//! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
+
+pub mod ltf;
+pub mod wire;
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use crate::secret::Secret;
+use wire::{ErrorBody, PostRequest, TokenResponse, UserInfo};
+
+/// What went wrong with a call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// LinkedIn answered with an error status.
+    #[error("HTTP {status}{}: {message}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+    Status {
+        status: u16,
+        code: Option<String>,
+        service_error_code: Option<i64>,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The request never left: connection refused, DNS failure. Safe to send again.
+    #[error("could not connect to {url}: {detail}")]
+    NotSent { url: String, detail: String },
+    /// The request may have reached LinkedIn but no complete answer came back.
+    #[error("no answer from {url}: {detail}")]
+    NoAnswer { url: String, detail: String },
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The URN of the earlier identical post, when LinkedIn refused this one as a duplicate.
+    pub fn duplicate_of(&self) -> Option<String> {
+        let ApiError::Status {
+            status: 422,
+            message,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let at = message.find("duplicate of urn:li:")? + "duplicate of ".len();
+        let urn: String = message[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == ':' || *c == '_' || *c == '-')
+            .collect();
+        Some(urn)
+    }
+}
+
+/// The post LinkedIn created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub urn: String,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api: String,
+    oauth: String,
+    version: String,
+}
+
+impl Client {
+    pub fn new(api: &str, oauth: &str, version: &str, timeout: Duration) -> Client {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .user_agent(concat!("lipost/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("the TLS backend is built in");
+        Client {
+            http,
+            api: api.trim_end_matches('/').to_string(),
+            oauth: oauth.trim_end_matches('/').to_string(),
+            version: version.to_string(),
+        }
+    }
+
+    pub fn api_base(&self) -> &str {
+        &self.api
+    }
+
+    pub fn oauth_base(&self) -> &str {
+        &self.oauth
+    }
+
+    fn versioned(&self, token: &Secret) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        auth.set_sensitive(true);
+        h.insert(AUTHORIZATION, auth);
+        if let Ok(v) = HeaderValue::from_str(&self.version) {
+            h.insert("LinkedIn-Version", v);
+        }
+        h.insert(
+            "X-Restli-Protocol-Version",
+            HeaderValue::from_static("2.0.0"),
+        );
+        h
+    }
+
+    /// `POST /rest/posts`: the new post's URN, from `x-restli-id` (or `x-linkedin-id`).
+    pub async fn create_post(
+        &self,
+        token: &Secret,
+        body: &PostRequest,
+    ) -> Result<Created, ApiError> {
+        let url = format!("{}/rest/posts", self.api);
+        let req = self
+            .http
+            .post(&url)
+            .headers(self.versioned(token))
+            .header(CONTENT_TYPE, "application/json")
+            .json(body);
+        let resp = send(req, &url).await?;
+        let resp = check(resp).await?;
+        let urn = ["x-restli-id", "x-linkedin-id"]
+            .iter()
+            .find_map(|h| resp.headers().get(*h)?.to_str().ok().map(str::to_string))
+            .ok_or_else(|| ApiError::Status {
+                status: resp.status().as_u16(),
+                code: None,
+                service_error_code: None,
+                message: "post created but LinkedIn sent no x-restli-id header".into(),
+                retry_after: None,
+            })?;
+        Ok(Created { urn })
+    }
+
+    /// `GET /rest/posts?q=author`: the author's most recent posts.
+    pub async fn posts_by_author(
+        &self,
+        token: &Secret,
+        author: &str,
+    ) -> Result<Vec<wire::PostElement>, ApiError> {
+        let url = format!(
+            "{}/rest/posts?author={}&q=author&count=50&sortBy=LAST_MODIFIED",
+            self.api,
+            urlencode(author)
+        );
+        let resp = send(self.http.get(&url).headers(self.versioned(token)), &url).await?;
+        let page: wire::Elements<wire::PostElement> = json(check(resp).await?, &url).await?;
+        Ok(page.elements)
+    }
+
+    /// `GET /rest/organizationAcls?q=roleAssignee`: the pages the member holds roles on.
+    pub async fn organization_acls(
+        &self,
+        token: &Secret,
+    ) -> Result<Vec<wire::OrganizationAcl>, ApiError> {
+        let url = format!(
+            "{}/rest/organizationAcls?q=roleAssignee&state=APPROVED",
+            self.api
+        );
+        let resp = send(self.http.get(&url).headers(self.versioned(token)), &url).await?;
+        let page: wire::Elements<wire::OrganizationAcl> = json(check(resp).await?, &url).await?;
+        Ok(page.elements)
+    }
+
+    /// `GET /v2/userinfo`: who the token belongs to.
+    pub async fn userinfo(&self, token: &Secret) -> Result<UserInfo, ApiError> {
+        let url = format!("{}/v2/userinfo", self.api);
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+        auth.set_sensitive(true);
+        let resp = send(self.http.get(&url).header(AUTHORIZATION, auth), &url).await?;
+        json(check(resp).await?, &url).await
+    }
+
+    /// The token endpoint, with a form body (authorization code or refresh grant).
+    pub async fn token(&self, form: &[(&str, &str)]) -> Result<TokenResponse, ApiError> {
+        let url = format!("{}/accessToken", self.oauth);
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = self
+            .http
+            .post(&url)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+        let resp = send(req, &url).await?;
+        json(check(resp).await?, &url).await
+    }
+
+    /// Sandbox only: mint a token for a member without a browser.
+    pub async fn sandbox_token(
+        &self,
+        req: &wire::SandboxTokenRequest,
+    ) -> Result<TokenResponse, ApiError> {
+        let url = format!("{}/_sandbox/token", self.api);
+        let resp = send(self.http.post(&url).json(req), &url).await?;
+        json(check(resp).await?, &url).await
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn send(req: RequestBuilder, url: &str) -> Result<Response, ApiError> {
+    req.send().await.map_err(|e| transport_error(&e, url))
+}
+
+fn transport_error(e: &reqwest::Error, url: &str) -> ApiError {
+    // A connect error means no byte of the request left this machine.
+    let detail = error_chain(e);
+    if e.is_connect() && !e.is_timeout() {
+        ApiError::NotSent {
+            url: url.to_string(),
+            detail,
+        }
+    } else {
+        ApiError::NoAnswer {
+            url: url.to_string(),
+            detail,
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Passes a success through; turns an error status into [`ApiError::Status`].
+async fn check(resp: Response) -> Result<Response, ApiError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let text = resp.text().await.unwrap_or_default();
+    Err(status_error(status, &text, retry_after))
+}
+
+fn status_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -> ApiError {
+    let body: ErrorBody = serde_json::from_str(text).unwrap_or_default();
+    let message = body
+        .message
+        .or(body.error_description)
+        .or(body.error.clone())
+        .unwrap_or_else(|| {
+            let t: String = text.chars().take(300).collect();
+            if t.trim().is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                t
+            }
+        });
+    ApiError::Status {
+        status: status.as_u16(),
+        code: body.code.or(body.error),
+        service_error_code: body.service_error_code,
+        message,
+        retry_after,
+    }
+}
+
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+async fn json<T: serde::de::DeserializeOwned>(resp: Response, url: &str) -> Result<T, ApiError> {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.map_err(|e| transport_error(&e, url))?;
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Status {
+        status,
+        code: None,
+        service_error_code: None,
+        message: format!("unexpected answer from {url}: {e}"),
+        retry_after: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_duplicate_urn() {
+        let e = status_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            r#"{"message": "com.linkedin.content.common.exception.BadRequestResponseException: Content is a duplicate of urn:li:share:7141138937766391808", "status": 422}"#,
+            None,
+        );
+        assert_eq!(
+            e.duplicate_of().as_deref(),
+            Some("urn:li:share:7141138937766391808")
+        );
+        let e = status_error(StatusCode::UNPROCESSABLE_ENTITY, r#"{"message":"x"}"#, None);
+        assert_eq!(e.duplicate_of(), None);
+    }
+
+    #[test]
+    fn reads_error_bodies() {
+        let e = status_error(
+            StatusCode::FORBIDDEN,
+            r#"{"status": 403, "serviceErrorCode": 100, "code": "ACCESS_DENIED", "message": "Not enough permissions"}"#,
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "HTTP 403 ACCESS_DENIED: Not enough permissions"
+        );
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,113 @@
+//! JSON shapes on the wire, as LinkedIn documents them. Shared by the client and the sandbox:
+//! the only code the two have in common.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Distribution {
+    pub feed_distribution: String,
+    pub target_entities: Vec<serde_json::Value>,
+    pub third_party_distribution_channels: Vec<serde_json::Value>,
+}
+
+/// The body of `POST /rest/posts` for a text post.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PostRequest {
+    pub author: String,
+    pub commentary: String,
+    pub visibility: String,
+    pub distribution: Distribution,
+    pub lifecycle_state: String,
+    pub is_reshare_disabled_by_author: bool,
+}
+
+impl PostRequest {
+    pub fn text(author: &str, commentary: &str, visibility: &str) -> PostRequest {
+        PostRequest {
+            author: author.to_string(),
+            commentary: commentary.to_string(),
+            visibility: visibility.to_string(),
+            distribution: Distribution {
+                feed_distribution: "MAIN_FEED".into(),
+                target_entities: vec![],
+                third_party_distribution_channels: vec![],
+            },
+            lifecycle_state: "PUBLISHED".into(),
+            is_reshare_disabled_by_author: false,
+        }
+    }
+}
+
+/// LinkedIn's error body (API errors and token-endpoint errors alike).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_error_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Token endpoint: `invalid_request`, `invalid_grant`, …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_expires_in: Option<i64>,
+    #[serde(default)]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    pub sub: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Elements<T> {
+    pub elements: Vec<T>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostElement {
+    pub id: String,
+    pub author: String,
+    #[serde(default)]
+    pub commentary: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationAcl {
+    pub organization: String,
+    pub role: String,
+    pub role_assignee: String,
+    pub state: String,
+}
+
+/// Sandbox only: `POST /_sandbox/token` mints a token for a member, no browser involved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxTokenRequest {
+    pub member: String,
+    pub scope: String,
+    #[serde(default)]
+    pub organizations: Vec<String>,
+}

@@ -1,0 +1,171 @@
+//! The post lifecycle: states, the legal transitions between them, and the records the store
+//! keeps (posts, attempts, dead letters). Plain data; the store is what persists it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostState {
+    /// Waiting for `next_attempt_at`.
+    Scheduled,
+    /// Claimed: a request may be on its way to LinkedIn. Only from here is anything sent.
+    Publishing,
+    /// On LinkedIn, `post_urn` set.
+    Published,
+    /// Given up; a row in `dead_letters` says why.
+    Dead,
+    /// Withdrawn by the operator.
+    Cancelled,
+}
+
+impl PostState {
+    pub const ALL: [PostState; 5] = [
+        PostState::Scheduled,
+        PostState::Publishing,
+        PostState::Published,
+        PostState::Dead,
+        PostState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostState::Scheduled => "scheduled",
+            PostState::Publishing => "publishing",
+            PostState::Published => "published",
+            PostState::Dead => "dead",
+            PostState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PostState> {
+        PostState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for PostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every legal move of a post. The store applies a transition only to a post in one of its
+/// `from` states, in the same statement, so an illegal move cannot happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The scheduler takes a due post; committed before any request leaves.
+    Claim,
+    /// LinkedIn confirmed the post (201, or found / duplicate-of for an in-doubt one).
+    Publish,
+    /// A try failed in a way worth repeating: back to waiting.
+    Reschedule,
+    /// A try failed for good, or the budget ran out.
+    Kill,
+    /// A scheduled post is too late to send (lateness ran out while held).
+    Expire,
+    /// The daemon found a claimed post at start-up: it is in doubt, to be resolved.
+    Recover,
+    /// A new draft with the same id.
+    Replace,
+    /// `lipost retry`.
+    Requeue,
+    /// `lipost cancel`.
+    Cancel,
+    /// `lipost mark-published`: the operator found it on LinkedIn.
+    MarkPublished,
+}
+
+impl Transition {
+    pub fn from(self) -> &'static [PostState] {
+        use PostState::*;
+        match self {
+            Transition::Claim => &[Scheduled],
+            Transition::Publish
+            | Transition::Reschedule
+            | Transition::Kill
+            | Transition::Recover => &[Publishing],
+            Transition::Expire => &[Scheduled],
+            Transition::Replace => &[Scheduled, Dead, Cancelled],
+            Transition::Requeue => &[Dead],
+            Transition::Cancel => &[Scheduled, Dead],
+            Transition::MarkPublished => &[Scheduled, Dead],
+        }
+    }
+
+    pub fn to(self) -> PostState {
+        use PostState::*;
+        match self {
+            Transition::Claim => Publishing,
+            Transition::Publish | Transition::MarkPublished => Published,
+            Transition::Reschedule
+            | Transition::Recover
+            | Transition::Replace
+            | Transition::Requeue => Scheduled,
+            Transition::Kill | Transition::Expire => Dead,
+            Transition::Cancel => Cancelled,
+        }
+    }
+}
+
+/// A post as the store holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Post {
+    pub id: String,
+    pub account: String,
+    pub state: PostState,
+    pub due_at: DateTime<Utc>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub post_urn: Option<String>,
+    pub commentary: String,
+    pub text: String,
+    pub visibility: String,
+    pub source_file: Option<String>,
+    /// Tries that count against `max_attempts` since the last (re)queue.
+    pub attempts_used: u32,
+    /// Consecutive 429s, which count against lateness instead.
+    pub rate_limited: u32,
+    /// Set while a try may have reached LinkedIn without us knowing: the start of that try.
+    pub in_doubt_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// One try, as recorded in `attempts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    pub id: i64,
+    pub post_id: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub http_status: Option<u16>,
+    pub error_code: Option<String>,
+    pub service_error_code: Option<i64>,
+    pub message: Option<String>,
+    pub outcome: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Why a post was given up, as recorded in `dead_letters`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub post_id: String,
+    pub account: String,
+    pub reason: String,
+    pub http_status: Option<u16>,
+    pub error_code: Option<String>,
+    pub message: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What the store records when a try ends.
+#[derive(Debug, Clone, Default)]
+pub struct AttemptResult {
+    pub http_status: Option<u16>,
+    pub error_code: Option<String>,
+    pub service_error_code: Option<i64>,
+    pub message: Option<String>,
+    pub outcome: String,
+}

@@ -1,0 +1,287 @@
+//! The sandbox's own endpoints under `/_sandbox/` (tokens without a browser, what was posted,
+//! settings, revocation) and the scripted-fault layer tests use.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{api, Acl, Hangup, Sandbox, StoredPost, TokenInfo};
+use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
+
+/// A scripted fault: `{"path": "/rest/posts", "status": 429, "times": 3, "retry_after": 2}`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Fault {
+    /// The request path it applies to (exact).
+    pub path: String,
+    /// Only this method, if given.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Answer with this status (LinkedIn's error body for it).
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// How many requests it applies to; 0 means every one.
+    #[serde(default = "one")]
+    pub times: u32,
+    /// Seconds, sent as `Retry-After`.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Wait this long before answering (or before hanging up).
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Handle the request normally (a post is stored), then close the connection without
+    /// an answer.
+    #[serde(default)]
+    pub drop: bool,
+    /// Keep applying until this instant instead of counting `times`.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Shorthand for `until` = the next midnight UTC: a spent daily quota.
+    #[serde(default)]
+    pub until_midnight_utc: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub fn routes() -> Router<Sandbox> {
+    Router::new()
+        .route("/_sandbox/token", post(mint_token))
+        .route("/_sandbox/posts", get(list_posts))
+        .route(
+            "/_sandbox/faults",
+            post(add_faults).get(list_faults).delete(clear_faults),
+        )
+        .route("/_sandbox/config", post(set_config))
+        .route("/_sandbox/revoke", post(revoke))
+        .route("/_sandbox/health", get(|| async { "ok" }))
+}
+
+async fn mint_token(
+    State(sb): State<Sandbox>,
+    Json(req): Json<SandboxTokenRequest>,
+) -> Json<TokenResponse> {
+    let mut inner = sb.lock();
+    let sub = inner
+        .members
+        .entry(req.member.clone())
+        .or_insert_with(|| sub_for(&req.member))
+        .clone();
+    for org in &req.organizations {
+        let known = inner
+            .acls
+            .iter()
+            .any(|a| &a.organization == org && a.person == format!("urn:li:person:{sub}"));
+        if !known {
+            inner.acls.push(Acl {
+                organization: org.clone(),
+                role: "ADMINISTRATOR".into(),
+                person: format!("urn:li:person:{sub}"),
+            });
+        }
+    }
+    let ttl = inner.settings.access_ttl;
+    let token = format!("AQsbx{}", random_token());
+    let scopes: Vec<String> = req
+        .scope
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    inner.tokens.insert(
+        token.clone(),
+        TokenInfo {
+            sub,
+            scopes: scopes.clone(),
+            expires_at: Utc::now() + ttl,
+            revoked: false,
+        },
+    );
+    Json(TokenResponse {
+        access_token: token,
+        expires_in: ttl.as_secs() as i64,
+        refresh_token: None,
+        refresh_token_expires_in: None,
+        scope: scopes.join(","),
+        id_token: None,
+    })
+}
+
+/// A stable member id for a name, shaped like LinkedIn's.
+pub(super) fn sub_for(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("sbx-{clean}")
+}
+
+pub(super) fn random_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 40)
+}
+
+async fn list_posts(State(sb): State<Sandbox>) -> Json<Vec<StoredPost>> {
+    Json(sb.lock().posts.clone())
+}
+
+async fn add_faults(State(sb): State<Sandbox>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
+    let mut inner = sb.lock();
+    for mut f in faults {
+        if f.until_midnight_utc {
+            let tomorrow = Utc::now()
+                .date_naive()
+                .succ_opt()
+                .expect("not the end of time");
+            f.until = Some(
+                tomorrow
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight exists")
+                    .and_utc(),
+            );
+        }
+        inner.faults.push(f);
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn list_faults(State(sb): State<Sandbox>) -> Json<Vec<Fault>> {
+    Json(sb.lock().faults.clone())
+}
+
+async fn clear_faults(State(sb): State<Sandbox>) -> StatusCode {
+    sb.lock().faults.clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct ConfigChange {
+    duplicate_window_secs: Option<u64>,
+    latency_ms: Option<u64>,
+    access_ttl_secs: Option<u64>,
+}
+
+async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> StatusCode {
+    let mut inner = sb.lock();
+    if let Some(s) = c.duplicate_window_secs {
+        inner.settings.duplicate_window = Duration::from_secs(s);
+    }
+    if let Some(ms) = c.latency_ms {
+        inner.settings.latency = Duration::from_millis(ms);
+    }
+    if let Some(s) = c.access_ttl_secs {
+        inner.settings.access_ttl = Duration::from_secs(s);
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct Revoke {
+    token: Option<String>,
+    member: Option<String>,
+}
+
+async fn revoke(State(sb): State<Sandbox>, Json(r): Json<Revoke>) -> StatusCode {
+    let mut inner = sb.lock();
+    let sub = r
+        .member
+        .as_ref()
+        .and_then(|m| inner.members.get(m).cloned());
+    for (tok, info) in inner.tokens.iter_mut() {
+        if r.token.as_deref() == Some(tok.as_str()) || sub.as_deref() == Some(info.sub.as_str()) {
+            info.revoked = true;
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Applies scripted faults and latency to LinkedIn endpoints (never to `/_sandbox/`).
+pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path.starts_with("/_sandbox/") {
+        return next.run(req).await;
+    }
+    let (fault, latency) = {
+        let mut inner = sb.lock();
+        let now = Utc::now();
+        inner.faults.retain(|f| f.until.is_none_or(|u| u > now));
+        let method = req.method().as_str().to_string();
+        let idx = inner.faults.iter().position(|f| {
+            f.path == path
+                && f.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+        });
+        let fault = idx.map(|i| {
+            let f = inner.faults[i].clone();
+            if f.until.is_none() && f.times > 0 {
+                inner.faults[i].times -= 1;
+                if inner.faults[i].times == 0 {
+                    inner.faults.remove(i);
+                }
+            }
+            f
+        });
+        (fault, inner.settings.latency)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let Some(fault) = fault else {
+        return next.run(req).await;
+    };
+    if fault.delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
+    }
+    if fault.drop {
+        let hangup = req.extensions().get::<Hangup>().cloned();
+        if let Some(status) = fault.status {
+            drop(fault_response(status, fault.retry_after));
+        } else {
+            drop(next.run(req).await);
+        }
+        if let Some(Hangup(h)) = hangup {
+            h.notify_one();
+            std::future::pending::<()>().await;
+        }
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    match fault.status {
+        Some(status) => fault_response(status, fault.retry_after),
+        None => next.run(req).await,
+    }
+}
+
+fn fault_response(status: u16, retry_after: Option<u64>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (service_code, message) = match status.as_u16() {
+        429 => (
+            Some(101),
+            "Resource level throttle limit for calls to this resource is reached.",
+        ),
+        400 => (None, "Request body could not be converted to data map"),
+        403 => (
+            Some(100),
+            "Not enough permissions to access: partnerApiPostsExternal.CREATE",
+        ),
+        422 => (None, "Unprocessable entity (scripted fault)"),
+        500 => (None, "Internal Server Error"),
+        502 => (None, "Bad Gateway"),
+        503 => (None, "Service Unavailable"),
+        504 => (None, "Gateway Timeout"),
+        _ => (None, "Scripted fault"),
+    };
+    let mut resp = api::error(status, service_code, None, message);
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    resp
+}

@@ -1,0 +1,156 @@
+//! The sandbox: a faithful emulator of the LinkedIn endpoints lipost uses, on loopback.
+//!
+//! It owns its own state (members, tokens, page roles, posts, scripted faults) and checks
+//! requests the way LinkedIn does: headers, bearer token, author, body fields, the
+//! 3,000-character limit, duplicate content. It shares only the wire types with the client,
+//! never its logic, and it never talks to the store or the daemon.
+
+mod api;
+mod control;
+pub mod ltf;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use chrono::{DateTime, Utc};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+/// How the sandbox behaves; all of it can be changed at run time through `/_sandbox/config`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// An identical post by the same author within this window is refused with 422.
+    pub duplicate_window: Duration,
+    /// Added to every LinkedIn endpoint's answer.
+    pub latency: Duration,
+    /// Lifetime of minted access tokens.
+    pub access_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            duplicate_window: Duration::from_secs(600),
+            latency: Duration::ZERO,
+            access_ttl: Duration::from_secs(60 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredPost {
+    pub urn: String,
+    pub author: String,
+    /// As received, escaped.
+    pub commentary: String,
+    /// What a reader sees (Little Text Format resolved).
+    pub text: String,
+    pub visibility: String,
+    pub received_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+struct TokenInfo {
+    sub: String,
+    scopes: Vec<String>,
+    expires_at: DateTime<Utc>,
+    revoked: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Acl {
+    organization: String,
+    role: String,
+    person: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    settings: Settings,
+    /// member name → sub
+    members: HashMap<String, String>,
+    tokens: HashMap<String, TokenInfo>,
+    acls: Vec<Acl>,
+    posts: Vec<StoredPost>,
+    faults: Vec<control::Fault>,
+    next_share: u64,
+}
+
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl Sandbox {
+    pub fn new(settings: Settings) -> Sandbox {
+        Sandbox {
+            inner: Arc::new(Mutex::new(Inner {
+                settings,
+                next_share: 7_300_000_000_000_000_000,
+                ..Inner::default()
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn router(&self) -> Router {
+        api::routes()
+            .merge(control::routes())
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                control::faults_layer,
+            ))
+            .with_state(self.clone())
+    }
+
+    /// Binds `addr` (port 0 picks a free one) and serves until the task is dropped.
+    pub async fn start(
+        self,
+        addr: SocketAddr,
+    ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let task = tokio::spawn(serve(listener, self.router()));
+        Ok((local, task))
+    }
+}
+
+/// Closes a connection without an answer: set by the fault layer to model a connection lost
+/// after LinkedIn received the request.
+#[derive(Clone)]
+struct Hangup(Arc<Notify>);
+
+async fn serve(listener: TcpListener, app: Router) {
+    use tower::ServiceExt;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let hangup = Arc::new(Notify::new());
+            let h = hangup.clone();
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(Hangup(h.clone()));
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                // Dropping the connection future closes the socket mid-exchange.
+                _ = hangup.notified() => {}
+            }
+        });
+    }
+}

@@ -1,0 +1,224 @@
+//! The scheduler: decides which post goes out when, and hands it to the publisher.
+//!
+//! It sleeps until the earliest `next_attempt_at` in the store and wakes exactly then, or
+//! earlier when the watcher re-arms it or a publish finishes; there is no polling interval.
+//! It applies pacing (per-account spacing and daily cap, a global limit on requests in
+//! flight) and claims due posts in the store (`publishing`, committed) before spawning their
+//! sends. The schedule lives in the store, never only in memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::post::Post;
+use crate::publisher::Publisher;
+use crate::store::{Handle, StoreError};
+
+/// How many due posts one look considers.
+const LOOK: usize = 512;
+
+pub struct Scheduler {
+    config: Arc<Config>,
+    store: Handle,
+    publisher: Arc<Publisher>,
+    rearm: Arc<Notify>,
+    permits: Arc<Semaphore>,
+    /// Posts in flight per account.
+    busy: HashMap<String, usize>,
+    tasks: JoinSet<String>,
+}
+
+/// What one look at the store found.
+struct Look {
+    /// Due posts left waiting for a free slot (a permit, or their account's turn).
+    blocked: bool,
+    /// The look was full: there may be more due posts right now.
+    more: bool,
+}
+
+impl Scheduler {
+    pub fn new(
+        config: Arc<Config>,
+        store: Handle,
+        publisher: Arc<Publisher>,
+        rearm: Arc<Notify>,
+    ) -> Scheduler {
+        let permits = Arc::new(Semaphore::new(config.publisher.max_concurrent));
+        Scheduler {
+            config,
+            store,
+            publisher,
+            rearm,
+            permits,
+            busy: HashMap::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then lets sends in flight finish (up to the
+    /// configured timeout).
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let look = self.dispatch().await?;
+            if look.more && !look.blocked {
+                continue;
+            }
+            let now = Utc::now();
+            let next = self.store.call(move |s| s.next_due_after(now)).await?;
+            let sleep = next.map(|t| {
+                let d = (t - Utc::now()).to_std().unwrap_or_default();
+                tokio::time::Instant::now() + d
+            });
+            tokio::select! {
+                _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
+                _ = self.rearm.notified() => {}
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(done),
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.drain().await;
+        Ok(())
+    }
+
+    fn finished(&mut self, done: Result<String, tokio::task::JoinError>) {
+        match done {
+            Ok(account) => {
+                if let Some(n) = self.busy.get_mut(&account) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.busy.remove(&account);
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "a publish task failed"),
+        }
+    }
+
+    /// Claims and starts every due post that pacing and the request limit allow.
+    async fn dispatch(&mut self) -> Result<Look, StoreError> {
+        let now = Utc::now();
+        let due = self.store.call(move |s| s.due(now, LOOK)).await?;
+        let more = due.len() == LOOK;
+        let mut blocked = false;
+        let mut chosen: Vec<String> = Vec::new();
+        let mut taking: HashMap<String, usize> = HashMap::new();
+        let mut deferred: Vec<(String, DateTime<Utc>)> = Vec::new();
+        let mut activity: HashMap<String, (Option<DateTime<Utc>>, u32)> = HashMap::new();
+        let mut available = self.permits.available_permits();
+        for post in &due {
+            if available == 0 {
+                blocked = true;
+                break;
+            }
+            let Some(account) = self.config.account(&post.account) else {
+                chosen.push(post.id.clone());
+                available -= 1;
+                continue;
+            };
+            let paced = !account.min_spacing.is_zero();
+            let in_flight = self.busy.get(&post.account).copied().unwrap_or(0)
+                + taking.get(&post.account).copied().unwrap_or(0);
+            if paced && in_flight > 0 {
+                // One at a time for a paced account, so spacing holds.
+                blocked = true;
+                continue;
+            }
+            let (last, today) = match activity.get(&post.account) {
+                Some(a) => *a,
+                None => {
+                    let name = post.account.clone();
+                    let midnight = now
+                        .date_naive()
+                        .and_hms_opt(0, 0, 0)
+                        .expect("midnight")
+                        .and_utc();
+                    let a = self
+                        .store
+                        .call(move |s| s.account_activity(&name, midnight))
+                        .await?;
+                    activity.insert(post.account.clone(), a);
+                    a
+                }
+            };
+            let taken_now = taking.get(&post.account).copied().unwrap_or(0) as u32;
+            if today + taken_now >= account.daily_cap {
+                deferred.push((post.id.clone(), crate::publisher::after_quota_reset(now)));
+                continue;
+            }
+            if let Some(last) = last.filter(|_| paced) {
+                let earliest =
+                    last + chrono::Duration::from_std(account.min_spacing).unwrap_or_default();
+                if earliest > now {
+                    deferred.push((post.id.clone(), earliest));
+                    continue;
+                }
+            }
+            *taking.entry(post.account.clone()).or_default() += 1;
+            chosen.push(post.id.clone());
+            available -= 1;
+        }
+        if !deferred.is_empty() {
+            for (id, at) in &deferred {
+                info!(post_id = %id, until = %at, "paced: account spacing or daily cap");
+            }
+            self.store
+                .call(move |s| deferred.iter().try_for_each(|(id, at)| s.defer(id, *at)))
+                .await?;
+        }
+        if !chosen.is_empty() {
+            let claimed = self
+                .store
+                .call(move |s| s.claim_many(&chosen, Utc::now()))
+                .await?;
+            for (post, attempt) in claimed {
+                self.start(post, attempt);
+            }
+        }
+        Ok(Look { blocked, more })
+    }
+
+    fn start(&mut self, post: Post, attempt: i64) {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .expect("counted above");
+        *self.busy.entry(post.account.clone()).or_default() += 1;
+        let lateness = (Utc::now() - post.next_attempt_at).num_milliseconds();
+        info!(post_id = %post.id, account = %post.account, late_ms = lateness, "publishing");
+        let publisher = self.publisher.clone();
+        self.tasks.spawn(async move {
+            let account = post.account.clone();
+            publisher.publish(post, attempt).await;
+            drop(permit);
+            account
+        });
+    }
+
+    /// Waits for sends in flight, up to the shutdown timeout; what does not finish is left
+    /// `publishing` and resolved as in doubt at the next start.
+    async fn drain(&mut self) {
+        if self.tasks.is_empty() {
+            return;
+        }
+        info!(
+            in_flight = self.tasks.len(),
+            "shutting down: waiting for requests in flight"
+        );
+        let timeout = self.config.publisher.shutdown_timeout;
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            warn!(in_flight = self.tasks.len(), "shutdown timeout reached; unfinished posts will be resolved as in doubt at the next start");
+            self.tasks.abort_all();
+            let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Secrets: a wrapper that never prints its content, and where the client secret comes from.
+//!
+//! Tokens and the client secret travel as [`Secret`], whose `Debug` and `Display` print
+//! `[redacted]`, so a stray `{:?}` in a log line or an error cannot leak one.
+//! The client secret is never read from config.toml.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::config::LinkedIn;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// The environment variable that can hold the client secret.
+pub const CLIENT_SECRET_ENV: &str = "LIPOST_CLIENT_SECRET";
+
+/// The file the client secret is read from, if any: `client_secret_file`, which may use
+/// `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`).
+fn secret_file(l: &LinkedIn) -> Option<PathBuf> {
+    let f = l.client_secret_file.as_ref()?;
+    let s = f.to_string_lossy();
+    if let (Some(idx), Ok(dir)) = (
+        s.find("$CREDENTIALS_DIRECTORY"),
+        std::env::var("CREDENTIALS_DIRECTORY"),
+    ) {
+        let rest = &s[idx + "$CREDENTIALS_DIRECTORY".len()..];
+        return Some(PathBuf::from(format!("{dir}{rest}")));
+    }
+    Some(f.clone())
+}
+
+/// The client secret, from `LIPOST_CLIENT_SECRET` or `client_secret_file`.
+pub fn client_secret(l: &LinkedIn) -> Result<Option<Secret>, String> {
+    if let Ok(v) = std::env::var(CLIENT_SECRET_ENV) {
+        if !v.trim().is_empty() {
+            return Ok(Some(Secret::new(v.trim())));
+        }
+    }
+    match secret_file(l) {
+        Some(path) => std::fs::read_to_string(&path)
+            .map(|s| Some(Secret::new(s.trim())))
+            .map_err(|e| format!("cannot read client_secret_file {}: {e}", path.display())),
+        None => Ok(None),
+    }
+}
+
+/// Where the client secret would come from, for `check-config`; never the secret.
+pub fn client_secret_source(l: &LinkedIn) -> String {
+    if std::env::var(CLIENT_SECRET_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        return format!("set (from {CLIENT_SECRET_ENV})");
+    }
+    match secret_file(l) {
+        Some(p) if p.is_file() => format!("set (from file {})", p.display()),
+        Some(p) => format!("MISSING: client_secret_file {} does not exist", p.display()),
+        None => format!("not set ({CLIENT_SECRET_ENV} or linkedin.client_secret_file; not needed in sandbox mode)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_prints_itself() {
+        let s = Secret::new("AQX-very-secret");
+        assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
+        assert_eq!(s.expose(), "AQX-very-secret");
+    }
+}

@@ -1,0 +1,56 @@
+//! Numbered schema migrations. Append only: a released migration is never edited.
+//! `PRAGMA user_version` records how many have run.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: posts, attempts, dead letters.
+    r#"
+CREATE TABLE posts (
+    id               TEXT PRIMARY KEY,
+    account          TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('scheduled','publishing','published','dead','cancelled')),
+    due_at           TEXT NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    publish_at       TEXT,
+    post_urn         TEXT,
+    commentary       TEXT NOT NULL,
+    text             TEXT NOT NULL,
+    visibility       TEXT NOT NULL,
+    source_file      TEXT,
+    attempts_used    INTEGER NOT NULL DEFAULT 0,
+    rate_limited     INTEGER NOT NULL DEFAULT 0,
+    in_doubt_since   TEXT,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    published_at     TEXT
+);
+CREATE INDEX posts_state_next ON posts (state, next_attempt_at);
+CREATE INDEX posts_account_published ON posts (account, published_at);
+
+CREATE TABLE attempts (
+    id                 INTEGER PRIMARY KEY,
+    post_id            TEXT NOT NULL REFERENCES posts (id),
+    started_at         TEXT NOT NULL,
+    finished_at        TEXT,
+    http_status        INTEGER,
+    error_code         TEXT,
+    service_error_code INTEGER,
+    message            TEXT,
+    outcome            TEXT,
+    next_attempt_at    TEXT
+);
+CREATE INDEX attempts_post ON attempts (post_id, id);
+
+CREATE TABLE dead_letters (
+    id           INTEGER PRIMARY KEY,
+    post_id      TEXT NOT NULL REFERENCES posts (id),
+    reason       TEXT NOT NULL,
+    http_status  INTEGER,
+    error_code   TEXT,
+    message      TEXT,
+    created_at   TEXT NOT NULL,
+    requeued_at  TEXT
+);
+CREATE INDEX dead_letters_post ON dead_letters (post_id);
+"#,
+];

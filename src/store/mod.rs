@@ -1,0 +1,786 @@
+//! The store: the SQLite database, the single source of truth for every post.
+//!
+//! All SQL lives here. Every state change goes through [`Store::apply`], which moves a post
+//! only from the states its [`Transition`] allows, inside one `BEGIN IMMEDIATE` transaction
+//! with the rows that explain it (attempts, dead letters). `synchronous=FULL`: a `publishing`
+//! mark is on disk before the request it guards leaves. rusqlite blocks, so async callers
+//! go through [`Handle`], which runs each call on tokio's blocking pool.
+
+mod migrations;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use crate::draft::Draft;
+use crate::post::{Attempt, AttemptResult, DeadLetter, Post, PostState, Transition};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot create database {path}: {source}")]
+    Create {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no post with id {0:?}")]
+    NotFound(String),
+    #[error("post {id:?} is {state}; {action} needs it to be {wanted}")]
+    WrongState {
+        id: String,
+        state: PostState,
+        action: &'static str,
+        wanted: String,
+    },
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Times are stored as RFC 3339 UTC text with milliseconds: sortable, and readable by
+/// `sqlite3` and its `datetime()`.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn opt_ts(s: Option<String>) -> Option<DateTime<Utc>> {
+    s.as_deref().map(parse_ts)
+}
+
+/// A draft on its way into the store.
+pub struct Intake<'a> {
+    pub draft: &'a Draft,
+    pub source_file: &'a str,
+}
+
+/// What became of a draft taken from the folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    Created,
+    Replaced,
+    /// The same draft again (e.g. re-read after a crash before the file was moved).
+    Unchanged,
+}
+
+/// Why a draft was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("post {id:?} is already published as {urn}; give the new draft another id")]
+    AlreadyPublished { id: String, urn: String },
+    #[error("post {id:?} is being published right now; drop the draft again once `lipost show {id}` says it settled")]
+    Publishing { id: String },
+    #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN` or `lipost retry {id}`")]
+    InDoubt { id: String },
+}
+
+/// How a try ended, for [`Store::settle`].
+#[derive(Debug, Clone)]
+pub enum Settle {
+    Published {
+        urn: String,
+    },
+    Retry {
+        at: DateTime<Utc>,
+        /// What the failed try counts against.
+        counts: Budget,
+        /// Set when the try may have reached LinkedIn.
+        in_doubt_since: Option<DateTime<Utc>>,
+    },
+    Dead {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// `max_attempts`.
+    Attempts,
+    /// A 429: counts against lateness only.
+    RateLimit,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// A post's row as intake compares it with a new draft of the same id.
+struct Existing {
+    state: String,
+    urn: Option<String>,
+    in_doubt: Option<String>,
+    account: String,
+    commentary: String,
+    visibility: String,
+    publish_at: Option<String>,
+}
+
+const POST_COLUMNS: &str =
+    "id, account, state, due_at, next_attempt_at, post_urn, commentary, text, \
+    visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at, \
+    updated_at, published_at";
+
+fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
+    let state: String = r.get(2)?;
+    Ok(Post {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        state: PostState::parse(&state).unwrap_or(PostState::Dead),
+        due_at: parse_ts(&r.get::<_, String>(3)?),
+        next_attempt_at: parse_ts(&r.get::<_, String>(4)?),
+        post_urn: r.get(5)?,
+        commentary: r.get(6)?,
+        text: r.get(7)?,
+        visibility: r.get(8)?,
+        source_file: r.get(9)?,
+        attempts_used: r.get(10)?,
+        rate_limited: r.get(11)?,
+        in_doubt_since: opt_ts(r.get(12)?),
+        last_error: r.get(13)?,
+        created_at: parse_ts(&r.get::<_, String>(14)?),
+        updated_at: parse_ts(&r.get::<_, String>(15)?),
+        published_at: opt_ts(r.get(16)?),
+    })
+}
+
+impl Store {
+    /// Opens (creating it mode 0600 if needed) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        if !path.exists() {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|source| StoreError::Create {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let done: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(done) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+
+    /// Moves a post along `t` if it is in one of `t`'s source states. `false` if it was not.
+    fn apply(tx: &Transaction<'_>, id: &str, t: Transition, now: &str) -> Result<bool> {
+        let from = t
+            .from()
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let sql = format!(
+            "UPDATE posts SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state IN ({from})"
+        );
+        Ok(tx.execute(&sql, params![t.to().as_str(), now, id])? == 1)
+    }
+
+    /// Like [`Store::apply`], but an error that says what state the post is in.
+    fn apply_or_explain(
+        tx: &Transaction<'_>,
+        id: &str,
+        t: Transition,
+        action: &'static str,
+        now: &str,
+    ) -> Result<()> {
+        if Self::apply(tx, id, t, now)? {
+            return Ok(());
+        }
+        let state: Option<String> = tx
+            .query_row("SELECT state FROM posts WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?;
+        match state {
+            None => Err(StoreError::NotFound(id.to_string())),
+            Some(s) => Err(StoreError::WrongState {
+                id: id.to_string(),
+                state: PostState::parse(&s).unwrap_or(PostState::Dead),
+                action,
+                wanted: t
+                    .from()
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            }),
+        }
+    }
+
+    // ------------------------------------------------------------ intake
+
+    /// Takes a batch of drafts in one transaction. One result per draft, in order.
+    pub fn ingest(
+        &mut self,
+        batch: &[Intake<'_>],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Taken, Refused>>> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let mut out = Vec::with_capacity(batch.len());
+        for intake in batch {
+            out.push(Self::ingest_one(&tx, intake, now, &now_s)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn ingest_one(
+        tx: &Transaction<'_>,
+        intake: &Intake<'_>,
+        now: DateTime<Utc>,
+        now_s: &str,
+    ) -> Result<Result<Taken, Refused>> {
+        let d = intake.draft;
+        let existing = tx
+            .query_row(
+                "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at FROM posts WHERE id = ?1",
+                [&d.id],
+                |r| {
+                    Ok(Existing {
+                        state: r.get(0)?,
+                        urn: r.get(1)?,
+                        in_doubt: r.get(2)?,
+                        account: r.get(3)?,
+                        commentary: r.get(4)?,
+                        visibility: r.get(5)?,
+                        publish_at: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?;
+        let publish_at = d.publish_at.map(ts);
+        let due = ts(d.publish_at.unwrap_or(now));
+        let Some(Existing {
+            state,
+            urn,
+            in_doubt,
+            account,
+            commentary,
+            visibility,
+            publish_at: old_publish_at,
+        }) = existing
+        else {
+            tx.execute(
+                "INSERT INTO posts (id, account, state, due_at, next_attempt_at, publish_at, commentary, text, \
+                 visibility, source_file, created_at, updated_at) \
+                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, now_s],
+            )?;
+            return Ok(Ok(Taken::Created));
+        };
+        let state = PostState::parse(&state).unwrap_or(PostState::Dead);
+        let same = account == d.account
+            && commentary == d.commentary
+            && visibility == d.visibility.as_str()
+            && old_publish_at == publish_at;
+        if same && state != PostState::Cancelled {
+            return Ok(Ok(Taken::Unchanged));
+        }
+        let id = d.id.clone();
+        match state {
+            PostState::Published => {
+                return Ok(Err(Refused::AlreadyPublished {
+                    id,
+                    urn: urn.unwrap_or_default(),
+                }))
+            }
+            PostState::Publishing => return Ok(Err(Refused::Publishing { id })),
+            _ if in_doubt.is_some() => return Ok(Err(Refused::InDoubt { id })),
+            _ => {}
+        }
+        if !Self::apply(tx, &d.id, Transition::Replace, now_s)? {
+            return Ok(Err(Refused::Publishing { id }));
+        }
+        tx.execute(
+            "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
+             text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL \
+             WHERE id = ?1",
+            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file],
+        )?;
+        Ok(Ok(Taken::Replaced))
+    }
+
+    // ------------------------------------------------------------ scheduling
+
+    /// The earliest `next_attempt_at` of a scheduled post.
+    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'scheduled'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(opt_ts(t))
+    }
+
+    /// Scheduled posts whose time has come, earliest first.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Post>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], post_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The earliest `next_attempt_at` of a scheduled post that is later than `now`.
+    pub fn next_due_after(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = self.conn.query_row(
+            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'scheduled' AND next_attempt_at > ?1",
+            [ts(now)],
+            |r| r.get(0),
+        )?;
+        Ok(opt_ts(t))
+    }
+
+    /// Claims scheduled posts and opens an attempt row for each, in one durable transaction,
+    /// before any request leaves. Posts no longer scheduled are skipped.
+    pub fn claim_many(&mut self, ids: &[String], now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !Self::apply(&tx, id, Transition::Claim, &now_s)? {
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)",
+                params![id, now_s],
+            )?;
+            let attempt = tx.last_insert_rowid();
+            let post = tx.query_row(
+                &format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"),
+                [id],
+                post_from_row,
+            )?;
+            claimed.push((post, attempt));
+        }
+        tx.commit()?;
+        Ok(claimed)
+    }
+
+    /// Records a try's end and moves the post accordingly, in one transaction.
+    pub fn settle(
+        &mut self,
+        post_id: &str,
+        attempt: i64,
+        result: &AttemptResult,
+        outcome: &Settle,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let next = match outcome {
+            Settle::Retry { at, .. } => Some(ts(*at)),
+            _ => None,
+        };
+        tx.execute(
+            "UPDATE attempts SET finished_at = ?2, http_status = ?3, error_code = ?4, service_error_code = ?5, \
+             message = ?6, outcome = ?7, next_attempt_at = ?8 WHERE id = ?1",
+            params![attempt, now_s, result.http_status, result.error_code, result.service_error_code, result.message, result.outcome, next],
+        )?;
+        Self::move_after_try(&tx, post_id, result, outcome, &now_s)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn move_after_try(
+        tx: &Transaction<'_>,
+        post_id: &str,
+        result: &AttemptResult,
+        outcome: &Settle,
+        now_s: &str,
+    ) -> Result<()> {
+        match outcome {
+            Settle::Published { urn } => {
+                Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
+                tx.execute(
+                    "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL, last_error = NULL WHERE id = ?1",
+                    params![post_id, urn, now_s],
+                )?;
+            }
+            Settle::Retry {
+                at,
+                counts,
+                in_doubt_since,
+            } => {
+                Self::apply_or_explain(tx, post_id, Transition::Reschedule, "reschedule", now_s)?;
+                let (a, r) = match counts {
+                    Budget::Attempts => ("attempts_used + 1", "0"),
+                    Budget::RateLimit => ("attempts_used", "rate_limited + 1"),
+                };
+                tx.execute(
+                    &format!(
+                        "UPDATE posts SET next_attempt_at = ?2, attempts_used = {a}, rate_limited = {r}, \
+                         in_doubt_since = COALESCE(in_doubt_since, ?3), last_error = ?4 WHERE id = ?1"
+                    ),
+                    params![post_id, ts(*at), in_doubt_since.map(ts), result.message],
+                )?;
+            }
+            Settle::Dead { reason } => {
+                Self::apply_or_explain(tx, post_id, Transition::Kill, "give up", now_s)?;
+                Self::bury(tx, post_id, reason, result, now_s)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bury(
+        tx: &Transaction<'_>,
+        post_id: &str,
+        reason: &str,
+        result: &AttemptResult,
+        now_s: &str,
+    ) -> Result<()> {
+        tx.execute(
+            "UPDATE posts SET last_error = ?2 WHERE id = ?1",
+            params![post_id, result.message],
+        )?;
+        tx.execute(
+            "INSERT INTO dead_letters (post_id, reason, http_status, error_code, message, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![post_id, reason, result.http_status, result.error_code, result.message, now_s],
+        )?;
+        Ok(())
+    }
+
+    /// Records a finished step that is not a send (an in-doubt lookup, a hold).
+    pub fn note_attempt(
+        &mut self,
+        post_id: &str,
+        started: DateTime<Utc>,
+        result: &AttemptResult,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO attempts (post_id, started_at, finished_at, http_status, error_code, service_error_code, message, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![post_id, ts(started), ts(now), result.http_status, result.error_code, result.service_error_code, result.message, result.outcome],
+        )?;
+        Ok(())
+    }
+
+    /// A scheduled post that can no longer go out (too late): dead, with its dead letter.
+    pub fn expire(
+        &mut self,
+        post_id: &str,
+        reason: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        if !Self::apply(&tx, post_id, Transition::Expire, &now_s)? {
+            return Ok(false);
+        }
+        let result = AttemptResult {
+            message: Some(message.to_string()),
+            outcome: "dead".into(),
+            ..AttemptResult::default()
+        };
+        Self::bury(&tx, post_id, reason, &result, &now_s)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// At start-up: every post left in `publishing` was claimed by a process that died. Its
+    /// request may have reached LinkedIn, so it goes back to `scheduled` marked in doubt.
+    pub fn recover_interrupted(&mut self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let ids: Vec<String> = {
+            let mut stmt =
+                tx.prepare("SELECT id FROM posts WHERE state = 'publishing' ORDER BY id")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for id in &ids {
+            let started: Option<String> = tx
+                .query_row(
+                    "SELECT started_at FROM attempts WHERE post_id = ?1 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            tx.execute(
+                "UPDATE attempts SET finished_at = ?2, outcome = 'interrupted', \
+                 message = 'the daemon stopped while this try was under way; it may have reached LinkedIn' \
+                 WHERE post_id = ?1 AND finished_at IS NULL",
+                params![id, now_s],
+            )?;
+            Self::apply(&tx, id, Transition::Recover, &now_s)?;
+            tx.execute(
+                "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), next_attempt_at = ?3 WHERE id = ?1",
+                params![id, started, now_s],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    // ------------------------------------------------------------ pacing
+
+    /// When the account last published, and how many it published since `since`.
+    pub fn account_activity(
+        &self,
+        account: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(Option<DateTime<Utc>>, u32)> {
+        let (last, count): (Option<String>, u32) = self.conn.query_row(
+            "SELECT MAX(published_at), COUNT(CASE WHEN published_at >= ?2 THEN 1 END) \
+             FROM posts WHERE account = ?1 AND state = 'published'",
+            params![account, ts(since)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((opt_ts(last), count))
+    }
+
+    /// Pushes a scheduled post's next try to `at` without counting a try (pacing).
+    pub fn defer(&mut self, post_id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE posts SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
+            params![post_id, ts(at)],
+        )?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ reading
+
+    pub fn get(&self, id: &str) -> Result<Post> {
+        self.conn
+            .query_row(
+                &format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"),
+                [id],
+                post_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))
+    }
+
+    pub fn list(&self, state: Option<PostState>, limit: usize) -> Result<Vec<Post>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE ?1 IS NULL OR state = ?1 ORDER BY due_at, id LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![state.map(|s| s.as_str()), limit as i64],
+            post_from_row,
+        )?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn counts(&self) -> Result<Vec<(PostState, u64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT state, COUNT(*) FROM posts GROUP BY state")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+        let found: Vec<(String, u64)> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(PostState::ALL
+            .iter()
+            .map(|s| {
+                let n = found
+                    .iter()
+                    .find(|(st, _)| st == s.as_str())
+                    .map_or(0, |(_, n)| *n);
+                (*s, n)
+            })
+            .collect())
+    }
+
+    pub fn next_scheduled(&self, limit: usize) -> Result<Vec<Post>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE state = 'scheduled' ORDER BY next_attempt_at, id LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], post_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    const ATTEMPT_COLUMNS: &'static str =
+        "id, post_id, started_at, finished_at, http_status, error_code, \
+        service_error_code, message, outcome, next_attempt_at";
+
+    fn attempt_from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
+        Ok(Attempt {
+            id: r.get(0)?,
+            post_id: r.get(1)?,
+            started_at: parse_ts(&r.get::<_, String>(2)?),
+            finished_at: opt_ts(r.get(3)?),
+            http_status: r.get(4)?,
+            error_code: r.get(5)?,
+            service_error_code: r.get(6)?,
+            message: r.get(7)?,
+            outcome: r.get(8)?,
+            next_attempt_at: opt_ts(r.get(9)?),
+        })
+    }
+
+    pub fn attempts(&self, post_id: &str) -> Result<Vec<Attempt>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM attempts WHERE post_id = ?1 ORDER BY id",
+            Self::ATTEMPT_COLUMNS
+        ))?;
+        let rows = stmt.query_map([post_id], Self::attempt_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The latest tries that did not publish.
+    pub fn recent_failures(&self, limit: usize) -> Result<Vec<Attempt>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {} FROM attempts WHERE outcome IS NOT NULL AND outcome NOT IN ('published', 'resolved') \
+             ORDER BY id DESC LIMIT ?1",
+            Self::ATTEMPT_COLUMNS
+        ))?;
+        let rows = stmt.query_map([limit as i64], Self::attempt_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Dead letters of posts that are still dead, newest first.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.id, d.post_id, p.account, d.reason, d.http_status, d.error_code, d.message, d.created_at \
+             FROM dead_letters d JOIN posts p ON p.id = d.post_id \
+             WHERE p.state = 'dead' AND d.requeued_at IS NULL ORDER BY d.id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(DeadLetter {
+                id: r.get(0)?,
+                post_id: r.get(1)?,
+                account: r.get(2)?,
+                reason: r.get(3)?,
+                http_status: r.get(4)?,
+                error_code: r.get(5)?,
+                message: r.get(6)?,
+                created_at: parse_ts(&r.get::<_, String>(7)?),
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ------------------------------------------------------------ operator actions
+
+    pub fn cancel(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::Cancel, "cancel", &now_s)?;
+        tx.execute(
+            "UPDATE dead_letters SET requeued_at = ?2 WHERE post_id = ?1 AND requeued_at IS NULL",
+            params![id, now_s],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A dead post back to `scheduled`, due now, with a fresh budget; its history stays.
+    pub fn requeue(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::Requeue, "retry", &now_s)?;
+        tx.execute(
+            "UPDATE posts SET next_attempt_at = ?2, due_at = ?2, attempts_used = 0, rate_limited = 0, \
+             in_doubt_since = NULL WHERE id = ?1",
+            params![id, now_s],
+        )?;
+        tx.execute(
+            "UPDATE dead_letters SET requeued_at = ?2 WHERE post_id = ?1 AND requeued_at IS NULL",
+            params![id, now_s],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn dead_ids(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM posts WHERE state = 'dead' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The operator found the post on LinkedIn: record it as published with that URN.
+    pub fn mark_published(&mut self, id: &str, urn: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::MarkPublished, "mark-published", &now_s)?;
+        tx.execute(
+            "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL WHERE id = ?1",
+            params![id, urn, now_s],
+        )?;
+        tx.execute(
+            "UPDATE dead_letters SET requeued_at = ?2 WHERE post_id = ?1 AND requeued_at IS NULL",
+            params![id, now_s],
+        )?;
+        tx.execute(
+            "INSERT INTO attempts (post_id, started_at, finished_at, outcome, message) VALUES (?1, ?2, ?2, 'resolved', ?3)",
+            params![id, now_s, format!("marked published by the operator as {urn}")],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// The store shared by the daemon's tasks; every call runs on the blocking pool.
+#[derive(Clone)]
+pub struct Handle {
+    store: Arc<Mutex<Store>>,
+}
+
+impl Handle {
+    pub fn new(store: Store) -> Handle {
+        Handle {
+            store: Arc::new(Mutex::new(store)),
+        }
+    }
+
+    pub async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
