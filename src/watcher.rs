@@ -304,8 +304,12 @@ fn move_to(path: &Path, dir: &Path, error: Option<&str>) {
     if let Some(why) = error {
         let mut error_file = target.clone().into_os_string();
         error_file.push(".error");
+        // Written aside and renamed in, so nobody reads a half-written explanation.
+        let staging = dir.join(format!(".{name}.error.tmp"));
         let text = format!("{name}: rejected: {why}\n");
-        if let Err(e) = std::fs::write(&error_file, text) {
+        if let Err(e) =
+            std::fs::write(&staging, text).and_then(|()| std::fs::rename(&staging, &error_file))
+        {
             warn!(file = %name, error = %e, "cannot write the .error file");
         }
     }

@@ -1,0 +1,304 @@
+//! Test harness: the real `lipost` binary as child processes (a standalone sandbox and the
+//! daemon), a temporary folder with a real queue and SQLite file, real HTTP on 127.0.0.1.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lipost");
+
+/// `lipost sandbox` on a free loopback port, killed on drop.
+pub struct Sandbox {
+    child: Child,
+    pub url: String,
+}
+
+impl Sandbox {
+    pub fn start() -> Sandbox {
+        Sandbox::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Sandbox {
+        let mut child = Command::new(BIN)
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sandbox");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "sandbox said {line:?}"
+        );
+        Sandbox { child, url }
+    }
+
+    pub fn posts(&self) -> Vec<Value> {
+        get_json(&format!("{}/_sandbox/posts", self.url))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn faults(&self, faults: Value) {
+        post_json(&format!("{}/_sandbox/faults", self.url), &faults);
+    }
+
+    pub fn configure(&self, settings: Value) {
+        post_json(&format!("{}/_sandbox/config", self.url), &settings);
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+pub fn get_json(url: &str) -> Value {
+    agent().get(url).send().unwrap().json().unwrap()
+}
+
+pub fn post_json(url: &str, body: &Value) {
+    let r = agent().post(url).json(body).send().unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+}
+
+/// A temporary lipost installation: config, queue folder, database.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub queue: PathBuf,
+    pub db: PathBuf,
+}
+
+impl Env {
+    /// A config pointing at `sandbox`, with `extra` TOML appended (tables may be added).
+    pub fn new(sandbox: &Sandbox, extra: &str) -> Env {
+        Env::with_top(sandbox, "", extra)
+    }
+
+    /// Like `new`, with `top` inserted among the top-level keys and `extra` appended.
+    pub fn with_top(sandbox: &Sandbox, top: &str, extra: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        let has_retry = extra.contains("[retry]");
+        let has_watcher = extra.contains("[watcher]");
+        let mut text = format!(
+            r#"queue_dir = "queue"
+database = "state/lipost.db"
+timezone = "Europe/Berlin"
+default_account = "me"
+{top}
+[linkedin]
+mode = "sandbox"
+api_base_url = "{url}"
+version = "{version}"
+request_timeout = "3s"
+
+[accounts.me]
+kind = "member"
+
+[accounts.acme]
+kind = "organization"
+organization = "urn:li:organization:2414183"
+via = "me"
+"#,
+            url = sandbox.url,
+            version = current_version(),
+        );
+        if !has_retry {
+            text.push_str("\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"4s\"\n");
+        }
+        if !has_watcher {
+            text.push_str("\n[watcher]\nsettle_time = \"500ms\"\n");
+        }
+        text.push_str(extra);
+        std::fs::write(&config, text).unwrap();
+        Env {
+            queue: dir.path().join("queue"),
+            db: dir.path().join("state/lipost.db"),
+            config,
+            dir,
+        }
+    }
+
+    /// Writes a draft the way a careful producer does: a temp name, then a rename.
+    pub fn drop_draft(&self, name: &str, content: impl AsRef<[u8]>) {
+        std::fs::create_dir_all(&self.queue).unwrap();
+        let tmp = self.queue.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, self.queue.join(name)).unwrap();
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn db(&self) -> rusqlite::Connection {
+        let c = rusqlite::Connection::open(&self.db).unwrap();
+        c.busy_timeout(Duration::from_secs(10)).unwrap();
+        c
+    }
+
+    pub fn state(&self, id: &str) -> Option<String> {
+        if !self.db.exists() {
+            return None;
+        }
+        self.db()
+            .query_row("SELECT state FROM posts WHERE id = ?1", [id], |r| r.get(0))
+            .ok()
+    }
+
+    pub fn lipost(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// An active LinkedIn-Version (this month).
+pub fn current_version() -> String {
+    chrono::Utc::now().format("%Y%m").to_string()
+}
+
+/// A draft with front matter.
+pub fn draft(front: &str, body: &str) -> String {
+    format!("+++\n{front}\n+++\n{body}\n")
+}
+
+/// RFC 3339 for `secs` from now.
+pub fn in_secs(secs: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The daemon as a child process; its stderr goes to a log file. Killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(env: &Env) -> Daemon {
+        Daemon::start_with_env(env, &[])
+    }
+
+    pub fn start_with_env(env: &Env, vars: &[(&str, &str)]) -> Daemon {
+        let n = std::fs::read_dir(env.dir.path()).unwrap().count();
+        let log = env.dir.path().join(format!("daemon-{n}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().copied())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child: Some(child),
+            log,
+        };
+        d.wait_log("lipost is running", Duration::from_secs(20));
+        d
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) {
+        let ok = wait_until(timeout, || self.log_text().contains(needle));
+        assert!(ok, "daemon log never said {needle:?}:\n{}", self.log_text());
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn term(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut c = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(s) = c.try_wait().unwrap() {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                let _ = c.kill();
+                panic!("daemon did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `f` until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// The sandbox post whose visible text is `text`, waiting for it.
+pub fn wait_post(sb: &Sandbox, pred: impl Fn(&Value) -> bool, timeout: Duration) -> Value {
+    let mut found = None;
+    wait_until(timeout, || {
+        found = sb.posts().into_iter().find(|p| pred(p));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no such post in the sandbox: {:?}", sb.posts()))
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

@@ -1,0 +1,344 @@
+//! The daemon end to end: drop a draft, see it published on the sandbox and in SQLite.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::json;
+
+fn received_at(p: &serde_json::Value) -> DateTime<Utc> {
+    p["received_at"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn member_and_organization_posts_go_out_at_their_due_time() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    let due = in_secs(3);
+    env.drop_draft(
+        "mine.md",
+        draft(&format!("publish_at = \"{due}\""), "A member post"),
+    );
+    env.drop_draft(
+        "page.md",
+        draft(
+            &format!("account = \"acme\"\npublish_at = \"{due}\""),
+            "A page post",
+        ),
+    );
+    wait_until(Duration::from_secs(2), || {
+        env.state("mine").is_some() && env.state("page").is_some()
+    });
+    assert_eq!(env.state("mine").as_deref(), Some("scheduled"));
+    assert!(sb.posts().is_empty(), "nothing may go out before it is due");
+
+    let due: DateTime<Utc> = due.parse().unwrap();
+    let mine = wait_post(
+        &sb,
+        |p| p["text"] == "A member post",
+        Duration::from_secs(10),
+    );
+    let page = wait_post(&sb, |p| p["text"] == "A page post", Duration::from_secs(10));
+    assert_eq!(mine["author"], "urn:li:person:sbx-me");
+    assert_eq!(page["author"], "urn:li:organization:2414183");
+    for p in [&mine, &page] {
+        let late = received_at(p) - due;
+        assert!(late >= chrono::Duration::zero(), "sent {late} early");
+        assert!(
+            late < chrono::Duration::milliseconds(1500),
+            "sent {late} late"
+        );
+    }
+    wait_until(Duration::from_secs(5), || {
+        env.state("page").as_deref() == Some("published")
+    });
+    let (state, urn): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT state, post_urn FROM posts WHERE id = 'page'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(state, "published");
+    assert_eq!(urn, page["urn"].as_str().unwrap());
+    assert!(env.path("queue/accepted/page.md").exists());
+    assert!(!env.path("queue/page.md").exists());
+}
+
+#[test]
+fn every_reserved_character_arrives_intact() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    let text = "Launch day (finally)! \\ | { } @ [ ] ( ) < > # * _ ~\n\
+                #rust and @[Acme](urn:li:organization:2414183), snake_case, 2*3, ~5, <br>, [link](x), {a|b}";
+    env.drop_draft("reserved.md", format!("{text}\n"));
+    let post = wait_post(
+        &sb,
+        |p| p["author"] == "urn:li:person:sbx-me",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        post["text"].as_str().unwrap(),
+        text,
+        "LinkedIn would show something else"
+    );
+    let stored: String = env
+        .db()
+        .query_row(
+            "SELECT commentary FROM posts WHERE id = 'reserved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        post["commentary"].as_str().unwrap(),
+        stored,
+        "the commentary sent is the one stored"
+    );
+}
+
+#[test]
+fn a_draft_dropped_while_stopped_is_published_after_start_and_past_due_goes_out_at_once() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    d.term(Duration::from_secs(10));
+    env.drop_draft("while-down.md", "Written while lipost was stopped\n");
+    env.drop_draft(
+        "past.md",
+        draft("publish_at = \"2020-01-01T09:00:00Z\"", "Due long ago"),
+    );
+    let started = Utc::now();
+    let _d = Daemon::start(&env);
+    let a = wait_post(
+        &sb,
+        |p| p["text"] == "Written while lipost was stopped",
+        Duration::from_secs(10),
+    );
+    let b = wait_post(
+        &sb,
+        |p| p["text"] == "Due long ago",
+        Duration::from_secs(10),
+    );
+    for p in [a, b] {
+        assert!(received_at(&p) - started < chrono::Duration::seconds(5));
+    }
+}
+
+#[test]
+fn a_replaced_draft_publishes_only_its_new_text() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    let due = in_secs(4);
+    env.drop_draft(
+        "v1.md",
+        draft(
+            &format!("id = \"news\"\npublish_at = \"{due}\""),
+            "First version",
+        ),
+    );
+    wait_until(Duration::from_secs(3), || env.state("news").is_some());
+    env.drop_draft(
+        "v2.md",
+        draft(
+            &format!("id = \"news\"\npublish_at = \"{due}\""),
+            "Second version",
+        ),
+    );
+    wait_until(Duration::from_secs(3), || {
+        env.path("queue/accepted/v2.md").exists()
+    });
+    wait_post(
+        &sb,
+        |p| p["text"] == "Second version",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let texts: Vec<_> = sb
+        .posts()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, vec!["Second version"]);
+    // Once published, the id is taken: a third version is rejected with the reason.
+    env.drop_draft("v3.md", draft("id = \"news\"", "Third version"));
+    let error = env.path("queue/rejected/v3.md.error");
+    assert!(wait_until(Duration::from_secs(5), || error.exists()));
+    let why = std::fs::read_to_string(error).unwrap();
+    assert!(why.contains("already published"), "{why}");
+}
+
+#[test]
+fn malformed_drafts_are_rejected_with_a_reason_and_the_daemon_keeps_running() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "unknown-key.md",
+            draft("id = \"a\"\ncolour = \"red\"", "x").into_bytes(),
+            "line 3: unknown field `colour`",
+        ),
+        (
+            "too-long.md",
+            "y".repeat(3001).into_bytes(),
+            "3001 characters",
+        ),
+        ("empty.md", draft("id = \"b\"", "   ").into_bytes(), "empty"),
+        (
+            "nobody.md",
+            draft("account = \"nobody\"", "x").into_bytes(),
+            "account \"nobody\" is not in the config",
+        ),
+        (
+            "latin1.md",
+            b"caf\xe9 au lait\n".to_vec(),
+            "not UTF-8: invalid byte at offset 3 (line 1)",
+        ),
+        (
+            "when.md",
+            draft("publish_at = \"next tuesday\"", "x").into_bytes(),
+            "publish_at = \"next tuesday\"",
+        ),
+        (
+            "unclosed.md",
+            b"+++\nid = \"c\"\nbody".to_vec(),
+            "never closed",
+        ),
+    ];
+    for (name, bytes, _) in &cases {
+        env.drop_draft(name, bytes);
+    }
+    for (name, bytes, why) in &cases {
+        let error = env.path(&format!("queue/rejected/{name}.error"));
+        assert!(
+            wait_until(Duration::from_secs(5), || error.exists()),
+            "{name} not rejected"
+        );
+        let text = std::fs::read_to_string(&error).unwrap();
+        assert!(text.contains(why), "{name}: {text}");
+        // The draft itself is kept, byte for byte.
+        assert_eq!(
+            &std::fs::read(env.path(&format!("queue/rejected/{name}"))).unwrap(),
+            bytes
+        );
+    }
+    assert!(d.alive());
+    env.drop_draft("fine.md", "Still publishing\n");
+    wait_post(
+        &sb,
+        |p| p["text"] == "Still publishing",
+        Duration::from_secs(10),
+    );
+    let n: i64 = env
+        .db()
+        .query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn a_file_written_in_place_slowly_is_taken_only_when_complete() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    let path = env.queue.join("slow.md");
+    let chunks = [
+        "+++\nid = \"slow\"\n",
+        "+++\nThe first half, ",
+        "the second half, ",
+        "and the end.\n",
+    ];
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&path).unwrap();
+        for c in chunks {
+            f.write_all(c.as_bytes()).unwrap();
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(env.state("slow"), None, "taken before it was complete");
+            assert!(path.exists());
+        }
+    }
+    let post = wait_post(
+        &sb,
+        |p| p["author"] == "urn:li:person:sbx-me",
+        Duration::from_secs(10),
+    );
+    assert_eq!(
+        post["text"],
+        "The first half, the second half, and the end."
+    );
+    assert!(!env.path("queue/rejected/slow.md").exists());
+}
+
+#[test]
+fn staging_names_are_ignored() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    for name in [
+        ".hidden.md",
+        "draft.md.tmp",
+        "draft.md.part",
+        ".draft.md.swp",
+        "draft.md~",
+    ] {
+        std::fs::write(env.queue.join(name), "ignored\n").unwrap();
+    }
+    env.drop_draft("real.md", "taken\n");
+    wait_post(&sb, |p| p["text"] == "taken", Duration::from_secs(10));
+    for name in [
+        ".hidden.md",
+        "draft.md.tmp",
+        "draft.md.part",
+        ".draft.md.swp",
+        "draft.md~",
+    ] {
+        assert!(env.queue.join(name).exists(), "{name} was taken");
+    }
+    assert_eq!(sb.posts().len(), 1);
+}
+
+#[test]
+fn a_422_from_linkedin_moves_the_post_to_dead() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 422, "times": 1}]));
+    env.drop_draft("refused.md", "LinkedIn will refuse this\n");
+    assert!(wait_until(Duration::from_secs(10), || env
+        .state("refused")
+        .as_deref()
+        == Some("dead")));
+    let db = env.db();
+    let (reason, status): (String, i64) = db
+        .query_row(
+            "SELECT reason, http_status FROM dead_letters WHERE post_id = 'refused'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((reason.as_str(), status), ("rejected", 422));
+    let attempts: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'refused'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(attempts, 1);
+    assert!(sb.posts().is_empty());
+    let out = env.lipost(&["dead"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("refused") && text.contains("HTTP 422"),
+        "{text}"
+    );
+}
