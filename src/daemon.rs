@@ -94,6 +94,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let rearm = Arc::new(Notify::new());
     let look = Arc::new(Notify::new());
     let events = watcher::watch(&config, look.clone())?;
+    let wake = watcher::watch_wake_file(&config.database, rearm.clone())?;
     let watching = tokio::spawn(watch_loop(
         intake,
         look,
@@ -105,7 +106,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let scheduler = Scheduler::new(config.clone(), store.clone(), publisher, rearm);
     let result = scheduler.run(stop_rx).await;
-    drop(events);
+    drop((events, wake));
     watching.abort();
     info!("lipost stopped");
     result.map_err(DaemonError::from)

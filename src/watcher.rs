@@ -83,6 +83,35 @@ pub fn watch(config: &Config, look: Arc<Notify>) -> Result<Events, WatchError> {
     Ok(Events { _watcher: watcher })
 }
 
+/// Wakes `rearm` whenever another process pokes the database's wake file
+/// (see [`store::poke`]).
+pub fn watch_wake_file(database: &Path, rearm: Arc<Notify>) -> Result<Events, WatchError> {
+    let wake = store::wake_file(database);
+    let dir = database
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let target = wake.clone();
+    let handler = move |res: notify::Result<notify::Event>| {
+        if res.is_ok_and(|e| e.paths.iter().any(|p| p == &target)) {
+            rearm.notify_one();
+        }
+    };
+    let mut watcher = notify::recommended_watcher(handler).map_err(|e| WatchError::Watch {
+        path: dir.clone(),
+        detail: e.to_string(),
+    })?;
+    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive).map_err(
+        |e| WatchError::Watch {
+            path: dir.clone(),
+            detail: e.to_string(),
+        },
+    )?;
+    Ok(Events {
+        _watcher: Box::new(watcher),
+    })
+}
+
 /// Creates the queue folder and its `accepted/` and `rejected/` beside the drafts.
 pub fn prepare_folders(config: &Config) -> Result<(), WatchError> {
     for dir in [

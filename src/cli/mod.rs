@@ -161,12 +161,15 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dead { json } => report::dead(&load(&cli)?, &open_store(&load(&cli)?)?, *json),
         Command::Cancel { id } => {
-            open_store(&load(&cli)?)?.cancel(id, Utc::now())?;
+            let config = load(&cli)?;
+            open_store(&config)?.cancel(id, Utc::now())?;
+            wake_daemon(&config);
             println!("cancelled {id}");
             Ok(())
         }
         Command::Retry { id, all } => {
-            let mut store = open_store(&load(&cli)?)?;
+            let config = load(&cli)?;
+            let mut store = open_store(&config)?;
             let ids = if *all {
                 store.dead_ids()?
             } else {
@@ -179,16 +182,28 @@ pub async fn run(cli: Cli) -> Result<()> {
                 store.requeue(&id, Utc::now())?;
                 println!("requeued {id}: scheduled now with a fresh attempt budget");
             }
+            wake_daemon(&config);
             Ok(())
         }
         Command::MarkPublished { id, urn } => {
             if !(urn.starts_with("urn:li:share:") || urn.starts_with("urn:li:ugcPost:")) {
                 bail!("{urn:?} is not a post URN (urn:li:share:… or urn:li:ugcPost:…)");
             }
-            open_store(&load(&cli)?)?.mark_published(id, urn, Utc::now())?;
+            let config = load(&cli)?;
+            open_store(&config)?.mark_published(id, urn, Utc::now())?;
+            wake_daemon(&config);
             println!("{id} recorded as published: {urn}");
             Ok(())
         }
+    }
+}
+
+/// Lets a running daemon know the schedule changed.
+fn wake_daemon(config: &Config) {
+    if let Err(e) = crate::store::poke(&config.database) {
+        eprintln!(
+            "note: could not wake the daemon ({e}); it will notice the change at its next wake-up"
+        );
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Fault {
     /// Shorthand for `until` = the next midnight UTC: a spent daily quota.
     #[serde(default)]
     pub until_midnight_utc: bool,
+    /// Applies to a request with this probability (default 1); a miss does not count.
+    #[serde(default)]
+    pub probability: Option<f64>,
 }
 
 fn one() -> u32 {
@@ -166,6 +169,7 @@ struct ConfigChange {
     duplicate_window_secs: Option<u64>,
     latency_ms: Option<u64>,
     access_ttl_secs: Option<u64>,
+    jitter_ms: Option<u64>,
 }
 
 async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> StatusCode {
@@ -175,6 +179,9 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(ms) = c.latency_ms {
         inner.settings.latency = Duration::from_millis(ms);
+    }
+    if let Some(ms) = c.jitter_ms {
+        inner.settings.jitter = Duration::from_millis(ms);
     }
     if let Some(s) = c.access_ttl_secs {
         inner.settings.access_ttl = Duration::from_secs(s);
@@ -218,6 +225,7 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
                 && f.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(&method))
+                && f.probability.is_none_or(|p| rand::random::<f64>() < p)
         });
         let fault = idx.map(|i| {
             let f = inner.faults[i].clone();
@@ -229,7 +237,13 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
             }
             f
         });
-        (fault, inner.settings.latency)
+        let jitter = inner.settings.jitter;
+        let extra = if jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            jitter.mul_f64(rand::random::<f64>())
+        };
+        (fault, inner.settings.latency + extra)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub duplicate_window: Duration,
     /// Added to every LinkedIn endpoint's answer.
     pub latency: Duration,
+    /// A random extra delay of up to this much on every LinkedIn endpoint's answer.
+    pub jitter: Duration,
     /// Lifetime of minted access tokens.
     pub access_ttl: Duration,
 }
@@ -37,6 +39,7 @@ impl Default for Settings {
         Settings {
             duplicate_window: Duration::from_secs(600),
             latency: Duration::ZERO,
+            jitter: Duration::ZERO,
             access_ttl: Duration::from_secs(60 * 24 * 3600),
         }
     }

@@ -757,6 +757,27 @@ impl Store {
     }
 }
 
+/// The file another process touches after changing the schedule (`lipost retry`, `cancel`,
+/// `mark-published`), so a sleeping daemon looks again: `DATABASE-wake`.
+pub fn wake_file(database: &Path) -> std::path::PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-wake");
+    std::path::PathBuf::from(name)
+}
+
+/// Tells a running daemon that the schedule changed. Best effort: without it the daemon still
+/// sees the change at its next wake-up.
+pub fn poke(database: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(wake_file(database))?;
+    std::io::Write::write_all(&mut f, b"")?;
+    f.set_modified(std::time::SystemTime::now())
+}
+
 /// The store shared by the daemon's tasks; every call runs on the blocking pool.
 #[derive(Clone)]
 pub struct Handle {

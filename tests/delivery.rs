@@ -1,0 +1,393 @@
+//! Delivery guarantees: backoff, dead letters, operator commands, in-doubt resolution,
+//! graceful shutdown, pacing. Real binary, real sandbox, real SQLite.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::json;
+
+#[derive(Debug)]
+struct Row {
+    outcome: String,
+    status: Option<i64>,
+    finished: Option<DateTime<Utc>>,
+    next: Option<DateTime<Utc>>,
+    message: Option<String>,
+}
+
+fn attempts(env: &Env, id: &str) -> Vec<Row> {
+    let db = env.db();
+    let mut stmt = db
+        .prepare("SELECT outcome, http_status, finished_at, next_attempt_at, message FROM attempts WHERE post_id = ?1 ORDER BY id")
+        .unwrap();
+    let t = |s: Option<String>| s.map(|s| s.parse::<DateTime<Utc>>().unwrap());
+    stmt.query_map([id], |r| {
+        Ok(Row {
+            outcome: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            status: r.get(1)?,
+            finished: t(r.get(2)?),
+            next: t(r.get(3)?),
+            message: r.get(4)?,
+        })
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+fn wait_state(env: &Env, id: &str, state: &str, secs: u64) {
+    let ok = wait_until(Duration::from_secs(secs), || {
+        env.state(id).as_deref() == Some(state)
+    });
+    assert!(
+        ok,
+        "{id} never became {state}; it is {:?}; attempts {:?}",
+        env.state(id),
+        attempts(env, id)
+    );
+}
+
+fn waits(rows: &[Row]) -> Vec<f64> {
+    rows.iter()
+        .filter_map(|r| Some((r.next? - r.finished?).num_milliseconds() as f64 / 1000.0))
+        .collect()
+}
+
+#[test]
+fn three_429s_back_off_with_growing_waits_then_publish() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"8s\"\nmax_attempts = 2\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 429, "times": 3}]));
+    env.drop_draft("busy.md", "Rate limited three times\n");
+    wait_state(&env, "busy", "published", 20);
+    let rows = attempts(&env, "busy");
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(
+        outcomes,
+        ["rate_limited", "rate_limited", "rate_limited", "published"]
+    );
+    assert_eq!(rows[0].status, Some(429));
+    let w = waits(&rows);
+    assert_eq!(w.len(), 3);
+    assert!(w[0] >= 0.45 && w[0] <= 1.05, "{w:?}");
+    assert!(
+        w[1] >= w[0] && w[2] >= w[1] && w[2] >= 1.95,
+        "waits must grow: {w:?}"
+    );
+    // 429s count against lateness, not attempts: max_attempts = 2 did not kill it.
+    assert_eq!(sb.posts().len(), 1);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"100ms\"\nmax_delay = \"200ms\"\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 429, "times": 1, "retry_after": 2}]));
+    env.drop_draft("later.md", "Told to come back in two seconds\n");
+    wait_state(&env, "later", "published", 15);
+    let rows = attempts(&env, "later");
+    let w = waits(&rows);
+    assert!((w[0] - 2.0).abs() < 0.1, "{w:?}");
+    let sent: DateTime<Utc> = sb.posts()[0]["received_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(sent >= rows[0].next.unwrap());
+}
+
+#[test]
+fn http_503_until_attempts_run_out_goes_to_dead_letters_with_the_last_message() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"200ms\"\nmax_delay = \"400ms\"\nmax_attempts = 3\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 503, "times": 0}]));
+    env.drop_draft("down.md", "LinkedIn is down\n");
+    wait_state(&env, "down", "dead", 15);
+    let rows = attempts(&env, "down");
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["retry", "retry", "dead"]);
+    let (reason, status, message): (String, i64, String) = env
+        .db()
+        .query_row(
+            "SELECT reason, http_status, message FROM dead_letters WHERE post_id = 'down'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (reason.as_str(), status, message.as_str()),
+        ("attempts_exhausted", 503, "Service Unavailable")
+    );
+}
+
+#[test]
+fn a_400_is_dead_after_one_attempt_and_lipost_retry_brings_it_back() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
+    env.drop_draft("bad-request.md", "Refused once\n");
+    wait_state(&env, "bad-request", "dead", 10);
+    assert_eq!(attempts(&env, "bad-request").len(), 1);
+    let dead = String::from_utf8(env.lipost(&["dead"]).stdout).unwrap();
+    assert!(
+        dead.contains("bad-request") && dead.contains("rejected"),
+        "{dead}"
+    );
+
+    let out = env.lipost(&["retry", "bad-request"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_state(&env, "bad-request", "published", 10);
+    assert_eq!(attempts(&env, "bad-request").len(), 2, "history is kept");
+    let dead = String::from_utf8(env.lipost(&["dead"]).stdout).unwrap();
+    assert!(dead.contains("no dead letters"), "{dead}");
+}
+
+#[test]
+fn repeated_429s_wait_until_just_after_midnight_utc() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"100ms\"\nmax_delay = \"200ms\"\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 429, "until_midnight_utc": true}]));
+    env.drop_draft("quota.md", "The daily quota is spent\n");
+    assert!(wait_until(Duration::from_secs(15), || {
+        attempts(&env, "quota")
+            .iter()
+            .any(|r| r.outcome == "rate_limited_until_reset")
+    }));
+    let rows = attempts(&env, "quota");
+    let last = rows.last().unwrap();
+    let midnight = (Utc::now().date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let next = last.next.unwrap();
+    assert!(
+        next > midnight && next < midnight + chrono::Duration::minutes(2),
+        "{next}"
+    );
+    assert_eq!(env.state("quota").as_deref(), Some("scheduled"));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        attempts(&env, "quota").len(),
+        rows.len(),
+        "no hammering while the quota is spent"
+    );
+}
+
+#[test]
+fn a_retry_wait_survives_a_restart() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"4s\"\nmax_delay = \"8s\"\n");
+    let mut d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 503, "times": 1}]));
+    env.drop_draft("patient.md", "Wait for me\n");
+    assert!(wait_until(Duration::from_secs(10), || attempts(
+        &env, "patient"
+    )
+    .iter()
+    .any(|r| r.next.is_some())));
+    d.kill9();
+    let next = attempts(&env, "patient")[0].next.unwrap();
+    let _d = Daemon::start(&env);
+    let post = wait_post(&sb, |p| p["text"] == "Wait for me", Duration::from_secs(15));
+    let sent: DateTime<Utc> = post["received_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        sent >= next,
+        "sent at {sent}, before the stored next try {next}"
+    );
+    assert!(sent - next < chrono::Duration::seconds(1));
+}
+
+#[test]
+fn sigterm_during_a_slow_request_lets_it_finish_and_exits_0() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "delay_ms": 1500, "times": 1}]));
+    env.drop_draft("slow.md", "Slow but sure\n");
+    wait_state(&env, "slow", "publishing", 10);
+    let status = d.term(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(env.state("slow").as_deref(), Some("published"));
+}
+
+#[test]
+fn sigterm_past_the_shutdown_timeout_leaves_the_post_scheduled_in_doubt_not_stuck() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[publisher]\nshutdown_timeout = \"300ms\"\n");
+    let mut d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "delay_ms": 2500, "times": 1}]));
+    env.drop_draft("slower.md", "Slower still\n");
+    wait_state(&env, "slower", "publishing", 10);
+    let status = d.term(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(env.state("slower").as_deref(), Some("scheduled"));
+    // The next run resolves it: the slow request landed, the resend is a duplicate.
+    std::thread::sleep(Duration::from_millis(2500));
+    let _d = Daemon::start(&env);
+    wait_state(&env, "slower", "published", 10);
+    assert_eq!(sb.posts().len(), 1, "never twice");
+}
+
+#[test]
+fn in_doubt_within_the_window_resends_and_takes_the_duplicate_urn() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "drop": true, "times": 1}]));
+    env.drop_draft("lost.md", "The answer got lost\n");
+    wait_state(&env, "lost", "published", 10);
+    let posts = sb.posts();
+    assert_eq!(posts.len(), 1, "never twice");
+    let urn: String = env
+        .db()
+        .query_row("SELECT post_urn FROM posts WHERE id = 'lost'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(urn, posts[0]["urn"].as_str().unwrap());
+    let outcomes: Vec<_> = attempts(&env, "lost")
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(outcomes, ["in_doubt", "resolved_duplicate"]);
+}
+
+#[test]
+fn an_in_doubt_page_post_is_found_on_the_page_without_a_resend() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "drop": true, "times": 1}]));
+    env.drop_draft(
+        "page.md",
+        draft("account = \"acme\"", "Page post, answer lost"),
+    );
+    wait_state(&env, "page", "published", 10);
+    assert_eq!(sb.posts().len(), 1);
+    let rows = attempts(&env, "page");
+    let outcomes: Vec<_> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["in_doubt", "resolved_found"]);
+}
+
+#[test]
+fn in_doubt_past_the_window_is_dead_as_in_doubt_never_resent() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"300ms\"\nmax_delay = \"600ms\"\nresend_window = \"1s\"\nmax_attempts = 20\n");
+    let _d = Daemon::start(&env);
+    // Every answer is lost: the first try lands, the resends are duplicates nobody hears.
+    sb.faults(json!([{"path": "/rest/posts", "drop": true, "times": 0}]));
+    env.drop_draft("silent.md", "Nobody answers\n");
+    wait_state(&env, "silent", "dead", 15);
+    assert_eq!(sb.posts().len(), 1);
+    let reason: String = env
+        .db()
+        .query_row(
+            "SELECT reason FROM dead_letters WHERE post_id = 'silent'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reason, "in_doubt");
+    let rows = attempts(&env, "silent");
+    let last = rows.last().unwrap();
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap()
+            .contains("lipost mark-published silent URN"),
+        "{last:?}"
+    );
+    // The operator found it and records it by hand.
+    let urn = sb.posts()[0]["urn"].as_str().unwrap().to_string();
+    let out = env.lipost(&["mark-published", "silent", &urn]);
+    assert!(out.status.success());
+    assert_eq!(env.state("silent").as_deref(), Some("published"));
+}
+
+#[test]
+fn pacing_spaces_an_accounts_posts() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[accounts.paced]\nkind = \"member\"\nmin_spacing = \"2s\"\n",
+    );
+    let _d = Daemon::start(&env);
+    for i in 0..3 {
+        env.drop_draft(
+            &format!("p{i}.md"),
+            draft("account = \"paced\"", &format!("Paced post {i}")),
+        );
+    }
+    env.drop_draft("other.md", "Another account is not held up\n");
+    assert!(wait_until(Duration::from_secs(15), || sb.posts().len() == 4));
+    let mut times: Vec<DateTime<Utc>> = sb
+        .posts()
+        .iter()
+        .filter(|p| p["author"] == "urn:li:person:sbx-paced")
+        .map(|p| p["received_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    times.sort();
+    for w in times.windows(2) {
+        assert!(
+            w[1] - w[0] >= chrono::Duration::milliseconds(1990),
+            "{times:?}"
+        );
+    }
+    let other: DateTime<Utc> = sb
+        .posts()
+        .iter()
+        .find(|p| p["text"] == "Another account is not held up")
+        .unwrap()["received_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        other < times[2],
+        "the other account waited for the paced one"
+    );
+}
+
+#[test]
+fn cancel_withdraws_a_scheduled_post() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    env.drop_draft(
+        "later.md",
+        draft(&format!("publish_at = \"{}\"", in_secs(2)), "Never mind"),
+    );
+    wait_state(&env, "later", "scheduled", 5);
+    let out = env.lipost(&["cancel", "later"]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sb.posts().is_empty());
+    assert_eq!(env.state("later").as_deref(), Some("cancelled"));
+    let out = env.lipost(&["cancel", "later"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is cancelled"));
+}
