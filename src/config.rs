@@ -87,6 +87,12 @@ struct RawLinkedIn {
     redirect_uri: Option<String>,
     #[serde(default = "d30s", deserialize_with = "duration")]
     request_timeout: Duration,
+    #[serde(default = "d7d", deserialize_with = "duration")]
+    refresh_before: Duration,
+}
+
+fn d7d() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 
 fn d30s() -> Duration {
@@ -242,6 +248,8 @@ pub struct LinkedIn {
     pub client_secret_file: Option<PathBuf>,
     pub redirect_uri: Option<String>,
     pub request_timeout: Duration,
+    /// Refresh an access token once it is this close to expiring.
+    pub refresh_before: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -507,6 +515,7 @@ fn validate_linkedin(raw: RawLinkedIn, base: &Path) -> Result<LinkedIn, String> 
         client_secret_file: non_empty(raw.client_secret_file).map(|f| base.join(f)),
         redirect_uri: non_empty(raw.redirect_uri),
         request_timeout: raw.request_timeout,
+        refresh_before: raw.refresh_before,
     })
 }
 
@@ -571,6 +580,7 @@ impl fmt::Display for Config {
             l.redirect_uri.as_deref().unwrap_or("(not set)")
         )?;
         writeln!(f, "  request_timeout {}", fmt_dur(l.request_timeout))?;
+        writeln!(f, "  refresh_before  {}", fmt_dur(l.refresh_before))?;
         let r = &self.retry;
         writeln!(f, "[retry]")?;
         writeln!(f, "  base_delay      {}", fmt_dur(r.base_delay))?;

@@ -78,7 +78,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config.linkedin.version,
         config.linkedin.request_timeout,
     );
-    let tokens = Arc::new(Tokens::new(config.clone(), client.clone()));
+    let tokens = Arc::new(Tokens::new(config.clone(), client.clone(), store.clone()));
+    let keeper_wake = Arc::new(Notify::new());
+    tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
     let publisher = Arc::new(Publisher::new(
         config.clone(),
         store.clone(),
@@ -94,7 +96,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let rearm = Arc::new(Notify::new());
     let look = Arc::new(Notify::new());
     let events = watcher::watch(&config, look.clone())?;
-    let wake = watcher::watch_wake_file(&config.database, rearm.clone())?;
+    let wake = watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake])?;
     let watching = tokio::spawn(watch_loop(
         intake,
         look,

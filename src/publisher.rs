@@ -106,12 +106,16 @@ impl Publisher {
         let member = account.token_account().to_string();
         let cred = match self.tokens.get(&member).await {
             Ok(c) => c,
-            Err(e @ AuthError::Unavailable { .. }) => {
-                return self.retry_plain(post, None, e.to_string(), "token_unavailable")
-            }
             Err(e @ AuthError::NeedsLogin { .. }) => {
-                return self.retry_plain(post, None, e.to_string(), "no_token")
+                // Held, not failed: the scheduler sends it once the account logs in again.
+                let result = AttemptResult {
+                    message: Some(e.to_string()),
+                    outcome: "held".into(),
+                    ..AttemptResult::default()
+                };
+                return self.retry_at(post, result, Utc::now(), Budget::Free, None);
             }
+            Err(e) => return self.retry_plain(post, None, e.to_string(), "token_unavailable"),
         };
         let author = match &account.kind {
             AccountKind::Member => cred.person_urn.clone(),
@@ -206,7 +210,11 @@ impl Publisher {
                 (result, Settle::Published { urn })
             }
             ApiError::Status { status: 401, .. } => {
-                self.tokens.invalidate(member).await;
+                // Refresh once; the retry goes out at once, or is held if a login is needed.
+                if let Err(e) = self.tokens.unauthorized(member).await {
+                    info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
+                }
+                result.outcome = "unauthorized".into();
                 self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
             }
             ApiError::Status {

@@ -112,6 +112,12 @@ impl Scheduler {
         let mut taking: HashMap<String, usize> = HashMap::new();
         let mut deferred: Vec<(String, DateTime<Utc>)> = Vec::new();
         let mut activity: HashMap<String, (Option<DateTime<Utc>>, u32)> = HashMap::new();
+        let held = if due.is_empty() {
+            HashMap::new()
+        } else {
+            self.held_accounts().await?
+        };
+        let mut expired: Vec<(String, String)> = Vec::new();
         let mut available = self.permits.available_permits();
         for post in &due {
             if available == 0 {
@@ -123,6 +129,21 @@ impl Scheduler {
                 available -= 1;
                 continue;
             };
+            if let Some(why) = held.get(account.token_account()) {
+                // Held, not sent: no pointless 401s. Released by a new login, unless too late.
+                let lateness =
+                    chrono::Duration::from_std(self.config.retry.max_lateness).unwrap_or_default();
+                if now > post.due_at + lateness {
+                    expired.push((
+                        post.id.clone(),
+                        format!(
+                            "held past retry.max_lateness because account {} {why}",
+                            account.token_account()
+                        ),
+                    ));
+                }
+                continue;
+            }
             let paced = !account.min_spacing.is_zero();
             let in_flight = self.busy.get(&post.account).copied().unwrap_or(0)
                 + taking.get(&post.account).copied().unwrap_or(0);
@@ -165,6 +186,18 @@ impl Scheduler {
             chosen.push(post.id.clone());
             available -= 1;
         }
+        if !expired.is_empty() {
+            for (id, why) in &expired {
+                warn!(post_id = %id, reason = %why, "too late to send; moved to dead");
+            }
+            self.store
+                .call(move |s| {
+                    expired.iter().try_for_each(|(id, why)| {
+                        s.expire(id, "too_late", why, Utc::now()).map(|_| ())
+                    })
+                })
+                .await?;
+        }
         if !deferred.is_empty() {
             for (id, at) in &deferred {
                 info!(post_id = %id, until = %at, "paced: account spacing or daily cap");
@@ -183,6 +216,31 @@ impl Scheduler {
             }
         }
         Ok(Look { blocked, more })
+    }
+
+    /// Member accounts whose posts must wait for a login, with the reason.
+    async fn held_accounts(&self) -> Result<HashMap<String, String>, StoreError> {
+        let tokens = self.store.call(|s| s.tokens()).await?;
+        let mut held: HashMap<String, String> = tokens
+            .into_iter()
+            .filter_map(|t| Some((t.account, format!("needs re-auth: {}", t.needs_reauth?))))
+            .collect();
+        if self.config.linkedin.mode == crate::config::Mode::Live {
+            for a in self.config.accounts.values() {
+                let member = a.token_account();
+                let has = self.store.call({
+                    let m = member.to_string();
+                    move |s| s.token(&m)
+                });
+                if has.await?.is_none() {
+                    held.insert(
+                        member.to_string(),
+                        "has no token: run `lipost auth login`".into(),
+                    );
+                }
+            }
+        }
+        Ok(held)
     }
 
     fn start(&mut self, post: Post, attempt: i64) {

@@ -83,18 +83,17 @@ pub fn watch(config: &Config, look: Arc<Notify>) -> Result<Events, WatchError> {
     Ok(Events { _watcher: watcher })
 }
 
-/// Wakes `rearm` whenever another process pokes the database's wake file
+/// Wakes everyone in `wake` whenever another process pokes the database's wake file
 /// (see [`store::poke`]).
-pub fn watch_wake_file(database: &Path, rearm: Arc<Notify>) -> Result<Events, WatchError> {
-    let wake = store::wake_file(database);
+pub fn watch_wake_file(database: &Path, wake: Vec<Arc<Notify>>) -> Result<Events, WatchError> {
+    let file = store::wake_file(database);
     let dir = database
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let target = wake.clone();
     let handler = move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| e.paths.iter().any(|p| p == &target)) {
-            rearm.notify_one();
+        if res.is_ok_and(|e| e.paths.iter().any(|p| p == &file)) {
+            wake.iter().for_each(|w| w.notify_one());
         }
     };
     let mut watcher = notify::recommended_watcher(handler).map_err(|e| WatchError::Watch {

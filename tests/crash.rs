@@ -22,7 +22,8 @@ fn setting(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-const ACCOUNTS: [&str; 4] = ["me", "acme", "bob", "globex"];
+/// Two members and two pages, with daily caps out of the way (pacing has its own test).
+const ACCOUNTS: [&str; 4] = ["carol", "initech", "bob", "globex"];
 
 #[test]
 fn exactly_once_under_repeated_sigkill() {
@@ -34,11 +35,23 @@ fn exactly_once_under_repeated_sigkill() {
         r#"
 [accounts.bob]
 kind = "member"
+daily_cap = 100000
 
 [accounts.globex]
 kind = "organization"
 organization = "urn:li:organization:777"
 via = "bob"
+daily_cap = 100000
+
+[accounts.carol]
+kind = "member"
+daily_cap = 100000
+
+[accounts.initech]
+kind = "organization"
+organization = "urn:li:organization:888"
+via = "carol"
+daily_cap = 100000
 
 [retry]
 base_delay = "200ms"

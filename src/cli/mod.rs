@@ -3,6 +3,7 @@
 //! Commands that read state open the store themselves (WAL lets them run beside the daemon)
 //! and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
 
+mod auth;
 mod report;
 
 use std::net::SocketAddr;
@@ -97,6 +98,35 @@ pub enum Command {
     },
     /// Record a post found on LinkedIn by hand as published with that URN.
     MarkPublished { id: String, urn: String },
+    /// Log in, or import a token.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Check config, credentials, tokens, scopes, page roles, the API and its version.
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// LinkedIn's authorization-code flow in a browser.
+    Login {
+        #[arg(long)]
+        account: String,
+        /// No local listener: paste the URL the browser landed on (servers without a browser).
+        #[arg(long)]
+        paste: bool,
+    },
+    /// Store a token made elsewhere (e.g. LinkedIn's token generator), read from stdin:
+    /// the bare access token, or the token endpoint's JSON.
+    Import {
+        #[arg(long)]
+        account: String,
+        /// Lifetime of a bare access token.
+        #[arg(long, default_value = "60d", value_parser = config::parse_duration)]
+        expires_in: std::time::Duration,
+        /// Lifetime of the refresh token, when the JSON has one without it.
+        #[arg(long, value_parser = config::parse_duration)]
+        refresh_expires_in: Option<std::time::Duration>,
+    },
 }
 
 fn parse_state(s: &str) -> Result<PostState, String> {
@@ -184,6 +214,32 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             wake_daemon(&config);
             Ok(())
+        }
+        Command::Auth(AuthCommand::Login { account, paste }) => {
+            let config = load(&cli)?;
+            let mut store = open_store(&config)?;
+            auth::login(&config, &mut store, account, *paste).await
+        }
+        Command::Auth(AuthCommand::Import {
+            account,
+            expires_in,
+            refresh_expires_in,
+        }) => {
+            let config = load(&cli)?;
+            let mut store = open_store(&config)?;
+            auth::import(
+                &config,
+                &mut store,
+                account,
+                *expires_in,
+                *refresh_expires_in,
+            )
+            .await
+        }
+        Command::Doctor => {
+            let config = load(&cli)?;
+            let store = open_store(&config)?;
+            auth::doctor(&config, &store).await
         }
         Command::MarkPublished { id, urn } => {
             if !(urn.starts_with("urn:li:share:") || urn.starts_with("urn:li:ugcPost:")) {

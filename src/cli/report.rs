@@ -39,7 +39,96 @@ fn attempt_line(config: &Config, a: &Attempt) -> String {
     )
 }
 
+/// One member account's token health, for `status`.
+#[derive(serde::Serialize)]
+struct Health {
+    account: String,
+    member_urn: Option<String>,
+    /// `ok`, `expiring`, `needs_reauth`, `no_token`.
+    state: &'static str,
+    summary: String,
+    /// Scheduled posts waiting for this account's login.
+    held_posts: usize,
+}
+
+fn token_health(config: &Config, store: &Store) -> Result<Vec<Health>> {
+    let tokens = store.tokens()?;
+    let scheduled = store.list(Some(PostState::Scheduled), usize::MAX >> 1)?;
+    let now = Utc::now();
+    let members: std::collections::BTreeSet<&str> = config
+        .accounts
+        .values()
+        .map(|a| a.token_account())
+        .collect();
+    let mut out = Vec::new();
+    for member in members {
+        let t = tokens.iter().find(|t| t.account == member);
+        let (state, summary) = match t {
+            None if config.linkedin.mode == crate::config::Mode::Sandbox => (
+                "ok",
+                "no token yet (the sandbox mints one at first use)".to_string(),
+            ),
+            None => (
+                "no_token",
+                format!("no token: run `lipost auth login --account {member}`"),
+            ),
+            Some(t) => match &t.needs_reauth {
+                Some(why) => ("needs_reauth", format!("needs re-auth: {why}")),
+                None => {
+                    let left = t.access_expires_at - now;
+                    let renewable = t.usable_refresh(now).is_some()
+                        || t.source == crate::store::TokenSource::Sandbox;
+                    if !renewable && left <= chrono::Duration::days(14) {
+                        (
+                            "expiring",
+                            format!(
+                                "expiring in {} days ({}): log in again before then",
+                                left.num_days().max(0),
+                                local(config, t.access_expires_at)
+                            ),
+                        )
+                    } else {
+                        (
+                            "ok",
+                            format!(
+                                "ok (access token until {}{})",
+                                local(config, t.access_expires_at),
+                                if renewable {
+                                    ", renewed automatically"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )
+                    }
+                }
+            },
+        };
+        let held = if matches!(state, "needs_reauth" | "no_token") {
+            scheduled
+                .iter()
+                .filter(|p| {
+                    config
+                        .account(&p.account)
+                        .is_some_and(|a| a.token_account() == member)
+                })
+                .count()
+        } else {
+            0
+        };
+        out.push(Health {
+            account: member.to_string(),
+            member_urn: t.map(|t| t.member_urn.clone()),
+            state,
+            summary,
+            held_posts: held,
+        });
+    }
+    Ok(out)
+}
+
 pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
+    let health = token_health(config, store)?;
     let counts = store.counts()?;
     let next = store.next_scheduled(5)?;
     let failures = store.recent_failures(5)?;
@@ -55,6 +144,7 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
             "next": next,
             "latest_failures": failures,
             "dead_letters": dead.len(),
+            "accounts": health,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -62,6 +152,16 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     println!("lipost status ({})", config.database.display());
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("posts: {}", summary.join(", "));
+    println!();
+    println!("accounts:");
+    for h in &health {
+        let held = if h.held_posts > 0 {
+            format!("; {} posts held until it logs in again", h.held_posts)
+        } else {
+            String::new()
+        };
+        println!("  {:<12} {}{held}", h.account, h.summary);
+    }
     println!();
     if next.is_empty() {
         println!("next due: nothing scheduled");

@@ -3,6 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Page roles that may post for an organization (LinkedIn's pages name all of these).
+pub const POSTING_ROLES: &[&str] = &[
+    "ADMINISTRATOR",
+    "DIRECT_SPONSORED_CONTENT_POSTER",
+    "CONTENT_ADMIN",
+    "LEAD_GEN_FORMS_MANAGER",
+    "RECRUITING_POSTER",
+];
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Distribution {

@@ -14,16 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ltf, Sandbox, StoredPost, TokenInfo};
-use crate::linkedin::wire::{Elements, ErrorBody, OrganizationAcl, PostElement, UserInfo};
-
-/// Page roles that may post for an organization (the shared API notes list them all).
-pub const POSTING_ROLES: &[&str] = &[
-    "ADMINISTRATOR",
-    "DIRECT_SPONSORED_CONTENT_POSTER",
-    "CONTENT_ADMIN",
-    "LEAD_GEN_FORMS_MANAGER",
-    "RECRUITING_POSTER",
-];
+use crate::linkedin::wire::{
+    Elements, ErrorBody, OrganizationAcl, PostElement, UserInfo, POSTING_ROLES,
+};
 
 const LIMIT: usize = 3000;
 

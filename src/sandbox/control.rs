@@ -64,6 +64,7 @@ pub fn routes() -> Router<Sandbox> {
         )
         .route("/_sandbox/config", post(set_config))
         .route("/_sandbox/revoke", post(revoke))
+        .route("/_sandbox/roles", post(set_role))
         .route("/_sandbox/health", get(|| async { "ok" }))
 }
 
@@ -170,6 +171,15 @@ struct ConfigChange {
     latency_ms: Option<u64>,
     access_ttl_secs: Option<u64>,
     jitter_ms: Option<u64>,
+    refresh_ttl_secs: Option<u64>,
+    code_ttl_secs: Option<u64>,
+    issue_refresh_tokens: Option<bool>,
+    deny: Option<bool>,
+    grant_scopes: Option<Vec<String>>,
+    redirect_uris: Option<Vec<String>>,
+    login_member: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
 }
 
 async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> StatusCode {
@@ -179,6 +189,34 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(ms) = c.latency_ms {
         inner.settings.latency = Duration::from_millis(ms);
+    }
+    let st = &mut inner.settings;
+    if let Some(s) = c.refresh_ttl_secs {
+        st.refresh_ttl = Duration::from_secs(s);
+    }
+    if let Some(s) = c.code_ttl_secs {
+        st.code_ttl = Duration::from_secs(s);
+    }
+    if let Some(b) = c.issue_refresh_tokens {
+        st.issue_refresh_tokens = b;
+    }
+    if let Some(b) = c.deny {
+        st.deny = b;
+    }
+    if c.grant_scopes.is_some() {
+        st.grant_scopes = c.grant_scopes;
+    }
+    if let Some(r) = c.redirect_uris {
+        st.redirect_uris = r;
+    }
+    if let Some(m) = c.login_member {
+        st.login_member = m;
+    }
+    if let Some(id) = c.client_id {
+        st.client_id = id;
+    }
+    if let Some(secret) = c.client_secret {
+        st.client_secret = secret;
     }
     if let Some(ms) = c.jitter_ms {
         inner.settings.jitter = Duration::from_millis(ms);
@@ -205,6 +243,49 @@ async fn revoke(State(sb): State<Sandbox>, Json(r): Json<Revoke>) -> StatusCode 
         if r.token.as_deref() == Some(tok.as_str()) || sub.as_deref() == Some(info.sub.as_str()) {
             info.revoked = true;
         }
+    }
+    for (tok, info) in inner.refresh.iter_mut() {
+        if r.token.as_deref() == Some(tok.as_str())
+            || r.member.as_deref() == Some(info.member.as_str())
+        {
+            info.revoked = true;
+        }
+    }
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct RoleChange {
+    member: String,
+    organization: String,
+    #[serde(default = "administrator")]
+    role: String,
+    #[serde(default)]
+    remove: bool,
+}
+
+fn administrator() -> String {
+    "ADMINISTRATOR".into()
+}
+
+/// Grants (or with `remove`, takes away) a member's role on a page.
+async fn set_role(State(sb): State<Sandbox>, Json(r): Json<RoleChange>) -> StatusCode {
+    let mut inner = sb.lock();
+    let sub = inner
+        .members
+        .entry(r.member.clone())
+        .or_insert_with(|| sub_for(&r.member))
+        .clone();
+    let person = format!("urn:li:person:{sub}");
+    inner
+        .acls
+        .retain(|a| !(a.person == person && a.organization == r.organization));
+    if !r.remove {
+        inner.acls.push(Acl {
+            organization: r.organization,
+            role: r.role,
+            person,
+        });
     }
     StatusCode::NO_CONTENT
 }

@@ -8,6 +8,7 @@
 mod api;
 mod control;
 pub mod ltf;
+mod oauth;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,6 +33,21 @@ pub struct Settings {
     pub jitter: Duration,
     /// Lifetime of minted access tokens.
     pub access_ttl: Duration,
+    /// The app registered with the sandbox.
+    pub client_id: String,
+    pub client_secret: String,
+    /// Registered redirect URIs; empty accepts any loopback URI.
+    pub redirect_uris: Vec<String>,
+    /// Issue refresh tokens (partner apps) or not (self-serve apps, LinkedIn's default).
+    pub issue_refresh_tokens: bool,
+    pub refresh_ttl: Duration,
+    pub code_ttl: Duration,
+    /// The member declines the authorization.
+    pub deny: bool,
+    /// Scopes the app may be granted; `None` grants whatever is asked.
+    pub grant_scopes: Option<Vec<String>>,
+    /// The member who approves authorization requests.
+    pub login_member: String,
 }
 
 impl Default for Settings {
@@ -41,6 +57,15 @@ impl Default for Settings {
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             access_ttl: Duration::from_secs(60 * 24 * 3600),
+            client_id: "sandbox-client".into(),
+            client_secret: "sandbox-secret".into(),
+            redirect_uris: Vec::new(),
+            issue_refresh_tokens: false,
+            refresh_ttl: Duration::from_secs(365 * 24 * 3600),
+            code_ttl: Duration::from_secs(30 * 60),
+            deny: false,
+            grant_scopes: None,
+            login_member: "me".into(),
         }
     }
 }
@@ -81,6 +106,8 @@ struct Inner {
     acls: Vec<Acl>,
     posts: Vec<StoredPost>,
     faults: Vec<control::Fault>,
+    codes: HashMap<String, oauth::Code>,
+    refresh: HashMap<String, oauth::Refresh>,
     next_share: u64,
 }
 
@@ -106,6 +133,7 @@ impl Sandbox {
 
     fn router(&self) -> Router {
         api::routes()
+            .merge(oauth::routes())
             .merge(control::routes())
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),

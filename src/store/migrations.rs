@@ -53,4 +53,20 @@ CREATE TABLE dead_letters (
 );
 CREATE INDEX dead_letters_post ON dead_letters (post_id);
 "#,
+    // 2: OAuth tokens, one row per member account. The database file is mode 0600.
+    r#"
+CREATE TABLE tokens (
+    account             TEXT PRIMARY KEY,
+    member_urn          TEXT NOT NULL,
+    access_token        TEXT NOT NULL,
+    access_expires_at   TEXT NOT NULL,
+    refresh_token       TEXT,
+    refresh_expires_at  TEXT,
+    scopes              TEXT NOT NULL,
+    source              TEXT NOT NULL CHECK (source IN ('login', 'import', 'sandbox')),
+    status              TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'needs_reauth')),
+    status_reason       TEXT,
+    updated_at          TEXT NOT NULL
+);
+"#,
 ];

@@ -7,6 +7,9 @@
 //! go through [`Handle`], which runs each call on tokio's blocking pool.
 
 mod migrations;
+mod tokens;
+
+pub use tokens::{Token, TokenSource};
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -107,6 +110,8 @@ pub enum Budget {
     Attempts,
     /// A 429: counts against lateness only.
     RateLimit,
+    /// Nothing: the post is held (its account needs a login), not failing.
+    Free,
 }
 
 pub struct Store {
@@ -448,6 +453,7 @@ impl Store {
                 let (a, r) = match counts {
                     Budget::Attempts => ("attempts_used + 1", "0"),
                     Budget::RateLimit => ("attempts_used", "rate_limited + 1"),
+                    Budget::Free => ("attempts_used", "rate_limited"),
                 };
                 tx.execute(
                     &format!(

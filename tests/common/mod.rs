@@ -92,11 +92,12 @@ pub struct Env {
 impl Env {
     /// A config pointing at `sandbox`, with `extra` TOML appended (tables may be added).
     pub fn new(sandbox: &Sandbox, extra: &str) -> Env {
-        Env::with_top(sandbox, "", extra)
+        Env::build(sandbox, "", "", extra)
     }
 
-    /// Like `new`, with `top` inserted among the top-level keys and `extra` appended.
-    pub fn with_top(sandbox: &Sandbox, top: &str, extra: &str) -> Env {
+    /// Like `new`, with `top` among the top-level keys, `linkedin` in `[linkedin]`, and
+    /// `extra` appended.
+    pub fn build(sandbox: &Sandbox, top: &str, linkedin: &str, extra: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         let has_retry = extra.contains("[retry]");
@@ -112,6 +113,7 @@ mode = "sandbox"
 api_base_url = "{url}"
 version = "{version}"
 request_timeout = "3s"
+{linkedin}
 
 [accounts.me]
 kind = "member"
@@ -287,6 +289,21 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     f()
+}
+
+/// Like [`wait_post`], printing the daemon's log when the post never comes.
+pub fn wait_post_logged(sb: &Sandbox, d: &Daemon, text: &str, timeout: Duration) -> Value {
+    let mut found = None;
+    wait_until(timeout, || {
+        found = sb.posts().into_iter().find(|p| p["text"] == text);
+        found.is_some()
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "{text:?} never reached the sandbox; daemon log:\n{}",
+            d.log_text()
+        )
+    })
 }
 
 /// The sandbox post whose visible text is `text`, waiting for it.

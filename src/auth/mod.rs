@@ -1,0 +1,457 @@
+//! Accounts' tokens: which access token a post goes out with, keeping it alive, and saying
+//! early and clearly when a person must log in again.
+//!
+//! Tokens live in the store (`tokens`). Where a refresh token exists, the access token is
+//! refreshed before its last `refresh_before`, and once on a 401. A refresh that fails for a
+//! transient reason (5xx, timeout, connection) is retried with backoff and never marks the
+//! account dead; only a refusal from the token endpoint marks it `needs_reauth`. In sandbox
+//! mode an account without any token gets one minted by the sandbox, no browser needed.
+//! Tokens travel as [`Secret`] and are never logged.
+
+pub mod login;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use backon::{ExponentialBuilder, Retryable};
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::{Mutex, Notify};
+use tracing::{info, warn};
+
+use crate::config::{AccountKind, Config, Mode};
+use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
+use crate::linkedin::{ApiError, Client};
+use crate::secret::{self, Secret};
+use crate::store::{Handle, StoreError, Token, TokenSource};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    /// The token endpoint or API could not be reached or answered 5xx: try again later.
+    #[error("cannot get a token for {account}: {source}")]
+    Unavailable { account: String, source: ApiError },
+    /// A person must act (log in).
+    #[error(
+        "account {account} needs a new login: {why}; run `lipost auth login --account {account}`"
+    )]
+    NeedsLogin { account: String, why: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        AuthError::Setup(e.to_string())
+    }
+}
+
+/// An access token and the member it belongs to.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub token: Secret,
+    pub person_urn: String,
+}
+
+/// The scopes a member account needs: its own posting, plus page posting, role checks and
+/// reading page posts (for in-doubt lookups) where an organization account goes via it.
+pub fn scopes_for(config: &Config, member: &str) -> Vec<&'static str> {
+    let mut s = vec!["openid", "profile", "w_member_social"];
+    if !pages_via(config, member).is_empty() {
+        s.extend([
+            "w_organization_social",
+            "r_organization_admin",
+            "r_organization_social",
+        ]);
+    }
+    s
+}
+
+/// The organization URNs that post with this member's token.
+pub fn pages_via(config: &Config, member: &str) -> Vec<String> {
+    config
+        .accounts
+        .values()
+        .filter_map(|a| match &a.kind {
+            AccountKind::Organization { organization, via } if via == member => {
+                Some(organization.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The app's client id and secret. The sandbox's app is `sandbox-client` / `sandbox-secret`
+/// unless the config says otherwise.
+pub fn app_credentials(config: &Config) -> Result<(String, Secret), AuthError> {
+    let sandbox = config.linkedin.mode == Mode::Sandbox;
+    let id = match (&config.linkedin.client_id, sandbox) {
+        (Some(id), _) => id.clone(),
+        (None, true) => "sandbox-client".into(),
+        (None, false) => {
+            return Err(AuthError::Setup(
+                "linkedin.client_id is not set in the config".into(),
+            ))
+        }
+    };
+    let secret = match (
+        secret::client_secret(&config.linkedin).map_err(AuthError::Setup)?,
+        sandbox,
+    ) {
+        (Some(s), _) => s,
+        (None, true) => Secret::new("sandbox-secret"),
+        (None, false) => {
+            return Err(AuthError::Setup(format!(
+                "no client secret: set {} or linkedin.client_secret_file",
+                secret::CLIENT_SECRET_ENV
+            )))
+        }
+    };
+    Ok((id, secret))
+}
+
+/// Is this an answer of the token endpoint that means "this grant is dead"?
+fn refused(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { status: 400 | 401, code: Some(c), .. } if c == "invalid_grant" || c == "invalid_request")
+}
+
+fn transient(e: &ApiError) -> bool {
+    match e {
+        ApiError::Status { status, .. } => *status >= 500 || *status == 429,
+        ApiError::NotSent { .. } | ApiError::NoAnswer { .. } => true,
+    }
+}
+
+pub struct Tokens {
+    config: Arc<Config>,
+    client: Client,
+    store: Handle,
+    /// One refresh or mint at a time per process.
+    busy: Mutex<()>,
+    /// Woken when a token changes, so the keeper re-plans.
+    changed: Arc<Notify>,
+}
+
+impl Tokens {
+    pub fn new(config: Arc<Config>, client: Client, store: Handle) -> Tokens {
+        Tokens {
+            config,
+            client,
+            store,
+            busy: Mutex::new(()),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    async fn load(&self, member: &str) -> Result<Option<Token>, AuthError> {
+        let m = member.to_string();
+        Ok(self.store.call(move |s| s.token(&m)).await?)
+    }
+
+    /// The credential a post of `member` goes out with.
+    pub async fn get(&self, member: &str) -> Result<Credential, AuthError> {
+        let _one = self.busy.lock().await;
+        let now = Utc::now();
+        let token = match self.load(member).await? {
+            None if self.config.linkedin.mode == Mode::Sandbox => self.sandbox_mint(member).await?,
+            None => {
+                return Err(AuthError::NeedsLogin {
+                    account: member.into(),
+                    why: "no token stored".into(),
+                })
+            }
+            Some(t) => t,
+        };
+        if let Some(why) = &token.needs_reauth {
+            return Err(AuthError::NeedsLogin {
+                account: member.into(),
+                why: why.clone(),
+            });
+        }
+        // Renew a little early even with a short refresh_before: a request takes time.
+        let margin = Duration::from_std(self.config.linkedin.refresh_before)
+            .unwrap_or_default()
+            .max(Duration::seconds(60));
+        let token =
+            if token.access_expires_at <= now + margin && token.usable_refresh(now).is_some() {
+                match self.refresh(&token).await {
+                    Ok(t) => t,
+                    // Still valid: use it, refresh again later.
+                    Err(AuthError::Unavailable { .. })
+                        if token.access_expires_at > now + Duration::seconds(5) =>
+                    {
+                        token
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else if token.access_expires_at <= now + Duration::seconds(5) {
+                self.lapsed(member, &token).await?
+            } else {
+                token
+            };
+        Ok(Credential {
+            token: token.access_token,
+            person_urn: token.member_urn,
+        })
+    }
+
+    /// An access token past its expiry with no refresh token: re-mint in the sandbox,
+    /// otherwise a person must log in.
+    async fn lapsed(&self, member: &str, token: &Token) -> Result<Token, AuthError> {
+        if token.source == TokenSource::Sandbox {
+            return self.sandbox_mint(member).await;
+        }
+        let why = format!(
+            "the access token expired at {}",
+            token.access_expires_at.to_rfc3339()
+        );
+        self.needs_reauth(member, &why).await?;
+        Err(AuthError::NeedsLogin {
+            account: member.into(),
+            why,
+        })
+    }
+
+    /// LinkedIn answered 401 to this member's token: refresh it once (or re-mint in the
+    /// sandbox); without a way to renew it, the account needs a new login.
+    pub async fn unauthorized(&self, member: &str) -> Result<(), AuthError> {
+        let _one = self.busy.lock().await;
+        let Some(token) = self.load(member).await? else {
+            return Ok(());
+        };
+        if token.source == TokenSource::Sandbox {
+            self.sandbox_mint(member).await?;
+            return Ok(());
+        }
+        if token.usable_refresh(Utc::now()).is_some() {
+            self.refresh(&token).await?;
+            return Ok(());
+        }
+        let why =
+            "LinkedIn refused the access token (401) and there is no refresh token".to_string();
+        self.needs_reauth(member, &why).await?;
+        Err(AuthError::NeedsLogin {
+            account: member.into(),
+            why,
+        })
+    }
+
+    async fn needs_reauth(&self, member: &str, why: &str) -> Result<(), AuthError> {
+        warn!(account = %member, reason = %why, "account needs a new login; its posts are held until then");
+        let (m, w) = (member.to_string(), why.to_string());
+        self.store
+            .call(move |s| s.mark_needs_reauth(&m, &w, Utc::now()))
+            .await?;
+        self.changed.notify_one();
+        Ok(())
+    }
+
+    /// Refreshes with the refresh token, retrying transient failures with backoff.
+    async fn refresh(&self, token: &Token) -> Result<Token, AuthError> {
+        let member = token.account.clone();
+        let rt =
+            token
+                .usable_refresh(Utc::now())
+                .cloned()
+                .ok_or_else(|| AuthError::NeedsLogin {
+                    account: member.clone(),
+                    why: "the refresh token expired".into(),
+                })?;
+        let (client_id, secret) = app_credentials(&self.config)?;
+        let call = || async {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt.expose()),
+                ("client_id", client_id.as_str()),
+                ("client_secret", secret.expose()),
+            ];
+            self.client.token(&form).await
+        };
+        let answer = call
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(StdDuration::from_millis(500))
+                    .with_max_delay(StdDuration::from_secs(10))
+                    .with_jitter()
+                    .with_max_times(4),
+            )
+            .when(transient)
+            .notify(|e, wait| warn!(account = %member, error = %e, retry_in = ?wait, "token refresh failed; retrying"))
+            .await;
+        match answer {
+            Ok(resp) => {
+                let now = Utc::now();
+                let expires = now + Duration::seconds(resp.expires_in);
+                let access = Secret::new(resp.access_token);
+                let (m, a) = (member.clone(), access.clone());
+                self.store
+                    .call(move |s| s.refreshed(&m, &a, expires, now))
+                    .await?;
+                info!(account = %member, expires_at = %expires, "access token refreshed");
+                self.changed.notify_one();
+                let mut t = token.clone();
+                t.access_token = access;
+                t.access_expires_at = expires;
+                Ok(t)
+            }
+            Err(e) if refused(&e) => {
+                let why = format!("LinkedIn refused the refresh token ({e})");
+                self.needs_reauth(&member, &why).await?;
+                Err(AuthError::NeedsLogin {
+                    account: member,
+                    why,
+                })
+            }
+            Err(e) => Err(AuthError::Unavailable {
+                account: member,
+                source: e,
+            }),
+        }
+    }
+
+    /// Sandbox only: a token minted without a browser, stored like any other.
+    async fn sandbox_mint(&self, member: &str) -> Result<Token, AuthError> {
+        let unavailable = |source| AuthError::Unavailable {
+            account: member.to_string(),
+            source,
+        };
+        let req = SandboxTokenRequest {
+            member: member.to_string(),
+            scope: scopes_for(&self.config, member).join(" "),
+            organizations: pages_via(&self.config, member),
+        };
+        let t = self.client.sandbox_token(&req).await.map_err(unavailable)?;
+        let token = token_from_response(&self.client, member, t, TokenSource::Sandbox)
+            .await
+            .map_err(unavailable)?;
+        let saved = token.clone();
+        self.store.call(move |s| s.save_token(&saved)).await?;
+        info!(account = %member, member = %token.member_urn, "sandbox token issued");
+        Ok(token)
+    }
+
+    /// Expiry warnings and proactive refreshes, until the process ends. Warns at WARN level
+    /// when an access token that cannot be refreshed enters its last 14, 7, 3 and 1 days,
+    /// and likewise for refresh tokens (365 days from the first consent).
+    pub async fn keep_alive(self: Arc<Self>, wake: Arc<Notify>) {
+        let mut warned: HashMap<(String, &'static str), i64> = HashMap::new();
+        loop {
+            let next = match self.store.call(|s| s.tokens()).await {
+                Ok(tokens) => self.check_all(tokens, &mut warned).await,
+                Err(e) => {
+                    warn!(error = %e, "cannot read tokens");
+                    Utc::now() + Duration::minutes(5)
+                }
+            };
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => {}
+                _ = self.changed.notified() => {}
+            }
+        }
+    }
+
+    /// Checks every token once; returns when to look again.
+    async fn check_all(
+        &self,
+        tokens: Vec<Token>,
+        warned: &mut HashMap<(String, &'static str), i64>,
+    ) -> DateTime<Utc> {
+        let now = Utc::now();
+        let before = Duration::from_std(self.config.linkedin.refresh_before).unwrap_or_default();
+        let mut next = now + Duration::hours(1);
+        for t in tokens {
+            if t.needs_reauth.is_some() || t.source == TokenSource::Sandbox {
+                continue;
+            }
+            if t.usable_refresh(now).is_some() {
+                let due = t.access_expires_at - before;
+                if due <= now {
+                    if let Err(e) = self.get(&t.account).await {
+                        warn!(account = %t.account, error = %e, "proactive token refresh failed");
+                        next = next.min(now + Duration::minutes(1));
+                    }
+                } else {
+                    next = next.min(due);
+                }
+                if let Some(exp) = t.refresh_expires_at {
+                    warn_expiry(&t.account, "refresh token", exp, now, warned);
+                }
+            } else {
+                warn_expiry(&t.account, "access token", t.access_expires_at, now, warned);
+                if t.access_expires_at > now {
+                    next = next.min(t.access_expires_at);
+                }
+            }
+        }
+        next
+    }
+}
+
+const WARN_DAYS: [i64; 4] = [14, 7, 3, 1];
+
+/// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`).
+fn warn_expiry(
+    account: &str,
+    what: &'static str,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+    warned: &mut HashMap<(String, &'static str), i64>,
+) {
+    let left = expires - now;
+    let Some(threshold) = WARN_DAYS
+        .iter()
+        .rev()
+        .copied()
+        .find(|d| left <= Duration::days(*d))
+    else {
+        return;
+    };
+    let key = (account.to_string(), what);
+    if warned.get(&key).is_some_and(|w| *w <= threshold) {
+        return;
+    }
+    warned.insert(key, threshold);
+    if left <= Duration::zero() {
+        warn!(account = %account, expires_at = %expires, "the {what} of account {account} has expired: run `lipost auth login --account {account}`; its posts are held until then");
+    } else {
+        let days = (left.num_hours() as f64 / 24.0).ceil() as i64;
+        warn!(account = %account, expires_at = %expires, days_left = days, "the {what} of account {account} expires in {days} days and lipost cannot renew it: run `lipost auth login --account {account}` before then");
+    }
+}
+
+/// A token response plus userinfo → a stored [`Token`].
+pub async fn token_from_response(
+    client: &Client,
+    member: &str,
+    t: TokenResponse,
+    source: TokenSource,
+) -> Result<Token, ApiError> {
+    let now = Utc::now();
+    let access = Secret::new(t.access_token);
+    let who = client.userinfo(&access).await?;
+    Ok(Token {
+        account: member.to_string(),
+        member_urn: format!("urn:li:person:{}", who.sub),
+        access_token: access,
+        access_expires_at: now + Duration::seconds(t.expires_in),
+        refresh_expires_at: t
+            .refresh_token
+            .as_ref()
+            .map(|_| now + Duration::seconds(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
+        refresh_token: t.refresh_token.map(Secret::new),
+        scopes: t
+            .scope
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        source,
+        needs_reauth: None,
+        updated_at: now,
+    })
+}

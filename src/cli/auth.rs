@@ -1,0 +1,297 @@
+//! `lipost auth login`, `lipost auth import` and `lipost doctor`.
+
+use std::io::{BufRead, Read, Write};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use chrono::Utc;
+
+use crate::auth::login::{self, Report};
+use crate::auth::{app_credentials, scopes_for};
+use crate::config::{Config, Mode};
+use crate::linkedin::wire::TokenResponse;
+use crate::linkedin::{ApiError, Client};
+use crate::store::{Store, TokenSource};
+
+/// How long `login` waits for the browser.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The client for commands run outside the daemon. In sandbox mode this needs a running
+/// sandbox (`api_base_url` set): the in-process one lives only inside `lipost run`.
+pub fn client(config: &Config) -> Result<Client> {
+    let Some(api) = config.linkedin.api_base_url.clone() else {
+        bail!("linkedin.api_base_url is empty: in sandbox mode, start `lipost sandbox --listen 127.0.0.1:PORT` and set api_base_url to it (the daemon's built-in sandbox mints tokens by itself, no login needed)");
+    };
+    let oauth = config
+        .linkedin
+        .oauth_base_url
+        .clone()
+        .unwrap_or_else(|| format!("{api}/oauth/v2"));
+    Ok(Client::new(
+        &api,
+        &oauth,
+        &config.linkedin.version,
+        config.linkedin.request_timeout,
+    ))
+}
+
+fn print_report(report: &Report) -> Result<()> {
+    for l in &report.lines {
+        println!("{l}");
+    }
+    for p in &report.problems {
+        println!("PROBLEM: {p}");
+    }
+    if !report.problems.is_empty() {
+        bail!("logged in, but the account cannot post yet (see above)");
+    }
+    Ok(())
+}
+
+pub async fn login(config: &Config, store: &mut Store, account: &str, paste: bool) -> Result<()> {
+    let client = client(config)?;
+    let member = login::member_of(config, account)?;
+    if member != account {
+        println!("account {account} posts with the token of member account {member}: logging in {member}");
+    }
+    let (url, state) = login::authorization_url(config, &client, &member)?;
+    let scopes = scopes_for(config, &member).join(" ");
+    let show = || {
+        println!("Open this URL in a browser and allow lipost (scopes: {scopes}):");
+        println!("{url}");
+        let _ = std::io::stdout().flush();
+    };
+    let params = if paste {
+        show();
+        eprint!("Paste the full URL your browser landed on, then Enter: ");
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        login::parse_pasted(&line)?
+    } else {
+        let redirect = login::redirect_uri(config)?;
+        login::listen_for_redirect(&redirect, LOGIN_TIMEOUT, || {
+            show();
+            open_browser(&url);
+            println!("Waiting for the redirect to {redirect} ...");
+            let _ = std::io::stdout().flush();
+        })
+        .await?
+    };
+    let report = login::finish(config, &client, store, &member, &state, &params).await?;
+    print_report(&report)
+}
+
+/// Opens a browser where one is available; the printed URL works either way.
+fn open_browser(url: &str) {
+    let graphical =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if graphical {
+        let _ = std::process::Command::new("xdg-open")
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+}
+
+/// Reads a token from stdin: a bare access token, or the token endpoint's JSON.
+pub async fn import(
+    config: &Config,
+    store: &mut Store,
+    account: &str,
+    expires_in: Duration,
+    refresh_expires_in: Option<Duration>,
+) -> Result<()> {
+    let client = client(config)?;
+    let member = login::member_of(config, account)?;
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let input = input.trim();
+    if input.is_empty() {
+        bail!("no token on stdin: pipe the access token (or the token endpoint's JSON) into `lipost auth import`");
+    }
+    let resp = match serde_json::from_str::<TokenResponse>(input) {
+        Ok(r) => r,
+        Err(_) if input.starts_with('{') => {
+            bail!("stdin looks like JSON but has no access_token and expires_in")
+        }
+        Err(_) => TokenResponse {
+            access_token: input.lines().next().unwrap_or_default().trim().to_string(),
+            expires_in: expires_in.as_secs() as i64,
+            refresh_token: None,
+            refresh_token_expires_in: refresh_expires_in.map(|d| d.as_secs() as i64),
+            scope: String::new(),
+            id_token: None,
+        },
+    };
+    // A bare token does not say its scopes: ask LinkedIn where possible (introspection is
+    // not available to every app), else assume what the account kind needs.
+    let mut resp = resp;
+    if resp.scope.is_empty() {
+        resp.scope = scopes_for(config, &member).join(",");
+    }
+    let report = login::store_token(config, &client, store, &member, resp, TokenSource::Import)
+        .await
+        .map_err(|e| match e {
+            login::LoginError::Api(ApiError::Status { status: 401, .. }) => {
+                anyhow::anyhow!("LinkedIn refused this token (401 on userinfo): it is expired, revoked or mistyped")
+            }
+            other => other.into(),
+        })?;
+    print_report(&report)
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
+enum Level {
+    Ok,
+    Warn,
+    Fail,
+}
+
+struct Doctor {
+    worst: Level,
+}
+
+impl Doctor {
+    fn line(&mut self, level: Level, what: impl AsRef<str>) {
+        let tag = match level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        };
+        println!("{tag}  {}", what.as_ref());
+        self.worst = self.worst.max(level);
+    }
+}
+
+/// Walks the troubleshooting list; exits non-zero on any failure.
+pub async fn doctor(config: &Config, store: &Store) -> Result<()> {
+    let mut d = Doctor { worst: Level::Ok };
+    d.line(
+        Level::Ok,
+        format!("config {} is valid", config.path.display()),
+    );
+    match app_credentials(config) {
+        Ok((id, _)) => d.line(Level::Ok, format!("client id {id} and client secret present")),
+        Err(e) => d.line(Level::Fail, format!("{e}: create an app at developer.linkedin.com and put its client id in the config, its secret in LIPOST_CLIENT_SECRET or client_secret_file")),
+    }
+    check_redirect(config, &mut d);
+    let client = client(config).ok();
+    let tokens = store.tokens()?;
+    let now = Utc::now();
+    let members: Vec<String> = config
+        .accounts
+        .values()
+        .map(|a| a.token_account().to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for member in &members {
+        let Some(t) = tokens.iter().find(|t| &t.account == member) else {
+            if config.linkedin.mode == Mode::Sandbox {
+                d.line(Level::Warn, format!("account {member}: no token yet; in sandbox mode the daemon mints one at first use"));
+            } else {
+                d.line(
+                    Level::Fail,
+                    format!(
+                        "account {member}: no token: run `lipost auth login --account {member}`"
+                    ),
+                );
+            }
+            continue;
+        };
+        if let Some(why) = &t.needs_reauth {
+            d.line(Level::Fail, format!("account {member}: needs re-auth ({why}): run `lipost auth login --account {member}`"));
+            continue;
+        }
+        let left = t.access_expires_at - now;
+        let refresh = t.usable_refresh(now).is_some();
+        if left <= chrono::Duration::zero() && !refresh {
+            d.line(Level::Fail, format!("account {member}: access token expired {}: run `lipost auth login --account {member}`", t.access_expires_at.format("%Y-%m-%d")));
+        } else if left <= chrono::Duration::days(14) && !refresh {
+            d.line(Level::Warn, format!("account {member}: access token expires in {} days and cannot be refreshed: log in again before then", left.num_days()));
+        } else {
+            d.line(
+                Level::Ok,
+                format!(
+                    "account {member}: token for {} valid until {}{}",
+                    t.member_urn,
+                    t.access_expires_at.format("%Y-%m-%d"),
+                    if refresh { " (refreshable)" } else { "" }
+                ),
+            );
+        }
+        let missing = login::missing_scopes(config, t);
+        if missing.is_empty() {
+            d.line(
+                Level::Ok,
+                format!("account {member}: scopes {}", t.scopes.join(" ")),
+            );
+        }
+        for m in missing {
+            d.line(Level::Fail, m);
+        }
+        if let Some(client) = &client {
+            for problem in login::check_roles(config, client, t).await {
+                d.line(Level::Fail, problem);
+            }
+        }
+    }
+    match &client {
+        Some(client) => check_api(client, tokens.first().map(|t| &t.access_token), config, &mut d).await,
+        None => d.line(Level::Warn, "API not checked: api_base_url is empty (the built-in sandbox runs only inside `lipost run`)"),
+    }
+    if d.worst == Level::Fail {
+        bail!("doctor found problems (FAIL lines above)");
+    }
+    Ok(())
+}
+
+fn check_redirect(config: &Config, d: &mut Doctor) {
+    let Ok(redirect) = login::redirect_uri(config) else {
+        d.line(Level::Fail, "linkedin.redirect_uri is not set: register http://127.0.0.1:8765/callback (or similar) with your app and set it");
+        return;
+    };
+    match url::Url::parse(&redirect) {
+        Err(e) => d.line(Level::Fail, format!("redirect_uri {redirect:?} is not a URL ({e})")),
+        Ok(u) if u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("localhost")) && u.port().is_some() => {
+            d.line(Level::Ok, format!("redirect_uri {redirect} is a loopback address lipost can listen on; it must match the app's registered one exactly"))
+        }
+        Ok(u) if u.scheme() == "https" || u.scheme() == "http" => d.line(
+            Level::Warn,
+            format!("redirect_uri {redirect} is not a loopback http:// address with a port: `auth login` cannot listen there, use `auth login --paste`"),
+        ),
+        Ok(_) => d.line(Level::Fail, format!("redirect_uri {redirect} must be an http(s) URL")),
+    }
+}
+
+async fn check_api(
+    client: &Client,
+    token: Option<&crate::secret::Secret>,
+    config: &Config,
+    d: &mut Doctor,
+) {
+    let fallback = crate::secret::Secret::new("lipost-doctor-no-token");
+    let token = token.unwrap_or(&fallback);
+    match client.organization_acls(token).await {
+        Err(ApiError::NotSent { detail, .. }) | Err(ApiError::NoAnswer { detail, .. }) => d.line(
+            Level::Fail,
+            format!("API {} is not reachable: {detail}", client.api_base()),
+        ),
+        Err(ApiError::Status {
+            status: 426,
+            message,
+            ..
+        }) => {
+            d.line(Level::Ok, format!("API {} reachable", client.api_base()));
+            d.line(Level::Fail, format!("LinkedIn-Version {} is not accepted ({message}): set linkedin.version to a recent month (YYYYMM)", config.linkedin.version));
+        }
+        _ => {
+            d.line(Level::Ok, format!("API {} reachable", client.api_base()));
+            d.line(
+                Level::Ok,
+                format!("LinkedIn-Version {} accepted", config.linkedin.version),
+            );
+        }
+    }
+}

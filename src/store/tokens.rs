@@ -1,0 +1,176 @@
+//! The `tokens` table: one OAuth token set per member account.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{opt_ts, parse_ts, ts, Result, Store};
+use crate::secret::Secret;
+
+/// Where a token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `lipost auth login`: the authorization-code flow.
+    Login,
+    /// `lipost auth import`: e.g. LinkedIn's token generator.
+    Import,
+    /// Minted by the sandbox without a browser; re-minted when it lapses.
+    Sandbox,
+}
+
+impl TokenSource {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenSource::Login => "login",
+            TokenSource::Import => "import",
+            TokenSource::Sandbox => "sandbox",
+        }
+    }
+
+    fn parse(s: &str) -> TokenSource {
+        match s {
+            "login" => TokenSource::Login,
+            "import" => TokenSource::Import,
+            _ => TokenSource::Sandbox,
+        }
+    }
+}
+
+/// A member account's tokens.
+#[derive(Debug, Clone)]
+pub struct Token {
+    pub account: String,
+    pub member_urn: String,
+    pub access_token: Secret,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: Option<Secret>,
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+    pub source: TokenSource,
+    /// `Some(reason)` when a person must log in again.
+    pub needs_reauth: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Token {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+
+    /// A refresh token that has not expired.
+    pub fn usable_refresh(&self, now: DateTime<Utc>) -> Option<&Secret> {
+        let rt = self.refresh_token.as_ref()?;
+        self.refresh_expires_at
+            .is_none_or(|e| e > now)
+            .then_some(rt)
+    }
+}
+
+const COLUMNS: &str = "account, member_urn, access_token, access_expires_at, refresh_token, \
+    refresh_expires_at, scopes, source, status, status_reason, updated_at";
+
+fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
+    let status: String = r.get(8)?;
+    let reason: Option<String> = r.get(9)?;
+    Ok(Token {
+        account: r.get(0)?,
+        member_urn: r.get(1)?,
+        access_token: Secret::new(r.get::<_, String>(2)?),
+        access_expires_at: parse_ts(&r.get::<_, String>(3)?),
+        refresh_token: r.get::<_, Option<String>>(4)?.map(Secret::new),
+        refresh_expires_at: opt_ts(r.get(5)?),
+        scopes: r
+            .get::<_, String>(6)?
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
+        source: TokenSource::parse(&r.get::<_, String>(7)?),
+        needs_reauth: (status == "needs_reauth").then(|| reason.unwrap_or_default()),
+        updated_at: parse_ts(&r.get::<_, String>(10)?),
+    })
+}
+
+impl Store {
+    /// Stores a fresh token set. A response without a refresh token keeps the stored one
+    /// (and its expiry) when it is the same member: re-login must not wipe it.
+    pub fn save_token(&mut self, t: &Token) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO tokens (account, member_urn, access_token, access_expires_at, refresh_token, \
+             refresh_expires_at, scopes, source, status, status_reason, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'ok', NULL, ?9) \
+             ON CONFLICT (account) DO UPDATE SET \
+               refresh_token = CASE WHEN excluded.refresh_token IS NULL AND tokens.member_urn = excluded.member_urn \
+                 THEN tokens.refresh_token ELSE excluded.refresh_token END, \
+               refresh_expires_at = CASE WHEN excluded.refresh_token IS NULL AND tokens.member_urn = excluded.member_urn \
+                 THEN tokens.refresh_expires_at ELSE excluded.refresh_expires_at END, \
+               member_urn = excluded.member_urn, access_token = excluded.access_token, \
+               access_expires_at = excluded.access_expires_at, scopes = excluded.scopes, \
+               source = excluded.source, status = 'ok', status_reason = NULL, updated_at = excluded.updated_at",
+            params![
+                t.account,
+                t.member_urn,
+                t.access_token.expose(),
+                ts(t.access_expires_at),
+                t.refresh_token.as_ref().map(|s| s.expose().to_string()),
+                t.refresh_expires_at.map(ts),
+                t.scopes.join(" "),
+                t.source.as_str(),
+                ts(t.updated_at),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A refreshed access token; the refresh token and its expiry stay as they are.
+    pub fn refreshed(
+        &mut self,
+        account: &str,
+        access: &Secret,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE tokens SET access_token = ?2, access_expires_at = ?3, status = 'ok', status_reason = NULL, \
+             updated_at = ?4 WHERE account = ?1",
+            params![account, access.expose(), ts(expires_at), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_needs_reauth(
+        &mut self,
+        account: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE tokens SET status = 'needs_reauth', status_reason = ?2, updated_at = ?3 WHERE account = ?1",
+            params![account, reason, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn forget_token(&mut self, account: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM tokens WHERE account = ?1", [account])?;
+        Ok(())
+    }
+
+    pub fn token(&self, account: &str) -> Result<Option<Token>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM tokens WHERE account = ?1"),
+                [account],
+                token_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn tokens(&self) -> Result<Vec<Token>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY account"))?;
+        let rows = stmt.query_map([], token_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
