@@ -97,6 +97,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let look = Arc::new(Notify::new());
     let events = watcher::watch(&config, look.clone())?;
     let wake = watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake])?;
+    crate::service::ready();
     let watching = tokio::spawn(watch_loop(
         intake,
         look,
@@ -157,6 +158,7 @@ fn signals(
                 _ = hup.recv() => warn!("SIGHUP: config reload is not supported yet; restart lipost to apply config changes"),
             }
         }
+        crate::service::stopping();
         let _ = stop.send(true);
     })
 }

@@ -14,5 +14,6 @@ pub mod publisher;
 pub mod sandbox;
 pub mod scheduler;
 pub mod secret;
+pub mod service;
 pub mod store;
 pub mod watcher;

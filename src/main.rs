@@ -8,6 +8,20 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if format == LogFormat::Text && lipost::service::under_journald() {
+        // Started by systemd: structured fields (POST_ID, ACCOUNT, STATE, HTTP_STATUS).
+        if let Ok(layer) = tracing_journald::layer() {
+            use tracing_subscriber::prelude::*;
+            let layer = layer
+                .with_field_prefix(None)
+                .with_syslog_identifier("lipost".into());
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .init();
+            return;
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

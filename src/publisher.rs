@@ -388,13 +388,13 @@ fn log_outcome(post: &Post, r: &AttemptResult, s: &Settle) {
     let msg = r.message.as_deref().unwrap_or("");
     match s {
         Settle::Published { urn } => {
-            info!(post_id = %post.id, account = %post.account, post_urn = %urn, http_status = %status, outcome = %r.outcome, "published")
+            info!(post_id = %post.id, account = %post.account, state = "published", post_urn = %urn, http_status = %status, outcome = %r.outcome, "published")
         }
         Settle::Retry { at, .. } => {
-            warn!(post_id = %post.id, account = %post.account, http_status = %status, outcome = %r.outcome, next_attempt_at = %at, error = %msg, "publish failed; will retry")
+            warn!(post_id = %post.id, account = %post.account, state = "scheduled", http_status = %status, outcome = %r.outcome, next_attempt_at = %at, error = %msg, "publish failed; will retry")
         }
         Settle::Dead { reason } => {
-            warn!(post_id = %post.id, account = %post.account, http_status = %status, reason = %reason, error = %msg, "publish failed for good; post is dead")
+            warn!(post_id = %post.id, account = %post.account, state = "dead", http_status = %status, reason = %reason, error = %msg, "publish failed for good; post is dead")
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct Scheduler {
     /// Posts in flight per account.
     busy: HashMap<String, usize>,
     tasks: JoinSet<String>,
+    /// WATCHDOG=1 interval, when systemd asked for one, and the next ping.
+    watchdog: Option<(std::time::Duration, tokio::time::Instant)>,
+    last_status: String,
 }
 
 /// What one look at the store found.
@@ -57,6 +60,8 @@ impl Scheduler {
             permits,
             busy: HashMap::new(),
             tasks: JoinSet::new(),
+            watchdog: crate::service::watchdog_interval().map(|d| (d, tokio::time::Instant::now())),
+            last_status: String::new(),
         }
     }
 
@@ -67,7 +72,9 @@ impl Scheduler {
             if *shutdown.borrow() {
                 break;
             }
+            self.ping();
             let look = self.dispatch().await?;
+            self.report_status().await;
             if look.more && !look.blocked {
                 continue;
             }
@@ -80,12 +87,41 @@ impl Scheduler {
             tokio::select! {
                 _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
                 _ = self.rearm.notified() => {}
+                _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(done),
                 _ = shutdown.changed() => {}
             }
         }
         self.drain().await;
         Ok(())
+    }
+
+    /// WATCHDOG=1 from the loop that does the work: if this loop hangs, systemd restarts us.
+    fn ping(&mut self) {
+        if let Some((every, next)) = &mut self.watchdog {
+            let now = tokio::time::Instant::now();
+            if now >= *next {
+                crate::service::watchdog();
+                *next = now + *every;
+            }
+        }
+    }
+
+    /// STATUS= for `systemctl status`, sent when it changes.
+    async fn report_status(&mut self) {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return;
+        }
+        let tz = self.config.timezone;
+        let line = self
+            .store
+            .call(move |s| s.summary_line(tz))
+            .await
+            .unwrap_or_else(|e| format!("cannot read the store: {e}"));
+        if line != self.last_status {
+            crate::service::status(&line);
+            self.last_status = line;
+        }
     }
 
     fn finished(&mut self, done: Result<String, tokio::task::JoinError>) {

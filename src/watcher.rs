@@ -261,7 +261,7 @@ fn log_taken(d: &Draft, how: &Taken, path: &Path) {
         Taken::Replaced => "draft replaced the scheduled post",
         Taken::Unchanged => "draft already taken; unchanged",
     };
-    info!(post_id = %d.id, account = %d.account, due = %due, file = %file_name(path), "{what}");
+    info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %file_name(path), "{what}");
 }
 
 fn file_name(p: &Path) -> String {

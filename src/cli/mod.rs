@@ -103,6 +103,10 @@ pub enum Command {
     Auth(AuthCommand),
     /// Check config, credentials, tokens, scopes, page roles, the API and its version.
     Doctor,
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +239,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                 *refresh_expires_in,
             )
             .await
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "lipost", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            Ok(())
         }
         Command::Doctor => {
             let config = load(&cli)?;

@@ -632,6 +632,36 @@ impl Store {
             .collect())
     }
 
+    /// "12 scheduled, next 2026-12-01 09:00 (acme), 1 dead, tokens ok": the STATUS= line.
+    pub fn summary_line(&self, tz: chrono_tz::Tz) -> Result<String> {
+        let counts = self.counts()?;
+        let n = |st: PostState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+        let mut parts = vec![format!("{} scheduled", n(PostState::Scheduled))];
+        if let Some(p) = self.next_scheduled(1)?.first() {
+            parts.push(format!(
+                "next {} ({})",
+                p.next_attempt_at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M"),
+                p.account
+            ));
+        }
+        parts.push(format!("{} published", n(PostState::Published)));
+        parts.push(format!("{} dead", n(PostState::Dead)));
+        let stale: Vec<String> = self
+            .tokens()?
+            .into_iter()
+            .filter(|t| t.needs_reauth.is_some())
+            .map(|t| t.account)
+            .collect();
+        if stale.is_empty() {
+            parts.push("tokens ok".into());
+        } else {
+            parts.push(format!("needs login: {}", stale.join(", ")));
+        }
+        Ok(parts.join(", "))
+    }
+
     pub fn next_scheduled(&self, limit: usize) -> Result<Vec<Post>> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE state = 'scheduled' ORDER BY next_attempt_at, id LIMIT ?1"
