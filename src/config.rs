@@ -50,6 +50,64 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
     Err(ConfigError::NotFound)
 }
 
+/// The running config, replaceable on reload (SIGHUP). Holders call [`Live::get`] each time
+/// they need it, so a reload takes effect at their next step.
+#[derive(Clone)]
+pub struct Live(tokio::sync::watch::Receiver<std::sync::Arc<Config>>);
+
+impl Live {
+    pub fn new(config: Config) -> (tokio::sync::watch::Sender<std::sync::Arc<Config>>, Live) {
+        let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(config));
+        (tx, Live(rx))
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Config> {
+        self.0.borrow().clone()
+    }
+}
+
+impl Config {
+    /// `new`, with what cannot change without a restart (paths, the API, the watcher mode)
+    /// taken from `self`; the names of the keys that differed.
+    pub fn reloaded(&self, mut new: Config) -> (Config, Vec<&'static str>) {
+        let mut kept = Vec::new();
+        if new.queue_dir != self.queue_dir {
+            kept.push("queue_dir");
+        }
+        if new.database != self.database {
+            kept.push("database");
+        }
+        let (a, b) = (&new.linkedin, &self.linkedin);
+        if a.mode != b.mode
+            || a.api_base_url != b.api_base_url
+            || a.oauth_base_url != b.oauth_base_url
+            || a.version != b.version
+            || a.request_timeout != b.request_timeout
+        {
+            kept.push("linkedin.mode/api_base_url/oauth_base_url/version/request_timeout");
+        }
+        if new.watcher.poll != self.watcher.poll
+            || new.watcher.poll_interval != self.watcher.poll_interval
+        {
+            kept.push("watcher.poll/poll_interval");
+        }
+        if new.publisher.max_concurrent != self.publisher.max_concurrent {
+            kept.push("publisher.max_concurrent");
+        }
+        new.queue_dir = self.queue_dir.clone();
+        new.database = self.database.clone();
+        new.linkedin.mode = self.linkedin.mode;
+        new.linkedin.api_base_url = self.linkedin.api_base_url.clone();
+        new.linkedin.oauth_base_url = self.linkedin.oauth_base_url.clone();
+        new.linkedin.version = self.linkedin.version.clone();
+        new.linkedin.request_timeout = self.linkedin.request_timeout;
+        new.watcher.poll = self.watcher.poll;
+        new.watcher.poll_interval = self.watcher.poll_interval;
+        new.publisher.max_concurrent = self.publisher.max_concurrent;
+        (new, kept)
+    }
+}
+
 // ---------------------------------------------------------------- raw (TOML mirror)
 
 #[derive(Debug, Deserialize)]

@@ -13,7 +13,7 @@ use tokio::sync::{watch, Notify};
 use tracing::{error, info, warn};
 
 use crate::auth::Tokens;
-use crate::config::{Config, Mode};
+use crate::config::{Config, Live, Mode};
 use crate::linkedin::Client;
 use crate::publisher::Publisher;
 use crate::sandbox::{Sandbox, Settings};
@@ -57,7 +57,6 @@ async fn api_base(config: &Config) -> Result<(String, String), DaemonError> {
 }
 
 pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let config = Arc::new(config);
     watcher::prepare_folders(&config)?;
     let path = config.database.clone();
     let store = Handle::new(
@@ -78,17 +77,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config.linkedin.version,
         config.linkedin.request_timeout,
     );
-    let tokens = Arc::new(Tokens::new(config.clone(), client.clone(), store.clone()));
+    let (config_tx, live) = Live::new(config);
+    let config = live.get();
+    let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
-    let publisher = Arc::new(Publisher::new(
-        config.clone(),
-        store.clone(),
-        client,
-        tokens,
-    ));
+    let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
 
-    let intake = Intake::new(config.clone(), store.clone());
+    let intake = Intake::new(live.clone(), store.clone());
     let first = intake.scan().await?;
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
@@ -96,18 +92,23 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let rearm = Arc::new(Notify::new());
     let look = Arc::new(Notify::new());
     let events = watcher::watch(&config, look.clone())?;
-    let wake = watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake])?;
+    let wake =
+        watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake.clone()])?;
     crate::service::ready();
     let watching = tokio::spawn(watch_loop(
         intake,
-        look,
+        look.clone(),
         rearm.clone(),
         stop_rx.clone(),
         first.recheck_in,
     ));
-    tokio::spawn(signals(stop_tx)?);
+    let reload = Reload {
+        config: config_tx,
+        wake: vec![rearm.clone(), keeper_wake, look],
+    };
+    tokio::spawn(signals(stop_tx, reload)?);
 
-    let scheduler = Scheduler::new(config.clone(), store.clone(), publisher, rearm);
+    let scheduler = Scheduler::new(live, store.clone(), publisher, rearm);
     let result = scheduler.run(stop_rx).await;
     drop((events, wake));
     watching.abort();
@@ -144,8 +145,37 @@ async fn watch_loop(
     }
 }
 
+/// What SIGHUP needs: where to publish the new config, and whom to wake.
+struct Reload {
+    config: watch::Sender<Arc<Config>>,
+    wake: Vec<Arc<Notify>>,
+}
+
+impl Reload {
+    /// Re-reads config.toml; an invalid one is refused and the running one stays.
+    fn apply(&self) {
+        crate::service::reloading();
+        let current = self.config.borrow().clone();
+        match Config::load(&current.path) {
+            Err(e) => error!(error = %e, "config reload refused; the running config stays"),
+            Ok(new) => {
+                let (new, kept) = current.reloaded(new);
+                if !kept.is_empty() {
+                    warn!(keys = %kept.join(", "), "config reload: these keys need a restart and were not changed");
+                }
+                let accounts = new.accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+                self.config.send_replace(Arc::new(new));
+                self.wake.iter().for_each(|w| w.notify_one());
+                info!(accounts = %accounts, "config reloaded");
+            }
+        }
+        crate::service::ready();
+    }
+}
+
 fn signals(
     stop: watch::Sender<bool>,
+    reload: Reload,
 ) -> Result<impl std::future::Future<Output = ()>, DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
@@ -155,7 +185,7 @@ fn signals(
             tokio::select! {
                 _ = term.recv() => { info!("SIGTERM: finishing requests in flight, then stopping"); break; }
                 _ = int.recv() => { info!("SIGINT: finishing requests in flight, then stopping"); break; }
-                _ = hup.recv() => warn!("SIGHUP: config reload is not supported yet; restart lipost to apply config changes"),
+                _ = hup.recv() => { info!("SIGHUP: reloading the config"); reload.apply(); }
             }
         }
         crate::service::stopping();

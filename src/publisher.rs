@@ -16,7 +16,7 @@ use rand::Rng;
 use tracing::{info, warn};
 
 use crate::auth::{AuthError, Tokens};
-use crate::config::{AccountKind, Config, Retry};
+use crate::config::{AccountKind, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptResult, Post};
@@ -26,7 +26,7 @@ use crate::store::{Budget, Handle, Settle};
 const QUOTA_SPENT_AFTER: u32 = 5;
 
 pub struct Publisher {
-    config: Arc<Config>,
+    config: Live,
     store: Handle,
     client: Client,
     tokens: Arc<Tokens>,
@@ -67,12 +67,7 @@ fn std_to_chrono(d: Duration) -> chrono::Duration {
 }
 
 impl Publisher {
-    pub fn new(
-        config: Arc<Config>,
-        store: Handle,
-        client: Client,
-        tokens: Arc<Tokens>,
-    ) -> Publisher {
+    pub fn new(config: Live, store: Handle, client: Client, tokens: Arc<Tokens>) -> Publisher {
         Publisher {
             config,
             store,
@@ -97,7 +92,8 @@ impl Publisher {
     }
 
     async fn try_once(&self, post: &Post, started: DateTime<Utc>) -> (AttemptResult, Settle) {
-        let Some(account) = self.config.account(&post.account) else {
+        let config = self.config.get();
+        let Some(account) = config.account(&post.account) else {
             return dead(
                 "account_removed",
                 format!("account {:?} is no longer in the config", post.account),
@@ -125,12 +121,12 @@ impl Publisher {
             if let Some(found) = self.find_on_page(post, &author, &cred.token).await {
                 return found;
             }
-            if started - since > std_to_chrono(self.config.retry.resend_window) {
+            if started - since > std_to_chrono(self.config.get().retry.resend_window) {
                 return dead(
                     "in_doubt",
                     format!(
                         "a try at {since} may have reached LinkedIn and no answer came back; it is past the {} resend window, so it was not sent again. Check the feed: `lipost mark-published {id} URN` records it if it is there, `lipost retry {id}` sends it anyway",
-                        humantime::format_duration(self.config.retry.resend_window),
+                        humantime::format_duration(self.config.get().retry.resend_window),
                         id = post.id
                     ),
                 );
@@ -224,7 +220,7 @@ impl Publisher {
             } => {
                 let n = post.rate_limited + 1;
                 let now = Utc::now();
-                let wait = retry_after.unwrap_or_else(|| backoff(&self.config.retry, n));
+                let wait = retry_after.unwrap_or_else(|| backoff(&self.config.get().retry, n));
                 let at = now + std_to_chrono(wait);
                 let reset = after_quota_reset(now);
                 if retry_after.is_none() && (n >= QUOTA_SPENT_AFTER || at >= reset) {
@@ -238,13 +234,14 @@ impl Publisher {
                 ..
             }
             | ApiError::NotSent { .. } => {
-                let wait = backoff(&self.config.retry, post.attempts_used + 1);
+                let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
                 self.retry_after(post, result, wait, Budget::Attempts, None)
             }
             ApiError::NoAnswer { .. } => {
                 // The request may be on LinkedIn. Resend soon, inside the duplicate window.
                 result.outcome = "in_doubt".into();
-                let wait = backoff(&self.config.retry, 1).min(self.config.retry.resend_window / 4);
+                let wait = backoff(&self.config.get().retry, 1)
+                    .min(self.config.get().retry.resend_window / 4);
                 self.retry_after(post, result, wait, Budget::Attempts, Some(started))
             }
             ApiError::Status { .. } => {
@@ -290,7 +287,7 @@ impl Publisher {
         counts: Budget,
         in_doubt: Option<DateTime<Utc>>,
     ) -> (AttemptResult, Settle) {
-        let retry = &self.config.retry;
+        let retry = &self.config.get().retry;
         if counts == Budget::Attempts && post.attempts_used + 1 >= retry.max_attempts {
             result.outcome = "dead".into();
             return (
@@ -340,7 +337,7 @@ impl Publisher {
             outcome: outcome.into(),
             ..AttemptResult::default()
         };
-        let wait = backoff(&self.config.retry, post.attempts_used + 1);
+        let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::Live;
 use crate::post::Post;
 use crate::publisher::Publisher;
 use crate::store::{Handle, StoreError};
@@ -23,7 +23,7 @@ use crate::store::{Handle, StoreError};
 const LOOK: usize = 512;
 
 pub struct Scheduler {
-    config: Arc<Config>,
+    config: Live,
     store: Handle,
     publisher: Arc<Publisher>,
     rearm: Arc<Notify>,
@@ -46,12 +46,12 @@ struct Look {
 
 impl Scheduler {
     pub fn new(
-        config: Arc<Config>,
+        config: Live,
         store: Handle,
         publisher: Arc<Publisher>,
         rearm: Arc<Notify>,
     ) -> Scheduler {
-        let permits = Arc::new(Semaphore::new(config.publisher.max_concurrent));
+        let permits = Arc::new(Semaphore::new(config.get().publisher.max_concurrent));
         Scheduler {
             config,
             store,
@@ -112,7 +112,7 @@ impl Scheduler {
         if std::env::var_os("NOTIFY_SOCKET").is_none() {
             return;
         }
-        let tz = self.config.timezone;
+        let tz = self.config.get().timezone;
         let line = self
             .store
             .call(move |s| s.summary_line(tz))
@@ -143,6 +143,7 @@ impl Scheduler {
         let now = Utc::now();
         let due = self.store.call(move |s| s.due(now, LOOK)).await?;
         let more = due.len() == LOOK;
+        let config = self.config.get();
         let mut blocked = false;
         let mut chosen: Vec<String> = Vec::new();
         let mut taking: HashMap<String, usize> = HashMap::new();
@@ -160,15 +161,15 @@ impl Scheduler {
                 blocked = true;
                 break;
             }
-            let Some(account) = self.config.account(&post.account) else {
+            let Some(account) = config.account(&post.account) else {
                 chosen.push(post.id.clone());
                 available -= 1;
                 continue;
             };
             if let Some(why) = held.get(account.token_account()) {
                 // Held, not sent: no pointless 401s. Released by a new login, unless too late.
-                let lateness =
-                    chrono::Duration::from_std(self.config.retry.max_lateness).unwrap_or_default();
+                let lateness = chrono::Duration::from_std(self.config.get().retry.max_lateness)
+                    .unwrap_or_default();
                 if now > post.due_at + lateness {
                     expired.push((
                         post.id.clone(),
@@ -261,8 +262,8 @@ impl Scheduler {
             .into_iter()
             .filter_map(|t| Some((t.account, format!("needs re-auth: {}", t.needs_reauth?))))
             .collect();
-        if self.config.linkedin.mode == crate::config::Mode::Live {
-            for a in self.config.accounts.values() {
+        if self.config.get().linkedin.mode == crate::config::Mode::Live {
+            for a in self.config.get().accounts.values() {
                 let member = a.token_account();
                 let has = self.store.call({
                     let m = member.to_string();
@@ -307,7 +308,7 @@ impl Scheduler {
             in_flight = self.tasks.len(),
             "shutting down: waiting for requests in flight"
         );
-        let timeout = self.config.publisher.shutdown_timeout;
+        let timeout = self.config.get().publisher.shutdown_timeout;
         let all = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(timeout, all).await.is_err() {
             warn!(in_flight = self.tasks.len(), "shutdown timeout reached; unfinished posts will be resolved as in doubt at the next start");

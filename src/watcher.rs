@@ -16,7 +16,7 @@ use chrono::Utc;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, Live};
 use crate::draft::{self, Draft};
 use crate::store::{self, Handle, Taken};
 
@@ -140,7 +140,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Takes drafts from the folder into the store.
 pub struct Intake {
-    config: Arc<Config>,
+    config: Live,
     store: Handle,
 }
 
@@ -159,13 +159,13 @@ enum Read {
 }
 
 impl Intake {
-    pub fn new(config: Arc<Config>, store: Handle) -> Intake {
+    pub fn new(config: Live, store: Handle) -> Intake {
         Intake { config, store }
     }
 
     /// One full look at the folder: takes every complete draft.
     pub async fn scan(&self) -> Result<Scan, WatchError> {
-        let config = self.config.clone();
+        let config = self.config.get().clone();
         let (ready, recheck_in) = tokio::task::spawn_blocking(move || settled_files(&config))
             .await
             .map_err(|e| store::StoreError::Task(e.to_string()))?;
@@ -178,7 +178,7 @@ impl Intake {
             scan.taken += taken;
             scan.rejected += rejected;
             if changed {
-                let settle = self.config.watcher.settle_time;
+                let settle = self.config.get().watcher.settle_time;
                 scan.recheck_in = Some(scan.recheck_in.map_or(settle, |r| r.min(settle)));
             }
         }
@@ -187,7 +187,7 @@ impl Intake {
 
     /// Reads, parses, stores and moves a batch of settled files.
     async fn take(&self, files: Vec<PathBuf>) -> Result<(usize, usize, bool), WatchError> {
-        let config = self.config.clone();
+        let config = self.config.get().clone();
         let read: Vec<(PathBuf, Read)> = tokio::task::spawn_blocking(move || {
             files
                 .into_iter()
@@ -227,7 +227,7 @@ impl Intake {
             })
             .await?;
 
-        let config = self.config.clone();
+        let config = self.config.get().clone();
         let (taken, rejected) = tokio::task::spawn_blocking(move || {
             let mut taken = 0;
             for ((path, d), result) in good.iter().zip(results) {

@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use tokio::sync::{Mutex, Notify};
 use tracing::{info, warn};
 
-use crate::config::{AccountKind, Config, Mode};
+use crate::config::{AccountKind, Config, Live, Mode};
 use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
 use crate::linkedin::{ApiError, Client};
 use crate::secret::{self, Secret};
@@ -122,7 +122,7 @@ fn transient(e: &ApiError) -> bool {
 }
 
 pub struct Tokens {
-    config: Arc<Config>,
+    config: Live,
     client: Client,
     store: Handle,
     /// One refresh or mint at a time per process.
@@ -132,7 +132,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(config: Arc<Config>, client: Client, store: Handle) -> Tokens {
+    pub fn new(config: Live, client: Client, store: Handle) -> Tokens {
         Tokens {
             config,
             client,
@@ -156,7 +156,9 @@ impl Tokens {
         let _one = self.busy.lock().await;
         let now = Utc::now();
         let token = match self.load(member).await? {
-            None if self.config.linkedin.mode == Mode::Sandbox => self.sandbox_mint(member).await?,
+            None if self.config.get().linkedin.mode == Mode::Sandbox => {
+                self.sandbox_mint(member).await?
+            }
             None => {
                 return Err(AuthError::NeedsLogin {
                     account: member.into(),
@@ -172,7 +174,7 @@ impl Tokens {
             });
         }
         // Renew a little early even with a short refresh_before: a request takes time.
-        let margin = Duration::from_std(self.config.linkedin.refresh_before)
+        let margin = Duration::from_std(self.config.get().linkedin.refresh_before)
             .unwrap_or_default()
             .max(Duration::seconds(60));
         let token =
@@ -260,7 +262,7 @@ impl Tokens {
                     account: member.clone(),
                     why: "the refresh token expired".into(),
                 })?;
-        let (client_id, secret) = app_credentials(&self.config)?;
+        let (client_id, secret) = app_credentials(&self.config.get())?;
         let call = || async {
             let form = [
                 ("grant_type", "refresh_token"),
@@ -320,8 +322,8 @@ impl Tokens {
         };
         let req = SandboxTokenRequest {
             member: member.to_string(),
-            scope: scopes_for(&self.config, member).join(" "),
-            organizations: pages_via(&self.config, member),
+            scope: scopes_for(&self.config.get(), member).join(" "),
+            organizations: pages_via(&self.config.get(), member),
         };
         let t = self.client.sandbox_token(&req).await.map_err(unavailable)?;
         let token = token_from_response(&self.client, member, t, TokenSource::Sandbox)
@@ -362,7 +364,8 @@ impl Tokens {
         warned: &mut HashMap<(String, &'static str), i64>,
     ) -> DateTime<Utc> {
         let now = Utc::now();
-        let before = Duration::from_std(self.config.linkedin.refresh_before).unwrap_or_default();
+        let before =
+            Duration::from_std(self.config.get().linkedin.refresh_before).unwrap_or_default();
         let mut next = now + Duration::hours(1);
         for t in tokens {
             if t.needs_reauth.is_some() || t.source == TokenSource::Sandbox {
