@@ -230,6 +230,8 @@ struct RawAccount {
     #[serde(default, deserialize_with = "opt_duration")]
     min_spacing: Option<Duration>,
     daily_cap: Option<u32>,
+    #[serde(default)]
+    slots: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]
@@ -283,6 +285,8 @@ pub struct Account {
     pub min_spacing: Duration,
     /// At most this many posts per UTC day.
     pub daily_cap: u32,
+    /// Posting slots (cron, in the config's time zone).
+    pub slots: Vec<crate::slots::Slot>,
 }
 
 impl Account {
@@ -529,11 +533,21 @@ fn validate_account(
             AccountKind::Organization { organization, via }
         }
     };
+    let slots = a
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            crate::slots::Slot::parse(s)
+                .map_err(|e| format!("[accounts.{name}] slots[{i}] = {s:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Account {
         name: name.to_string(),
         kind,
         min_spacing: a.min_spacing.unwrap_or(Duration::ZERO),
         daily_cap: a.daily_cap.unwrap_or(25),
+        slots,
     })
 }
 
@@ -668,6 +682,9 @@ impl fmt::Display for Config {
             }
             writeln!(f, "  min_spacing     {}", fmt_dur(a.min_spacing))?;
             writeln!(f, "  daily_cap       {}", a.daily_cap)?;
+            for s in &a.slots {
+                writeln!(f, "  slot            {}", s.pattern())?;
+            }
         }
         Ok(())
     }

@@ -39,8 +39,10 @@ impl Visibility {
 pub struct Draft {
     pub id: String,
     pub account: String,
-    /// `None`: as soon as possible.
+    /// `None`: as soon as possible, or the next free slot when `next_slot`.
     pub publish_at: Option<DateTime<Utc>>,
+    /// Take the earliest free posting slot of the account.
+    pub next_slot: bool,
     pub visibility: Visibility,
     /// The post text as the author wrote it.
     pub text: String,
@@ -139,9 +141,20 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
             parsed
         }
     };
+    let wants_slot = match &fm.publish_at {
+        Some(toml::Value::String(s)) => s.trim() == "next-slot",
+        Some(_) => false,
+        None => !account.slots.is_empty(),
+    };
+    if wants_slot && account.slots.is_empty() {
+        return Err(DraftError::BadTime {
+            value: "next-slot".into(),
+            why: format!("account {account_name:?} has no slots; add slots = [\"0 0 9 * * Mon-Fri\"] to [accounts.{account_name}] or give a time"),
+        });
+    }
     let publish_at = match fm.publish_at {
-        None => None,
-        Some(v) => Some(parse_publish_at(&v, config.timezone)?),
+        Some(v) if !wants_slot => Some(parse_publish_at(&v, config.timezone)?),
+        _ => None,
     };
 
     let body = body.trim_start_matches(['\n', '\r']).trim_end();
@@ -160,6 +173,7 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
         id,
         account: account_name,
         publish_at,
+        next_slot: wants_slot,
         visibility,
         text: body.to_string(),
         commentary,
@@ -243,7 +257,7 @@ fn parse_publish_at(v: &toml::Value, tz: chrono_tz::Tz) -> Result<DateTime<Utc>,
         .find_map(|f| NaiveDateTime::parse_from_str(&value, f).ok())
         .ok_or_else(|| {
             bad(
-                "write a date and time, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01 09:00 (read in the config's timezone)"
+                "write a date and time, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01 09:00 (read in the config's timezone), or \"next-slot\""
                     .into(),
             )
         })?;

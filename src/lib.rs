@@ -15,5 +15,6 @@ pub mod sandbox;
 pub mod scheduler;
 pub mod secret;
 pub mod service;
+pub mod slots;
 pub mod store;
 pub mod watcher;

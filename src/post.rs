@@ -130,6 +130,8 @@ pub struct Post {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub published_at: Option<DateTime<Utc>>,
+    /// The posting slot this post holds, if it took one.
+    pub slot_at: Option<DateTime<Utc>>,
 }
 
 /// One try, as recorded in `attempts`.

@@ -23,6 +23,9 @@ use crate::store::{self, Handle, Taken};
 /// How many drafts go into the store in one transaction.
 const BATCH: usize = 500;
 
+/// How many upcoming slots a `next-slot` draft may choose from.
+const SLOT_LOOKAHEAD: usize = 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("cannot create {path}: {source}")]
@@ -211,6 +214,17 @@ impl Intake {
             }
         }
         let batch: Vec<(PathBuf, Draft)> = good.clone();
+        let config = self.config.get();
+        let now = Utc::now();
+        let slots: Vec<Vec<chrono::DateTime<Utc>>> = batch
+            .iter()
+            .map(|(_, d)| match config.account(&d.account) {
+                Some(a) if d.next_slot => {
+                    crate::slots::upcoming(&a.slots, config.timezone, now, SLOT_LOOKAHEAD)
+                }
+                _ => Vec::new(),
+            })
+            .collect();
         let results = self
             .store
             .call(move |s| {
@@ -218,9 +232,11 @@ impl Intake {
                 let intakes: Vec<store::Intake<'_>> = batch
                     .iter()
                     .zip(&names)
-                    .map(|((_, d), n)| store::Intake {
+                    .zip(&slots)
+                    .map(|(((_, d), n), sl)| store::Intake {
                         draft: d,
                         source_file: n,
+                        slots: sl,
                     })
                     .collect();
                 s.ingest(&intakes, Utc::now())
@@ -253,9 +269,11 @@ impl Intake {
 }
 
 fn log_taken(d: &Draft, how: &Taken, path: &Path) {
-    let due = d
-        .publish_at
-        .map_or_else(|| "as soon as possible".to_string(), |t| t.to_rfc3339());
+    let due = match (d.publish_at, d.next_slot) {
+        (Some(t), _) => t.to_rfc3339(),
+        (None, true) => "the next free slot (see `lipost list`)".to_string(),
+        (None, false) => "as soon as possible".to_string(),
+    };
     let what = match how {
         Taken::Created => "draft scheduled",
         Taken::Replaced => "draft replaced the scheduled post",

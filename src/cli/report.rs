@@ -213,8 +213,9 @@ pub fn list(config: &Config, store: &Store, state: Option<PostState>, as_json: b
 }
 
 fn post_line(config: &Config, p: &Post) -> String {
+    let slot = if p.slot_at.is_some() { "slot" } else { "    " };
     format!(
-        "{:<11} {}  {:<24} {:<12} {}",
+        "{:<11} {} {slot}  {:<24} {:<12} {}",
         p.state.as_str(),
         local(config, p.due_at),
         p.id,
@@ -237,6 +238,12 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     println!("account     {}", post.account);
     println!("state       {}", post.state);
     println!("due         {}", local(config, post.due_at));
+    if let Some(slot) = post.slot_at {
+        println!(
+            "slot        {} (reserved for this post)",
+            local(config, slot)
+        );
+    }
     if post.state == PostState::Scheduled {
         println!("next try    {}", local(config, post.next_attempt_at));
     }

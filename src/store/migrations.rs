@@ -69,4 +69,10 @@ CREATE TABLE tokens (
     updated_at          TEXT NOT NULL
 );
 "#,
+    // 3: posting slots. A slot is reserved by at most one live post of an account.
+    r#"
+ALTER TABLE posts ADD COLUMN slot_at TEXT;
+CREATE UNIQUE INDEX posts_slot ON posts (account, slot_at)
+    WHERE slot_at IS NOT NULL AND state IN ('scheduled', 'publishing', 'published');
+"#,
 ];

@@ -64,6 +64,8 @@ fn opt_ts(s: Option<String>) -> Option<DateTime<Utc>> {
 pub struct Intake<'a> {
     pub draft: &'a Draft,
     pub source_file: &'a str,
+    /// For a `next-slot` draft: the account's upcoming slot times, earliest first.
+    pub slots: &'a [DateTime<Utc>],
 }
 
 /// What became of a draft taken from the folder.
@@ -84,6 +86,8 @@ pub enum Refused {
     Publishing { id: String },
     #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN` or `lipost retry {id}`")]
     InDoubt { id: String },
+    #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
+    NoFreeSlot { account: String, looked: usize },
 }
 
 /// How a try ended, for [`Store::settle`].
@@ -132,7 +136,7 @@ struct Existing {
 const POST_COLUMNS: &str =
     "id, account, state, due_at, next_attempt_at, post_urn, commentary, text, \
     visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at, \
-    updated_at, published_at";
+    updated_at, published_at, slot_at";
 
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
     let state: String = r.get(2)?;
@@ -154,6 +158,7 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
         created_at: parse_ts(&r.get::<_, String>(14)?),
         updated_at: parse_ts(&r.get::<_, String>(15)?),
         published_at: opt_ts(r.get(16)?),
+        slot_at: opt_ts(r.get(17)?),
     })
 }
 
@@ -295,7 +300,19 @@ impl Store {
             )
             .optional()?;
         let publish_at = d.publish_at.map(ts);
-        let due = ts(d.publish_at.unwrap_or(now));
+        let (due, slot) = if d.next_slot {
+            match Self::free_slot(tx, &d.account, &d.id, intake.slots)? {
+                Some(t) => (ts(t), Some(ts(t))),
+                None => {
+                    return Ok(Err(Refused::NoFreeSlot {
+                        account: d.account.clone(),
+                        looked: intake.slots.len(),
+                    }))
+                }
+            }
+        } else {
+            (ts(d.publish_at.unwrap_or(now)), None)
+        };
         let Some(Existing {
             state,
             urn,
@@ -308,9 +325,20 @@ impl Store {
         else {
             tx.execute(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, publish_at, commentary, text, \
-                 visibility, source_file, created_at, updated_at) \
-                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, now_s],
+                 visibility, source_file, created_at, updated_at, slot_at) \
+                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                params![
+                    d.id,
+                    d.account,
+                    due,
+                    publish_at,
+                    d.commentary,
+                    d.text,
+                    d.visibility.as_str(),
+                    intake.source_file,
+                    now_s,
+                    slot
+                ],
             )?;
             return Ok(Ok(Taken::Created));
         };
@@ -339,11 +367,30 @@ impl Store {
         }
         tx.execute(
             "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
-             text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL \
-             WHERE id = ?1",
-            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file],
+             text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL, \
+             slot_at = ?9 WHERE id = ?1",
+            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot],
         )?;
         Ok(Ok(Taken::Replaced))
+    }
+
+    /// The earliest of `candidates` no other live post of the account holds.
+    fn free_slot(
+        tx: &Transaction<'_>,
+        account: &str,
+        id: &str,
+        candidates: &[DateTime<Utc>],
+    ) -> Result<Option<DateTime<Utc>>> {
+        let mut taken = tx.prepare_cached(
+            "SELECT 1 FROM posts WHERE account = ?1 AND slot_at = ?2 AND id != ?3 \
+             AND state IN ('scheduled', 'publishing', 'published')",
+        )?;
+        for t in candidates {
+            if !taken.exists(params![account, ts(*t), id])? {
+                return Ok(Some(*t));
+            }
+        }
+        Ok(None)
     }
 
     // ------------------------------------------------------------ scheduling

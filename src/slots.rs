@@ -1,0 +1,160 @@
+//! Posting slots: cron patterns per account (tokio-cron-scheduler's syntax: six fields with
+//! seconds, parsed by croner as that crate does), read in the config's time zone.
+//!
+//! Pure calculation: the store reserves a slot, this module only lists the candidates.
+//! Local times hold across daylight-saving changes (09:00 stays 09:00); a slot in a skipped
+//! hour moves to the first minute after the gap; one in a repeated hour fires once.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::parser::{CronParser, Seconds};
+use croner::Cron;
+
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pattern: String,
+    cron: Cron,
+}
+
+impl Slot {
+    pub fn parse(pattern: &str) -> Result<Slot, String> {
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .build()
+            .parse(pattern)
+            .map_err(|e| format!("{e}; write six fields, sec min hour day month weekday, e.g. \"0 0 9 * * Mon-Fri\""))?;
+        Ok(Slot {
+            pattern: pattern.to_string(),
+            cron,
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+}
+
+/// The next `n` slot times after `after`, over all of an account's slots, earliest first.
+pub fn upcoming(slots: &[Slot], tz: Tz, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    let start = after.with_timezone(&tz);
+    let mut all: Vec<DateTime<Utc>> = slots
+        .iter()
+        .flat_map(|s| {
+            let mut t = start;
+            std::iter::from_fn(move || {
+                t = s.cron.find_next_occurrence(&t, false).ok()?;
+                Some(t.with_timezone(&Utc))
+            })
+            .take(n)
+        })
+        .collect();
+    all.sort();
+    all.dedup();
+    all.truncate(n);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn local(tz: Tz, t: DateTime<Utc>) -> String {
+        t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    }
+
+    #[test]
+    fn nine_oclock_stays_nine_oclock_across_the_berlin_spring_change() {
+        let tz = chrono_tz::Europe::Berlin;
+        let slots = [Slot::parse("0 0 9 * * Mon-Fri").unwrap()];
+        let after = tz
+            .with_ymd_and_hms(2026, 3, 26, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let got: Vec<String> = upcoming(&slots, tz, after, 3)
+            .into_iter()
+            .map(|t| local(tz, t))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2026-03-27 09:00 CET",
+                "2026-03-30 09:00 CEST",
+                "2026-03-31 09:00 CEST"
+            ]
+        );
+        // And in UTC the slot moved by the hour the clocks did.
+        let utc: Vec<String> = upcoming(&slots, tz, after, 2)
+            .into_iter()
+            .map(|t| t.format("%H:%M").to_string())
+            .collect();
+        assert_eq!(utc, ["08:00", "07:00"]);
+    }
+
+    #[test]
+    fn a_slot_in_the_skipped_hour_is_moved_not_lost() {
+        let tz = chrono_tz::Europe::Berlin;
+        let slots = [Slot::parse("0 30 2 * * *").unwrap()];
+        let after = tz
+            .with_ymd_and_hms(2026, 3, 28, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let got: Vec<String> = upcoming(&slots, tz, after, 2)
+            .into_iter()
+            .map(|t| local(tz, t))
+            .collect();
+        assert_eq!(got, ["2026-03-29 03:00 CEST", "2026-03-30 02:30 CEST"]);
+    }
+
+    #[test]
+    fn new_york_fall_back_keeps_local_times_and_fires_a_repeated_hour_once() {
+        let tz = chrono_tz::America::New_York;
+        let nine = [Slot::parse("0 0 9 * * *").unwrap()];
+        let after = tz
+            .with_ymd_and_hms(2026, 10, 31, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let got: Vec<String> = upcoming(&nine, tz, after, 2)
+            .into_iter()
+            .map(|t| local(tz, t))
+            .collect();
+        assert_eq!(got, ["2026-11-01 09:00 EST", "2026-11-02 09:00 EST"]);
+        let early = [Slot::parse("0 30 1 * * *").unwrap()];
+        let got: Vec<String> = upcoming(&early, tz, after, 2)
+            .into_iter()
+            .map(|t| local(tz, t))
+            .collect();
+        assert_eq!(got, ["2026-11-01 01:30 EDT", "2026-11-02 01:30 EST"]);
+    }
+
+    #[test]
+    fn new_york_spring_forward_moves_the_skipped_slot() {
+        let tz = chrono_tz::America::New_York;
+        let slots = [
+            Slot::parse("0 30 2 * * *").unwrap(),
+            Slot::parse("0 0 9 * * *").unwrap(),
+        ];
+        let after = tz
+            .with_ymd_and_hms(2026, 3, 7, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let got: Vec<String> = upcoming(&slots, tz, after, 3)
+            .into_iter()
+            .map(|t| local(tz, t))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "2026-03-08 03:00 EDT",
+                "2026-03-08 09:00 EDT",
+                "2026-03-09 02:30 EDT"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_pattern_is_explained() {
+        let e = Slot::parse("9am weekdays").unwrap_err();
+        assert!(e.contains("six fields"), "{e}");
+    }
+}
