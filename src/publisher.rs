@@ -76,10 +76,17 @@ impl Publisher {
         }
     }
 
-    /// Publishes a claimed post; `attempt` is the open row in `attempts`.
-    pub async fn publish(&self, post: Post, attempt: i64) {
+    /// Publishes a claimed post; `attempt` is the open row in `attempts`. `permit` counts
+    /// against the limit of requests in flight and is given back once LinkedIn answered.
+    pub async fn publish(
+        &self,
+        post: Post,
+        attempt: i64,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
         let started = Utc::now();
         let (result, settle) = self.try_once(&post, started).await;
+        drop(permit);
         log_outcome(&post, &result, &settle);
         let id = post.id.clone();
         let r = self

@@ -239,9 +239,7 @@ impl Scheduler {
             for (id, at) in &deferred {
                 info!(post_id = %id, until = %at, "paced: account spacing or daily cap");
             }
-            self.store
-                .call(move |s| deferred.iter().try_for_each(|(id, at)| s.defer(id, *at)))
-                .await?;
+            self.store.call(move |s| s.defer_many(&deferred)).await?;
         }
         if !chosen.is_empty() {
             let claimed = self
@@ -292,8 +290,7 @@ impl Scheduler {
         let publisher = self.publisher.clone();
         self.tasks.spawn(async move {
             let account = post.account.clone();
-            publisher.publish(post, attempt).await;
-            drop(permit);
+            publisher.publish(post, attempt, permit).await;
             account
         });
     }

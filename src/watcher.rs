@@ -53,12 +53,32 @@ pub struct Events {
     _watcher: Box<dyn notify::Watcher + Send>,
 }
 
+/// Files renamed into the folder: complete already (the stage-and-rename pattern), so they
+/// need not wait for the settle time. A hint from notify; the scan still decides.
+pub type RenamedIn = Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
+
 /// Starts watching the queue folder; every event wakes `look`.
-pub fn watch(config: &Config, look: Arc<Notify>) -> Result<Events, WatchError> {
+pub fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<Events, WatchError> {
     let dir = config.queue_dir.clone();
     let handler = move |res: notify::Result<notify::Event>| {
-        if let Err(e) = res {
-            warn!(error = %e, "file watcher reported an error; rescanning the queue folder");
+        use notify::event::{EventKind, ModifyKind, RenameMode};
+        match res {
+            Ok(e) => {
+                let target = match e.kind {
+                    EventKind::Modify(ModifyKind::Name(RenameMode::To)) => e.paths.first(),
+                    EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => e.paths.get(1),
+                    _ => None,
+                };
+                if let Some(p) = target {
+                    renamed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(p.clone());
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "file watcher reported an error; rescanning the queue folder")
+            }
         }
         look.notify_one();
     };
@@ -145,6 +165,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub struct Intake {
     config: Live,
     store: Handle,
+    renamed: RenamedIn,
 }
 
 /// What one scan did, and when to look again for files not yet settled.
@@ -162,16 +183,23 @@ enum Read {
 }
 
 impl Intake {
-    pub fn new(config: Live, store: Handle) -> Intake {
-        Intake { config, store }
+    pub fn new(config: Live, store: Handle, renamed: RenamedIn) -> Intake {
+        Intake {
+            config,
+            store,
+            renamed,
+        }
     }
 
     /// One full look at the folder: takes every complete draft.
     pub async fn scan(&self) -> Result<Scan, WatchError> {
         let config = self.config.get().clone();
-        let (ready, recheck_in) = tokio::task::spawn_blocking(move || settled_files(&config))
-            .await
-            .map_err(|e| store::StoreError::Task(e.to_string()))?;
+        let renamed: std::collections::HashSet<PathBuf> =
+            std::mem::take(&mut *self.renamed.lock().unwrap_or_else(|p| p.into_inner()));
+        let (ready, recheck_in) =
+            tokio::task::spawn_blocking(move || settled_files(&config, &renamed))
+                .await
+                .map_err(|e| store::StoreError::Task(e.to_string()))?;
         let mut scan = Scan {
             recheck_in,
             ..Scan::default()
@@ -289,7 +317,11 @@ fn file_name(p: &Path) -> String {
 }
 
 /// The folder's complete drafts (sorted by name), and how long until an incomplete one may be.
-fn settled_files(config: &Config) -> (Vec<PathBuf>, Option<Duration>) {
+/// A file is complete when its mtime is older than the settle time, or when it was renamed in.
+fn settled_files(
+    config: &Config,
+    renamed: &std::collections::HashSet<PathBuf>,
+) -> (Vec<PathBuf>, Option<Duration>) {
     let settle = config.watcher.settle_time;
     let now = SystemTime::now();
     let mut ready = BTreeMap::new();
@@ -306,6 +338,9 @@ fn settled_files(config: &Config) -> (Vec<PathBuf>, Option<Duration>) {
         let path = entry.path();
         let Some(st) = stamp(&path) else { continue };
         match now.duration_since(st.mtime) {
+            _ if renamed.contains(&path) => {
+                ready.insert(name, path);
+            }
             Ok(age) if age >= settle => {
                 ready.insert(name, path);
             }

@@ -127,6 +127,8 @@ pub struct Tokens {
     store: Handle,
     /// One refresh or mint at a time per process.
     busy: Mutex<()>,
+    /// Credentials that need no refresh yet: sending does not wait for the store.
+    cache: std::sync::Mutex<HashMap<String, (Credential, DateTime<Utc>)>>,
     /// Woken when a token changes, so the keeper re-plans.
     changed: Arc<Notify>,
 }
@@ -138,6 +140,7 @@ impl Tokens {
             client,
             store,
             busy: Mutex::new(()),
+            cache: std::sync::Mutex::new(HashMap::new()),
             changed: Arc::new(Notify::new()),
         }
     }
@@ -153,6 +156,39 @@ impl Tokens {
 
     /// The credential a post of `member` goes out with.
     pub async fn get(&self, member: &str) -> Result<Credential, AuthError> {
+        if let Some(c) = self.cached(member) {
+            return Ok(c);
+        }
+        let (cred, fresh_until) = self.get_slow(member).await?;
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(member.to_string(), (cred.clone(), fresh_until));
+        Ok(cred)
+    }
+
+    /// A credential that needs no refresh yet, without touching the store.
+    fn cached(&self, member: &str) -> Option<Credential> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let (c, fresh_until) = cache.get(member)?;
+        (*fresh_until > Utc::now()).then(|| c.clone())
+    }
+
+    fn forget(&self, member: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(member);
+    }
+
+    /// Renew a little early even with a short refresh_before: a request takes time.
+    fn margin(&self) -> Duration {
+        Duration::from_std(self.config.get().linkedin.refresh_before)
+            .unwrap_or_default()
+            .max(Duration::seconds(60))
+    }
+
+    async fn get_slow(&self, member: &str) -> Result<(Credential, DateTime<Utc>), AuthError> {
         let _one = self.busy.lock().await;
         let now = Utc::now();
         let token = match self.load(member).await? {
@@ -173,10 +209,7 @@ impl Tokens {
                 why: why.clone(),
             });
         }
-        // Renew a little early even with a short refresh_before: a request takes time.
-        let margin = Duration::from_std(self.config.get().linkedin.refresh_before)
-            .unwrap_or_default()
-            .max(Duration::seconds(60));
+        let margin = self.margin();
         let token =
             if token.access_expires_at <= now + margin && token.usable_refresh(now).is_some() {
                 match self.refresh(&token).await {
@@ -194,10 +227,14 @@ impl Tokens {
             } else {
                 token
             };
-        Ok(Credential {
-            token: token.access_token,
-            person_urn: token.member_urn,
-        })
+        let fresh_until = token.access_expires_at - margin;
+        Ok((
+            Credential {
+                token: token.access_token,
+                person_urn: token.member_urn,
+            },
+            fresh_until,
+        ))
     }
 
     /// An access token past its expiry with no refresh token: re-mint in the sandbox,
@@ -220,6 +257,7 @@ impl Tokens {
     /// LinkedIn answered 401 to this member's token: refresh it once (or re-mint in the
     /// sandbox); without a way to renew it, the account needs a new login.
     pub async fn unauthorized(&self, member: &str) -> Result<(), AuthError> {
+        self.forget(member);
         let _one = self.busy.lock().await;
         let Some(token) = self.load(member).await? else {
             return Ok(());
@@ -242,6 +280,7 @@ impl Tokens {
     }
 
     async fn needs_reauth(&self, member: &str, why: &str) -> Result<(), AuthError> {
+        self.forget(member);
         warn!(account = %member, reason = %why, "account needs a new login; its posts are held until then");
         let (m, w) = (member.to_string(), why.to_string());
         self.store

@@ -628,12 +628,19 @@ impl Store {
         Ok((opt_ts(last), count))
     }
 
-    /// Pushes a scheduled post's next try to `at` without counting a try (pacing).
-    pub fn defer(&mut self, post_id: &str, at: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
-            "UPDATE posts SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
-            params![post_id, ts(at)],
-        )?;
+    /// Pushes scheduled posts' next tries later without counting a try (pacing), in one
+    /// transaction.
+    pub fn defer_many(&mut self, posts: &[(String, DateTime<Utc>)]) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE posts SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
+            )?;
+            for (id, at) in posts {
+                stmt.execute(params![id, ts(*at)])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
