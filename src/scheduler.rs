@@ -73,13 +73,27 @@ impl Scheduler {
                 break;
             }
             self.ping();
-            let look = self.dispatch().await?;
+            // Saturated: sends already claimed keep the request limit busy; look again once
+            // they drain to the low-water mark, not after every single one.
+            let saturated = self.tasks.len() > self.ahead() / 2;
+            let look = if saturated {
+                Look {
+                    blocked: true,
+                    more: false,
+                }
+            } else {
+                self.dispatch().await?
+            };
             self.report_status().await;
             if look.more && !look.blocked {
                 continue;
             }
             let now = Utc::now();
-            let next = self.store.call(move |s| s.next_due_after(now)).await?;
+            let next = if saturated {
+                None
+            } else {
+                self.store.call(move |s| s.next_due_after(now)).await?
+            };
             let sleep = next.map(|t| {
                 let d = (t - Utc::now()).to_std().unwrap_or_default();
                 tokio::time::Instant::now() + d
@@ -88,12 +102,24 @@ impl Scheduler {
                 _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
                 _ = self.rearm.notified() => {}
                 _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => self.finished(done),
+                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    self.finished(done);
+                    while let Some(done) = self.tasks.try_join_next() {
+                        self.finished(done);
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
         }
         self.drain().await;
         Ok(())
+    }
+
+    /// How many posts may be claimed at once. Ahead of the request limit (tasks wait for a
+    /// permit), but bounded: a claimed post that waits is in doubt if we crash (resolved,
+    /// never resent blindly), so not the whole backlog.
+    fn ahead(&self) -> usize {
+        (4 * self.config.get().publisher.max_concurrent).max(64)
     }
 
     /// WATCHDOG=1 from the loop that does the work: if this loop hangs, systemd restarts us.
@@ -155,7 +181,7 @@ impl Scheduler {
             self.held_accounts().await?
         };
         let mut expired: Vec<(String, String)> = Vec::new();
-        let mut available = self.permits.available_permits();
+        let mut available = self.ahead().saturating_sub(self.tasks.len());
         for post in &due {
             if available == 0 {
                 blocked = true;
@@ -279,17 +305,17 @@ impl Scheduler {
     }
 
     fn start(&mut self, post: Post, attempt: i64) {
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .expect("counted above");
+        let permits = self.permits.clone();
         *self.busy.entry(post.account.clone()).or_default() += 1;
         let lateness = (Utc::now() - post.next_attempt_at).num_milliseconds();
         info!(post_id = %post.id, account = %post.account, late_ms = lateness, "publishing");
         let publisher = self.publisher.clone();
         self.tasks.spawn(async move {
             let account = post.account.clone();
+            let permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             publisher.publish(post, attempt, permit).await;
             account
         });

@@ -61,8 +61,13 @@ pub type RenamedIn = Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
 pub fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<Events, WatchError> {
     let dir = config.queue_dir.clone();
     let handler = move |res: notify::Result<notify::Event>| {
-        use notify::event::{EventKind, ModifyKind, RenameMode};
+        use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
         match res {
+            // Reading the folder (our own scans) reports access events: looking again on
+            // those would loop forever. Only a close after writing says something new.
+            Ok(e) if matches!(e.kind, EventKind::Access(k) if k != AccessKind::Close(AccessMode::Write)) => {
+                return
+            }
             Ok(e) => {
                 let target = match e.kind {
                     EventKind::Modify(ModifyKind::Name(RenameMode::To)) => e.paths.first(),

@@ -452,7 +452,25 @@ impl Store {
     }
 
     /// Records a try's end and moves the post accordingly, in one transaction.
+    ///
+    /// Committed with `synchronous=NORMAL`: safe against a killed process, and a settle lost
+    /// to a power cut leaves the post `publishing` (its claim was FULL), which the next start
+    /// resolves as in doubt without a double post. The next FULL commit makes it durable.
     pub fn settle(
+        &mut self,
+        post_id: &str,
+        attempt: i64,
+        result: &AttemptResult,
+        outcome: &Settle,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let r = self.settle_tx(post_id, attempt, result, outcome, now);
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        r
+    }
+
+    fn settle_tx(
         &mut self,
         post_id: &str,
         attempt: i64,
@@ -619,11 +637,17 @@ impl Store {
         account: &str,
         since: DateTime<Utc>,
     ) -> Result<(Option<DateTime<Utc>>, u32)> {
-        let (last, count): (Option<String>, u32) = self.conn.query_row(
-            "SELECT MAX(published_at), COUNT(CASE WHEN published_at >= ?2 THEN 1 END) \
-             FROM posts WHERE account = ?1 AND state = 'published'",
+        // Only published posts have a published_at: both are ranges of the
+        // (account, published_at) index, however many posts the account has.
+        let last: Option<String> = self.conn.query_row(
+            "SELECT MAX(published_at) FROM posts WHERE account = ?1",
+            [account],
+            |r| r.get(0),
+        )?;
+        let count: u32 = self.conn.query_row(
+            "SELECT COUNT(*) FROM posts WHERE account = ?1 AND published_at >= ?2",
             params![account, ts(since)],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )?;
         Ok((opt_ts(last), count))
     }

@@ -1,0 +1,698 @@
+//! lipost's benchmarks: each scenario runs the real release binary against the sandbox on
+//! loopback, next to a reference measured in the same run, so the ratio holds on a noisy
+//! machine. `cargo bench --bench scenarios` (full size, a few minutes);
+//! `LIPOST_BENCH=smoke cargo bench --bench scenarios` (small, for CI; timings not asserted).
+//! Prints a table and writes bench/results/latest.json.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use common::*;
+use serde_json::{json, Value};
+
+struct Size {
+    ingest: usize,
+    punct: usize,
+    punct_accounts: usize,
+    idle_posts: usize,
+    idle_secs: u64,
+    recovery_rows: usize,
+    recovery_scheduled: usize,
+    recovery_files: usize,
+    backlog_accounts: usize,
+    backlog_per: usize,
+    spacing_ms: u64,
+}
+
+const FULL: Size = Size {
+    ingest: 10_000,
+    punct: 1_000,
+    punct_accounts: 20,
+    idle_posts: 10_000,
+    idle_secs: 60,
+    recovery_rows: 1_000_000,
+    recovery_scheduled: 100_000,
+    recovery_files: 10_000,
+    backlog_accounts: 50,
+    backlog_per: 100,
+    spacing_ms: 200,
+};
+
+const SMOKE: Size = Size {
+    ingest: 300,
+    punct: 100,
+    punct_accounts: 5,
+    idle_posts: 300,
+    idle_secs: 3,
+    recovery_rows: 5_000,
+    recovery_scheduled: 500,
+    recovery_files: 100,
+    backlog_accounts: 4,
+    backlog_per: 5,
+    spacing_ms: 200,
+};
+
+/// One line of the report.
+struct Row {
+    scenario: &'static str,
+    metric: String,
+    value: f64,
+    unit: &'static str,
+    reference: Option<f64>,
+    target: String,
+    ok: Option<bool>,
+}
+
+impl Row {
+    fn json(&self) -> Value {
+        let ratio = self.reference.filter(|r| *r > 0.0).map(|r| self.value / r);
+        json!({"scenario": self.scenario, "metric": self.metric, "value": self.value, "unit": self.unit,
+               "reference": self.reference, "ratio": ratio, "target": self.target, "met": self.ok})
+    }
+}
+
+fn row(
+    scenario: &'static str,
+    metric: &str,
+    value: f64,
+    unit: &'static str,
+    reference: Option<f64>,
+    target: &str,
+    ok: Option<bool>,
+) -> Row {
+    Row {
+        scenario,
+        metric: metric.into(),
+        value,
+        unit,
+        reference,
+        target: target.into(),
+        ok,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn count(env: &Env, state: &str) -> usize {
+    env.db()
+        .query_row(
+            "SELECT COUNT(*) FROM posts WHERE state = ?1",
+            [state],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap_or(0) as usize
+}
+
+fn accounts_toml(prefix: &str, n: usize, extra: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!("\n[accounts.{prefix}{i:02}]\nkind = \"member\"\ndaily_cap = 1000000\n{extra}")
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ 1. ingest
+
+fn ingest(size: &Size, rows: &mut Vec<Row>) {
+    let n = size.ingest;
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "", "");
+    let _d = Daemon::start(&env);
+    let due = in_secs(3 * 86_400);
+    let start = Instant::now();
+    for i in 0..n {
+        env.drop_draft(
+            &format!("d{i:05}.md"),
+            draft(
+                &format!("publish_at = \"{due}\""),
+                &format!("Ingest draft {i}"),
+            ),
+        );
+    }
+    let written = start.elapsed();
+    assert!(
+        wait_until(Duration::from_secs(300), || count(&env, "scheduled") == n),
+        "ingest did not finish"
+    );
+    let ours = start.elapsed().as_secs_f64();
+
+    // Reference: sqlite3 inserting the same rows, one durable transaction each, same disk.
+    let db = env.path("reference.db");
+    let mut script = String::from("PRAGMA journal_mode=WAL;\nPRAGMA synchronous=FULL;\nCREATE TABLE posts (id TEXT PRIMARY KEY, account TEXT, state TEXT, due_at TEXT, next_attempt_at TEXT, commentary TEXT, text TEXT, visibility TEXT, created_at TEXT, updated_at TEXT);\n");
+    for i in 0..n {
+        script.push_str(&format!(
+            "BEGIN IMMEDIATE; INSERT INTO posts VALUES ('d{i:05}', 'me', 'scheduled', '{due}', '{due}', 'Ingest draft {i}', 'Ingest draft {i}', 'PUBLIC', '{due}', '{due}'); COMMIT;\n"
+        ));
+    }
+    let script_path = env.path("reference.sql");
+    std::fs::write(&script_path, script).unwrap();
+    let t = Instant::now();
+    let ok = Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::fs::File::open(&script_path).unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .expect("the sqlite3 command-line tool is needed (apt-get install sqlite3)");
+    assert!(ok.success());
+    let reference = t.elapsed().as_secs_f64();
+    let rate = n as f64 / ours;
+    rows.push(row(
+        "ingest",
+        &format!(
+            "{n} drafts → scheduled (writing took {:.2} s)",
+            written.as_secs_f64()
+        ),
+        ours,
+        "s",
+        Some(reference),
+        "≤ 2× reference",
+        Some(ours <= 2.0 * reference),
+    ));
+    rows.push(row(
+        "ingest",
+        "drafts per second",
+        rate,
+        "/s",
+        Some(n as f64 / reference),
+        "≥ 2000/s",
+        Some(rate >= 2000.0),
+    ));
+}
+
+// ------------------------------------------------------------------ 2. punctuality
+
+fn punctuality(size: &Size, rows: &mut Vec<Row>) {
+    let n = size.punct;
+    let k = size.punct_accounts;
+    let sb = Sandbox::start();
+    let env = Env::build(
+        &sb,
+        "",
+        "",
+        &format!(
+            "\n[publisher]\nmax_concurrent = 64\n{}",
+            accounts_toml("a", k, "")
+        ),
+    );
+    let d = Daemon::start(&env);
+    // Warm-up: one post per account, so tokens exist (the sandbox mints them on first use).
+    for a in 0..k {
+        env.drop_draft(
+            &format!("warm{a}.md"),
+            draft(&format!("account = \"a{a:02}\""), &format!("warm-up {a}")),
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || sb.posts().len() == k),
+        "warm-up did not finish:\n{}",
+        d.log_text()
+    );
+
+    let reference = reference_lateness(n);
+    for (round, latency) in [(0, 0u64), (1, 50)] {
+        sb.configure(json!({"latency_ms": latency}));
+        let due_at = Utc::now() + chrono::Duration::seconds(if n > 500 { 12 } else { 5 });
+        let due = due_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for i in 0..n {
+            env.drop_draft(
+                &format!("r{round}-{i:04}.md"),
+                draft(
+                    &format!("account = \"a{:02}\"\npublish_at = \"{due}\"", i % k),
+                    &format!("round {round} post {i}"),
+                ),
+            );
+        }
+        assert!(
+            wait_until(Duration::from_secs(60), || count(&env, "scheduled") == n),
+            "round {round}: not all scheduled in time"
+        );
+        assert!(
+            Utc::now() < due_at,
+            "round {round}: ingest took longer than the lead time"
+        );
+        let prefix = format!("round {round} ");
+        // Poll the database, not the sandbox: fetching every post while they arrive would
+        // load the machine being measured.
+        let target = k + (round + 1) * n;
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            wait_until(Duration::from_secs(120), || {
+                std::thread::sleep(Duration::from_millis(150));
+                count(&env, "published") == target
+            }),
+            "round {round}: not all published"
+        );
+        let mut late: Vec<f64> = sb
+            .posts()
+            .iter()
+            .filter(|p| p["text"].as_str().unwrap_or("").starts_with(&prefix))
+            .map(|p| {
+                let at: DateTime<Utc> = p["received_at"].as_str().unwrap().parse().unwrap();
+                (at - due_at).num_microseconds().unwrap() as f64 / 1000.0 - latency as f64
+            })
+            .collect();
+        late.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let what = if latency == 0 {
+            "no sandbox latency".to_string()
+        } else {
+            format!("{latency} ms sandbox latency (subtracted)")
+        };
+        let (p50, p99, max) = (
+            percentile(&late, 0.5),
+            percentile(&late, 0.99),
+            late.last().copied().unwrap_or(f64::NAN),
+        );
+        let (r50, r99, rmax) = reference;
+        rows.push(row(
+            "punctuality",
+            &format!("{n} posts, {k} accounts, {what}: p50"),
+            p50,
+            "ms",
+            Some(r50),
+            "",
+            None,
+        ));
+        let target = if latency == 0 { "p99 < 100 ms" } else { "" };
+        rows.push(row(
+            "punctuality",
+            &format!("{n} posts, {k} accounts, {what}: p99"),
+            p99,
+            "ms",
+            Some(r99),
+            target,
+            (latency == 0).then_some(p99 < 100.0),
+        ));
+        rows.push(row(
+            "punctuality",
+            &format!("{n} posts, {k} accounts, {what}: max"),
+            max,
+            "ms",
+            Some(rmax),
+            "",
+            None,
+        ));
+    }
+}
+
+/// The lateness of a bare `tokio::time::sleep_until` for `n` tasks due at one instant.
+fn reference_lateness(n: usize) -> (f64, f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut late: Vec<f64> = rt.block_on(async {
+        let due = tokio::time::Instant::now() + Duration::from_secs(1);
+        let tasks: Vec<_> = (0..n)
+            .map(|_| {
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(due).await;
+                    (tokio::time::Instant::now() - due).as_secs_f64() * 1000.0
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    late.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (
+        percentile(&late, 0.5),
+        percentile(&late, 0.99),
+        *late.last().unwrap(),
+    )
+}
+
+// ------------------------------------------------------------------ 3. idle footprint
+
+/// (CPU seconds, voluntary context switches per thread id, RSS in MB) of a process.
+fn sample(pid: u32) -> (f64, std::collections::HashMap<String, u64>, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = 100.0; // USER_HZ on Linux
+    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / ticks;
+    let mut switches = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let n = status
+            .lines()
+            .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        switches.insert(task.file_name().to_string_lossy().into_owned(), n);
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0.0);
+    (cpu, switches, rss_kb / 1024.0)
+}
+
+/// Context switches between two samples: per thread, counting threads that came or went.
+fn switches_between(
+    a: &std::collections::HashMap<String, u64>,
+    b: &std::collections::HashMap<String, u64>,
+) -> u64 {
+    b.iter()
+        .map(|(tid, n)| n.saturating_sub(a.get(tid).copied().unwrap_or(0)))
+        .sum()
+}
+
+fn idle(size: &Size, rows: &mut Vec<Row>) {
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "", "");
+    let d = Daemon::start_with_env(&env, &[("RUST_LOG", "warn,lipost::daemon=info")]);
+    let due = in_secs(3 * 86_400);
+    for i in 0..size.idle_posts {
+        env.drop_draft(
+            &format!("i{i:05}.md"),
+            draft(
+                &format!("publish_at = \"{due}\""),
+                &format!("Idle post {i}"),
+            ),
+        );
+    }
+    assert!(wait_until(Duration::from_secs(300), || count(
+        &env,
+        "scheduled"
+    ) == size
+        .idle_posts));
+    std::thread::sleep(Duration::from_secs(3));
+    let mut sleeper = Command::new("sleep")
+        .arg((size.idle_secs + 5).to_string())
+        .spawn()
+        .unwrap();
+    let (c0, s0, _) = sample(d.pid());
+    let (rc0, rs0, _) = sample(sleeper.id());
+    std::thread::sleep(Duration::from_secs(size.idle_secs));
+    let (c1, s1, rss) = sample(d.pid());
+    let (rc1, rs1, rrss) = sample(sleeper.id());
+    let _ = sleeper.kill();
+    let per_min = 60.0 / size.idle_secs as f64;
+    let cpu_ms = (c1 - c0) * 1000.0 * per_min;
+    let wakeups = switches_between(&s0, &s1) as f64 / size.idle_secs as f64;
+    let label = format!(
+        "{} posts scheduled days ahead, {} s idle",
+        size.idle_posts, size.idle_secs
+    );
+    rows.push(row(
+        "idle",
+        &format!("{label}: RSS"),
+        rss,
+        "MB",
+        Some(rrss),
+        "< 30 MB",
+        Some(rss < 30.0),
+    ));
+    rows.push(row(
+        "idle",
+        &format!("{label}: CPU time per minute"),
+        cpu_ms,
+        "ms",
+        Some((rc1 - rc0) * 1000.0 * per_min),
+        "< 50 ms",
+        Some(cpu_ms < 50.0),
+    ));
+    rows.push(row(
+        "idle",
+        &format!("{label}: voluntary context switches per second"),
+        wakeups,
+        "/s",
+        Some(switches_between(&rs0, &rs1) as f64 / size.idle_secs as f64),
+        "≤ 1/s",
+        Some(wakeups <= 1.0),
+    ));
+}
+
+// ------------------------------------------------------------------ 4. recovery
+
+fn recovery(size: &Size, rows: &mut Vec<Row>) {
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "", "");
+    std::fs::create_dir_all(env.db.parent().unwrap()).unwrap();
+    drop(lipost::store::Store::open(&env.db).unwrap());
+    {
+        let mut c = rusqlite::Connection::open(&env.db).unwrap();
+        let tx = c.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare("INSERT INTO posts (id, account, state, due_at, next_attempt_at, post_urn, commentary, text, visibility, created_at, updated_at, published_at) VALUES (?1, 'me', ?2, ?3, ?3, ?4, ?5, ?5, 'PUBLIC', ?3, ?3, ?6)")
+                .unwrap();
+            let past = "2026-01-01T09:00:00.000Z";
+            let ahead = in_secs(3 * 86_400);
+            for i in 0..size.recovery_rows {
+                let scheduled = i < size.recovery_scheduled;
+                let (state, due, urn, published) = if scheduled {
+                    ("scheduled", ahead.as_str(), None, None)
+                } else {
+                    (
+                        "published",
+                        past,
+                        Some(format!(
+                            "urn:li:share:{}",
+                            7_000_000_000_000_000_000u64 + i as u64
+                        )),
+                        Some(past),
+                    )
+                };
+                stmt.execute(rusqlite::params![
+                    format!("old-{i:07}"),
+                    state,
+                    due,
+                    urn,
+                    format!("Old post {i}"),
+                    published
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let due = in_secs(3 * 86_400);
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for i in 0..size.recovery_files {
+        let p = env.queue.join(format!("w{i:05}.md"));
+        std::fs::write(
+            &p,
+            draft(
+                &format!("publish_at = \"{due}\""),
+                &format!("Waiting draft {i}"),
+            ),
+        )
+        .unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let sock_path = env.path("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let log = std::fs::File::create(env.path("recovery.log")).unwrap();
+    let start = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("RUST_LOG", "warn")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let ready = loop {
+        let n = sock.recv(&mut buf).expect("no READY=1 within 60 s");
+        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+            break start.elapsed().as_secs_f64();
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let scheduled = count(&env, "scheduled");
+    assert_eq!(scheduled, size.recovery_scheduled + size.recovery_files);
+    rows.push(row(
+        "recovery",
+        &format!(
+            "{} rows ({} scheduled) + {} files waiting: start → READY=1",
+            size.recovery_rows, size.recovery_scheduled, size.recovery_files
+        ),
+        ready,
+        "s",
+        None,
+        "< 2 s",
+        Some(ready < 2.0),
+    ));
+}
+
+// ------------------------------------------------------------------ 5. backlog
+
+fn backlog(size: &Size, rows: &mut Vec<Row>) {
+    let (k, per, spacing) = (size.backlog_accounts, size.backlog_per, size.spacing_ms);
+    let cap = per; // the cap is reached exactly, never passed
+    let sb = Sandbox::start();
+    let extra = (0..k)
+        .map(|i| format!("\n[accounts.b{i:02}]\nkind = \"member\"\nmin_spacing = \"{spacing}ms\"\ndaily_cap = {cap}\n"))
+        .collect::<String>();
+    let env = Env::build(
+        &sb,
+        "",
+        "",
+        &format!("\n[publisher]\nmax_concurrent = 64\n{extra}"),
+    );
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for a in 0..k {
+        for j in 0..per {
+            let p = env.queue.join(format!("b{a:02}-{j:03}.md"));
+            std::fs::write(
+                &p,
+                draft(
+                    &format!("account = \"b{a:02}\"\npublish_at = \"2026-01-01T09:00:00Z\""),
+                    &format!("backlog {a} {j}"),
+                ),
+            )
+            .unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+    }
+    let d = Daemon::start_with_env(&env, &[("RUST_LOG", "warn,lipost::daemon=info")]);
+    let expected = (per - 1) as f64 * spacing as f64 / 1000.0;
+    assert!(
+        wait_until(Duration::from_secs_f64(expected * 3.0 + 30.0), || sb
+            .posts()
+            .len()
+            == k * per),
+        "backlog did not drain:\n{}",
+        d.log_text()
+    );
+    let posts = sb.posts();
+    let mut min_gap = f64::INFINITY;
+    let mut max_count = 0;
+    let mut drains: Vec<f64> = Vec::new();
+    for a in 0..k {
+        let author = format!("urn:li:person:sbx-b{a:02}");
+        let mut times: Vec<DateTime<Utc>> = posts
+            .iter()
+            .filter(|p| p["author"] == author.as_str())
+            .map(|p| p["received_at"].as_str().unwrap().parse().unwrap())
+            .collect();
+        times.sort();
+        max_count = max_count.max(times.len());
+        for w in times.windows(2) {
+            min_gap = min_gap.min((w[1] - w[0]).num_microseconds().unwrap() as f64 / 1000.0);
+        }
+        drains.push((*times.last().unwrap() - times[0]).num_milliseconds() as f64 / 1000.0);
+    }
+    let drain = drains.iter().cloned().fold(0.0, f64::max);
+    rows.push(row(
+        "backlog",
+        &format!("{k} accounts × {per} past-due posts: smallest gap between an account's posts"),
+        min_gap,
+        "ms",
+        Some(spacing as f64),
+        "≥ min_spacing",
+        Some(min_gap >= spacing as f64),
+    ));
+    rows.push(row(
+        "backlog",
+        "most posts by one account in the day",
+        max_count as f64,
+        "posts",
+        Some(cap as f64),
+        "≤ daily_cap",
+        Some(max_count <= cap),
+    ));
+    rows.push(row(
+        "backlog",
+        "drain time (slowest account)",
+        drain,
+        "s",
+        Some(expected),
+        "within 10% of what pacing allows",
+        Some(drain >= expected && drain <= expected * 1.1),
+    ));
+}
+
+fn main() {
+    let smoke = std::env::var("LIPOST_BENCH").is_ok_and(|v| v == "smoke");
+    // `cargo bench` passes `--bench`; a filter argument picks scenarios.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |name: &str| only.is_empty() || only.iter().any(|o| name.contains(o.as_str()));
+    let size = if smoke { &SMOKE } else { &FULL };
+    let mut rows = Vec::new();
+    type Scenario = fn(&Size, &mut Vec<Row>);
+    let scenarios: [(&str, Scenario); 5] = [
+        ("ingest", ingest),
+        ("punctuality", punctuality),
+        ("idle", idle),
+        ("recovery", recovery),
+        ("backlog", backlog),
+    ];
+    for (name, f) in scenarios {
+        if want(name) {
+            eprintln!("== {name}");
+            f(size, &mut rows);
+        }
+    }
+    println!("\n| scenario | metric | lipost | reference | ratio | target | met |");
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for r in &rows {
+        let reference = r
+            .reference
+            .map_or("".into(), |v| format!("{v:.3} {}", r.unit));
+        let ratio = r
+            .reference
+            .filter(|v| *v > 0.0)
+            .map_or("".into(), |v| format!("{:.2}", r.value / v));
+        let met = match r.ok {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {:.3} {} | {} | {} | {} | {} |",
+            r.scenario, r.metric, r.value, r.unit, reference, ratio, r.target, met
+        );
+    }
+    let machine = json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name\t: ").map(String::from))),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+    });
+    let out = json!({"size": if smoke { "smoke" } else { "full" }, "when": Utc::now(), "machine": machine, "results": rows.iter().map(Row::json).collect::<Vec<_>>()});
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/results");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(if smoke { "smoke.json" } else { "latest.json" });
+    std::fs::write(&path, serde_json::to_string_pretty(&out).unwrap()).unwrap();
+    println!("\nwritten: {}", path.display());
+}
