@@ -406,6 +406,7 @@ fn idle(size: &Size, rows: &mut Vec<Row>) {
     let (c1, s1, rss) = sample(d.pid());
     let (rc1, rs1, rrss) = sample(sleeper.id());
     let _ = sleeper.kill();
+    let _ = sleeper.wait();
     let per_min = 60.0 / size.idle_secs as f64;
     let cpu_ms = (c1 - c0) * 1000.0 * per_min;
     let wakeups = switches_between(&s0, &s1) as f64 / size.idle_secs as f64;
