@@ -205,7 +205,13 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
             accounts_toml("a", k, "")
         ),
     );
-    let d = Daemon::start(&env);
+    // The per-claim lateness is logged at debug; only ask for it when the log is kept.
+    let log = if std::env::var_os("LIPOST_BENCH_KEEP").is_some() {
+        "info,lipost::scheduler=debug"
+    } else {
+        "info"
+    };
+    let d = Daemon::start_with_env(&env, &[("RUST_LOG", log)]);
     // Warm-up: one post per account, so tokens exist (the sandbox mints them on first use).
     for a in 0..k {
         env.drop_draft(
@@ -274,6 +280,34 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
             late.last().copied().unwrap_or(f64::NAN),
         );
         let (r50, r99, rmax) = reference;
+        // The daemon logs how late each claim was: lateness before the request left.
+        let log = d.log_text();
+        let mut claims: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains("publishing") && l.contains(&format!("post_id=r{round}-")))
+            .filter_map(|l| {
+                l.split("late_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        claims.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        if !claims.is_empty() {
+            eprintln!(
+                "round {round}: claim lateness p50 {} ms, p99 {} ms, max {} ms",
+                percentile(&claims, 0.5),
+                percentile(&claims, 0.99),
+                claims.last().copied().unwrap_or(f64::NAN)
+            );
+        }
+        if std::env::var_os("LIPOST_BENCH_KEEP").is_some() {
+            let copy = std::env::temp_dir().join(format!("lipost-bench-round{round}.log"));
+            std::fs::write(&copy, &log).unwrap();
+            eprintln!("daemon log kept at {}", copy.display());
+        }
         rows.push(row(
             "punctuality",
             &format!("{n} posts, {k} accounts, {what}: p50"),

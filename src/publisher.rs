@@ -20,16 +20,48 @@ use crate::config::{AccountKind, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptResult, Post};
-use crate::store::{Budget, Handle, Settle};
+use crate::store::{Budget, Handle, Settle, Settled};
+use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
 const QUOTA_SPENT_AFTER: u32 = 5;
 
 pub struct Publisher {
     config: Live,
-    store: Handle,
     client: Client,
     tokens: Arc<Tokens>,
+    /// Finished tries on their way into the store, committed in batches.
+    settler: mpsc::UnboundedSender<(Settled, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// Group commit: takes every finished try waiting and settles them in one transaction, so
+/// the store keeps up with many sends at once. Each sender learns when its own is committed.
+async fn settle_in_batches(
+    store: Handle,
+    mut queue: mpsc::UnboundedReceiver<(Settled, oneshot::Sender<Result<(), String>>)>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (items, senders): (Vec<Settled>, Vec<_>) = batch.into_iter().unzip();
+        match store.call(move |s| s.settle_many(&items, Utc::now())).await {
+            Ok(results) => {
+                for (done, r) in senders.into_iter().zip(results) {
+                    let _ = done.send(r.map_err(|e| e.to_string()));
+                }
+            }
+            Err(e) => {
+                for done in senders {
+                    let _ = done.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
 }
 
 /// The exponential ceiling of the `n`th retry (1-based), from backon: `base · 2^(n-1)`,
@@ -67,32 +99,46 @@ fn std_to_chrono(d: Duration) -> chrono::Duration {
 }
 
 impl Publisher {
+    /// Must be called inside the tokio runtime: it starts the settler.
     pub fn new(config: Live, store: Handle, client: Client, tokens: Arc<Tokens>) -> Publisher {
+        let (settler, queue) = mpsc::unbounded_channel();
+        tokio::spawn(settle_in_batches(store.clone(), queue));
         Publisher {
             config,
-            store,
             client,
             tokens,
+            settler,
         }
     }
 
     /// Publishes a claimed post; `attempt` is the open row in `attempts`. `permit` counts
-    /// against the limit of requests in flight and is given back once LinkedIn answered.
+    /// against the limit of requests in flight and is given back once LinkedIn answered,
+    /// with `freed` told so the scheduler can claim more while this one is recorded.
     pub async fn publish(
         &self,
         post: Post,
         attempt: i64,
         permit: tokio::sync::OwnedSemaphorePermit,
+        freed: &tokio::sync::Notify,
     ) {
         let started = Utc::now();
         let (result, settle) = self.try_once(&post, started).await;
         drop(permit);
+        freed.notify_one();
         log_outcome(&post, &result, &settle);
-        let id = post.id.clone();
-        let r = self
-            .store
-            .call(move |s| s.settle(&id, attempt, &result, &settle, Utc::now()))
-            .await;
+        let (done, committed) = oneshot::channel();
+        let item = Settled {
+            post_id: post.id.clone(),
+            attempt,
+            result,
+            outcome: settle,
+        };
+        let r = match self.settler.send((item, done)) {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the settler stopped".into())),
+            Err(_) => Err("the settler stopped".into()),
+        };
         if let Err(e) = r {
             warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start");
         }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Live;
 use crate::post::Post;
@@ -28,6 +28,8 @@ pub struct Scheduler {
     publisher: Arc<Publisher>,
     rearm: Arc<Notify>,
     permits: Arc<Semaphore>,
+    /// Told when a send gives its permit back.
+    freed: Arc<Notify>,
     /// Posts in flight per account.
     busy: HashMap<String, usize>,
     tasks: JoinSet<String>,
@@ -58,6 +60,7 @@ impl Scheduler {
             publisher,
             rearm,
             permits,
+            freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
             watchdog: crate::service::watchdog_interval().map(|d| (d, tokio::time::Instant::now())),
@@ -73,9 +76,10 @@ impl Scheduler {
                 break;
             }
             self.ping();
-            // Saturated: sends already claimed keep the request limit busy; look again once
-            // they drain to the low-water mark, not after every single one.
-            let saturated = self.tasks.len() > self.ahead() / 2;
+            // Saturated: the request limit is busy; look again once half of it is free, not
+            // after every single answer.
+            let max = self.config.get().publisher.max_concurrent;
+            let saturated = self.permits.available_permits() < max.div_ceil(2);
             let look = if saturated {
                 Look {
                     blocked: true,
@@ -101,6 +105,7 @@ impl Scheduler {
             tokio::select! {
                 _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
                 _ = self.rearm.notified() => {}
+                _ = self.freed.notified() => {}
                 _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
                 Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
                     self.finished(done);
@@ -113,13 +118,6 @@ impl Scheduler {
         }
         self.drain().await;
         Ok(())
-    }
-
-    /// How many posts may be claimed at once. Ahead of the request limit (tasks wait for a
-    /// permit), but bounded: a claimed post that waits is in doubt if we crash (resolved,
-    /// never resent blindly), so not the whole backlog.
-    fn ahead(&self) -> usize {
-        (4 * self.config.get().publisher.max_concurrent).max(64)
     }
 
     /// WATCHDOG=1 from the loop that does the work: if this loop hangs, systemd restarts us.
@@ -167,28 +165,35 @@ impl Scheduler {
     /// Claims and starts every due post that pacing and the request limit allow.
     async fn dispatch(&mut self) -> Result<Look, StoreError> {
         let now = Utc::now();
-        let due = self.store.call(move |s| s.due(now, LOOK)).await?;
-        let more = due.len() == LOOK;
         let config = self.config.get();
+        // Claim only what can be sent now: a claimed post is in doubt if we crash. Read a
+        // little more than that, for posts that pacing or a hold passes over.
+        let mut available = self.permits.available_permits();
+        let limit = (available * 2 + 64).min(LOOK);
+        let midnight = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        let view = self
+            .store
+            .call(move |s| s.dispatch_view(now, limit, midnight))
+            .await?;
+        let due = view.due;
+        let more = due.len() == limit;
         let mut blocked = false;
-        let mut chosen: Vec<String> = Vec::new();
+        let mut chosen: Vec<Post> = Vec::new();
         let mut taking: HashMap<String, usize> = HashMap::new();
         let mut deferred: Vec<(String, DateTime<Utc>)> = Vec::new();
-        let mut activity: HashMap<String, (Option<DateTime<Utc>>, u32)> = HashMap::new();
-        let held = if due.is_empty() {
-            HashMap::new()
-        } else {
-            self.held_accounts().await?
-        };
+        let held = held_accounts(&config, &view.tokens);
         let mut expired: Vec<(String, String)> = Vec::new();
-        let mut available = self.ahead().saturating_sub(self.tasks.len());
         for post in &due {
             if available == 0 {
                 blocked = true;
                 break;
             }
             let Some(account) = config.account(&post.account) else {
-                chosen.push(post.id.clone());
+                chosen.push(post.clone());
                 available -= 1;
                 continue;
             };
@@ -215,23 +220,11 @@ impl Scheduler {
                 blocked = true;
                 continue;
             }
-            let (last, today) = match activity.get(&post.account) {
-                Some(a) => *a,
-                None => {
-                    let name = post.account.clone();
-                    let midnight = now
-                        .date_naive()
-                        .and_hms_opt(0, 0, 0)
-                        .expect("midnight")
-                        .and_utc();
-                    let a = self
-                        .store
-                        .call(move |s| s.account_activity(&name, midnight))
-                        .await?;
-                    activity.insert(post.account.clone(), a);
-                    a
-                }
-            };
+            let (last, today) = view
+                .activity
+                .get(&post.account)
+                .copied()
+                .unwrap_or((None, 0));
             let taken_now = taking.get(&post.account).copied().unwrap_or(0) as u32;
             if today + taken_now >= account.daily_cap {
                 deferred.push((post.id.clone(), crate::publisher::after_quota_reset(now)));
@@ -246,7 +239,7 @@ impl Scheduler {
                 }
             }
             *taking.entry(post.account.clone()).or_default() += 1;
-            chosen.push(post.id.clone());
+            chosen.push(post.clone());
             available -= 1;
         }
         if !expired.is_empty() {
@@ -270,7 +263,7 @@ impl Scheduler {
         if !chosen.is_empty() {
             let claimed = self
                 .store
-                .call(move |s| s.claim_many(&chosen, Utc::now()))
+                .call(move |s| s.claim_many(chosen, Utc::now()))
                 .await?;
             for (post, attempt) in claimed {
                 self.start(post, attempt);
@@ -279,44 +272,20 @@ impl Scheduler {
         Ok(Look { blocked, more })
     }
 
-    /// Member accounts whose posts must wait for a login, with the reason.
-    async fn held_accounts(&self) -> Result<HashMap<String, String>, StoreError> {
-        let tokens = self.store.call(|s| s.tokens()).await?;
-        let mut held: HashMap<String, String> = tokens
-            .into_iter()
-            .filter_map(|t| Some((t.account, format!("needs re-auth: {}", t.needs_reauth?))))
-            .collect();
-        if self.config.get().linkedin.mode == crate::config::Mode::Live {
-            for a in self.config.get().accounts.values() {
-                let member = a.token_account();
-                let has = self.store.call({
-                    let m = member.to_string();
-                    move |s| s.token(&m)
-                });
-                if has.await?.is_none() {
-                    held.insert(
-                        member.to_string(),
-                        "has no token: run `lipost auth login`".into(),
-                    );
-                }
-            }
-        }
-        Ok(held)
-    }
-
     fn start(&mut self, post: Post, attempt: i64) {
-        let permits = self.permits.clone();
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .expect("only the scheduler takes permits, and it counted them");
         *self.busy.entry(post.account.clone()).or_default() += 1;
         let lateness = (Utc::now() - post.next_attempt_at).num_milliseconds();
-        info!(post_id = %post.id, account = %post.account, late_ms = lateness, "publishing");
+        debug!(post_id = %post.id, account = %post.account, late_ms = lateness, "publishing");
         let publisher = self.publisher.clone();
+        let freed = self.freed.clone();
         self.tasks.spawn(async move {
             let account = post.account.clone();
-            let permit = permits
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            publisher.publish(post, attempt, permit).await;
+            publisher.publish(post, attempt, permit, &freed).await;
             account
         });
     }
@@ -339,4 +308,32 @@ impl Scheduler {
             let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
         }
     }
+}
+
+/// Member accounts whose posts must wait for a login, with the reason.
+fn held_accounts(
+    config: &crate::config::Config,
+    tokens: &[crate::store::Token],
+) -> HashMap<String, String> {
+    let mut held: HashMap<String, String> = tokens
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.account.clone(),
+                format!("needs re-auth: {}", t.needs_reauth.as_ref()?),
+            ))
+        })
+        .collect();
+    if config.linkedin.mode == crate::config::Mode::Live {
+        for a in config.accounts.values() {
+            let member = a.token_account();
+            if !tokens.iter().any(|t| t.account == member) {
+                held.insert(
+                    member.to_string(),
+                    "has no token: run `lipost auth login`".into(),
+                );
+            }
+        }
+    }
+    held
 }

@@ -221,11 +221,12 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
     let mut inner = sb.lock();
     let now = Utc::now();
     let window = inner.settings.duplicate_window;
-    let earlier = inner.posts.iter().rev().find(|p| {
-        p.author == author
-            && p.commentary == commentary
-            && (now - p.received_at).to_std().is_ok_and(|age| age < window)
-    });
+    let key = (author.clone(), commentary.clone());
+    let earlier = inner
+        .latest
+        .get(&key)
+        .map(|&i| &inner.posts[i])
+        .filter(|p| (now - p.received_at).to_std().is_ok_and(|age| age < window));
     if let Some(earlier) = earlier {
         let body = json!({
             "errorDetailType": "com.linkedin.common.error.BadRequest",
@@ -240,6 +241,8 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
     }
     inner.next_share += 1;
     let urn = format!("urn:li:share:{}", inner.next_share);
+    let index = inner.posts.len();
+    inner.latest.insert(key, index);
     inner.posts.push(StoredPost {
         urn: urn.clone(),
         author,

@@ -105,6 +105,8 @@ struct Inner {
     tokens: HashMap<String, TokenInfo>,
     acls: Vec<Acl>,
     posts: Vec<StoredPost>,
+    /// (author, commentary) → index of the latest such post, for the duplicate check.
+    latest: HashMap<(String, String), usize>,
     faults: Vec<control::Fault>,
     codes: HashMap<String, oauth::Code>,
     refresh: HashMap<String, oauth::Refresh>,

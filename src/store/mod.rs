@@ -90,6 +90,23 @@ pub enum Refused {
     NoFreeSlot { account: String, looked: usize },
 }
 
+/// See [`Store::dispatch_view`].
+pub struct DispatchView {
+    pub due: Vec<Post>,
+    pub tokens: Vec<Token>,
+    /// account → (last published, published since the given instant)
+    pub activity: std::collections::HashMap<String, (Option<DateTime<Utc>>, u32)>,
+}
+
+/// One finished try, for [`Store::settle_many`].
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub post_id: String,
+    pub attempt: i64,
+    pub result: AttemptResult,
+    pub outcome: Settle,
+}
+
 /// How a try ended, for [`Store::settle`].
 #[derive(Debug, Clone)]
 pub enum Settle {
@@ -214,7 +231,7 @@ impl Store {
     }
 
     /// Moves a post along `t` if it is in one of `t`'s source states. `false` if it was not.
-    fn apply(tx: &Transaction<'_>, id: &str, t: Transition, now: &str) -> Result<bool> {
+    fn apply(tx: &Connection, id: &str, t: Transition, now: &str) -> Result<bool> {
         let from = t
             .from()
             .iter()
@@ -224,12 +241,15 @@ impl Store {
         let sql = format!(
             "UPDATE posts SET state = ?1, updated_at = ?2 WHERE id = ?3 AND state IN ({from})"
         );
-        Ok(tx.execute(&sql, params![t.to().as_str(), now, id])? == 1)
+        Ok(tx
+            .prepare_cached(&sql)?
+            .execute(params![t.to().as_str(), now, id])?
+            == 1)
     }
 
     /// Like [`Store::apply`], but an error that says what state the post is in.
     fn apply_or_explain(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         id: &str,
         t: Transition,
         action: &'static str,
@@ -276,7 +296,7 @@ impl Store {
     }
 
     fn ingest_one(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         intake: &Intake<'_>,
         now: DateTime<Utc>,
         now_s: &str,
@@ -376,7 +396,7 @@ impl Store {
 
     /// The earliest of `candidates` no other live post of the account holds.
     fn free_slot(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         account: &str,
         id: &str,
         candidates: &[DateTime<Utc>],
@@ -427,24 +447,19 @@ impl Store {
 
     /// Claims scheduled posts and opens an attempt row for each, in one durable transaction,
     /// before any request leaves. Posts no longer scheduled are skipped.
-    pub fn claim_many(&mut self, ids: &[String], now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
+    pub fn claim_many(&mut self, posts: Vec<Post>, now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
         let now_s = ts(now);
         let tx = self.write()?;
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !Self::apply(&tx, id, Transition::Claim, &now_s)? {
+        let mut claimed = Vec::with_capacity(posts.len());
+        for mut post in posts {
+            if !Self::apply(&tx, &post.id, Transition::Claim, &now_s)? {
                 continue;
             }
-            tx.execute(
-                "INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)",
-                params![id, now_s],
-            )?;
+            tx.prepare_cached("INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)")?
+                .execute(params![post.id, now_s])?;
             let attempt = tx.last_insert_rowid();
-            let post = tx.query_row(
-                &format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"),
-                [id],
-                post_from_row,
-            )?;
+            post.state = Transition::Claim.to();
+            post.updated_at = now;
             claimed.push((post, attempt));
         }
         tx.commit()?;
@@ -464,38 +479,66 @@ impl Store {
         outcome: &Settle,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let item = Settled {
+            post_id: post_id.to_string(),
+            attempt,
+            result: result.clone(),
+            outcome: outcome.clone(),
+        };
+        self.settle_many(std::slice::from_ref(&item), now)?
+            .pop()
+            .expect("one result per item")
+    }
+
+    /// Many settles in one transaction (group commit), each in its own savepoint so one
+    /// failure does not undo the others. One result per item, in order.
+    pub fn settle_many(
+        &mut self,
+        items: &[Settled],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<()>>> {
         self.conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let r = self.settle_tx(post_id, attempt, result, outcome, now);
+        let r = self.settle_many_tx(items, now);
         self.conn.pragma_update(None, "synchronous", "FULL")?;
         r
     }
 
-    fn settle_tx(
-        &mut self,
-        post_id: &str,
-        attempt: i64,
-        result: &AttemptResult,
-        outcome: &Settle,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    fn settle_many_tx(&mut self, items: &[Settled], now: DateTime<Utc>) -> Result<Vec<Result<()>>> {
         let now_s = ts(now);
         let tx = self.write()?;
-        let next = match outcome {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            // A refused move changes nothing (settle_one moves the post first), so one bad
+            // item needs no savepoint; any other error fails the whole transaction.
+            match Self::settle_one(&tx, item, &now_s) {
+                Err(e @ (StoreError::WrongState { .. } | StoreError::NotFound(_))) => {
+                    out.push(Err(e))
+                }
+                Err(e) => return Err(e),
+                Ok(()) => out.push(Ok(())),
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn settle_one(tx: &Connection, item: &Settled, now_s: &str) -> Result<()> {
+        let r = &item.result;
+        Self::move_after_try(tx, &item.post_id, r, &item.outcome, now_s)?;
+        let next = match &item.outcome {
             Settle::Retry { at, .. } => Some(ts(*at)),
             _ => None,
         };
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE attempts SET finished_at = ?2, http_status = ?3, error_code = ?4, service_error_code = ?5, \
              message = ?6, outcome = ?7, next_attempt_at = ?8 WHERE id = ?1",
-            params![attempt, now_s, result.http_status, result.error_code, result.service_error_code, result.message, result.outcome, next],
-        )?;
-        Self::move_after_try(&tx, post_id, result, outcome, &now_s)?;
-        tx.commit()?;
+        )?
+        .execute(params![item.attempt, now_s, r.http_status, r.error_code, r.service_error_code, r.message, r.outcome, next])?;
         Ok(())
     }
 
     fn move_after_try(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         post_id: &str,
         result: &AttemptResult,
         outcome: &Settle,
@@ -504,10 +547,10 @@ impl Store {
         match outcome {
             Settle::Published { urn } => {
                 Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
-                tx.execute(
+                tx.prepare_cached(
                     "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL, last_error = NULL WHERE id = ?1",
-                    params![post_id, urn, now_s],
-                )?;
+                )?
+                .execute(params![post_id, urn, now_s])?;
             }
             Settle::Retry {
                 at,
@@ -537,7 +580,7 @@ impl Store {
     }
 
     fn bury(
-        tx: &Transaction<'_>,
+        tx: &Connection,
         post_id: &str,
         reason: &str,
         result: &AttemptResult,
@@ -650,6 +693,34 @@ impl Store {
             |r| r.get(0),
         )?;
         Ok((opt_ts(last), count))
+    }
+
+    /// What the scheduler needs for one look, in one call: due posts (earliest first, at
+    /// most `limit`), the tokens (for holds), and the pacing activity of the due posts'
+    /// accounts since `since`.
+    pub fn dispatch_view(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        since: DateTime<Utc>,
+    ) -> Result<DispatchView> {
+        let due = self.due(now, limit)?;
+        let tokens = if due.is_empty() {
+            Vec::new()
+        } else {
+            self.tokens()?
+        };
+        let mut activity = std::collections::HashMap::new();
+        for p in &due {
+            if !activity.contains_key(&p.account) {
+                activity.insert(p.account.clone(), self.account_activity(&p.account, since)?);
+            }
+        }
+        Ok(DispatchView {
+            due,
+            tokens,
+            activity,
+        })
     }
 
     /// Pushes scheduled posts' next tries later without counting a try (pacing), in one
