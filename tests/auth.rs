@@ -546,3 +546,21 @@ fn no_token_or_secret_appears_in_any_output() {
         "the run did reach the re-auth path"
     );
 }
+
+#[test]
+fn a_new_login_without_a_refresh_token_keeps_the_stored_one() {
+    let sb = Sandbox::start();
+    sb.configure(json!({"issue_refresh_tokens": true}));
+    let env = env_with(&sb, "");
+    assert!(login(&env).status.success());
+    let (first_access, refresh, _, refresh_exp) = token_row(&env);
+    assert!(refresh.is_some());
+    // The app stops issuing refresh tokens (or this login got none): keep the one we have.
+    sb.configure(json!({"issue_refresh_tokens": false}));
+    assert!(login(&env).status.success());
+    let (access, refresh_now, status, refresh_exp_now) = token_row(&env);
+    assert_ne!(access, first_access, "the new access token is stored");
+    assert_eq!(refresh_now, refresh, "re-login wiped the refresh token");
+    assert_eq!(refresh_exp_now, refresh_exp);
+    assert_eq!(status, "ok");
+}
