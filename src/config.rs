@@ -690,11 +690,9 @@ impl fmt::Display for Config {
     }
 }
 
+/// A small valid config for unit tests (Europe/Berlin; member `me`, page `acme` via `me`).
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
+pub(crate) const TEST_CONFIG: &str = r#"
 queue_dir = "queue"
 database = "lipost.db"
 timezone = "Europe/Berlin"
@@ -709,6 +707,12 @@ kind = "organization"
 organization = "urn:li:organization:42"
 via = "me"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = TEST_CONFIG;
 
     #[test]
     fn resolves_paths_against_the_config_folder() {

@@ -277,25 +277,7 @@ mod tests {
     use std::path::Path;
 
     fn config() -> Config {
-        Config::parse(
-            r#"
-queue_dir = "q"
-database = "d.db"
-timezone = "Europe/Berlin"
-default_account = "me"
-[linkedin]
-mode = "sandbox"
-version = "202609"
-[accounts.me]
-kind = "member"
-[accounts.acme]
-kind = "organization"
-organization = "urn:li:organization:42"
-via = "me"
-"#,
-            Path::new("/x/config.toml"),
-        )
-        .unwrap()
+        Config::parse(crate::config::TEST_CONFIG, Path::new("/x/config.toml")).unwrap()
     }
 
     fn p(s: &str) -> Result<Draft, DraftError> {

@@ -46,11 +46,23 @@ fn no_redirects() -> reqwest::blocking::Client {
 
 /// Starts `lipost auth login` and returns it with the authorization URL it printed.
 fn start_login(env: &Env, extra: &[&str]) -> (std::process::Child, String) {
+    let (child, url, _rest) = start_login_with(env, extra, &[]);
+    (child, url)
+}
+
+/// Like `start_login`, with extra environment variables; also returns everything the login
+/// prints after the URL.
+fn start_login_with(
+    env: &Env,
+    extra: &[&str],
+    vars: &[(&str, &str)],
+) -> (std::process::Child, String, std::thread::JoinHandle<String>) {
     let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&env.config)
         .args(["auth", "login", "--account", "me"])
         .args(extra)
+        .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -71,8 +83,12 @@ fn start_login(env: &Env, extra: &[&str]) -> (std::process::Child, String) {
             break;
         }
     }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, url)
+    let rest = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        text
+    });
+    (child, url, rest)
 }
 
 /// Where the sandbox's authorization endpoint redirects the browser.
@@ -212,26 +228,11 @@ fn a_declined_authorization_says_so() {
 fn a_wrong_client_secret_is_explained() {
     let sb = Sandbox::start();
     let env = env_with(&sb, "");
-    let (child, url) = {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(&env.config)
-            .args(["auth", "login", "--account", "me", "--paste"]);
-        c.env("LIPOST_CLIENT_SECRET", "not-the-secret");
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("http") {
-            line.clear();
-            out.read_line(&mut line).unwrap();
-        }
-        (child, line.trim().to_string())
-    };
+    let (child, url, _) = start_login_with(
+        &env,
+        &["--paste"],
+        &[("LIPOST_CLIENT_SECRET", "not-the-secret")],
+    );
     let out = paste(child, &approve(&url));
     assert!(!out.status.success());
     assert!(
@@ -460,29 +461,8 @@ fn no_token_or_secret_appears_in_any_output() {
     let env = env_with(&sb, "refresh_before = \"3s\"");
     let secret = [("LIPOST_CLIENT_SECRET", "s3cr3t-client-value-xyz")];
     let mut all = String::new();
-    let (mut child, url) = {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(&env.config)
-            .args(["auth", "login", "--account", "me", "--paste"])
-            .envs(secret);
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("http") {
-            all.push_str(&line);
-            line.clear();
-            out.read_line(&mut line).unwrap();
-        }
-        all.push_str(&line);
-        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        (child, line.trim().to_string())
-    };
+    let (mut child, url, rest) = start_login_with(&env, &["--paste"], &secret);
+    all.push_str(&url);
     child
         .stdin
         .as_mut()
@@ -492,6 +472,9 @@ fn no_token_or_secret_appears_in_any_output() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     all.push_str(&text(&out));
+    let printed = rest.join().unwrap();
+    assert!(printed.contains("logged in account me"), "{printed}");
+    all.push_str(&printed);
     let first_tokens = token_row(&env);
 
     let mut d = Daemon::start_with_env(

@@ -1,0 +1,69 @@
+//! Operator actions: `lipost cancel`, `retry` and `mark-published`. Each is one transition
+//! with the rows that explain it.
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+
+use super::{ts, Result, Store};
+use crate::post::Transition;
+
+impl Store {
+    /// A post leaving `dead` (retried, cancelled, found published): its dead letters close.
+    fn close_dead_letters(tx: &rusqlite::Connection, id: &str, now_s: &str) -> Result<()> {
+        tx.prepare_cached(
+            "UPDATE dead_letters SET requeued_at = ?2 WHERE post_id = ?1 AND requeued_at IS NULL",
+        )?
+        .execute(params![id, now_s])?;
+        Ok(())
+    }
+
+    pub fn cancel(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::Cancel, "cancel", &now_s)?;
+        Self::close_dead_letters(&tx, id, &now_s)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A dead post back to `scheduled`, due now, with a fresh budget; its history stays.
+    pub fn requeue(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::Requeue, "retry", &now_s)?;
+        tx.execute(
+            "UPDATE posts SET next_attempt_at = ?2, due_at = ?2, attempts_used = 0, rate_limited = 0, \
+             in_doubt_since = NULL WHERE id = ?1",
+            params![id, now_s],
+        )?;
+        Self::close_dead_letters(&tx, id, &now_s)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn dead_ids(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM posts WHERE state = 'dead' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The operator found the post on LinkedIn: record it as published with that URN.
+    pub fn mark_published(&mut self, id: &str, urn: &str, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, id, Transition::MarkPublished, "mark-published", &now_s)?;
+        tx.execute(
+            "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL WHERE id = ?1",
+            params![id, urn, now_s],
+        )?;
+        Self::close_dead_letters(&tx, id, &now_s)?;
+        tx.execute(
+            "INSERT INTO attempts (post_id, started_at, finished_at, outcome, message) VALUES (?1, ?2, ?2, 'resolved', ?3)",
+            params![id, now_s, format!("marked published by the operator as {urn}")],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
