@@ -84,15 +84,16 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
     let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
 
+    // Watch first, then scan: a draft arriving between the two is seen by one or the other.
     let renamed = watcher::RenamedIn::default();
-    let intake = Intake::new(live.clone(), store.clone(), renamed.clone());
+    let look = Arc::new(Notify::new());
+    let events = watcher::watch(&config, look.clone(), renamed.clone())?;
+    let intake = Intake::new(live.clone(), store.clone(), renamed);
     let first = intake.scan().await?;
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let rearm = Arc::new(Notify::new());
-    let look = Arc::new(Notify::new());
-    let events = watcher::watch(&config, look.clone(), renamed)?;
     let wake =
         watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake.clone()])?;
     crate::service::ready();

@@ -207,6 +207,13 @@ impl Daemon {
     }
 
     pub fn start_with_env(env: &Env, vars: &[(&str, &str)]) -> Daemon {
+        let d = Daemon::spawn_with_env(env, vars);
+        d.wait_log("lipost is running", Duration::from_secs(20));
+        d
+    }
+
+    /// Starts the daemon without waiting for its first log line.
+    pub fn spawn_with_env(env: &Env, vars: &[(&str, &str)]) -> Daemon {
         let n = std::fs::read_dir(env.dir.path()).unwrap().count();
         let log = env.dir.path().join(format!("daemon-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
@@ -220,12 +227,10 @@ impl Daemon {
             .stderr(file)
             .spawn()
             .unwrap();
-        let d = Daemon {
+        Daemon {
             child: Some(child),
             log,
-        };
-        d.wait_log("lipost is running", Duration::from_secs(20));
-        d
+        }
     }
 
     pub fn pid(&self) -> u32 {
