@@ -1,6 +1,6 @@
 //! Configuration: `config.toml` → a validated [`Config`].
 //!
-//! Two phases, the ripgrep way: [`RawConfig`] only mirrors the TOML (serde, unknown keys
+//! Two phases, the ripgrep way: `RawConfig` only mirrors the TOML (serde, unknown keys
 //! refused with their line), [`Config`] is what the rest of the program uses: paths resolved
 //! against the config file's folder, time zone parsed, accounts cross-checked.
 //! This module reads files and the environment; it never opens the database or the network.

@@ -1,6 +1,6 @@
 //! The store: the SQLite database, the single source of truth for every post.
 //!
-//! All SQL lives here. Every state change goes through [`Store::apply`], which moves a post
+//! All SQL lives here. Every state change goes through `Store::apply`, which moves a post
 //! only from the states its [`Transition`] allows, inside one `BEGIN IMMEDIATE` transaction
 //! with the rows that explain it (attempts, dead letters). `synchronous=FULL`: a `publishing`
 //! mark is on disk before the request it guards leaves. rusqlite blocks, so async callers
@@ -110,7 +110,7 @@ pub struct Settled {
     pub outcome: Settle,
 }
 
-/// How a try ended, for [`Store::settle`].
+/// How a try ended, for [`Store::settle_many`].
 #[derive(Debug, Clone)]
 pub enum Settle {
     Published {
@@ -250,7 +250,7 @@ impl Store {
             == 1)
     }
 
-    /// Like [`Store::apply`], but an error that says what state the post is in.
+    /// Like `Store::apply`, but an error that says what state the post is in.
     fn apply_or_explain(
         tx: &Connection,
         id: &str,
@@ -281,16 +281,6 @@ impl Store {
     }
 
     // ------------------------------------------------------------ scheduling
-
-    /// The earliest `next_attempt_at` of a scheduled post.
-    pub fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = self.conn.query_row(
-            "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'scheduled'",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(opt_ts(t))
-    }
 
     /// Scheduled posts whose time has come, earliest first.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Post>> {
@@ -333,32 +323,13 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records a try's end and moves the post accordingly, in one transaction.
+    /// Records finished tries and moves their posts, many in one transaction (group commit).
+    /// One result per item, in order; an item whose post is no longer `publishing` fails
+    /// alone.
     ///
     /// Committed with `synchronous=NORMAL`: safe against a killed process, and a settle lost
     /// to a power cut leaves the post `publishing` (its claim was FULL), which the next start
     /// resolves as in doubt without a double post. The next FULL commit makes it durable.
-    pub fn settle(
-        &mut self,
-        post_id: &str,
-        attempt: i64,
-        result: &AttemptResult,
-        outcome: &Settle,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let item = Settled {
-            post_id: post_id.to_string(),
-            attempt,
-            result: result.clone(),
-            outcome: outcome.clone(),
-        };
-        self.settle_many(std::slice::from_ref(&item), now)?
-            .pop()
-            .expect("one result per item")
-    }
-
-    /// Many settles in one transaction (group commit), each in its own savepoint so one
-    /// failure does not undo the others. One result per item, in order.
     pub fn settle_many(
         &mut self,
         items: &[Settled],
@@ -461,22 +432,6 @@ impl Store {
             "INSERT INTO dead_letters (post_id, reason, http_status, error_code, message, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![post_id, reason, result.http_status, result.error_code, result.message, now_s],
-        )?;
-        Ok(())
-    }
-
-    /// Records a finished step that is not a send (an in-doubt lookup, a hold).
-    pub fn note_attempt(
-        &mut self,
-        post_id: &str,
-        started: DateTime<Utc>,
-        result: &AttemptResult,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO attempts (post_id, started_at, finished_at, http_status, error_code, service_error_code, message, outcome) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![post_id, ts(started), ts(now), result.http_status, result.error_code, result.service_error_code, result.message, result.outcome],
         )?;
         Ok(())
     }

@@ -149,12 +149,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn forget_token(&mut self, account: &str) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM tokens WHERE account = ?1", [account])?;
-        Ok(())
-    }
-
     pub fn token(&self, account: &str) -> Result<Option<Token>> {
         Ok(self
             .conn
