@@ -114,6 +114,18 @@ fn count(env: &Env, state: &str) -> usize {
         .unwrap_or(0) as usize
 }
 
+/// Writes a draft with an mtime an hour ago, as one left in the folder during downtime.
+fn write_old(path: &std::path::Path, content: String) {
+    std::fs::write(path, content).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
 fn accounts_toml(prefix: &str, n: usize, extra: &str) -> String {
     (0..n)
         .map(|i| {
@@ -523,23 +535,14 @@ fn recovery(size: &Size, rows: &mut Vec<Row>) {
     }
     std::fs::create_dir_all(&env.queue).unwrap();
     let due = in_secs(3 * 86_400);
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
     for i in 0..size.recovery_files {
-        let p = env.queue.join(format!("w{i:05}.md"));
-        std::fs::write(
-            &p,
+        write_old(
+            &env.queue.join(format!("w{i:05}.md")),
             draft(
                 &format!("publish_at = \"{due}\""),
                 &format!("Waiting draft {i}"),
             ),
-        )
-        .unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&p)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        );
     }
     let sock_path = env.path("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
@@ -597,24 +600,15 @@ fn backlog(size: &Size, rows: &mut Vec<Row>) {
         &format!("\n[publisher]\nmax_concurrent = 64\n{extra}"),
     );
     std::fs::create_dir_all(&env.queue).unwrap();
-    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
     for a in 0..k {
         for j in 0..per {
-            let p = env.queue.join(format!("b{a:02}-{j:03}.md"));
-            std::fs::write(
-                &p,
+            write_old(
+                &env.queue.join(format!("b{a:02}-{j:03}.md")),
                 draft(
                     &format!("account = \"b{a:02}\"\npublish_at = \"2026-01-01T09:00:00Z\""),
                     &format!("backlog {a} {j}"),
                 ),
-            )
-            .unwrap();
-            std::fs::File::options()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_modified(old)
-                .unwrap();
+            );
         }
     }
     let d = Daemon::start_with_env(&env, &[("RUST_LOG", "warn,lipost::daemon=info")]);

@@ -59,22 +59,23 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn local(tz: Tz, t: DateTime<Utc>) -> String {
-        t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+    /// The next `n` slots after noon on `day`, as local times.
+    fn next(patterns: &[&str], tz: Tz, day: (i32, u32, u32), n: usize) -> Vec<String> {
+        let slots: Vec<Slot> = patterns.iter().map(|p| Slot::parse(p).unwrap()).collect();
+        let after = tz
+            .with_ymd_and_hms(day.0, day.1, day.2, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        upcoming(&slots, tz, after, n)
+            .into_iter()
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string())
+            .collect()
     }
 
     #[test]
     fn nine_oclock_stays_nine_oclock_across_the_berlin_spring_change() {
         let tz = chrono_tz::Europe::Berlin;
-        let slots = [Slot::parse("0 0 9 * * Mon-Fri").unwrap()];
-        let after = tz
-            .with_ymd_and_hms(2026, 3, 26, 12, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let got: Vec<String> = upcoming(&slots, tz, after, 3)
-            .into_iter()
-            .map(|t| local(tz, t))
-            .collect();
+        let got = next(&["0 0 9 * * Mon-Fri"], tz, (2026, 3, 26), 3);
         assert_eq!(
             got,
             [
@@ -84,6 +85,11 @@ mod tests {
             ]
         );
         // And in UTC the slot moved by the hour the clocks did.
+        let slots = [Slot::parse("0 0 9 * * Mon-Fri").unwrap()];
+        let after = tz
+            .with_ymd_and_hms(2026, 3, 26, 12, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
         let utc: Vec<String> = upcoming(&slots, tz, after, 2)
             .into_iter()
             .map(|t| t.format("%H:%M").to_string())
@@ -93,55 +99,36 @@ mod tests {
 
     #[test]
     fn a_slot_in_the_skipped_hour_is_moved_not_lost() {
-        let tz = chrono_tz::Europe::Berlin;
-        let slots = [Slot::parse("0 30 2 * * *").unwrap()];
-        let after = tz
-            .with_ymd_and_hms(2026, 3, 28, 12, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let got: Vec<String> = upcoming(&slots, tz, after, 2)
-            .into_iter()
-            .map(|t| local(tz, t))
-            .collect();
+        let got = next(
+            &["0 30 2 * * *"],
+            chrono_tz::Europe::Berlin,
+            (2026, 3, 28),
+            2,
+        );
         assert_eq!(got, ["2026-03-29 03:00 CEST", "2026-03-30 02:30 CEST"]);
     }
 
     #[test]
     fn new_york_fall_back_keeps_local_times_and_fires_a_repeated_hour_once() {
         let tz = chrono_tz::America::New_York;
-        let nine = [Slot::parse("0 0 9 * * *").unwrap()];
-        let after = tz
-            .with_ymd_and_hms(2026, 10, 31, 12, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let got: Vec<String> = upcoming(&nine, tz, after, 2)
-            .into_iter()
-            .map(|t| local(tz, t))
-            .collect();
-        assert_eq!(got, ["2026-11-01 09:00 EST", "2026-11-02 09:00 EST"]);
-        let early = [Slot::parse("0 30 1 * * *").unwrap()];
-        let got: Vec<String> = upcoming(&early, tz, after, 2)
-            .into_iter()
-            .map(|t| local(tz, t))
-            .collect();
-        assert_eq!(got, ["2026-11-01 01:30 EDT", "2026-11-02 01:30 EST"]);
+        assert_eq!(
+            next(&["0 0 9 * * *"], tz, (2026, 10, 31), 2),
+            ["2026-11-01 09:00 EST", "2026-11-02 09:00 EST"]
+        );
+        assert_eq!(
+            next(&["0 30 1 * * *"], tz, (2026, 10, 31), 2),
+            ["2026-11-01 01:30 EDT", "2026-11-02 01:30 EST"]
+        );
     }
 
     #[test]
     fn new_york_spring_forward_moves_the_skipped_slot() {
-        let tz = chrono_tz::America::New_York;
-        let slots = [
-            Slot::parse("0 30 2 * * *").unwrap(),
-            Slot::parse("0 0 9 * * *").unwrap(),
-        ];
-        let after = tz
-            .with_ymd_and_hms(2026, 3, 7, 12, 0, 0)
-            .unwrap()
-            .with_timezone(&Utc);
-        let got: Vec<String> = upcoming(&slots, tz, after, 3)
-            .into_iter()
-            .map(|t| local(tz, t))
-            .collect();
+        let got = next(
+            &["0 30 2 * * *", "0 0 9 * * *"],
+            chrono_tz::America::New_York,
+            (2026, 3, 7),
+            3,
+        );
         assert_eq!(
             got,
             [
