@@ -164,7 +164,7 @@ impl Publisher {
                 };
                 return self.retry_at(post, result, Utc::now(), Budget::Free, None);
             }
-            Err(e) => return self.retry_plain(post, None, e.to_string(), "token_unavailable"),
+            Err(e) => return self.retry_plain(post, e.to_string(), "token_unavailable"),
         };
         let author = match &account.kind {
             AccountKind::Member => cred.person_urn.clone(),
@@ -377,15 +377,8 @@ impl Publisher {
         )
     }
 
-    fn retry_plain(
-        &self,
-        post: &Post,
-        status: Option<u16>,
-        message: String,
-        outcome: &str,
-    ) -> (AttemptResult, Settle) {
+    fn retry_plain(&self, post: &Post, message: String, outcome: &str) -> (AttemptResult, Settle) {
         let result = AttemptResult {
-            http_status: status,
             message: Some(message),
             outcome: outcome.into(),
             ..AttemptResult::default()

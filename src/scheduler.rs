@@ -256,7 +256,7 @@ impl Scheduler {
         }
         if !deferred.is_empty() {
             for (id, at) in &deferred {
-                info!(post_id = %id, until = %at, "paced: account spacing or daily cap");
+                debug!(post_id = %id, until = %at, "paced: account spacing or daily cap");
             }
             self.store.call(move |s| s.defer_many(&deferred)).await?;
         }

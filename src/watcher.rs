@@ -246,10 +246,9 @@ impl Intake {
                 Read::Changed => {}
             }
         }
-        let batch: Vec<(PathBuf, Draft)> = good.clone();
         let config = self.config.get();
         let now = Utc::now();
-        let slots: Vec<Vec<chrono::DateTime<Utc>>> = batch
+        let slots: Vec<Vec<chrono::DateTime<Utc>>> = good
             .iter()
             .map(|(_, d)| match config.account(&d.account) {
                 Some(a) if d.next_slot => {
@@ -258,11 +257,12 @@ impl Intake {
                 _ => Vec::new(),
             })
             .collect();
-        let results = self
+        // The batch goes into the store call and comes back with the results: no copy.
+        let (good, results) = self
             .store
             .call(move |s| {
-                let names: Vec<String> = batch.iter().map(|(p, _)| file_name(p)).collect();
-                let intakes: Vec<store::Intake<'_>> = batch
+                let names: Vec<String> = good.iter().map(|(p, _)| file_name(p)).collect();
+                let intakes: Vec<store::Intake<'_>> = good
                     .iter()
                     .zip(&names)
                     .zip(&slots)
@@ -272,7 +272,9 @@ impl Intake {
                         slots: sl,
                     })
                     .collect();
-                s.ingest(&intakes, Utc::now())
+                let results = s.ingest(&intakes, Utc::now())?;
+                drop(intakes);
+                Ok((good, results))
             })
             .await?;
 

@@ -167,3 +167,35 @@ fn status_list_and_show_report_what_the_store_holds() {
         "{text}"
     );
 }
+
+#[test]
+fn operator_commands_explain_what_they_refuse() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    env.drop_draft(
+        "later.md",
+        draft(&format!("publish_at = \"{}\"", in_secs(3600)), "Later"),
+    );
+    assert!(wait_until(Duration::from_secs(5), || env
+        .state("later")
+        .is_some()));
+    let c = env.config.to_str().unwrap();
+    let (ok, text) = run(
+        &["--config", c, "mark-published", "later", "urn:li:person:1"],
+        &[],
+    );
+    assert!(!ok && text.contains("is not a post URN"), "{text}");
+    let (ok, text) = run(&["--config", c, "retry", "later"], &[]);
+    assert!(
+        !ok && text.contains("post \"later\" is scheduled; retry needs it to be dead"),
+        "{text}"
+    );
+    let (ok, text) = run(&["--config", c, "retry", "--all"], &[]);
+    assert!(ok && text.contains("no dead posts"), "{text}");
+    assert_eq!(
+        env.state("later").as_deref(),
+        Some("scheduled"),
+        "nothing changed"
+    );
+}

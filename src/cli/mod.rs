@@ -186,14 +186,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Validate { files } => validate(&load(&cli)?, files),
-        Command::Status { json } => report::status(&load(&cli)?, &open_store(&load(&cli)?)?, *json),
-        Command::List { state, json } => {
-            report::list(&load(&cli)?, &open_store(&load(&cli)?)?, *state, *json)
-        }
-        Command::Show { id, json } => {
-            report::show(&load(&cli)?, &open_store(&load(&cli)?)?, id, *json)
-        }
-        Command::Dead { json } => report::dead(&load(&cli)?, &open_store(&load(&cli)?)?, *json),
+        Command::Status { json } => read(&cli, |c, s| report::status(c, s, *json)),
+        Command::List { state, json } => read(&cli, |c, s| report::list(c, s, *state, *json)),
+        Command::Show { id, json } => read(&cli, |c, s| report::show(c, s, id, *json)),
+        Command::Dead { json } => read(&cli, |c, s| report::dead(c, s, *json)),
         Command::Cancel { id } => {
             let config = load(&cli)?;
             open_store(&config)?.cancel(id, Utc::now())?;
@@ -266,6 +262,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// A read-only command: the config, loaded once, and the store.
+fn read(cli: &Cli, f: impl FnOnce(&Config, &Store) -> Result<()>) -> Result<()> {
+    let config = load(cli)?;
+    let store = open_store(&config)?;
+    f(&config, &store)
 }
 
 /// Lets a running daemon know the schedule changed.

@@ -103,10 +103,7 @@ impl Client {
 
     fn versioned(&self, token: &Secret) -> HeaderMap {
         let mut h = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-        auth.set_sensitive(true);
-        h.insert(AUTHORIZATION, auth);
+        h.insert(AUTHORIZATION, bearer(token));
         if let Ok(v) = HeaderValue::from_str(&self.version) {
             h.insert("LinkedIn-Version", v);
         }
@@ -178,10 +175,11 @@ impl Client {
     /// `GET /v2/userinfo`: who the token belongs to.
     pub async fn userinfo(&self, token: &Secret) -> Result<UserInfo, ApiError> {
         let url = format!("{}/v2/userinfo", self.api);
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
-        auth.set_sensitive(true);
-        let resp = send(self.http.get(&url).header(AUTHORIZATION, auth), &url).await?;
+        let resp = send(
+            self.http.get(&url).header(AUTHORIZATION, bearer(token)),
+            &url,
+        )
+        .await?;
         json(check(resp).await?, &url).await
     }
 
@@ -211,6 +209,14 @@ impl Client {
         let resp = send(self.http.post(&url).json(req), &url).await?;
         json(check(resp).await?, &url).await
     }
+}
+
+/// `Authorization: Bearer …`, marked sensitive so no debug output shows it.
+fn bearer(token: &Secret) -> HeaderValue {
+    let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+    v.set_sensitive(true);
+    v
 }
 
 pub fn urlencode(s: &str) -> String {
