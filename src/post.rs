@@ -65,6 +65,8 @@ pub enum Transition {
     Expire,
     /// The daemon found a claimed post at start-up: it is in doubt, to be resolved.
     Recover,
+    /// Shutdown came before a claimed post's request left: back to waiting, not in doubt.
+    Release,
     /// A new draft with the same id.
     Replace,
     /// `lipost retry`.
@@ -83,7 +85,8 @@ impl Transition {
             Transition::Publish
             | Transition::Reschedule
             | Transition::Kill
-            | Transition::Recover => &[Publishing],
+            | Transition::Recover
+            | Transition::Release => &[Publishing],
             Transition::Expire => &[Scheduled],
             Transition::Replace => &[Scheduled, Dead, Cancelled],
             Transition::Requeue => &[Dead],
@@ -99,6 +102,7 @@ impl Transition {
             Transition::Publish | Transition::MarkPublished => Published,
             Transition::Reschedule
             | Transition::Recover
+            | Transition::Release
             | Transition::Replace
             | Transition::Requeue => Scheduled,
             Transition::Kill | Transition::Expire => Dead,

@@ -30,6 +30,7 @@ pub struct Publisher {
     config: Live,
     client: Client,
     tokens: Arc<Tokens>,
+    store: Handle,
     /// Finished tries on their way into the store, committed in batches.
     settler: mpsc::UnboundedSender<(Settled, oneshot::Sender<Result<(), String>>)>,
 }
@@ -107,24 +108,18 @@ impl Publisher {
             config,
             client,
             tokens,
+            store,
             settler,
         }
     }
 
-    /// Publishes a claimed post; `attempt` is the open row in `attempts`. `permit` counts
-    /// against the limit of requests in flight and is given back once LinkedIn answered,
-    /// with `freed` told so the scheduler can claim more while this one is recorded.
-    pub async fn publish(
-        &self,
-        post: Post,
-        attempt: i64,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        freed: &tokio::sync::Notify,
-    ) {
+    /// Publishes a claimed post; `attempt` is the open row in `attempts`. `turn` (the
+    /// scheduler's request permit) is dropped once LinkedIn answered, so the next claimed
+    /// post can go while this one is recorded.
+    pub async fn publish<T: Send>(&self, post: Post, attempt: i64, turn: T) {
         let started = Utc::now();
         let (result, settle) = self.try_once(&post, started).await;
-        drop(permit);
-        freed.notify_one();
+        drop(turn);
         log_outcome(&post, &result, &settle);
         let (done, committed) = oneshot::channel();
         let item = Settled {
@@ -141,6 +136,19 @@ impl Publisher {
         };
         if let Err(e) = r {
             warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start");
+        }
+    }
+
+    /// Gives a claimed post back unsent (shutdown came before its turn). If this fails the
+    /// post stays `publishing` and the next start resolves it as in doubt: safe, only slower.
+    pub async fn release(&self, post: Post, attempt: i64) {
+        let id = post.id.clone();
+        if let Err(e) = self
+            .store
+            .call(move |s| s.release(&id, attempt, Utc::now()))
+            .await
+        {
+            warn!(post_id = %post.id, error = %e, "cannot give back an unsent post; it will be resolved as in doubt at the next start");
         }
     }
 

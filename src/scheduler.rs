@@ -5,37 +5,52 @@
 //! It applies pacing (per-account spacing and daily cap, a global limit on requests in
 //! flight) and claims due posts in the store (`publishing`, committed) before spawning their
 //! sends. The schedule lives in the store, never only in memory.
+//!
+//! Claims run ahead of the request limit: up to twice `max_concurrent` claimed posts wait
+//! for a request permit while `max_concurrent` are sent, so the next claim is committed
+//! while requests are in flight, not after. A waiting post that shutdown overtakes is given
+//! back unsent; one a crash overtakes is resolved as in doubt at the next start.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::config::Live;
 use crate::post::Post;
 use crate::publisher::Publisher;
-use crate::store::{Handle, StoreError};
+use crate::store::{DispatchView, Handle, StoreError};
 
 /// How many due posts one look considers.
 const LOOK: usize = 512;
+
+/// Claimed posts not yet answered, in request limits: one batch sending, two waiting. The
+/// waiting ones keep requests going while the next claim commits; a crash leaves them in
+/// doubt (resolved at the next start), a shutdown gives them back unsent.
+const CLAIMED_PER_PERMIT: usize = 3;
 
 pub struct Scheduler {
     config: Live,
     store: Handle,
     publisher: Arc<Publisher>,
     rearm: Arc<Notify>,
+    /// The limit on requests in flight; closed at shutdown, which gives back waiting posts.
     permits: Arc<Semaphore>,
-    /// Told when a send gives its permit back.
+    /// Places for claimed posts not yet answered (sending or waiting): see
+    /// [`CLAIMED_PER_PERMIT`].
+    places: Arc<Semaphore>,
+    /// Told when an answer gives its place back.
     freed: Arc<Notify>,
-    /// Posts in flight per account.
+    /// Claimed posts, sending or waiting for a permit, per account.
     busy: HashMap<String, usize>,
     tasks: JoinSet<String>,
     /// WATCHDOG=1 interval, when systemd asked for one, and the next ping.
     watchdog: Option<(std::time::Duration, tokio::time::Instant)>,
     last_status: String,
+    last_status_at: std::time::Instant,
 }
 
 /// What one look at the store found.
@@ -53,18 +68,22 @@ impl Scheduler {
         publisher: Arc<Publisher>,
         rearm: Arc<Notify>,
     ) -> Scheduler {
-        let permits = Arc::new(Semaphore::new(config.get().publisher.max_concurrent));
+        let max = config.get().publisher.max_concurrent;
+        let permits = Arc::new(Semaphore::new(max));
+        let places = Arc::new(Semaphore::new(CLAIMED_PER_PERMIT * max));
         Scheduler {
             config,
             store,
             publisher,
             rearm,
             permits,
+            places,
             freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
             watchdog: crate::service::watchdog_interval().map(|d| (d, tokio::time::Instant::now())),
             last_status: String::new(),
+            last_status_at: std::time::Instant::now(),
         }
     }
 
@@ -76,17 +95,17 @@ impl Scheduler {
                 break;
             }
             self.ping();
-            // Saturated: the request limit is busy; look again once half of it is free, not
-            // after every single answer.
-            let max = self.config.get().publisher.max_concurrent;
-            let saturated = self.permits.available_permits() < max.div_ceil(2);
+            // Saturated: enough claimed posts wait for the request limit; claim again once
+            // half a request limit's worth is answered, not after every single answer.
+            let room = self.places.available_permits();
+            let saturated = room < self.config.get().publisher.max_concurrent.div_ceil(2);
             let look = if saturated {
                 Look {
                     blocked: true,
                     more: false,
                 }
             } else {
-                self.dispatch().await?
+                self.dispatch(room).await?
             };
             self.report_status().await;
             if look.more && !look.blocked {
@@ -131,11 +150,17 @@ impl Scheduler {
         }
     }
 
-    /// STATUS= for `systemctl status`, sent when it changes.
+    /// STATUS= for `systemctl status`, sent when it changes. During a burst (sends in
+    /// flight, so the loop comes round again soon) at most once a second: it reads the store.
     async fn report_status(&mut self) {
         if std::env::var_os("NOTIFY_SOCKET").is_none() {
             return;
         }
+        let busy = !self.tasks.is_empty();
+        if busy && self.last_status_at.elapsed() < std::time::Duration::from_secs(1) {
+            return;
+        }
+        self.last_status_at = std::time::Instant::now();
         let tz = self.config.get().timezone;
         let line = self
             .store
@@ -162,137 +187,91 @@ impl Scheduler {
         }
     }
 
-    /// Claims and starts every due post that pacing and the request limit allow.
-    async fn dispatch(&mut self) -> Result<Look, StoreError> {
+    /// Claims and starts up to `available` due posts that pacing allows. One store call:
+    /// look, choose and claim under one lock, so a burst of due posts costs one trip to the
+    /// store per batch, not three.
+    async fn dispatch(&mut self, available: usize) -> Result<Look, StoreError> {
         let now = Utc::now();
         let config = self.config.get();
-        // Claim only what can be sent now: a claimed post is in doubt if we crash. Read a
-        // little more than that, for posts that pacing or a hold passes over.
-        let mut available = self.permits.available_permits();
+        // Read a little more than can be claimed, for posts that pacing or a hold passes over.
         let limit = (available * 2 + 64).min(LOOK);
         let midnight = now
             .date_naive()
             .and_hms_opt(0, 0, 0)
             .expect("midnight")
             .and_utc();
-        let view = self
+        let busy = self.busy.clone();
+        let (plan, more, claimed) = self
             .store
-            .call(move |s| s.dispatch_view(now, limit, midnight))
+            .call(move |s| {
+                let view = s.dispatch_view(now, limit, midnight)?;
+                let more = view.due.len() == limit;
+                let plan = plan(&config, &view, &busy, available, now);
+                for (id, why) in &plan.expired {
+                    s.expire(id, "too_late", why, Utc::now())?;
+                }
+                if !plan.deferred.is_empty() {
+                    s.defer_many(&plan.deferred)?;
+                }
+                let claimed = if plan.chosen.is_empty() {
+                    Vec::new()
+                } else {
+                    s.claim_many(&plan.chosen, Utc::now())?
+                };
+                Ok((plan, more, claimed))
+            })
             .await?;
-        let due = view.due;
-        let more = due.len() == limit;
-        let mut blocked = false;
-        let mut chosen: Vec<Post> = Vec::new();
-        let mut taking: HashMap<String, usize> = HashMap::new();
-        let mut deferred: Vec<(String, DateTime<Utc>)> = Vec::new();
-        let held = held_accounts(&config, &view.tokens);
-        let mut expired: Vec<(String, String)> = Vec::new();
-        for post in &due {
-            if available == 0 {
-                blocked = true;
-                break;
-            }
-            let Some(account) = config.account(&post.account) else {
-                chosen.push(post.clone());
-                available -= 1;
-                continue;
-            };
-            if let Some(why) = held.get(account.token_account()) {
-                // Held, not sent: no pointless 401s. Released by a new login, unless too late.
-                let lateness = chrono::Duration::from_std(self.config.get().retry.max_lateness)
-                    .unwrap_or_default();
-                if now > post.due_at + lateness {
-                    expired.push((
-                        post.id.clone(),
-                        format!(
-                            "held past retry.max_lateness because account {} {why}",
-                            account.token_account()
-                        ),
-                    ));
-                }
-                continue;
-            }
-            let paced = !account.min_spacing.is_zero();
-            let in_flight = self.busy.get(&post.account).copied().unwrap_or(0)
-                + taking.get(&post.account).copied().unwrap_or(0);
-            if paced && in_flight > 0 {
-                // One at a time for a paced account, so spacing holds.
-                blocked = true;
-                continue;
-            }
-            let (last, today) = view
-                .activity
-                .get(&post.account)
-                .copied()
-                .unwrap_or((None, 0));
-            let taken_now = taking.get(&post.account).copied().unwrap_or(0) as u32;
-            if today + taken_now >= account.daily_cap {
-                deferred.push((post.id.clone(), crate::publisher::after_quota_reset(now)));
-                continue;
-            }
-            if let Some(last) = last.filter(|_| paced) {
-                let earliest =
-                    last + chrono::Duration::from_std(account.min_spacing).unwrap_or_default();
-                if earliest > now {
-                    deferred.push((post.id.clone(), earliest));
-                    continue;
-                }
-            }
-            *taking.entry(post.account.clone()).or_default() += 1;
-            chosen.push(post.clone());
-            available -= 1;
+        for (id, why) in &plan.expired {
+            warn!(post_id = %id, reason = %why, "too late to send; moved to dead");
         }
-        if !expired.is_empty() {
-            for (id, why) in &expired {
-                warn!(post_id = %id, reason = %why, "too late to send; moved to dead");
-            }
-            self.store
-                .call(move |s| {
-                    expired.iter().try_for_each(|(id, why)| {
-                        s.expire(id, "too_late", why, Utc::now()).map(|_| ())
-                    })
-                })
-                .await?;
+        for (id, at) in &plan.deferred {
+            debug!(post_id = %id, until = %at, "paced: account spacing or daily cap");
         }
-        if !deferred.is_empty() {
-            for (id, at) in &deferred {
-                debug!(post_id = %id, until = %at, "paced: account spacing or daily cap");
-            }
-            self.store.call(move |s| s.defer_many(&deferred)).await?;
+        for (post, attempt) in claimed {
+            self.start(post, attempt);
         }
-        if !chosen.is_empty() {
-            let claimed = self
-                .store
-                .call(move |s| s.claim_many(chosen, Utc::now()))
-                .await?;
-            for (post, attempt) in claimed {
-                self.start(post, attempt);
-            }
-        }
-        Ok(Look { blocked, more })
+        Ok(Look {
+            blocked: plan.blocked,
+            more,
+        })
     }
 
+    /// Spawns the send of a claimed post; it waits for a request permit (first come, first
+    /// served), or is given back if shutdown closes the permits first.
     fn start(&mut self, post: Post, attempt: i64) {
-        let permit = self
-            .permits
+        let place = self
+            .places
             .clone()
             .try_acquire_owned()
-            .expect("only the scheduler takes permits, and it counted them");
+            .expect("only the scheduler takes places, and it counted them");
         *self.busy.entry(post.account.clone()).or_default() += 1;
-        let lateness = (Utc::now() - post.next_attempt_at).num_milliseconds();
-        debug!(post_id = %post.id, account = %post.account, late_ms = lateness, "publishing");
         let publisher = self.publisher.clone();
+        let permits = self.permits.clone();
         let freed = self.freed.clone();
         self.tasks.spawn(async move {
             let account = post.account.clone();
-            publisher.publish(post, attempt, permit, &freed).await;
+            match permits.acquire_owned().await {
+                Ok(permit) => {
+                    let late = (Utc::now() - post.next_attempt_at).num_milliseconds();
+                    debug!(post_id = %post.id, account = %post.account, late_ms = late, "publishing");
+                    let turn = Turn {
+                        _place: place,
+                        _permit: permit,
+                        freed,
+                    };
+                    publisher.publish(post, attempt, turn).await;
+                }
+                Err(_closed) => publisher.release(post, attempt).await,
+            }
             account
         });
     }
 
-    /// Waits for sends in flight, up to the shutdown timeout; what does not finish is left
-    /// `publishing` and resolved as in doubt at the next start.
+    /// Gives back claimed posts still waiting for a permit and waits for sends in flight, up
+    /// to the shutdown timeout; what does not finish is left `publishing` and resolved as in
+    /// doubt at the next start.
     async fn drain(&mut self) {
+        self.permits.close();
         if self.tasks.is_empty() {
             return;
         }
@@ -308,6 +287,113 @@ impl Scheduler {
             let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
         }
     }
+}
+
+/// What a post being sent holds until LinkedIn answers: its place among the claimed posts
+/// and its request permit. Giving them back wakes the scheduler to claim more.
+struct Turn {
+    _place: OwnedSemaphorePermit,
+    _permit: OwnedSemaphorePermit,
+    freed: Arc<Notify>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.freed.notify_one();
+    }
+}
+
+/// What one look decided.
+struct Plan {
+    /// Posts to claim and send now, in order.
+    chosen: Vec<String>,
+    /// Posts pushed later by pacing: account spacing or the daily cap.
+    deferred: Vec<(String, DateTime<Utc>)>,
+    /// Held posts past `retry.max_lateness`, with the reason.
+    expired: Vec<(String, String)>,
+    /// Due posts left waiting for a free slot (a permit, or their account's turn).
+    blocked: bool,
+}
+
+/// Chooses among the due posts in `view`: at most `available`, one at a time for a paced
+/// account (`busy` counts its posts in flight), none for a held account.
+fn plan(
+    config: &crate::config::Config,
+    view: &DispatchView,
+    busy: &HashMap<String, usize>,
+    mut available: usize,
+    now: DateTime<Utc>,
+) -> Plan {
+    let mut plan = Plan {
+        chosen: Vec::new(),
+        deferred: Vec::new(),
+        expired: Vec::new(),
+        blocked: false,
+    };
+    let mut taking: HashMap<&str, usize> = HashMap::new();
+    let held = held_accounts(config, &view.tokens);
+    let max_lateness = chrono::Duration::from_std(config.retry.max_lateness).unwrap_or_default();
+    for post in &view.due {
+        if available == 0 {
+            plan.blocked = true;
+            break;
+        }
+        let Some(account) = config.account(&post.account) else {
+            // The publisher records why it cannot be sent.
+            plan.chosen.push(post.id.clone());
+            available -= 1;
+            continue;
+        };
+        if let Some(why) = held.get(account.token_account()) {
+            // Held, not sent: no pointless 401s. Released by a new login, unless too late.
+            if now > post.due_at + max_lateness {
+                plan.expired.push((
+                    post.id.clone(),
+                    format!(
+                        "held past retry.max_lateness because account {} {why}",
+                        account.token_account()
+                    ),
+                ));
+            }
+            continue;
+        }
+        let paced = !account.min_spacing.is_zero();
+        // Claimed and not yet settled: not in `activity` yet, but they count.
+        let in_flight = busy.get(&post.account).copied().unwrap_or(0)
+            + taking.get(post.account.as_str()).copied().unwrap_or(0);
+        if paced && in_flight > 0 {
+            // One at a time for a paced account, so spacing holds.
+            plan.blocked = true;
+            continue;
+        }
+        let (last, today) = view
+            .activity
+            .get(&post.account)
+            .copied()
+            .unwrap_or((None, 0));
+        if today >= account.daily_cap {
+            plan.deferred
+                .push((post.id.clone(), crate::publisher::after_quota_reset(now)));
+            continue;
+        }
+        if today + in_flight as u32 >= account.daily_cap {
+            // The cap is reached if those in flight are published; wait and see.
+            plan.blocked = true;
+            continue;
+        }
+        if let Some(last) = last.filter(|_| paced) {
+            let earliest =
+                last + chrono::Duration::from_std(account.min_spacing).unwrap_or_default();
+            if earliest > now {
+                plan.deferred.push((post.id.clone(), earliest));
+                continue;
+            }
+        }
+        *taking.entry(post.account.as_str()).or_default() += 1;
+        plan.chosen.push(post.id.clone());
+        available -= 1;
+    }
+    plan
 }
 
 /// Member accounts whose posts must wait for a login, with the reason.
@@ -336,4 +422,110 @@ fn held_accounts(
         }
     }
     held
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TEST_CONFIG};
+    use crate::store::{Due, Token, TokenSource};
+
+    fn config(extra_me: &str) -> Config {
+        let text = TEST_CONFIG.replace(
+            "[accounts.me]\nkind = \"member\"\n",
+            &format!("[accounts.me]\nkind = \"member\"\n{extra_me}\n"),
+        );
+        Config::parse(&text, std::path::Path::new("/x/config.toml")).unwrap()
+    }
+
+    fn view(posts: &[(&str, &str)], activity: &[(&str, u32)], tokens: Vec<Token>) -> DispatchView {
+        let due_at = "2026-11-23T10:00:00Z".parse().unwrap();
+        DispatchView {
+            due: posts
+                .iter()
+                .map(|(id, account)| Due {
+                    id: id.to_string(),
+                    account: account.to_string(),
+                    due_at,
+                })
+                .collect(),
+            tokens,
+            activity: activity
+                .iter()
+                .map(|(a, n)| (a.to_string(), (Some(due_at), *n)))
+                .collect(),
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T10:00:01Z".parse().unwrap()
+    }
+
+    #[test]
+    fn takes_no_more_than_the_places_free() {
+        let v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
+        let p = plan(&config(""), &v, &HashMap::new(), 2, now());
+        assert_eq!(p.chosen, ["a", "b"]);
+        assert!(p.blocked);
+    }
+
+    #[test]
+    fn a_paced_account_sends_one_at_a_time() {
+        let c = config("min_spacing = \"1s\"");
+        let v = view(&[("a", "me"), ("b", "me"), ("c", "acme")], &[], vec![]);
+        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        assert_eq!(p.chosen, ["a", "c"]);
+        assert!(p.blocked);
+        let busy = HashMap::from([("me".to_string(), 1)]);
+        let p = plan(&c, &v, &busy, 10, now());
+        assert_eq!(p.chosen, ["c"]);
+    }
+
+    #[test]
+    fn the_daily_cap_defers_to_the_reset_only_once_reached() {
+        let c = config("daily_cap = 3");
+        let v = view(&[("a", "me"), ("b", "me")], &[("me", 2)], vec![]);
+        // Two published today, one more allowed; the second waits for it to settle, since
+        // it may fail and leave room.
+        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        assert_eq!(p.chosen, ["a"]);
+        assert!(p.deferred.is_empty());
+        assert!(p.blocked);
+        // Claimed in an earlier look, not settled yet: counts too.
+        let busy = HashMap::from([("me".to_string(), 1)]);
+        let p = plan(&c, &v, &busy, 10, now());
+        assert!(p.chosen.is_empty());
+        assert!(p.deferred.is_empty());
+        // Reached: deferred to just after midnight UTC.
+        let v = view(&[("a", "me")], &[("me", 3)], vec![]);
+        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        assert!(p.chosen.is_empty());
+        assert_eq!(p.deferred.len(), 1);
+        assert!(p.deferred[0].1 > "2026-11-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    }
+
+    #[test]
+    fn a_held_account_is_skipped_and_expires_past_max_lateness() {
+        let token = Token {
+            account: "me".into(),
+            member_urn: "urn:li:person:1".into(),
+            access_token: crate::secret::Secret::new("t"),
+            access_expires_at: now(),
+            refresh_token: None,
+            refresh_expires_at: None,
+            scopes: vec![],
+            source: TokenSource::Sandbox,
+            needs_reauth: Some("refresh refused".into()),
+            updated_at: now(),
+        };
+        // `acme` posts through `me`, so it is held as well.
+        let v = view(&[("a", "me"), ("b", "acme")], &[], vec![token]);
+        let p = plan(&config(""), &v, &HashMap::new(), 10, now());
+        assert!(p.chosen.is_empty());
+        assert!(p.expired.is_empty());
+        let later = now() + chrono::Duration::days(2);
+        let p = plan(&config(""), &v, &HashMap::new(), 10, later);
+        assert_eq!(p.expired.len(), 2);
+        assert!(p.expired[0].1.contains("needs re-auth"), "{:?}", p.expired);
+    }
 }

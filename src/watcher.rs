@@ -112,28 +112,28 @@ pub fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<E
 }
 
 /// Wakes everyone in `wake` whenever another process pokes the database's wake file
-/// (see [`store::poke`]).
+/// (see [`store::poke`]). The file itself is watched, not its folder: the folder also
+/// holds the database, whose every write would otherwise wake the watcher thread.
 pub fn watch_wake_file(database: &Path, wake: Vec<Arc<Notify>>) -> Result<Events, WatchError> {
     let file = store::wake_file(database);
-    let dir = database
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let handler = move |res: notify::Result<notify::Event>| {
-        if res.is_ok_and(|e| e.paths.iter().any(|p| p == &file)) {
-            wake.iter().for_each(|w| w.notify_one());
-        }
+    let watch_err = |detail: String| WatchError::Watch {
+        path: file.clone(),
+        detail,
     };
-    let mut watcher = notify::recommended_watcher(handler).map_err(|e| WatchError::Watch {
-        path: dir.clone(),
-        detail: e.to_string(),
-    })?;
-    notify::Watcher::watch(&mut watcher, &dir, notify::RecursiveMode::NonRecursive).map_err(
-        |e| WatchError::Watch {
-            path: dir.clone(),
-            detail: e.to_string(),
-        },
-    )?;
+    // Created here, so there is something to watch before any command pokes it.
+    store::create_wake_file(database).map_err(|e| watch_err(e.to_string()))?;
+    let shown = file.display().to_string();
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(e) if e.kind.is_remove() => warn!(
+            file = %shown,
+            "the wake file was removed; until a restart, commands such as `lipost retry` take effect at the next scheduled wake-up"
+        ),
+        Ok(_) => wake.iter().for_each(|w| w.notify_one()),
+        Err(_) => {}
+    };
+    let mut watcher = notify::recommended_watcher(handler).map_err(|e| watch_err(e.to_string()))?;
+    notify::Watcher::watch(&mut watcher, &file, notify::RecursiveMode::NonRecursive)
+        .map_err(|e| watch_err(e.to_string()))?;
     Ok(Events {
         _watcher: Box::new(watcher),
     })

@@ -253,6 +253,38 @@ fn sigterm_past_the_shutdown_timeout_leaves_the_post_scheduled_in_doubt_not_stuc
 }
 
 #[test]
+fn sigterm_gives_back_a_claimed_post_still_waiting_for_its_turn_unsent() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[publisher]\nmax_concurrent = 1\n");
+    let mut d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "delay_ms": 1500, "times": 1}]));
+    env.drop_draft("ahead.md", "Sent first, slowly\n");
+    wait_state(&env, "ahead", "publishing", 10);
+    // Claimed one batch ahead, waiting for the one request permit.
+    env.drop_draft("behind.md", "Waiting its turn\n");
+    wait_state(&env, "behind", "publishing", 10);
+    let status = d.term(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(env.state("ahead").as_deref(), Some("published"));
+    assert_eq!(env.state("behind").as_deref(), Some("scheduled"));
+    assert!(attempts(&env, "behind").is_empty(), "nothing was tried");
+    let doubt: Option<String> = env
+        .db()
+        .query_row(
+            "SELECT in_doubt_since FROM posts WHERE id = 'behind'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(doubt, None, "never sent, so not in doubt");
+    assert_eq!(sb.posts().len(), 1);
+    let _d = Daemon::start(&env);
+    wait_state(&env, "behind", "published", 10);
+    assert_eq!(attempts(&env, "behind").len(), 1);
+    assert_eq!(sb.posts().len(), 2);
+}
+
+#[test]
 fn in_doubt_within_the_window_resends_and_takes_the_duplicate_urn() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");

@@ -73,6 +73,9 @@ pub struct Created {
 pub struct Client {
     http: reqwest::Client,
     api: String,
+    /// `{api}/rest/posts`, and parsed once: every publish uses it.
+    posts: String,
+    posts_url: Option<reqwest::Url>,
     oauth: String,
     version: String,
 }
@@ -83,11 +86,18 @@ impl Client {
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .user_agent(concat!("lipost/", env!("CARGO_PKG_VERSION")))
+            // LinkedIn's API does not redirect; a 3xx is reported, never followed, so a post
+            // is never sent on to an address nobody configured.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the TLS backend is built in");
+        let api = api.trim_end_matches('/').to_string();
+        let posts = format!("{api}/rest/posts");
         Client {
             http,
-            api: api.trim_end_matches('/').to_string(),
+            posts_url: reqwest::Url::parse(&posts).ok(),
+            posts,
+            api,
             oauth: oauth.trim_end_matches('/').to_string(),
             version: version.to_string(),
         }
@@ -120,14 +130,17 @@ impl Client {
         token: &Secret,
         body: &PostRequest,
     ) -> Result<Created, ApiError> {
-        let url = format!("{}/rest/posts", self.api);
-        let req = self
-            .http
-            .post(&url)
+        let url = &self.posts;
+        let req = match &self.posts_url {
+            Some(parsed) => self.http.post(parsed.clone()),
+            // Unparseable: let reqwest report why.
+            None => self.http.post(url),
+        };
+        let req = req
             .headers(self.versioned(token))
             .header(CONTENT_TYPE, "application/json")
             .json(body);
-        let resp = send(req, &url).await?;
+        let resp = send(req, url).await?;
         let resp = check(resp).await?;
         let urn = ["x-restli-id", "x-linkedin-id"]
             .iter()

@@ -93,9 +93,17 @@ pub enum Refused {
     NoFreeSlot { account: String, looked: usize },
 }
 
+/// A due post as the scheduler weighs it: what pacing and holds need, not the text.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub id: String,
+    pub account: String,
+    pub due_at: DateTime<Utc>,
+}
+
 /// See [`Store::dispatch_view`].
 pub struct DispatchView {
-    pub due: Vec<Post>,
+    pub due: Vec<Due>,
     pub tokens: Vec<Token>,
     /// account → (last published, published since the given instant)
     pub activity: std::collections::HashMap<String, (Option<DateTime<Utc>>, u32)>,
@@ -227,6 +235,18 @@ impl Store {
         Ok(())
     }
 
+    /// `PRAGMA synchronous` FULL or NORMAL, from a cached statement: settles switch it twice
+    /// per batch.
+    fn synchronous(&self, full: bool) -> Result<()> {
+        let sql = if full {
+            "PRAGMA synchronous = FULL"
+        } else {
+            "PRAGMA synchronous = NORMAL"
+        };
+        self.conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    }
+
     fn write(&mut self) -> Result<Transaction<'_>> {
         Ok(self
             .conn
@@ -282,13 +302,20 @@ impl Store {
 
     // ------------------------------------------------------------ scheduling
 
-    /// Scheduled posts whose time has come, earliest first.
-    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Post>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
-             ORDER BY next_attempt_at, id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![ts(now), limit as i64], post_from_row)?;
+    /// Scheduled posts whose time has come, earliest first. Only what choosing needs: the
+    /// scheduler looks at more posts than it claims, and a claim reads the rest.
+    pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, account, due_at FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
+            Ok(Due {
+                id: r.get(0)?,
+                account: r.get(1)?,
+                due_at: parse_ts(&r.get::<_, String>(2)?),
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -303,24 +330,48 @@ impl Store {
     }
 
     /// Claims scheduled posts and opens an attempt row for each, in one durable transaction,
-    /// before any request leaves. Posts no longer scheduled are skipped.
-    pub fn claim_many(&mut self, posts: Vec<Post>, now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
+    /// before any request leaves; returns the claimed posts in full. Posts no longer
+    /// scheduled are skipped.
+    pub fn claim_many(&mut self, ids: &[String], now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
         let now_s = ts(now);
         let tx = self.write()?;
-        let mut claimed = Vec::with_capacity(posts.len());
-        for mut post in posts {
-            if !Self::apply(&tx, &post.id, Transition::Claim, &now_s)? {
-                continue;
+        let mut claimed = Vec::with_capacity(ids.len());
+        {
+            // The Claim transition (scheduled → publishing). Not `RETURNING`: in SQLite it
+            // costs more than reading the row again.
+            debug_assert_eq!(Transition::Claim.from(), &[PostState::Scheduled]);
+            let mut claim = tx.prepare_cached(
+                "UPDATE posts SET state = 'publishing', updated_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
+            )?;
+            let mut read =
+                tx.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"))?;
+            let mut open =
+                tx.prepare_cached("INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)")?;
+            for id in ids {
+                if claim.execute(params![id, now_s])? != 1 {
+                    continue;
+                }
+                let post = read.query_row([id], post_from_row)?;
+                let attempt = open.insert(params![id, now_s])?;
+                claimed.push((post, attempt));
             }
-            tx.prepare_cached("INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)")?
-                .execute(params![post.id, now_s])?;
-            let attempt = tx.last_insert_rowid();
-            post.state = Transition::Claim.to();
-            post.updated_at = now;
-            claimed.push((post, attempt));
         }
         tx.commit()?;
         Ok(claimed)
+    }
+
+    /// Gives back a claimed post whose request never left (the daemon is shutting down):
+    /// scheduled again, and its attempt row removed, since nothing was tried.
+    pub fn release(&mut self, post_id: &str, attempt: i64, now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        Self::apply_or_explain(&tx, post_id, Transition::Release, "release", &now_s)?;
+        tx.execute(
+            "DELETE FROM attempts WHERE id = ?1 AND post_id = ?2 AND finished_at IS NULL",
+            params![attempt, post_id],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// Records finished tries and moves their posts, many in one transaction (group commit).
@@ -335,9 +386,9 @@ impl Store {
         items: &[Settled],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<()>>> {
-        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        self.synchronous(false)?;
         let r = self.settle_many_tx(items, now);
-        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.synchronous(true)?;
         r
     }
 
@@ -384,11 +435,18 @@ impl Store {
     ) -> Result<()> {
         match outcome {
             Settle::Published { urn } => {
-                Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
-                tx.prepare_cached(
-                    "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL, last_error = NULL WHERE id = ?1",
-                )?
-                .execute(params![post_id, urn, now_s])?;
+                // The Publish transition and its fields in one statement: this runs for every
+                // post sent.
+                debug_assert_eq!(Transition::Publish.from(), &[PostState::Publishing]);
+                let moved = tx
+                    .prepare_cached(
+                        "UPDATE posts SET state = 'published', updated_at = ?3, post_urn = ?2, published_at = ?3, \
+                         in_doubt_since = NULL, last_error = NULL WHERE id = ?1 AND state = 'publishing'",
+                    )?
+                    .execute(params![post_id, urn, now_s])?;
+                if moved != 1 {
+                    Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
+                }
             }
             Settle::Retry {
                 at,
@@ -504,16 +562,14 @@ impl Store {
     ) -> Result<(Option<DateTime<Utc>>, u32)> {
         // Only published posts have a published_at: both are ranges of the
         // (account, published_at) index, however many posts the account has.
-        let last: Option<String> = self.conn.query_row(
-            "SELECT MAX(published_at) FROM posts WHERE account = ?1",
-            [account],
-            |r| r.get(0),
-        )?;
-        let count: u32 = self.conn.query_row(
-            "SELECT COUNT(*) FROM posts WHERE account = ?1 AND published_at >= ?2",
-            params![account, ts(since)],
-            |r| r.get(0),
-        )?;
+        let last: Option<String> = self
+            .conn
+            .prepare_cached("SELECT MAX(published_at) FROM posts WHERE account = ?1")?
+            .query_row([account], |r| r.get(0))?;
+        let count: u32 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM posts WHERE account = ?1 AND published_at >= ?2")?
+            .query_row(params![account, ts(since)], |r| r.get(0))?;
         Ok((opt_ts(last), count))
     }
 
@@ -570,15 +626,25 @@ pub fn wake_file(database: &Path) -> std::path::PathBuf {
     std::path::PathBuf::from(name)
 }
 
-/// Tells a running daemon that the schedule changed. Best effort: without it the daemon still
-/// sees the change at its next wake-up.
-pub fn poke(database: &Path) -> std::io::Result<()> {
+/// Opens the wake file, created mode 0600 if it is missing.
+fn open_wake_file(database: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
-        .open(wake_file(database))?;
+        .open(wake_file(database))
+}
+
+/// Creates the wake file if it is missing, without touching it otherwise.
+pub fn create_wake_file(database: &Path) -> std::io::Result<()> {
+    open_wake_file(database).map(drop)
+}
+
+/// Tells a running daemon that the schedule changed. Best effort: without it the daemon still
+/// sees the change at its next wake-up.
+pub fn poke(database: &Path) -> std::io::Result<()> {
+    let mut f = open_wake_file(database)?;
     std::io::Write::write_all(&mut f, b"")?;
     f.set_modified(std::time::SystemTime::now())
 }

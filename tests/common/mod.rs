@@ -42,6 +42,10 @@ impl Sandbox {
         Sandbox { child, url }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn posts(&self) -> Vec<Value> {
         get_json(&format!("{}/_sandbox/posts", self.url))
             .as_array()
