@@ -285,6 +285,23 @@ fn sigterm_gives_back_a_claimed_post_still_waiting_for_its_turn_unsent() {
 }
 
 #[test]
+fn the_wake_file_is_created_at_start_and_its_removal_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    let wake = env.path("state/lipost.db-wake");
+    let mode = std::fs::metadata(&wake).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    std::fs::remove_file(&wake).unwrap();
+    d.wait_log("the wake file was removed", Duration::from_secs(5));
+    // Still working: the next post goes out without the wake file.
+    env.drop_draft("later.md", "After the wake file went\n");
+    wait_state(&env, "later", "published", 10);
+    assert!(d.alive());
+}
+
+#[test]
 fn in_doubt_within_the_window_resends_and_takes_the_duplicate_urn() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");

@@ -73,11 +73,7 @@ async fn mint_token(
     Json(req): Json<SandboxTokenRequest>,
 ) -> Json<TokenResponse> {
     let mut inner = sb.lock();
-    let sub = inner
-        .members
-        .entry(req.member.clone())
-        .or_insert_with(|| sub_for(&req.member))
-        .clone();
+    let sub = inner.member_sub(&req.member);
     for org in &req.organizations {
         let known = inner
             .acls
@@ -271,11 +267,7 @@ fn administrator() -> String {
 /// Grants (or with `remove`, takes away) a member's role on a page.
 async fn set_role(State(sb): State<Sandbox>, Json(r): Json<RoleChange>) -> StatusCode {
     let mut inner = sb.lock();
-    let sub = inner
-        .members
-        .entry(r.member.clone())
-        .or_insert_with(|| sub_for(&r.member))
-        .clone();
+    let sub = inner.member_sub(&r.member);
     let person = format!("urn:li:person:{sub}");
     inner
         .acls

@@ -113,6 +113,16 @@ struct Inner {
     next_share: u64,
 }
 
+impl Inner {
+    /// The member's `sub`, made up (stable, from the name) the first time it is asked for.
+    fn member_sub(&mut self, name: &str) -> String {
+        self.members
+            .entry(name.to_string())
+            .or_insert_with(|| control::sub_for(name))
+            .clone()
+    }
+}
+
 #[derive(Clone)]
 pub struct Sandbox {
     inner: Arc<Mutex<Inner>>,

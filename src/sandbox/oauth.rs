@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
-use super::control::{random_token, sub_for};
+use super::control::random_token;
 use super::{Sandbox, TokenInfo};
 use crate::linkedin::wire::{ErrorBody, TokenResponse};
 
@@ -217,11 +217,7 @@ async fn access_token(
             );
         }
     };
-    let sub = inner
-        .members
-        .entry(member.clone())
-        .or_insert_with(|| sub_for(&member))
-        .clone();
+    let sub = inner.member_sub(&member);
     let access = format!("AQsbx{}", random_token());
     inner.tokens.insert(
         access.clone(),
