@@ -19,6 +19,16 @@ pub const COMMENTARY_LIMIT: usize = 3000;
 pub const LINKEDIN_API: &str = "https://api.linkedin.com";
 /// LinkedIn's OAuth base in live mode.
 pub const LINKEDIN_OAUTH: &str = "https://www.linkedin.com/oauth/v2";
+/// How long LinkedIn refuses the same commentary again for the same author (a 422
+/// duplicate). Reported as about 10 minutes; `retry.resend_window` must stay within it, or a
+/// resend after an unanswered try could make a second post.
+pub const LINKEDIN_DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+/// The life of a LinkedIn access token (`expires_in` = 5184000 s).
+pub const ACCESS_TOKEN_LIFE: Duration = Duration::from_secs(60 * 24 * 3600);
+/// The longest any duration key may be, so no time arithmetic on it can overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const HOUR: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -147,6 +157,8 @@ struct RawLinkedIn {
     request_timeout: Duration,
     #[serde(default = "d7d", deserialize_with = "duration")]
     refresh_before: Duration,
+    #[serde(default)]
+    allow_unsafe_endpoint: bool,
 }
 
 fn d7d() -> Duration {
@@ -312,6 +324,32 @@ pub struct LinkedIn {
     pub request_timeout: Duration,
     /// Refresh an access token once it is this close to expiring.
     pub refresh_before: Duration,
+    /// Live mode only: the operator allowed an API or OAuth base that is not LinkedIn's over
+    /// https (a local emulator). Real tokens and the client secret go there.
+    pub allow_unsafe_endpoint: bool,
+}
+
+impl LinkedIn {
+    /// The warning to log at every start when live mode talks to an address that is not
+    /// LinkedIn's (allowed by `linkedin.allow_unsafe_endpoint`).
+    pub fn unsafe_endpoint_warning(&self) -> Option<String> {
+        if self.mode != Mode::Live {
+            return None;
+        }
+        let odd: Vec<&str> = [&self.api_base_url, &self.oauth_base_url]
+            .into_iter()
+            .flatten()
+            .filter(|u| !is_linkedin_endpoint(u))
+            .map(String::as_str)
+            .collect();
+        if odd.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "linkedin.allow_unsafe_endpoint = true: live mode sends real access tokens and the client secret to {}, which is not LinkedIn over https",
+            odd.join(" and ")
+        ))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +482,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         }
     }
     let linkedin = validate_linkedin(raw.linkedin, base).map_err(invalid)?;
+    validate_durations(&raw.retry, &raw.watcher, &raw.publisher).map_err(invalid)?;
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
@@ -477,6 +516,43 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         },
         accounts,
     })
+}
+
+/// Refuses a duration longer than `max`, naming the key.
+fn at_most(key: &str, d: Duration, max: Duration, why: &str) -> Result<(), String> {
+    if d > max {
+        return Err(format!(
+            "{key} = \"{}\" is too long: at most {} ({why})",
+            fmt_dur(d),
+            fmt_dur(max)
+        ));
+    }
+    Ok(())
+}
+
+/// Every duration key is bounded (humantime reads "1000000y" happily), so adding one to a
+/// time can never overflow; some keys have tighter bounds that follow from what they mean.
+fn validate_durations(r: &RawRetry, w: &RawWatcher, p: &RawPublisher) -> Result<(), String> {
+    let late = "a post that late is no longer the post its author scheduled";
+    at_most("retry.base_delay", r.base_delay, 30 * DAY, late)?;
+    at_most("retry.max_delay", r.max_delay, 30 * DAY, late)?;
+    at_most("retry.max_lateness", r.max_lateness, 30 * DAY, late)?;
+    at_most(
+        "retry.resend_window",
+        r.resend_window,
+        LINKEDIN_DUPLICATE_WINDOW,
+        "LinkedIn's duplicate check lasts about 10 minutes; a resend after it could post twice",
+    )?;
+    let quick = "a longer wait looks like a hang";
+    at_most("watcher.settle_time", w.settle_time, HOUR, quick)?;
+    at_most("watcher.poll_interval", w.poll_interval, HOUR, quick)?;
+    at_most(
+        "publisher.shutdown_timeout",
+        p.shutdown_timeout,
+        HOUR,
+        quick,
+    )?;
+    Ok(())
 }
 
 fn validate_account(
@@ -542,10 +618,22 @@ fn validate_account(
                 .map_err(|e| format!("[accounts.{name}] slots[{i}] = {s:?}: {e}"))
         })
         .collect::<Result<_, _>>()?;
+    if a.daily_cap == Some(0) {
+        return Err(format!(
+            "accounts.{name}.daily_cap = 0 would hold every post of {name:?} for ever; remove the account, or withdraw its posts with `lipost cancel ID`"
+        ));
+    }
+    let min_spacing = a.min_spacing.unwrap_or(Duration::ZERO);
+    at_most(
+        &format!("accounts.{name}.min_spacing"),
+        min_spacing,
+        30 * DAY,
+        "longer than any sensible pause between two posts",
+    )?;
     Ok(Account {
         name: name.to_string(),
         kind,
-        min_spacing: a.min_spacing.unwrap_or(Duration::ZERO),
+        min_spacing,
         daily_cap: a.daily_cap.unwrap_or(25),
         slots,
     })
@@ -559,11 +647,29 @@ fn validate_linkedin(raw: RawLinkedIn, base: &Path) -> Result<LinkedIn, String> 
         let Some(url) = url else { continue };
         let parsed = url::Url::parse(url)
             .map_err(|e| format!("linkedin.{key} = {url:?} is not a URL: {e}"))?;
-        if raw.mode == Mode::Sandbox && !is_loopback(&parsed) {
+        if raw.mode == Mode::Sandbox && !is_loopback_url(&parsed) {
             return Err(format!(
-                "linkedin.{key} = {url:?}: in sandbox mode only loopback addresses (127.0.0.1, localhost) are allowed, so nothing can reach LinkedIn; leave it empty to start the built-in sandbox"
+                "linkedin.{key} = {url:?}: in sandbox mode only loopback addresses (127.0.0.1, ::1, localhost) are allowed, so nothing can reach LinkedIn; leave it empty to start the built-in sandbox"
             ));
         }
+        if raw.mode == Mode::Live && !raw.allow_unsafe_endpoint && !is_linkedin_endpoint(url) {
+            return Err(format!(
+                "linkedin.{key} = {url:?}: live mode sends real tokens and the client secret, so only LinkedIn over https (api.linkedin.com, www.linkedin.com) is allowed; leave it empty for LinkedIn's, or set linkedin.allow_unsafe_endpoint = true to test a live config against a local emulator"
+            ));
+        }
+    }
+    at_most(
+        "linkedin.request_timeout",
+        raw.request_timeout,
+        HOUR,
+        "a longer wait looks like a hang",
+    )?;
+    if raw.refresh_before >= ACCESS_TOKEN_LIFE {
+        return Err(format!(
+            "linkedin.refresh_before = \"{}\" is not shorter than an access token's life ({}): every token would need a refresh at once, again and again; use e.g. \"7d\"",
+            fmt_dur(raw.refresh_before),
+            fmt_dur(ACCESS_TOKEN_LIFE)
+        ));
     }
     if raw.version.len() != 6 || !raw.version.chars().all(|c| c.is_ascii_digit()) {
         return Err(format!(
@@ -588,16 +694,32 @@ fn validate_linkedin(raw: RawLinkedIn, base: &Path) -> Result<LinkedIn, String> 
         redirect_uri: non_empty(raw.redirect_uri),
         request_timeout: raw.request_timeout,
         refresh_before: raw.refresh_before,
+        allow_unsafe_endpoint: raw.allow_unsafe_endpoint,
     })
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// Whether `url` points at this machine: 127.0.0.0/8, `::1` or `localhost`, any port, any
+/// scheme. The one loopback check: config, the login listener, `doctor` and the sandbox's
+/// redirect check all use it.
+pub fn is_loopback_url(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Whether `url` is one of LinkedIn's own hosts over https on the default port.
+fn is_linkedin_endpoint(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    u.scheme() == "https"
+        && u.port().is_none()
+        && matches!(u.host_str(), Some("api.linkedin.com" | "www.linkedin.com"))
+        && u.username().is_empty()
+        && u.password().is_none()
 }
 
 fn fmt_dur(d: Duration) -> String {
@@ -653,6 +775,9 @@ impl fmt::Display for Config {
         )?;
         writeln!(f, "  request_timeout {}", fmt_dur(l.request_timeout))?;
         writeln!(f, "  refresh_before  {}", fmt_dur(l.refresh_before))?;
+        if let Some(w) = l.unsafe_endpoint_warning() {
+            writeln!(f, "  WARNING         {w}")?;
+        }
         let r = &self.retry;
         writeln!(f, "[retry]")?;
         writeln!(f, "  base_delay      {}", fmt_dur(r.base_delay))?;
@@ -753,6 +878,138 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nobody"), "{e}");
+    }
+
+    fn refusal(text: &str) -> String {
+        Config::parse(text, Path::new("/x/c.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const LIVE: &str = "mode = \"live\"";
+
+    #[test]
+    fn live_mode_refuses_an_endpoint_that_is_not_linkedin_over_https() {
+        for (key, url) in [
+            ("api_base_url", "http://api.linkedin.com"),
+            ("api_base_url", "https://api.linkedin.com.evil.com"),
+            ("api_base_url", "https://api.linkedin.com:8443"),
+            ("api_base_url", "http://127.0.0.1:8099"),
+            ("oauth_base_url", "http://www.linkedin.com/oauth/v2"),
+        ] {
+            let text = GOOD.replace("mode = \"sandbox\"", &format!("{LIVE}\n{key} = \"{url}\""));
+            let e = refusal(&text);
+            assert!(
+                e.contains(&format!("linkedin.{key}")) && e.contains("allow_unsafe_endpoint"),
+                "{url}: {e}"
+            );
+        }
+        let c = Config::parse(&GOOD.replace(LIVE_FROM, LIVE), Path::new("/x/c.toml")).unwrap();
+        assert_eq!(c.linkedin.api_base_url.as_deref(), Some(LINKEDIN_API));
+        assert!(c.linkedin.unsafe_endpoint_warning().is_none());
+        let c = Config::parse(
+            &GOOD.replace(
+                LIVE_FROM,
+                &format!("{LIVE}\napi_base_url = \"http://127.0.0.1:8099\"\nallow_unsafe_endpoint = true"),
+            ),
+            Path::new("/x/c.toml"),
+        )
+        .unwrap();
+        let w = c.linkedin.unsafe_endpoint_warning().unwrap();
+        assert!(
+            w.contains("http://127.0.0.1:8099") && w.contains("client secret"),
+            "{w}"
+        );
+        assert!(c.to_string().contains(&w));
+    }
+
+    const LIVE_FROM: &str = "mode = \"sandbox\"";
+
+    #[test]
+    fn resend_window_must_stay_inside_linkedins_duplicate_window() {
+        let e = refusal(&format!("{GOOD}\n[retry]\nresend_window = \"11m\"\n"));
+        assert!(
+            e.contains("retry.resend_window") && e.contains("10m"),
+            "{e}"
+        );
+        let ok = format!("{GOOD}\n[retry]\nresend_window = \"10m\"\n");
+        assert!(Config::parse(&ok, Path::new("/x/c.toml")).is_ok());
+        assert!(Retry::default().resend_window < LINKEDIN_DUPLICATE_WINDOW);
+    }
+
+    #[test]
+    fn a_daily_cap_of_zero_is_refused() {
+        let text = GOOD.replace(
+            "[accounts.me]\nkind = \"member\"",
+            "[accounts.me]\nkind = \"member\"\ndaily_cap = 0",
+        );
+        let e = refusal(&text);
+        assert!(
+            e.contains("accounts.me.daily_cap") && e.contains("lipost cancel"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refresh_before_must_be_shorter_than_a_token_life() {
+        let text = GOOD.replace("version = ", "refresh_before = \"60d\"\nversion = ");
+        let e = refusal(&text);
+        assert!(e.contains("linkedin.refresh_before"), "{e}");
+        let text = GOOD.replace("version = ", "refresh_before = \"59d\"\nversion = ");
+        assert!(Config::parse(&text, Path::new("/x/c.toml")).is_ok());
+    }
+
+    #[test]
+    fn every_duration_is_bounded() {
+        for (table, key) in [
+            ("retry", "max_lateness"),
+            ("retry", "base_delay"),
+            ("retry", "max_delay"),
+            ("retry", "resend_window"),
+            ("watcher", "settle_time"),
+            ("watcher", "poll_interval"),
+            ("publisher", "shutdown_timeout"),
+        ] {
+            let e = refusal(&format!("{GOOD}\n[{table}]\n{key} = \"1000000y\"\n"));
+            assert!(
+                e.contains(&format!("{table}.{key}")) && e.contains("too long"),
+                "{e}"
+            );
+        }
+        let e = refusal(&GOOD.replace("version = ", "request_timeout = \"1000000y\"\nversion = "));
+        assert!(e.contains("linkedin.request_timeout"), "{e}");
+        let e = refusal(&GOOD.replace(
+            "[accounts.me]\nkind = \"member\"",
+            "[accounts.me]\nkind = \"member\"\nmin_spacing = \"1000000y\"",
+        ));
+        assert!(e.contains("accounts.me.min_spacing"), "{e}");
+        let ok = format!("{GOOD}\n[retry]\nmax_lateness = \"30days\"\n");
+        assert!(Config::parse(&ok, Path::new("/x/c.toml")).is_ok());
+        let e = refusal(&format!("{GOOD}\n[retry]\nmax_lateness = \"31days\"\n"));
+        assert!(e.contains("retry.max_lateness"), "{e}");
+    }
+
+    #[test]
+    fn one_loopback_check() {
+        let yes = |u: &str| is_loopback_url(&url::Url::parse(u).unwrap());
+        for u in [
+            "http://127.0.0.1:8765/callback",
+            "http://127.1.2.3/",
+            "http://[::1]:8765/callback",
+            "http://localhost:1/",
+            "https://LOCALHOST/",
+        ] {
+            assert!(yes(u), "{u}");
+        }
+        for u in [
+            "http://localhost.evil.com/",
+            "http://128.0.0.1/",
+            "http://[::2]/",
+            "http://0.0.0.0/",
+            "https://api.linkedin.com/",
+        ] {
+            assert!(!yes(u), "{u}");
+        }
     }
 
     #[test]

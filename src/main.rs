@@ -32,9 +32,25 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Lets a command that prints end quietly when its reader goes away (`lipost list | head`),
+/// as Unix tools do: SIGPIPE's default action ends the process without a word. Rust ignores
+/// SIGPIPE, which turns the closed pipe into a panic in `println!`. The daemon and the
+/// sandbox keep ignoring it: a closed stdout must not stop them.
+fn die_quietly_on_closed_pipe(command: &cli::Command) {
+    if matches!(command, cli::Command::Run | cli::Command::Sandbox { .. }) {
+        return;
+    }
+    // SAFETY: SIG_DFL installs no handler code, and a disposition may be changed from any
+    // thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    die_quietly_on_closed_pipe(&cli.command);
     init_logging(cli.log_format);
     match cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 
 use crate::config::LinkedIn;
 
-#[derive(Clone, PartialEq, Eq)]
+/// Deserializes from a plain string; deliberately not `Serialize`, so no stray
+/// `to_string(&x)` writes one out (the wire types expose theirs field by field).
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

@@ -262,11 +262,11 @@ impl Intake {
             .store
             .call(move |s| {
                 let names: Vec<String> = good.iter().map(|(p, _)| file_name(p)).collect();
-                let intakes: Vec<store::Intake<'_>> = good
+                let intakes: Vec<store::NewPost<'_>> = good
                     .iter()
                     .zip(&names)
                     .zip(&slots)
-                    .map(|(((_, d), n), sl)| store::Intake {
+                    .map(|(((_, d), n), sl)| store::NewPost {
                         draft: d,
                         source_file: n,
                         slots: sl,

@@ -547,3 +547,39 @@ fn a_new_login_without_a_refresh_token_keeps_the_stored_one() {
     assert_eq!(refresh_exp_now, refresh_exp);
     assert_eq!(status, "ok");
 }
+
+#[test]
+fn any_loopback_redirect_uri_works_for_login_and_doctor() {
+    // 127.0.0.0/8 is all loopback, not only 127.0.0.1.
+    let sb = Sandbox::start();
+    sb.configure(json!({"issue_refresh_tokens": true}));
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "ADMINISTRATOR"}),
+    );
+    let redirect = format!(
+        "redirect_uri = \"http://127.0.0.2:{}/callback\"",
+        free_port()
+    );
+    let env = Env::build(&sb, "", &redirect, "");
+    let (child, url) = start_login(&env, &[]);
+    let page = reqwest::blocking::get(&url).unwrap();
+    assert!(page.status().is_success(), "{:?}", page.status());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = env.lipost(&["doctor"]);
+    assert!(
+        text(&out).contains("ok    redirect_uri http://127.0.0.2:"),
+        "{}",
+        text(&out)
+    );
+
+    // IPv6 loopback: doctor agrees with the login listener and the config.
+    let env = Env::build(&sb, "", "redirect_uri = \"http://[::1]:8765/callback\"", "");
+    let out = env.lipost(&["doctor"]);
+    assert!(
+        text(&out).contains("ok    redirect_uri http://[::1]:8765/callback is a loopback"),
+        "{}",
+        text(&out)
+    );
+}

@@ -199,3 +199,236 @@ fn operator_commands_explain_what_they_refuse() {
         "nothing changed"
     );
 }
+
+/// Runs `lipost` with `args`; if it has not exited after `secs`, kills it and returns `None`
+/// as the status (a refused config exits at once; an accepted one would keep running).
+fn run_for(args: &[&str], secs: u64) -> (Option<std::process::ExitStatus>, String) {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let mut status = None;
+    wait_until(Duration::from_secs(secs), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (status, std::fs::read_to_string(log.path()).unwrap())
+}
+
+#[test]
+fn unsafe_config_is_refused_by_check_config_and_run_naming_the_key() {
+    let sb = Sandbox::start();
+    // (the key named in the refusal, a line of Env's config, what it becomes)
+    let cases = [
+        (
+            "linkedin.api_base_url",
+            "mode = \"sandbox\"\n",
+            "mode = \"live\"\n",
+        ),
+        (
+            "retry.resend_window",
+            "max_delay = \"4s\"\n",
+            "max_delay = \"4s\"\nresend_window = \"15m\"\n",
+        ),
+        (
+            "accounts.me.daily_cap",
+            "[accounts.me]\n",
+            "[accounts.me]\ndaily_cap = 0\n",
+        ),
+        (
+            "linkedin.refresh_before",
+            "[linkedin]\n",
+            "[linkedin]\nrefresh_before = \"60d\"\n",
+        ),
+        (
+            "retry.max_lateness",
+            "max_delay = \"4s\"\n",
+            "max_delay = \"4s\"\nmax_lateness = \"1000000y\"\n",
+        ),
+    ];
+    for (key, line, unsafe_line) in cases {
+        let env = Env::new(&sb, "");
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        assert!(text.contains(line), "{text}");
+        let text = text.replacen(line, unsafe_line, 1);
+        std::fs::write(&env.config, text).unwrap();
+        let c = env.config.to_str().unwrap();
+        let (ok, out) = run(&["--config", c, "check-config"], &[]);
+        assert!(
+            !ok && out.contains(key),
+            "check-config accepted {key}: {out}"
+        );
+        let (status, out) = run_for(&["--config", c, "run"], 20);
+        let status = status.unwrap_or_else(|| panic!("`run` started despite {key}: {out}"));
+        assert!(!status.success() && out.contains(key), "{key}: {out}");
+        assert!(
+            !env.db.exists(),
+            "{key}: refused before the database was touched"
+        );
+    }
+}
+
+#[test]
+fn a_live_config_may_point_at_a_local_emulator_only_with_a_loud_opt_in() {
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "allow_unsafe_endpoint = true", "");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace("mode = \"sandbox\"", "mode = \"live\""),
+    )
+    .unwrap();
+    let (ok, out) = run(
+        &["--config", env.config.to_str().unwrap(), "check-config"],
+        &[],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("WARNING") && out.contains(&sb.url) && out.contains("client secret"),
+        "{out}"
+    );
+    let d = Daemon::spawn_with_env(&env, &[]);
+    d.wait_log("allow_unsafe_endpoint = true", Duration::from_secs(20));
+    assert!(d.log_text().contains("WARN"), "{}", d.log_text());
+}
+
+#[test]
+fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let c = env.config.to_str().unwrap();
+    let state_dir = env.db.parent().unwrap().to_path_buf();
+    for cmd in [&["status"][..], &["list"], &["show", "x"], &["dead"]] {
+        let mut args = vec!["--config", c];
+        args.extend_from_slice(cmd);
+        let (ok, out) = run(&args, &[]);
+        assert!(!ok, "{cmd:?}: {out}");
+        assert!(
+            out.contains(&format!("no database at {}", env.db.display()))
+                && out.contains("has `lipost run` run yet?"),
+            "{cmd:?}: {out}"
+        );
+        assert!(
+            !state_dir.exists(),
+            "{cmd:?} created {}",
+            state_dir.display()
+        );
+    }
+
+    // A database from a newer lipost: every command refuses it, and nothing changes.
+    std::fs::create_dir_all(&state_dir).unwrap();
+    env.db().pragma_update(None, "user_version", 999).unwrap();
+    for cmd in [
+        &["status"][..],
+        &["list"],
+        &["cancel", "x"],
+        &["retry", "--all"],
+    ] {
+        let mut args = vec!["--config", c];
+        args.extend_from_slice(cmd);
+        let (ok, out) = run(&args, &[]);
+        assert!(
+            !ok && out.contains("newer than this lipost") && out.contains("upgrade lipost"),
+            "{cmd:?}: {out}"
+        );
+    }
+    let v: i64 = env
+        .db()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 999);
+    let tables: i64 = env
+        .db()
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "nothing was migrated");
+
+    // An older schema is not migrated by a command that only looks.
+    env.db().pragma_update(None, "user_version", 1).unwrap();
+    let (ok, out) = run(&["--config", c, "status"], &[]);
+    assert!(!ok && out.contains("older than this lipost"), "{out}");
+    let v: i64 = env
+        .db()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 1, "status migrated the database");
+}
+
+/// A database made by lipost itself (`retry --all` opens it for writing), holding `n`
+/// scheduled posts written straight into SQL.
+fn env_with_posts(sb: &Sandbox, n: usize, due_at: &str) -> Env {
+    let env = Env::new(sb, "");
+    let (ok, out) = run(
+        &["--config", env.config.to_str().unwrap(), "retry", "--all"],
+        &[],
+    );
+    assert!(ok, "{out}");
+    let mut db = env.db();
+    let tx = db.transaction().unwrap();
+    for i in 0..n {
+        tx.execute(
+            "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \
+             VALUES (?1, 'me', 'scheduled', ?2, '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            rusqlite::params![format!("post-{i:05}"), due_at],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    env
+}
+
+#[test]
+fn list_into_a_closed_pipe_ends_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let sb = Sandbox::start();
+    // Far more than a pipe holds, so lipost is still writing when the reader goes away.
+    let env = env_with_posts(&sb, 3000, "2030-01-01T00:00:00.000Z");
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("list")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("post-00000"), "{first}");
+    // The reader is dropped here, like `head -1` exiting.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "lipost said: {stderr}");
+    assert!(
+        out.status.success() || out.status.signal() == Some(13),
+        "{:?}",
+        out.status
+    );
+}
+
+#[test]
+fn a_corrupt_time_in_the_database_is_an_error_not_1970() {
+    let sb = Sandbox::start();
+    let env = env_with_posts(&sb, 1, "next tuesday");
+    let c = env.config.to_str().unwrap();
+    for cmd in [&["show", "post-00000"][..], &["list"], &["status"]] {
+        let mut args = vec!["--config", c];
+        args.extend_from_slice(cmd);
+        let (ok, out) = run(&args, &[]);
+        assert!(!ok, "{cmd:?}: {out}");
+        assert!(
+            out.contains("posts.due_at") && out.contains("next tuesday"),
+            "{cmd:?}: {out}"
+        );
+        assert!(!out.contains("1970"), "{cmd:?}: {out}");
+    }
+}

@@ -114,23 +114,19 @@ pub async fn listen_for_redirect(
 ) -> Result<HashMap<String, String>, LoginError> {
     let url = url::Url::parse(redirect)
         .map_err(|e| LoginError::Setup(format!("redirect_uri {redirect:?}: {e}")))?;
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_string();
-    if url.scheme() != "http" || !matches!(host.as_str(), "127.0.0.1" | "localhost" | "::1") {
+    if url.scheme() != "http" || !crate::config::is_loopback_url(&url) {
         return Err(LoginError::Setup(format!(
             "redirect_uri {redirect:?} is not a loopback http:// address lipost can listen on; use --paste"
         )));
     }
     let port = url.port().unwrap_or(80);
-    let bind = if host == "localhost" {
-        "127.0.0.1".to_string()
-    } else {
-        host.clone()
+    let bind: std::net::IpAddr = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.into(),
+        Some(url::Host::Ipv6(ip)) => ip.into(),
+        // `localhost`: the address browsers try first.
+        _ => std::net::Ipv4Addr::LOCALHOST.into(),
     };
-    let listener = tokio::net::TcpListener::bind((bind.as_str(), port))
+    let listener = tokio::net::TcpListener::bind((bind, port))
         .await
         .map_err(|e| LoginError::Setup(format!("cannot listen on {redirect}: {e}")))?;
     let (tx, mut rx) = mpsc::channel::<HashMap<String, String>>(1);

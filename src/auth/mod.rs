@@ -326,7 +326,7 @@ impl Tokens {
             Ok(resp) => {
                 let now = Utc::now();
                 let expires = now + Duration::seconds(resp.expires_in);
-                let access = Secret::new(resp.access_token);
+                let access = resp.access_token;
                 let (m, a) = (member.clone(), access.clone());
                 self.store
                     .call(move |s| s.refreshed(&m, &a, expires, now))
@@ -474,7 +474,7 @@ pub async fn token_from_response(
     source: TokenSource,
 ) -> Result<Token, ApiError> {
     let now = Utc::now();
-    let access = Secret::new(t.access_token);
+    let access = t.access_token;
     let who = client.userinfo(&access).await?;
     Ok(Token {
         account: member.to_string(),
@@ -485,7 +485,7 @@ pub async fn token_from_response(
             .refresh_token
             .as_ref()
             .map(|_| now + Duration::seconds(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
-        refresh_token: t.refresh_token.map(Secret::new),
+        refresh_token: t.refresh_token,
         scopes: t
             .scope
             .split([',', ' '])

@@ -116,7 +116,9 @@ pub async fn import(
             bail!("stdin looks like JSON but has no access_token and expires_in")
         }
         Err(_) => TokenResponse {
-            access_token: input.lines().next().unwrap_or_default().trim().to_string(),
+            access_token: crate::secret::Secret::new(
+                input.lines().next().unwrap_or_default().trim(),
+            ),
             expires_in: expires_in.as_secs() as i64,
             refresh_token: None,
             refresh_token_expires_in: refresh_expires_in.map(|d| d.as_secs() as i64),
@@ -254,12 +256,12 @@ fn check_redirect(config: &Config, d: &mut Doctor) {
     };
     match url::Url::parse(&redirect) {
         Err(e) => d.line(Level::Fail, format!("redirect_uri {redirect:?} is not a URL ({e})")),
-        Ok(u) if u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1") | Some("localhost")) && u.port().is_some() => {
+        Ok(u) if u.scheme() == "http" && crate::config::is_loopback_url(&u) => {
             d.line(Level::Ok, format!("redirect_uri {redirect} is a loopback address lipost can listen on; it must match the app's registered one exactly"))
         }
         Ok(u) if u.scheme() == "https" || u.scheme() == "http" => d.line(
             Level::Warn,
-            format!("redirect_uri {redirect} is not a loopback http:// address with a port: `auth login` cannot listen there, use `auth login --paste`"),
+            format!("redirect_uri {redirect} is not a loopback http:// address: `auth login` cannot listen there, use `auth login --paste`"),
         ),
         Ok(_) => d.line(Level::Fail, format!("redirect_uri {redirect} must be an http(s) URL")),
     }

@@ -141,7 +141,11 @@ fn parse_state(s: &str) -> Result<PostState, String> {
 
 fn load(cli: &Cli) -> Result<Config> {
     let path = config::locate(cli.config.as_deref())?;
-    Ok(Config::load(&path)?)
+    let config = Config::load(&path)?;
+    if let Some(w) = config.linkedin.unsafe_endpoint_warning() {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
 }
 
 fn open_store(config: &Config) -> Result<Store> {
@@ -264,10 +268,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// A read-only command: the config, loaded once, and the store.
+/// A read-only command: the config, loaded once, and the store opened read-only (nothing
+/// created, nothing migrated).
 fn read(cli: &Cli, f: impl FnOnce(&Config, &Store) -> Result<()>) -> Result<()> {
     let config = load(cli)?;
-    let store = open_store(&config)?;
+    let store = Store::open_read_only(&config.database)?;
     f(&config, &store)
 }
 

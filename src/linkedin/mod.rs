@@ -37,13 +37,6 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            ApiError::Status { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-
     /// The URN of the earlier identical post, when LinkedIn refused this one as a duplicate.
     pub fn duplicate_of(&self) -> Option<String> {
         let ApiError::Status {
@@ -82,7 +75,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(api: &str, oauth: &str, version: &str, timeout: Duration) -> Client {
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        let loopback = [api, oauth]
+            .iter()
+            .any(|u| url::Url::parse(u).is_ok_and(|u| crate::config::is_loopback_url(&u)));
+        if loopback {
+            // A sandbox (or a local emulator) is on this machine: HTTP_PROXY and friends
+            // must not carry its requests, and the tokens in them, to another host.
+            http = http.no_proxy();
+        }
+        let http = http
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10).min(timeout))
             .user_agent(concat!("lipost/", env!("CARGO_PKG_VERSION")))

@@ -1,7 +1,9 @@
 //! JSON shapes on the wire, as LinkedIn documents them. Shared by the client and the sandbox:
 //! the only code the two have in common.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::secret::Secret;
 
 /// Page roles that may post for an organization (LinkedIn's pages name all of these).
 pub const POSTING_ROLES: &[&str] = &[
@@ -68,18 +70,40 @@ pub struct ErrorBody {
     pub error_description: Option<String>,
 }
 
+/// The token endpoint's answer. Every token in it is a [`Secret`], so its `Debug` prints
+/// `[redacted]` for them; only serializing (the sandbox answering) writes them out.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenResponse {
-    pub access_token: String,
+    #[serde(serialize_with = "exposed")]
+    pub access_token: Secret,
     pub expires_in: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "exposed_opt"
+    )]
+    pub refresh_token: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_expires_in: Option<i64>,
     #[serde(default)]
     pub scope: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "exposed_opt"
+    )]
+    pub id_token: Option<Secret>,
+}
+
+fn exposed<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s.expose())
+}
+
+fn exposed_opt<S: Serializer>(s: &Option<Secret>, ser: S) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_some(s.expose()),
+        None => ser.serialize_none(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,4 +143,23 @@ pub struct SandboxTokenRequest {
     pub scope: String,
     #[serde(default)]
     pub organizations: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_response_debug_masks_every_token_and_the_wire_form_keeps_them() {
+        let json = r#"{"access_token":"AQV-access","expires_in":5184000,"refresh_token":"AQX-refresh","scope":"openid","id_token":"eyJ-id"}"#;
+        let t: TokenResponse = serde_json::from_str(json).unwrap();
+        let debug = format!("{t:?}");
+        for secret in ["AQV-access", "AQX-refresh", "eyJ-id"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert_eq!(t.access_token.expose(), "AQV-access");
+        let back = serde_json::to_string(&t).unwrap();
+        assert!(back.contains("\"access_token\":\"AQV-access\""), "{back}");
+        assert!(back.contains("\"refresh_token\":\"AQX-refresh\""), "{back}");
+    }
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{api, Acl, Hangup, Sandbox, StoredPost, TokenInfo};
 use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
+use crate::secret::Secret;
 
 /// A scripted fault: `{"path": "/rest/posts", "status": 429, "times": 3, "retry_after": 2}`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -105,7 +106,7 @@ async fn mint_token(
         },
     );
     Json(TokenResponse {
-        access_token: token,
+        access_token: Secret::new(token),
         expires_in: ttl.as_secs() as i64,
         refresh_token: None,
         refresh_token_expires_in: None,

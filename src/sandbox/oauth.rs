@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use super::control::random_token;
 use super::{Sandbox, TokenInfo};
 use crate::linkedin::wire::{ErrorBody, TokenResponse};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone)]
 pub(super) struct Code {
@@ -64,12 +65,8 @@ fn redirect(to: String) -> Response {
 fn redirect_allowed(registered: &[String], uri: &str) -> bool {
     if registered.is_empty() {
         // Nothing registered: any loopback URI, so tests can use free ports.
-        return url::Url::parse(uri).is_ok_and(|u| {
-            matches!(
-                u.host_str(),
-                Some("127.0.0.1") | Some("localhost") | Some("[::1]")
-            )
-        });
+        // The config's pure check: no client code path runs here.
+        return url::Url::parse(uri).is_ok_and(|u| crate::config::is_loopback_url(&u));
     }
     registered.iter().any(|r| r == uri)
 }
@@ -233,9 +230,9 @@ async fn access_token(
         .and_then(|rt| inner.refresh.get(rt))
         .map(|r| (r.expires_at - now).num_seconds().max(0));
     Json(TokenResponse {
-        access_token: access,
+        access_token: Secret::new(access),
         expires_in: s.access_ttl.as_secs() as i64,
-        refresh_token: refresh,
+        refresh_token: refresh.map(Secret::new),
         refresh_token_expires_in: refresh_left,
         scope: scopes.join(","),
         id_token: None,

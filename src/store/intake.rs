@@ -4,14 +4,14 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{ts, Existing, Intake, Refused, Result, Store, Taken};
+use super::{ts, Existing, NewPost, Refused, Result, Store, Taken};
 use crate::post::{PostState, Transition};
 
 impl Store {
     /// Takes a batch of drafts in one transaction. One result per draft, in order.
     pub fn ingest(
         &mut self,
-        batch: &[Intake<'_>],
+        batch: &[NewPost<'_>],
         now: DateTime<Utc>,
     ) -> Result<Vec<Result<Taken, Refused>>> {
         let now_s = ts(now);
@@ -26,7 +26,7 @@ impl Store {
 
     fn ingest_one(
         tx: &Connection,
-        intake: &Intake<'_>,
+        intake: &NewPost<'_>,
         now: DateTime<Utc>,
         now_s: &str,
     ) -> Result<Result<Taken, Refused>> {

@@ -28,7 +28,7 @@ use crate::post::{AttemptResult, Post, PostState, Transition};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("cannot create database {path}: {source}")]
     Create {
         path: String,
@@ -45,6 +45,26 @@ pub enum StoreError {
     },
     #[error("database task failed: {0}")]
     Task(String),
+    #[error("no database at {path}: has `lipost run` run yet?")]
+    Missing { path: String },
+    #[error("database {path} has schema version {found}, newer than this lipost knows ({known}): upgrade lipost")]
+    TooNew {
+        path: String,
+        found: usize,
+        known: usize,
+    },
+    #[error("database {path} has schema version {found}, older than this lipost ({known}): let `lipost run` (or any command that writes) migrate it first")]
+    TooOld {
+        path: String,
+        found: usize,
+        known: usize,
+    },
+    #[error("corrupt value in {table}.{column}: {value:?} is not an RFC 3339 time")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -55,18 +75,46 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_ts(s: &str) -> DateTime<Utc> {
+/// A stored time; a value that is not one is an error naming where it is, never a default
+/// (1970 would make a post due at once).
+fn parse_ts(table: &'static str, column: &'static str, s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_default()
+        .map_err(|_| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                Box::new(StoreError::Corrupt {
+                    table,
+                    column,
+                    value: s.to_string(),
+                }),
+            )
+        })
 }
 
-fn opt_ts(s: Option<String>) -> Option<DateTime<Utc>> {
-    s.as_deref().map(parse_ts)
+fn opt_ts(
+    table: &'static str,
+    column: &'static str,
+    s: Option<String>,
+) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    s.map(|s| parse_ts(table, column, &s)).transpose()
+}
+
+impl From<rusqlite::Error> for StoreError {
+    /// Unwraps a [`StoreError::Corrupt`] raised inside a row mapper.
+    fn from(e: rusqlite::Error) -> StoreError {
+        match e {
+            rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<StoreError>() => {
+                *inner.downcast::<StoreError>().expect("checked")
+            }
+            e => StoreError::Sqlite(e),
+        }
+    }
 }
 
 /// A draft on its way into the store.
-pub struct Intake<'a> {
+pub struct NewPost<'a> {
     pub draft: &'a Draft,
     pub source_file: &'a str,
     /// For a `next-slot` draft: the account's upcoming slot times, earliest first.
@@ -174,8 +222,8 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
         id: r.get(0)?,
         account: r.get(1)?,
         state: PostState::parse(&state).unwrap_or(PostState::Dead),
-        due_at: parse_ts(&r.get::<_, String>(3)?),
-        next_attempt_at: parse_ts(&r.get::<_, String>(4)?),
+        due_at: parse_ts("posts", "due_at", &r.get::<_, String>(3)?)?,
+        next_attempt_at: parse_ts("posts", "next_attempt_at", &r.get::<_, String>(4)?)?,
         post_urn: r.get(5)?,
         commentary: r.get(6)?,
         text: r.get(7)?,
@@ -183,12 +231,12 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
         source_file: r.get(9)?,
         attempts_used: r.get(10)?,
         rate_limited: r.get(11)?,
-        in_doubt_since: opt_ts(r.get(12)?),
+        in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(12)?)?,
         last_error: r.get(13)?,
-        created_at: parse_ts(&r.get::<_, String>(14)?),
-        updated_at: parse_ts(&r.get::<_, String>(15)?),
-        published_at: opt_ts(r.get(16)?),
-        slot_at: opt_ts(r.get(17)?),
+        created_at: parse_ts("posts", "created_at", &r.get::<_, String>(14)?)?,
+        updated_at: parse_ts("posts", "updated_at", &r.get::<_, String>(15)?)?,
+        published_at: opt_ts("posts", "published_at", r.get(16)?)?,
+        slot_at: opt_ts("posts", "slot_at", r.get(17)?)?,
     })
 }
 
@@ -220,15 +268,50 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
-        store.migrate()?;
+        store.migrate(path)?;
         Ok(store)
     }
 
-    fn migrate(&mut self) -> Result<()> {
+    /// Opens an existing database for reading only: nothing is created or migrated, so a
+    /// command that only looks (`status`, `list`, `show`, `dead`) changes nothing on disk.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        if !path.is_file() {
+            return Err(StoreError::Missing {
+                path: path.display().to_string(),
+            });
+        }
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let found: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = migrations::MIGRATIONS.len();
+        let path = path.display().to_string();
+        if found > known {
+            return Err(StoreError::TooNew { path, found, known });
+        }
+        if found < known {
+            return Err(StoreError::TooOld { path, found, known });
+        }
+        Ok(Store { conn })
+    }
+
+    fn migrate(&mut self, path: &Path) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let done: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = migrations::MIGRATIONS.len();
+        if done > known {
+            // Written by a newer lipost: its rows may mean things this one cannot read.
+            return Err(StoreError::TooNew {
+                path: path.display().to_string(),
+                found: done,
+                known,
+            });
+        }
         for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(done) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i + 1)?;
@@ -315,7 +398,7 @@ impl Store {
             Ok(Due {
                 id: r.get(0)?,
                 account: r.get(1)?,
-                due_at: parse_ts(&r.get::<_, String>(2)?),
+                due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -328,7 +411,7 @@ impl Store {
             [ts(now)],
             |r| r.get(0),
         )?;
-        Ok(opt_ts(t))
+        Ok(opt_ts("posts", "next_attempt_at", t)?)
     }
 
     /// Claims scheduled posts and opens an attempt row for each, in one durable transaction,
@@ -572,7 +655,7 @@ impl Store {
             .conn
             .prepare_cached("SELECT COUNT(*) FROM posts WHERE account = ?1 AND published_at >= ?2")?
             .query_row(params![account, ts(since)], |r| r.get(0))?;
-        Ok((opt_ts(last), count))
+        Ok((opt_ts("posts", "published_at", last)?, count))
     }
 
     /// What the scheduler needs for one look, in one call: due posts (earliest first, at

@@ -92,14 +92,14 @@ impl Store {
         Ok(Attempt {
             id: r.get(0)?,
             post_id: r.get(1)?,
-            started_at: parse_ts(&r.get::<_, String>(2)?),
-            finished_at: opt_ts(r.get(3)?),
+            started_at: parse_ts("attempts", "started_at", &r.get::<_, String>(2)?)?,
+            finished_at: opt_ts("attempts", "finished_at", r.get(3)?)?,
             http_status: r.get(4)?,
             error_code: r.get(5)?,
             service_error_code: r.get(6)?,
             message: r.get(7)?,
             outcome: r.get(8)?,
-            next_attempt_at: opt_ts(r.get(9)?),
+            next_attempt_at: opt_ts("attempts", "next_attempt_at", r.get(9)?)?,
         })
     }
 
@@ -139,7 +139,7 @@ impl Store {
                 http_status: r.get(4)?,
                 error_code: r.get(5)?,
                 message: r.get(6)?,
-                created_at: parse_ts(&r.get::<_, String>(7)?),
+                created_at: parse_ts("dead_letters", "created_at", &r.get::<_, String>(7)?)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

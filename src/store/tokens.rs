@@ -75,9 +75,9 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
         account: r.get(0)?,
         member_urn: r.get(1)?,
         access_token: Secret::new(r.get::<_, String>(2)?),
-        access_expires_at: parse_ts(&r.get::<_, String>(3)?),
+        access_expires_at: parse_ts("tokens", "access_expires_at", &r.get::<_, String>(3)?)?,
         refresh_token: r.get::<_, Option<String>>(4)?.map(Secret::new),
-        refresh_expires_at: opt_ts(r.get(5)?),
+        refresh_expires_at: opt_ts("tokens", "refresh_expires_at", r.get(5)?)?,
         scopes: r
             .get::<_, String>(6)?
             .split_whitespace()
@@ -85,7 +85,7 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
             .collect(),
         source: TokenSource::parse(&r.get::<_, String>(7)?),
         needs_reauth: (status == "needs_reauth").then(|| reason.unwrap_or_default()),
-        updated_at: parse_ts(&r.get::<_, String>(10)?),
+        updated_at: parse_ts("tokens", "updated_at", &r.get::<_, String>(10)?)?,
     })
 }
 
