@@ -211,6 +211,9 @@ fn ingest(size: &Size, rows: &mut Vec<Row>) {
 
 // ------------------------------------------------------------------ 2. punctuality
 
+/// The daemon's `publisher.max_concurrent` in this scenario; the bare client uses the same.
+const PUNCT_CONCURRENT: usize = 64;
+
 fn punctuality(size: &Size, rows: &mut Vec<Row>) {
     let n = size.punct;
     let k = size.punct_accounts;
@@ -220,7 +223,7 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
         "",
         "",
         &format!(
-            "\n[publisher]\nmax_concurrent = 64\n{}",
+            "\n[publisher]\nmax_concurrent = {PUNCT_CONCURRENT}\n{}",
             accounts_toml("a", k, "")
         ),
     );
@@ -308,6 +311,10 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
             late.last().copied().unwrap_or(f64::NAN),
         );
         let (r50, r99, rmax) = reference;
+        // The same requests from a bare client, against this sandbox at this latency now:
+        // what the machine allows, so lipost's figures travel as ratios.
+        let (bare_p99, bare_drain) = bare_client_burst(&sb, n, round, latency);
+        let ratio_target = "≤ 1.5× bare client";
         // The daemon logs how late each claim was: lateness before the request left.
         let log = d.log_text();
         let mut claims: Vec<f64> = log
@@ -364,6 +371,24 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
             "",
             None,
         ));
+        rows.push(row(
+            "punctuality",
+            &format!("{n} posts, {k} accounts, {what}: p99 vs a bare client"),
+            p99,
+            "ms",
+            Some(bare_p99),
+            ratio_target,
+            Some(p99 <= 1.5 * bare_p99),
+        ));
+        rows.push(row(
+            "punctuality",
+            &format!("{n} posts, {k} accounts, {what}: drain time vs a bare client"),
+            max,
+            "ms",
+            Some(bare_drain),
+            ratio_target,
+            Some(max <= 1.5 * bare_drain),
+        ));
         for (who, ms) in [("daemon", daemon_cpu), ("sandbox", sandbox_cpu)] {
             rows.push(row(
                 "punctuality",
@@ -417,6 +442,92 @@ fn stop_perf(perf: Option<std::process::Child>) {
             .status();
         let _ = p.wait();
     }
+}
+
+/// `n` posts sent at once to `sb` by a bare reqwest client with no store, at most
+/// [`PUNCT_CONCURRENT`] in flight: (p99 lateness, drain time) in ms, measured like lipost's
+/// (the sandbox's `received_at` from the instant the burst was due, latency subtracted).
+fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let member = format!("bare{round}");
+    let (token, author) = rt.block_on(async {
+        let t: Value = http
+            .post(format!("{}/_sandbox/token", sb.url))
+            .json(&json!({"member": member, "scope": "openid profile w_member_social"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = t["access_token"].as_str().unwrap().to_string();
+        // Also opens a connection, as the daemon's warm-up did.
+        let who: Value = http
+            .get(format!("{}/v2/userinfo", sb.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            token,
+            format!("urn:li:person:{}", who["sub"].as_str().unwrap()),
+        )
+    });
+    let prefix = format!("bare {round} ");
+    let due_at = Utc::now();
+    rt.block_on(async {
+        let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(PUNCT_CONCURRENT));
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let (http, gate, token) = (http.clone(), gate.clone(), token.clone());
+                let url = format!("{}/rest/posts", sb.url);
+                let body = lipost::linkedin::wire::PostRequest::text(
+                    &author,
+                    &format!("{prefix}post {i}"),
+                    "PUBLIC",
+                );
+                tokio::spawn(async move {
+                    let _permit = gate.acquire().await.unwrap();
+                    let r = http
+                        .post(url)
+                        .bearer_auth(token)
+                        .header("LinkedIn-Version", current_version())
+                        .header("X-Restli-Protocol-Version", "2.0.0")
+                        .json(&body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let mut late: Vec<f64> = sb
+        .posts()
+        .iter()
+        .filter(|p| p["text"].as_str().unwrap_or("").starts_with(&prefix))
+        .map(|p| {
+            let at: DateTime<Utc> = p["received_at"].as_str().unwrap().parse().unwrap();
+            (at - due_at).num_microseconds().unwrap() as f64 / 1000.0 - latency as f64
+        })
+        .collect();
+    assert_eq!(
+        late.len(),
+        n,
+        "the bare client's posts are not all on the sandbox"
+    );
+    late.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&late, 0.99), *late.last().unwrap())
 }
 
 /// The lateness of a bare `tokio::time::sleep_until` for `n` tasks due at one instant.
