@@ -1,7 +1,7 @@
 //! The command line: clap definitions and one function per subcommand.
 //!
-//! Commands that read state open the store themselves (WAL lets them run beside the daemon)
-//! and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
+//! Commands that read state open the store themselves, read-only (WAL lets them run beside
+//! the daemon), and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
 
 mod auth;
 mod report;
