@@ -53,7 +53,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            duplicate_window: Duration::from_secs(600),
+            duplicate_window: crate::config::LINKEDIN_DUPLICATE_WINDOW,
             latency: Duration::ZERO,
             jitter: Duration::ZERO,
             access_ttl: Duration::from_secs(60 * 24 * 3600),
