@@ -761,3 +761,30 @@ impl Handle {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_corrupt_time_is_a_corrupt_error_naming_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .conn
+            .execute(
+                "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \
+                 VALUES ('p', 'me', 'scheduled', '2030-01-01T00:00:00.000Z', 'soon', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+                [],
+            )
+            .unwrap();
+        match store.get("p") {
+            Err(StoreError::Corrupt {
+                table: "posts",
+                column: "next_attempt_at",
+                value,
+            }) => assert_eq!(value, "soon"),
+            other => panic!("{:?}", other.map(|p| p.next_attempt_at)),
+        }
+    }
+}
