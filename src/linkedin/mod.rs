@@ -2,7 +2,9 @@
 //!
 //! It owns request building (headers, body shape, URL encoding) and turns every response
 //! into `Ok` or a classified [`ApiError`]. It knows nothing of the store, drafts or retry
-//! policy: deciding what an error means for a post is the publisher's job.
+//! policy: deciding what an error means for a post is the publisher's job. The
+//! `LinkedIn-Version` it sends is shared by its clones ([`ApiVersion`]) and can change while
+//! it runs (SIGHUP).
 //! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
 
 pub mod ltf;
@@ -63,6 +65,87 @@ impl ApiError {
     }
 }
 
+/// The `LinkedIn-Version` every versioned call carries, shared by all clones of a
+/// [`Client`] so a reload changes it without a restart; and whether LinkedIn said it no
+/// longer serves it (426 `NONEXISTENT_VERSION`).
+#[derive(Clone)]
+pub struct ApiVersion(std::sync::Arc<std::sync::Mutex<VersionState>>);
+
+struct VersionState {
+    current: String,
+    retired: bool,
+}
+
+impl ApiVersion {
+    pub fn new(version: &str) -> ApiVersion {
+        ApiVersion(std::sync::Arc::new(std::sync::Mutex::new(VersionState {
+            current: version.to_string(),
+            retired: false,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VersionState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn current(&self) -> String {
+        self.lock().current.clone()
+    }
+
+    /// Switches to `version`; `true` if it differs, which also forgets that the old one was
+    /// retired.
+    pub fn set(&self, version: &str) -> bool {
+        let mut s = self.lock();
+        if s.current == version {
+            return false;
+        }
+        s.current = version.to_string();
+        s.retired = false;
+        true
+    }
+
+    /// LinkedIn refused `version` as retired. `true` the first time for the current one, so
+    /// the caller says it loudly once.
+    pub fn retire(&self, version: &str) -> bool {
+        let mut s = self.lock();
+        if s.current != version || s.retired {
+            return false;
+        }
+        s.retired = true;
+        true
+    }
+
+    /// The current version, if LinkedIn said it no longer serves it.
+    pub fn retired(&self) -> Option<String> {
+        let s = self.lock();
+        s.retired.then(|| s.current.clone())
+    }
+}
+
+/// Months from a `YYYYMM` version to `now`'s month; `None` if it is not one.
+pub fn version_age_months(version: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i32> {
+    use chrono::Datelike;
+    if version.len() != 6 || !version.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let y: i32 = version[..4].parse().ok()?;
+    let m: i32 = version[4..].parse().ok()?;
+    Some((now.year() - y) * 12 + now.month() as i32 - m)
+}
+
+/// LinkedIn retires each monthly version after about a year: past this age, say so ahead.
+pub const VERSION_WARN_MONTHS: i32 = 10;
+
+/// A warning for an old configured version, or `None` while it is young enough.
+pub fn version_warning(version: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let age = version_age_months(version, now)?;
+    (age > VERSION_WARN_MONTHS).then(|| {
+        format!(
+            "linkedin.version {version} is {age} months old; LinkedIn retires a version after about a year, and then every post is held: set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`"
+        )
+    })
+}
+
 /// The post LinkedIn created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -77,7 +160,7 @@ pub struct Client {
     posts: String,
     posts_url: Option<reqwest::Url>,
     oauth: String,
-    version: String,
+    version: ApiVersion,
 }
 
 impl Client {
@@ -99,8 +182,13 @@ impl Client {
             posts,
             api,
             oauth: oauth.trim_end_matches('/').to_string(),
-            version: version.to_string(),
+            version: ApiVersion::new(version),
         }
+    }
+
+    /// The version this client sends; shared by its clones.
+    pub fn version(&self) -> &ApiVersion {
+        &self.version
     }
 
     pub fn api_base(&self) -> &str {
@@ -114,7 +202,7 @@ impl Client {
     fn versioned(&self, token: &Secret) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, bearer(token));
-        if let Ok(v) = HeaderValue::from_str(&self.version) {
+        if let Ok(v) = HeaderValue::from_str(&self.version.current()) {
             h.insert("LinkedIn-Version", v);
         }
         h.insert(
