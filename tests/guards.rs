@@ -409,6 +409,11 @@ fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
     );
     let show = output(&env.lipost(&["show", "p2"]));
     assert!(show.contains("api_version_retired"), "{show}");
+    let status = output(&env.lipost(&["status"]));
+    assert!(
+        status.contains("held: 4 posts (api_version_retired)"),
+        "{status}"
+    );
 
     std::fs::write(&env.config, &good).unwrap();
     // SAFETY: signalling our own child.

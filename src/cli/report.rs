@@ -156,6 +156,11 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     if let Some(w) = crate::linkedin::version_warning(&config.linkedin.version, Utc::now()) {
         println!("warning: {w}");
     }
+    for (reason, n) in store.hold_counts()? {
+        if reason == HoldReason::ApiVersionRetired {
+            println!("held: {n} posts ({reason}): LinkedIn no longer serves linkedin.version {}; set a recent month, then `systemctl reload lipost`", config.linkedin.version);
+        }
+    }
     println!();
     println!("accounts:");
     for h in &health {

@@ -128,6 +128,23 @@ impl Store {
         )?)
     }
 
+    /// How many scheduled posts each hold reason keeps.
+    pub fn hold_counts(&self) -> Result<Vec<(HoldReason, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT hold_reason, COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason IS NOT NULL \
+             GROUP BY hold_reason ORDER BY hold_reason",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (reason, n) = row?;
+            if let Some(reason) = HoldReason::parse(&reason) {
+                out.push((reason, n));
+            }
+        }
+        Ok(out)
+    }
+
     /// A post's hold, if it has one.
     pub fn hold_of(&self, id: &str) -> Result<Option<Hold>> {
         let row: Option<(Option<String>, Option<String>)> = self
