@@ -264,7 +264,7 @@ impl Reload {
                 let version = new.linkedin.version.clone();
                 self.config.send_replace(Arc::new(new));
                 if self.version.set(&version) {
-                    info!(version = %version, "LinkedIn-Version changed");
+                    info!(version = %version, "LinkedIn-Version set; posts held for a retired version are tried again");
                     let lifted = self
                         .store
                         .call(|s| s.lift_holds(Some(HoldReason::ApiVersionRetired), Utc::now()))

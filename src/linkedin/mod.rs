@@ -92,16 +92,15 @@ impl ApiVersion {
         self.lock().current.clone()
     }
 
-    /// Switches to `version`; `true` if it differs, which also forgets that the old one was
-    /// retired.
+    /// Switches to `version` (a reload) and forgets any refusal: the next request tries it
+    /// again, even if it is the same one, so a refusal that was really for the version before
+    /// a reload cannot stick. `true` if the version changed or had been refused.
     pub fn set(&self, version: &str) -> bool {
         let mut s = self.lock();
-        if s.current == version {
-            return false;
-        }
+        let changed = s.current != version || s.retired;
         s.current = version.to_string();
         s.retired = false;
-        true
+        changed
     }
 
     /// LinkedIn refused `version` as retired. `true` the first time for the current one, so
@@ -446,5 +445,38 @@ mod tests {
             "HTTP 403 ACCESS_DENIED: Not enough permissions"
         );
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_retired_version_is_said_once_and_a_reload_tries_again() {
+        let v = ApiVersion::new("202401");
+        assert!(v.retire("202401"));
+        assert!(!v.retire("202401"), "said once");
+        assert_eq!(v.retired().as_deref(), Some("202401"));
+        // Same version again: tried again, not stuck.
+        assert!(v.set("202401"));
+        assert_eq!(v.retired(), None);
+        assert!(!v.set("202401"), "nothing to lift");
+        assert!(v.set("202611"));
+        assert_eq!(v.current(), "202611");
+        assert!(!v.retire("202401"), "not the current one");
+    }
+
+    #[test]
+    fn versions_older_than_ten_months_are_warned() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(version_age_months("202511", now), Some(12));
+        assert_eq!(version_age_months("2025-1", now), None);
+        assert!(
+            version_warning("202601", now).is_none(),
+            "10 months: not yet"
+        );
+        let w = version_warning("202512", now).expect("11 months");
+        assert!(
+            w.contains("11 months old") && w.contains("linkedin.version"),
+            "{w}"
+        );
     }
 }
