@@ -91,10 +91,9 @@ impl Config {
         if a.mode != b.mode
             || a.api_base_url != b.api_base_url
             || a.oauth_base_url != b.oauth_base_url
-            || a.version != b.version
             || a.request_timeout != b.request_timeout
         {
-            kept.push("linkedin.mode/api_base_url/oauth_base_url/version/request_timeout");
+            kept.push("linkedin.mode/api_base_url/oauth_base_url/request_timeout");
         }
         if new.watcher.poll != self.watcher.poll
             || new.watcher.poll_interval != self.watcher.poll_interval
@@ -109,7 +108,6 @@ impl Config {
         new.linkedin.mode = self.linkedin.mode;
         new.linkedin.api_base_url = self.linkedin.api_base_url.clone();
         new.linkedin.oauth_base_url = self.linkedin.oauth_base_url.clone();
-        new.linkedin.version = self.linkedin.version.clone();
         new.linkedin.request_timeout = self.linkedin.request_timeout;
         new.watcher.poll = self.watcher.poll;
         new.watcher.poll_interval = self.watcher.poll_interval;

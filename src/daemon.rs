@@ -1,10 +1,16 @@
 //! `lipost run`: wires the parts together and runs them until SIGTERM or SIGINT.
 //!
-//! Start-up order matters: the store opens (and posts left `publishing` by a dead process are
-//! marked in doubt), the folder's existing drafts are taken, then the watcher and the
+//! Start-up order matters: signal handlers first (a SIGHUP during start-up must not kill
+//! the daemon), then the single-instance lock beside the database (`DATABASE-lock`, held
+//! until the process ends, so two daemons never share a database), then the store opens and
+//! must have been made for the configured mode (sandbox, or live against this API base);
+//! posts left `publishing` by a dead process are marked in doubt and holds from the last run
+//! are lifted. Then the folder's existing drafts are taken, and the watcher and the
 //! scheduler start. In sandbox mode with no `api_base_url`, the sandbox starts in-process.
+//! SIGHUP reloads config.toml, `linkedin.version` included.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -14,11 +20,12 @@ use tracing::{error, info, warn};
 
 use crate::auth::Tokens;
 use crate::config::{Config, Live, Mode};
-use crate::linkedin::Client;
+use crate::linkedin::{version_warning, ApiVersion, Client};
+use crate::post::HoldReason;
 use crate::publisher::Publisher;
 use crate::sandbox::{Sandbox, Settings};
 use crate::scheduler::Scheduler;
-use crate::store::{Handle, Store, StoreError};
+use crate::store::{Handle, MadeFor, Store, StoreError};
 use crate::watcher::{self, Intake, WatchError};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +38,67 @@ pub enum DaemonError {
     Sandbox(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("another `lipost run` ({pid}) is using the database {database}: stop it first (two daemons on one database would resend each other's posts)")]
+    Running { pid: String, database: String },
+    #[error("cannot take the lock {path}: {source}")]
+    Lock {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `DATABASE-lock`: the single-instance lock of the daemon using `database`.
+pub fn lock_file(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push("-lock");
+    PathBuf::from(name)
+}
+
+/// Takes the single-instance lock, writing our pid into the file; held until the process
+/// ends (a `flock`, so a killed daemon leaves nothing stale behind).
+fn lock_instance(
+    database: &Path,
+) -> Result<fd_lock::RwLockWriteGuard<'static, std::fs::File>, DaemonError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = lock_file(database);
+    let failed = |source| DaemonError::Lock {
+        path: path.display().to_string(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(failed)?;
+    // Lives as long as the process: the guard must outlive every await in `run`.
+    let lock: &'static mut fd_lock::RwLock<std::fs::File> =
+        Box::leak(Box::new(fd_lock::RwLock::new(file)));
+    match lock.try_write() {
+        Ok(mut guard) => {
+            guard.set_len(0).map_err(failed)?;
+            writeln!(guard, "{}", std::process::id()).map_err(failed)?;
+            Ok(guard)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            let pid = std::fs::read_to_string(&path)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
+            Err(DaemonError::Running {
+                pid,
+                database: database.display().to_string(),
+            })
+        }
+        Err(e) => Err(failed(e)),
+    }
 }
 
 /// Where the API is: the configured base, or a sandbox started here.
@@ -57,13 +125,23 @@ async fn api_base(config: &Config) -> Result<(String, String), DaemonError> {
 }
 
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    let signals = Signals::install()?;
+    let _instance = lock_instance(&config.database)?;
     watcher::prepare_folders(&config)?;
     let path = config.database.clone();
+    let made_for = MadeFor::of(&config.linkedin);
     let store = Handle::new(
-        tokio::task::spawn_blocking(move || Store::open(&path))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))??,
+        tokio::task::spawn_blocking(move || {
+            let mut store = Store::open(&path)?;
+            store.check_made_for(&made_for, true)?;
+            Ok::<_, StoreError>(store)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??,
     );
+    // Their causes may be gone (a new version, a login while stopped): the scheduler holds
+    // again whatever is still held.
+    store.call(|s| s.lift_holds(None, Utc::now())).await?;
 
     let recovered = store.call(|s| s.recover_interrupted(Utc::now())).await?;
     for id in &recovered {
@@ -77,8 +155,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config.linkedin.version,
         config.linkedin.request_timeout,
     );
+    let version = client.version().clone();
     let (config_tx, live) = Live::new(config);
     let config = live.get();
+    tokio::spawn(warn_old_version(live.clone()));
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
@@ -106,11 +186,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ));
     let reload = Reload {
         config: config_tx,
+        version: version.clone(),
+        store: store.clone(),
         wake: vec![rearm.clone(), keeper_wake, look],
     };
-    tokio::spawn(signals(stop_tx, reload)?);
+    tokio::spawn(signals.handle(stop_tx, reload));
 
-    let scheduler = Scheduler::new(live, store.clone(), publisher, rearm);
+    let scheduler = Scheduler::new(live, store.clone(), publisher, rearm).with_api_version(version);
     let result = scheduler.run(stop_rx).await;
     drop((events, wake));
     watching.abort();
@@ -147,15 +229,28 @@ async fn watch_loop(
     }
 }
 
-/// What SIGHUP needs: where to publish the new config, and whom to wake.
+/// WARN when the configured `linkedin.version` nears retirement: at start, then daily.
+async fn warn_old_version(live: crate::config::Live) {
+    loop {
+        if let Some(w) = version_warning(&live.get().linkedin.version, Utc::now()) {
+            warn!("{w}");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(24 * 3600)).await;
+    }
+}
+
+/// What SIGHUP needs: where to publish the new config, the API version to switch, the
+/// store (to lift holds), and whom to wake.
 struct Reload {
     config: watch::Sender<Arc<Config>>,
+    version: ApiVersion,
+    store: Handle,
     wake: Vec<Arc<Notify>>,
 }
 
 impl Reload {
     /// Re-reads config.toml; an invalid one is refused and the running one stays.
-    fn apply(&self) {
+    async fn apply(&self) {
         crate::service::reloading();
         let current = self.config.borrow().clone();
         match Config::load(&current.path) {
@@ -166,7 +261,25 @@ impl Reload {
                     warn!(keys = %kept.join(", "), "config reload: these keys need a restart and were not changed");
                 }
                 let accounts = new.accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+                let version = new.linkedin.version.clone();
                 self.config.send_replace(Arc::new(new));
+                if self.version.set(&version) {
+                    info!(version = %version, "LinkedIn-Version set; posts held for a retired version are tried again");
+                    let lifted = self
+                        .store
+                        .call(|s| s.lift_holds(Some(HoldReason::ApiVersionRetired), Utc::now()))
+                        .await;
+                    match lifted {
+                        Ok(n) if n > 0 => info!(
+                            posts = n,
+                            "posts held for the retired API version are due again"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            error!(error = %e, "cannot lift the holds of the retired API version")
+                        }
+                    }
+                }
                 self.wake.iter().for_each(|w| w.notify_one());
                 info!(accounts = %accounts, "config reloaded");
             }
@@ -175,22 +288,32 @@ impl Reload {
     }
 }
 
-fn signals(
-    stop: watch::Sender<bool>,
-    reload: Reload,
-) -> Result<impl std::future::Future<Output = ()>, DaemonError> {
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
-    Ok(async move {
+/// The signals `run` answers. Installed first thing: until then SIGHUP's default action
+/// would end the process. One that arrives during start-up is taken once the loop runs.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, DaemonError> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).map_err(DaemonError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?,
+            hup: signal(SignalKind::hangup()).map_err(DaemonError::Signals)?,
+        })
+    }
+
+    async fn handle(mut self, stop: watch::Sender<bool>, reload: Reload) {
         loop {
             tokio::select! {
-                _ = term.recv() => { info!("SIGTERM: finishing requests in flight, then stopping"); break; }
-                _ = int.recv() => { info!("SIGINT: finishing requests in flight, then stopping"); break; }
-                _ = hup.recv() => { info!("SIGHUP: reloading the config"); reload.apply(); }
+                _ = self.term.recv() => { info!("SIGTERM: finishing requests in flight, then stopping"); break; }
+                _ = self.int.recv() => { info!("SIGINT: finishing requests in flight, then stopping"); break; }
+                _ = self.hup.recv() => { info!("SIGHUP: reloading the config"); reload.apply().await; }
             }
         }
         crate::service::stopping();
         let _ = stop.send(true);
-    })
+    }
 }

@@ -17,4 +17,5 @@ pub mod secret;
 pub mod service;
 pub mod slots;
 pub mod store;
+pub mod wallclock;
 pub mod watcher;

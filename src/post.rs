@@ -175,3 +175,36 @@ pub struct AttemptResult {
     pub message: Option<String>,
     pub outcome: String,
 }
+
+/// Why a due post waits instead of going out (`posts.hold_reason`). A hold is the
+/// operator's problem, not the post's: it counts no try and leaves no dead letter; the post
+/// goes out once the hold is lifted, unless it is past `retry.max_lateness` by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldReason {
+    /// Its account has no usable token: a person must run `lipost auth login`.
+    NeedsReauth,
+    /// LinkedIn no longer serves the configured `linkedin.version` (426).
+    ApiVersionRetired,
+}
+
+impl HoldReason {
+    pub const ALL: [HoldReason; 2] = [HoldReason::NeedsReauth, HoldReason::ApiVersionRetired];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldReason::NeedsReauth => "needs_reauth",
+            HoldReason::ApiVersionRetired => "api_version_retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<HoldReason> {
+        HoldReason::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for HoldReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -13,14 +13,14 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
-use crate::post::{AttemptResult, Post};
-use crate::store::{Budget, Handle, Settle, Settled};
+use crate::post::{AttemptResult, HoldReason, Post};
+use crate::store::{Budget, Handle, Hold, Settle, Settled};
 use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
@@ -211,7 +211,7 @@ impl Publisher {
                     Settle::Published { urn: created.urn },
                 )
             }
-            Err(e) => self.classify(post, &member, e, started).await,
+            Err(e) => self.classify(post, &member, &cred.token, e, started).await,
         }
     }
 
@@ -251,11 +251,28 @@ impl Publisher {
         &self,
         post: &Post,
         member: &str,
+        used: &crate::secret::Secret,
         e: ApiError,
         started: DateTime<Utc>,
     ) -> (AttemptResult, Settle) {
         let mut result = result_of(&e);
         match &e {
+            ApiError::Status { status: 426, .. } => {
+                // The operator's problem, not the post's: held until the version changes.
+                let version = self.client.version().current();
+                if self.client.version().retire(&version) {
+                    error!(version = %version, error = %e, "LinkedIn no longer serves LinkedIn-Version {version}: every due post is held (none is sent or given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
+                }
+                result.outcome = HoldReason::ApiVersionRetired.as_str().into();
+                let until = crate::scheduler::hold_deadline(post.due_at, &self.config.get());
+                (
+                    result,
+                    Settle::Held(Hold {
+                        reason: HoldReason::ApiVersionRetired,
+                        until,
+                    }),
+                )
+            }
             ApiError::Status { status: 422, .. }
                 if e.duplicate_of().is_some() && post.in_doubt_since.is_some() =>
             {
@@ -268,7 +285,7 @@ impl Publisher {
             }
             ApiError::Status { status: 401, .. } => {
                 // Refresh once; the retry goes out at once, or is held if a login is needed.
-                if let Err(e) = self.tokens.unauthorized(member).await {
+                if let Err(e) = self.tokens.unauthorized(member, used).await {
                     info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
                 }
                 result.outcome = "unauthorized".into();
@@ -443,6 +460,9 @@ fn log_outcome(post: &Post, r: &AttemptResult, s: &Settle) {
         }
         Settle::Retry { at, .. } => {
             warn!(post_id = %post.id, account = %post.account, state = "scheduled", http_status = %status, outcome = %r.outcome, next_attempt_at = %at, error = %msg, "publish failed; will retry")
+        }
+        Settle::Held(hold) => {
+            warn!(post_id = %post.id, account = %post.account, state = "scheduled", http_status = %status, hold_reason = %hold.reason, hold_until = %hold.until, error = %msg, "held; not sent")
         }
         Settle::Dead { reason } => {
             warn!(post_id = %post.id, account = %post.account, state = "dead", http_status = %status, reason = %reason, error = %msg, "publish failed for good; post is dead")

@@ -10,6 +10,15 @@
 //! for a request permit while `max_concurrent` are sent, so the next claim is committed
 //! while requests are in flight, not after. A waiting post that shutdown overtakes is given
 //! back unsent; one a crash overtakes is resolved as in doubt at the next start.
+//!
+//! A due post that cannot go out for a reason that is not its own (its account needs a
+//! login, LinkedIn retired the API version) is held in the store (`hold_reason`), which
+//! takes it out of every look until the hold is lifted or its lateness budget ends: held
+//! posts never fill a look, so they can neither starve other accounts nor make the loop
+//! spin. While the API version is retired, nothing is claimed.
+//!
+//! The main sleep is on the wall clock ([`crate::wallclock`]), which keeps counting while
+//! the machine is suspended, so a post due during a suspend goes out at resume.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +29,10 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::config::Live;
-use crate::post::Post;
+use crate::linkedin::ApiVersion;
+use crate::post::{HoldReason, Post};
 use crate::publisher::Publisher;
-use crate::store::{DispatchView, Handle, StoreError};
+use crate::store::{DispatchView, Handle, Hold, StoreError};
 
 /// How many due posts one look considers.
 const LOOK: usize = 512;
@@ -37,6 +47,8 @@ pub struct Scheduler {
     store: Handle,
     publisher: Arc<Publisher>,
     rearm: Arc<Notify>,
+    /// The API version sent; while LinkedIn calls it retired, every due post is held.
+    version: Option<ApiVersion>,
     /// The limit on requests in flight; closed at shutdown, which gives back waiting posts.
     permits: Arc<Semaphore>,
     /// Places for claimed posts not yet answered (sending or waiting): see
@@ -76,6 +88,7 @@ impl Scheduler {
             store,
             publisher,
             rearm,
+            version: None,
             permits,
             places,
             freed: Arc::new(Notify::new()),
@@ -85,6 +98,12 @@ impl Scheduler {
             last_status: String::new(),
             last_status_at: std::time::Instant::now(),
         }
+    }
+
+    /// Holds every due post while LinkedIn says `version` is retired.
+    pub fn with_api_version(mut self, version: ApiVersion) -> Scheduler {
+        self.version = Some(version);
+        self
     }
 
     /// Runs until `shutdown` turns true, then lets sends in flight finish (up to the
@@ -117,12 +136,8 @@ impl Scheduler {
             } else {
                 self.store.call(move |s| s.next_due_after(now)).await?
             };
-            let sleep = next.map(|t| {
-                let d = (t - Utc::now()).to_std().unwrap_or_default();
-                tokio::time::Instant::now() + d
-            });
             tokio::select! {
-                _ = async { tokio::time::sleep_until(sleep.expect("guarded")).await }, if sleep.is_some() => {}
+                _ = async { crate::wallclock::sleep_until(next.expect("guarded")).await }, if next.is_some() => {}
                 _ = self.rearm.notified() => {}
                 _ = self.freed.notified() => {}
                 _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
@@ -201,14 +216,18 @@ impl Scheduler {
             .expect("midnight")
             .and_utc();
         let busy = self.busy.clone();
+        let retired = self.version.as_ref().and_then(ApiVersion::retired);
         let (plan, more, claimed) = self
             .store
             .call(move |s| {
                 let view = s.dispatch_view(now, limit, midnight)?;
                 let more = view.due.len() == limit;
-                let plan = plan(&config, &view, &busy, available, now);
+                let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
                 for (id, why) in &plan.expired {
                     s.expire(id, "too_late", why, Utc::now())?;
+                }
+                if !plan.held.is_empty() {
+                    s.hold_many(&plan.held)?;
                 }
                 if !plan.deferred.is_empty() {
                     s.defer_many(&plan.deferred)?;
@@ -226,6 +245,15 @@ impl Scheduler {
         }
         for (id, at) in &plan.deferred {
             debug!(post_id = %id, until = %at, "paced: account spacing or daily cap");
+        }
+        for (id, hold) in &plan.held {
+            debug!(post_id = %id, hold_reason = %hold.reason, hold_until = %hold.until, "held");
+        }
+        if !plan.held.is_empty() {
+            info!(
+                held = plan.held.len(),
+                "due posts held; they go out once the hold is lifted (`lipost show ID` says why)"
+            );
         }
         for (post, attempt) in claimed {
             self.start(post, attempt);
@@ -311,52 +339,91 @@ struct Plan {
     deferred: Vec<(String, DateTime<Utc>)>,
     /// Held posts past `retry.max_lateness`, with the reason.
     expired: Vec<(String, String)>,
+    /// Posts to hold, out of every look until the hold is lifted or ends.
+    held: Vec<(String, Hold)>,
     /// Due posts left waiting for a free slot (a permit, or their account's turn).
     blocked: bool,
 }
 
+/// The end of a post's lateness budget (`due_at + retry.max_lateness`): a held post is
+/// looked at again then, and goes dead as `too_late` if still held. Saturates far in the
+/// future rather than overflowing.
+pub fn hold_deadline(due_at: DateTime<Utc>, config: &crate::config::Config) -> DateTime<Utc> {
+    let far: DateTime<Utc> = "9999-01-01T00:00:00Z".parse().expect("valid");
+    chrono::Duration::from_std(config.retry.max_lateness)
+        .ok()
+        .and_then(|d| due_at.checked_add_signed(d))
+        .map_or(far, |t| t.min(far))
+}
+
 /// Chooses among the due posts in `view`: at most `available`, one at a time for a paced
-/// account (`busy` counts its posts in flight), none for a held account.
+/// account (`busy` counts its posts in flight), none for a held account, and none at all
+/// while the API version is `retired`. Held posts are set aside before the limit on claims
+/// applies, so any number of them costs one look.
 fn plan(
     config: &crate::config::Config,
     view: &DispatchView,
     busy: &HashMap<String, usize>,
     mut available: usize,
     now: DateTime<Utc>,
+    retired: Option<&str>,
 ) -> Plan {
     let mut plan = Plan {
         chosen: Vec::new(),
         deferred: Vec::new(),
         expired: Vec::new(),
+        held: Vec::new(),
         blocked: false,
     };
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let held = held_accounts(config, &view.tokens);
-    let max_lateness = chrono::Duration::from_std(config.retry.max_lateness).unwrap_or_default();
     for post in &view.due {
+        let deadline = hold_deadline(post.due_at, config);
+        let hold = |reason, why: String, plan: &mut Plan| {
+            if now >= deadline {
+                plan.expired.push((
+                    post.id.clone(),
+                    format!("held past retry.max_lateness: {why}"),
+                ));
+            } else {
+                plan.held.push((
+                    post.id.clone(),
+                    Hold {
+                        reason,
+                        until: deadline,
+                    },
+                ));
+            }
+        };
+        if let Some(version) = retired {
+            hold(
+                HoldReason::ApiVersionRetired,
+                format!("LinkedIn no longer serves LinkedIn-Version {version}"),
+                &mut plan,
+            );
+            continue;
+        }
+        let account = config.account(&post.account);
+        if let Some(why) = account.and_then(|a| held.get(a.token_account())) {
+            // Held, not sent: no pointless 401s. Released by a new login, unless too late.
+            let member = account.expect("checked").token_account();
+            hold(
+                HoldReason::NeedsReauth,
+                format!("account {member} {why}"),
+                &mut plan,
+            );
+            continue;
+        }
         if available == 0 {
             plan.blocked = true;
-            break;
+            continue;
         }
-        let Some(account) = config.account(&post.account) else {
+        let Some(account) = account else {
             // The publisher records why it cannot be sent.
             plan.chosen.push(post.id.clone());
             available -= 1;
             continue;
         };
-        if let Some(why) = held.get(account.token_account()) {
-            // Held, not sent: no pointless 401s. Released by a new login, unless too late.
-            if now > post.due_at + max_lateness {
-                plan.expired.push((
-                    post.id.clone(),
-                    format!(
-                        "held past retry.max_lateness because account {} {why}",
-                        account.token_account()
-                    ),
-                ));
-            }
-            continue;
-        }
         let paced = !account.min_spacing.is_zero();
         // Claimed and not yet settled: not in `activity` yet, but they count.
         let in_flight = busy.get(&post.account).copied().unwrap_or(0)
@@ -464,7 +531,7 @@ mod tests {
     #[test]
     fn takes_no_more_than_the_places_free() {
         let v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
-        let p = plan(&config(""), &v, &HashMap::new(), 2, now());
+        let p = plan(&config(""), &v, &HashMap::new(), 2, now(), None);
         assert_eq!(p.chosen, ["a", "b"]);
         assert!(p.blocked);
     }
@@ -473,11 +540,11 @@ mod tests {
     fn a_paced_account_sends_one_at_a_time() {
         let c = config("min_spacing = \"1s\"");
         let v = view(&[("a", "me"), ("b", "me"), ("c", "acme")], &[], vec![]);
-        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
         assert_eq!(p.chosen, ["a", "c"]);
         assert!(p.blocked);
         let busy = HashMap::from([("me".to_string(), 1)]);
-        let p = plan(&c, &v, &busy, 10, now());
+        let p = plan(&c, &v, &busy, 10, now(), None);
         assert_eq!(p.chosen, ["c"]);
     }
 
@@ -487,18 +554,18 @@ mod tests {
         let v = view(&[("a", "me"), ("b", "me")], &[("me", 2)], vec![]);
         // Two published today, one more allowed; the second waits for it to settle, since
         // it may fail and leave room.
-        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
         assert_eq!(p.chosen, ["a"]);
         assert!(p.deferred.is_empty());
         assert!(p.blocked);
         // Claimed in an earlier look, not settled yet: counts too.
         let busy = HashMap::from([("me".to_string(), 1)]);
-        let p = plan(&c, &v, &busy, 10, now());
+        let p = plan(&c, &v, &busy, 10, now(), None);
         assert!(p.chosen.is_empty());
         assert!(p.deferred.is_empty());
         // Reached: deferred to just after midnight UTC.
         let v = view(&[("a", "me")], &[("me", 3)], vec![]);
-        let p = plan(&c, &v, &HashMap::new(), 10, now());
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
         assert!(p.chosen.is_empty());
         assert_eq!(p.deferred.len(), 1);
         assert!(p.deferred[0].1 > "2026-11-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
@@ -520,12 +587,74 @@ mod tests {
         };
         // `acme` posts through `me`, so it is held as well.
         let v = view(&[("a", "me"), ("b", "acme")], &[], vec![token]);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, now());
+        let p = plan(&config(""), &v, &HashMap::new(), 10, now(), None);
         assert!(p.chosen.is_empty());
         assert!(p.expired.is_empty());
+        assert_eq!(p.held.len(), 2);
+        assert!(p
+            .held
+            .iter()
+            .all(|(_, h)| h.reason == HoldReason::NeedsReauth && h.until > now()));
         let later = now() + chrono::Duration::days(2);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, later);
+        let p = plan(&config(""), &v, &HashMap::new(), 10, later, None);
         assert_eq!(p.expired.len(), 2);
         assert!(p.expired[0].1.contains("needs re-auth"), "{:?}", p.expired);
+    }
+
+    #[test]
+    fn held_posts_do_not_use_up_the_places() {
+        let mut token = Token {
+            account: "me".into(),
+            member_urn: "urn:li:person:1".into(),
+            access_token: crate::secret::Secret::new("t"),
+            access_expires_at: now(),
+            refresh_token: None,
+            refresh_expires_at: None,
+            scopes: vec![],
+            source: TokenSource::Import,
+            needs_reauth: Some("401".into()),
+            updated_at: now(),
+        };
+        let mut posts: Vec<(String, &str)> = (0..100).map(|i| (format!("h{i}"), "me")).collect();
+        posts.push(("other".into(), "other"));
+        let refs: Vec<(&str, &str)> = posts.iter().map(|(i, a)| (i.as_str(), *a)).collect();
+        let c = config("\n[accounts.other]\nkind = \"member\"");
+        let p = plan(
+            &c,
+            &view(&refs, &[], vec![token.clone()]),
+            &HashMap::new(),
+            2,
+            now(),
+            None,
+        );
+        assert_eq!(p.chosen, ["other"]);
+        assert_eq!(p.held.len(), 100);
+        token.needs_reauth = None;
+        let p = plan(
+            &c,
+            &view(&refs, &[], vec![token]),
+            &HashMap::new(),
+            2,
+            now(),
+            None,
+        );
+        assert_eq!(p.chosen, ["h0", "h1"]);
+        assert!(p.held.is_empty());
+    }
+
+    #[test]
+    fn a_retired_api_version_holds_every_due_post() {
+        let v = view(&[("a", "me"), ("b", "acme")], &[], vec![]);
+        let p = plan(&config(""), &v, &HashMap::new(), 10, now(), Some("202001"));
+        assert!(p.chosen.is_empty());
+        assert_eq!(p.held.len(), 2);
+        assert!(p
+            .held
+            .iter()
+            .all(|(_, h)| h.reason == HoldReason::ApiVersionRetired));
+        let later = now() + chrono::Duration::days(2);
+        let p = plan(&config(""), &v, &HashMap::new(), 10, later, Some("202001"));
+        assert_eq!(p.expired.len(), 2);
+        assert!(p.held.is_empty());
     }
 }

@@ -264,3 +264,67 @@ fn make_install_lays_out_the_expected_files() {
         String::from_utf8_lossy(&check.stderr)
     );
 }
+
+/// Whether `pid` has a handler for SIGHUP (`SigCgt` in /proc/PID/status).
+fn catches_sighup(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let mask = s
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&mask, 16).ok()
+        })
+        .is_some_and(|m| m & (1 << (libc::SIGHUP - 1)) != 0)
+}
+
+#[test]
+fn a_sighup_during_start_up_does_not_kill_the_daemon() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    // A first run creates the database.
+    let mut d = Daemon::start(&env);
+    assert!(d.term(Duration::from_secs(10)).success());
+
+    // Holding the database's write lock keeps the next start-up in the middle of opening
+    // the store, long before READY=1, for as long as this test wants.
+    let mut blocker = env.db();
+    let tx = blocker
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let mut d = Daemon::spawn_with_env(&env, &[]);
+    let pid = d.pid();
+    // Signal only once the program installed anything at all (the dynamic loader and
+    // `main` must run first); give up waiting after a few seconds and signal anyway.
+    wait_until(Duration::from_secs(5), || catches_sighup(pid));
+    for _ in 0..20 {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(d.alive(), "a SIGHUP during start-up killed the daemon");
+    assert!(
+        !d.log_text().contains("lipost is running"),
+        "start-up was meant to be still under way"
+    );
+    tx.rollback().unwrap();
+    // And until it is ready.
+    let started = std::time::Instant::now();
+    while !d.log_text().contains("lipost is running") && started.elapsed() < Duration::from_secs(20)
+    {
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.wait_log("lipost is running", Duration::from_secs(5));
+    assert!(d.alive());
+    d.wait_log("SIGHUP: reloading the config", Duration::from_secs(5));
+    env.drop_draft("after.md", "Survived the early SIGHUPs\n");
+    wait_post_logged(
+        &sb,
+        &d,
+        "Survived the early SIGHUPs",
+        Duration::from_secs(10),
+    );
+}

@@ -6,6 +6,9 @@
 //! transient reason (5xx, timeout, connection) is retried with backoff and never marks the
 //! account dead; only a refusal from the token endpoint marks it `needs_reauth`. In sandbox
 //! mode an account without any token gets one minted by the sandbox, no browser needed.
+//! Credentials are cached for sending, and the cache is dropped when another process pokes
+//! the wake file (`auth login`, `auth import`), so a new token is used at once; a 401 for a
+//! token the store has since replaced retries with the stored one and marks nothing.
 //! Tokens travel as [`Secret`] and are never logged.
 
 pub mod login;
@@ -145,10 +148,6 @@ impl Tokens {
         }
     }
 
-    pub fn changed(&self) -> Arc<Notify> {
-        self.changed.clone()
-    }
-
     async fn load(&self, member: &str) -> Result<Option<Token>, AuthError> {
         let m = member.to_string();
         Ok(self.store.call(move |s| s.token(&m)).await?)
@@ -172,6 +171,12 @@ impl Tokens {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let (c, fresh_until) = cache.get(member)?;
         (*fresh_until > Utc::now()).then(|| c.clone())
+    }
+
+    /// Drops every cached credential: another process (`lipost auth login`, `import`) may
+    /// have stored a new token, and the next send must read it.
+    fn forget_all(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     fn forget(&self, member: &str) {
@@ -254,14 +259,20 @@ impl Tokens {
         })
     }
 
-    /// LinkedIn answered 401 to this member's token: refresh it once (or re-mint in the
-    /// sandbox); without a way to renew it, the account needs a new login.
-    pub async fn unauthorized(&self, member: &str) -> Result<(), AuthError> {
+    /// LinkedIn answered 401 to `used`, this member's token: refresh it once (or re-mint in
+    /// the sandbox); without a way to renew it, the account needs a new login. If the store
+    /// already holds another token (a login since, or a refresh by another send), the retry
+    /// goes out with that one and nothing is marked.
+    pub async fn unauthorized(&self, member: &str, used: &Secret) -> Result<(), AuthError> {
         self.forget(member);
         let _one = self.busy.lock().await;
         let Some(token) = self.load(member).await? else {
             return Ok(());
         };
+        if token.access_token.expose() != used.expose() {
+            info!(account = %member, "401 for a token that has since been replaced; retrying with the stored one");
+            return Ok(());
+        }
         if token.source == TokenSource::Sandbox {
             self.sandbox_mint(member).await?;
             return Ok(());
@@ -376,7 +387,9 @@ impl Tokens {
 
     /// Expiry warnings and proactive refreshes, until the process ends. Warns at WARN level
     /// when an access token that cannot be refreshed enters its last 14, 7, 3 and 1 days,
-    /// and likewise for refresh tokens (365 days from the first consent).
+    /// and likewise for refresh tokens (365 days from the first consent). `wake` is told
+    /// when another process poked the wake file (a login or import stores tokens that way)
+    /// or the config was reloaded: cached credentials are dropped then.
     pub async fn keep_alive(self: Arc<Self>, wake: Arc<Notify>) {
         let mut warned: HashMap<(String, &'static str), i64> = HashMap::new();
         loop {
@@ -390,7 +403,7 @@ impl Tokens {
             let wait = (next - Utc::now()).to_std().unwrap_or_default();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = wake.notified() => {}
+                _ = wake.notified() => self.forget_all(),
                 _ = self.changed.notified() => {}
             }
         }

@@ -296,4 +296,7 @@ async fn check_api(
             );
         }
     }
+    if let Some(w) = crate::linkedin::version_warning(&config.linkedin.version, Utc::now()) {
+        d.line(Level::Warn, w);
+    }
 }

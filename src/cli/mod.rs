@@ -152,6 +152,14 @@ fn open_store(config: &Config) -> Result<Store> {
     Store::open(&config.database).with_context(|| format!("opening {}", config.database.display()))
 }
 
+/// For commands whose work goes out (tokens, retries): the database must have been made for
+/// the configured mode, like `lipost run` checks.
+fn open_store_to_send(config: &Config) -> Result<Store> {
+    let mut store = open_store(config)?;
+    store.check_made_for(&crate::store::MadeFor::of(&config.linkedin), false)?;
+    Ok(store)
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
@@ -203,7 +211,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Retry { id, all } => {
             let config = load(&cli)?;
-            let mut store = open_store(&config)?;
+            let mut store = open_store_to_send(&config)?;
             let ids = if *all {
                 store.dead_ids()?
             } else {
@@ -221,7 +229,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Auth(AuthCommand::Login { account, paste }) => {
             let config = load(&cli)?;
-            let mut store = open_store(&config)?;
+            let mut store = open_store_to_send(&config)?;
             auth::login(&config, &mut store, account, *paste).await
         }
         Command::Auth(AuthCommand::Import {
@@ -230,7 +238,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             refresh_expires_in,
         }) => {
             let config = load(&cli)?;
-            let mut store = open_store(&config)?;
+            let mut store = open_store_to_send(&config)?;
             auth::import(
                 &config,
                 &mut store,

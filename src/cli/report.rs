@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::post::{Attempt, Post, PostState};
+use crate::post::{Attempt, HoldReason, Post, PostState};
 use crate::store::Store;
 
 fn local(config: &Config, t: DateTime<Utc>) -> String {
@@ -140,6 +140,7 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
             .collect();
         let out = json!({
             "database": config.database,
+            "version_warning": crate::linkedin::version_warning(&config.linkedin.version, Utc::now()),
             "counts": counts,
             "next": next,
             "latest_failures": failures,
@@ -152,6 +153,14 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     println!("lipost status ({})", config.database.display());
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("posts: {}", summary.join(", "));
+    if let Some(w) = crate::linkedin::version_warning(&config.linkedin.version, Utc::now()) {
+        println!("warning: {w}");
+    }
+    for (reason, n) in store.hold_counts()? {
+        if reason == HoldReason::ApiVersionRetired {
+            println!("held: {n} posts ({reason}): LinkedIn no longer serves linkedin.version {}; set a recent month, then `systemctl reload lipost`", config.linkedin.version);
+        }
+    }
     println!();
     println!("accounts:");
     for h in &health {
@@ -227,10 +236,16 @@ fn post_line(config: &Config, p: &Post) -> String {
 pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<()> {
     let post = store.get(id)?;
     let attempts = store.attempts(id)?;
+    let hold = store.hold_of(id)?;
     if as_json {
+        let hold = hold
+            .as_ref()
+            .map(|h| json!({"reason": h.reason, "until": h.until}));
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"post": post, "attempts": attempts}))?
+            serde_json::to_string_pretty(
+                &json!({"post": post, "hold": hold, "attempts": attempts})
+            )?
         );
         return Ok(());
     }
@@ -244,8 +259,24 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
             local(config, slot)
         );
     }
-    if post.state == PostState::Scheduled {
-        println!("next try    {}", local(config, post.next_attempt_at));
+    match (&hold, post.state) {
+        (Some(h), PostState::Scheduled) => {
+            let what = match h.reason {
+                HoldReason::NeedsReauth => "its account needs `lipost auth login`",
+                HoldReason::ApiVersionRetired => {
+                    "LinkedIn retired the configured linkedin.version: set a recent one, then reload"
+                }
+            };
+            println!("held        {} ({what})", h.reason);
+            println!(
+                "held until  {} (then dead as too_late, unless the hold is lifted first)",
+                local(config, h.until)
+            );
+        }
+        (None, PostState::Scheduled) => {
+            println!("next try    {}", local(config, post.next_attempt_at))
+        }
+        _ => {}
     }
     if let Some(urn) = &post.post_urn {
         println!("post URN    {urn}");

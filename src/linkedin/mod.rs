@@ -2,7 +2,9 @@
 //!
 //! It owns request building (headers, body shape, URL encoding) and turns every response
 //! into `Ok` or a classified [`ApiError`]. It knows nothing of the store, drafts or retry
-//! policy: deciding what an error means for a post is the publisher's job.
+//! policy: deciding what an error means for a post is the publisher's job. The
+//! `LinkedIn-Version` it sends is shared by its clones ([`ApiVersion`]) and can change while
+//! it runs (SIGHUP).
 //! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
 
 pub mod ltf;
@@ -56,6 +58,86 @@ impl ApiError {
     }
 }
 
+/// The `LinkedIn-Version` every versioned call carries, shared by all clones of a
+/// [`Client`] so a reload changes it without a restart; and whether LinkedIn said it no
+/// longer serves it (426 `NONEXISTENT_VERSION`).
+#[derive(Clone)]
+pub struct ApiVersion(std::sync::Arc<std::sync::Mutex<VersionState>>);
+
+struct VersionState {
+    current: String,
+    retired: bool,
+}
+
+impl ApiVersion {
+    pub fn new(version: &str) -> ApiVersion {
+        ApiVersion(std::sync::Arc::new(std::sync::Mutex::new(VersionState {
+            current: version.to_string(),
+            retired: false,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VersionState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn current(&self) -> String {
+        self.lock().current.clone()
+    }
+
+    /// Switches to `version` (a reload) and forgets any refusal: the next request tries it
+    /// again, even if it is the same one, so a refusal that was really for the version before
+    /// a reload cannot stick. `true` if the version changed or had been refused.
+    pub fn set(&self, version: &str) -> bool {
+        let mut s = self.lock();
+        let changed = s.current != version || s.retired;
+        s.current = version.to_string();
+        s.retired = false;
+        changed
+    }
+
+    /// LinkedIn refused `version` as retired. `true` the first time for the current one, so
+    /// the caller says it loudly once.
+    pub fn retire(&self, version: &str) -> bool {
+        let mut s = self.lock();
+        if s.current != version || s.retired {
+            return false;
+        }
+        s.retired = true;
+        true
+    }
+
+    /// The current version, if LinkedIn said it no longer serves it.
+    pub fn retired(&self) -> Option<String> {
+        let s = self.lock();
+        s.retired.then(|| s.current.clone())
+    }
+}
+
+/// Months from a `YYYYMM` version to `now`'s month; `None` if it is not one.
+pub fn version_age_months(version: &str, now: chrono::DateTime<chrono::Utc>) -> Option<i32> {
+    use chrono::Datelike;
+    if version.len() != 6 || !version.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let y: i32 = version[..4].parse().ok()?;
+    let m: i32 = version[4..].parse().ok()?;
+    Some((now.year() - y) * 12 + now.month() as i32 - m)
+}
+
+/// LinkedIn retires each monthly version after about a year: past this age, say so ahead.
+pub const VERSION_WARN_MONTHS: i32 = 10;
+
+/// A warning for an old configured version, or `None` while it is young enough.
+pub fn version_warning(version: &str, now: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let age = version_age_months(version, now)?;
+    (age > VERSION_WARN_MONTHS).then(|| {
+        format!(
+            "linkedin.version {version} is {age} months old; LinkedIn retires a version after about a year, and then every post is held: set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`"
+        )
+    })
+}
+
 /// The post LinkedIn created.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -70,7 +152,7 @@ pub struct Client {
     posts: String,
     posts_url: Option<reqwest::Url>,
     oauth: String,
-    version: String,
+    version: ApiVersion,
 }
 
 impl Client {
@@ -101,8 +183,13 @@ impl Client {
             posts,
             api,
             oauth: oauth.trim_end_matches('/').to_string(),
-            version: version.to_string(),
+            version: ApiVersion::new(version),
         }
+    }
+
+    /// The version this client sends; shared by its clones.
+    pub fn version(&self) -> &ApiVersion {
+        &self.version
     }
 
     pub fn api_base(&self) -> &str {
@@ -116,7 +203,7 @@ impl Client {
     fn versioned(&self, token: &Secret) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, bearer(token));
-        if let Ok(v) = HeaderValue::from_str(&self.version) {
+        if let Ok(v) = HeaderValue::from_str(&self.version.current()) {
             h.insert("LinkedIn-Version", v);
         }
         h.insert(
@@ -360,5 +447,38 @@ mod tests {
             "HTTP 403 ACCESS_DENIED: Not enough permissions"
         );
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_retired_version_is_said_once_and_a_reload_tries_again() {
+        let v = ApiVersion::new("202401");
+        assert!(v.retire("202401"));
+        assert!(!v.retire("202401"), "said once");
+        assert_eq!(v.retired().as_deref(), Some("202401"));
+        // Same version again: tried again, not stuck.
+        assert!(v.set("202401"));
+        assert_eq!(v.retired(), None);
+        assert!(!v.set("202401"), "nothing to lift");
+        assert!(v.set("202611"));
+        assert_eq!(v.current(), "202611");
+        assert!(!v.retire("202401"), "not the current one");
+    }
+
+    #[test]
+    fn versions_older_than_ten_months_are_warned() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(version_age_months("202511", now), Some(12));
+        assert_eq!(version_age_months("2025-1", now), None);
+        assert!(
+            version_warning("202601", now).is_none(),
+            "10 months: not yet"
+        );
+        let w = version_warning("202512", now).expect("11 months");
+        assert!(
+            w.contains("11 months old") && w.contains("linkedin.version"),
+            "{w}"
+        );
     }
 }

@@ -75,4 +75,15 @@ ALTER TABLE posts ADD COLUMN slot_at TEXT;
 CREATE UNIQUE INDEX posts_slot ON posts (account, slot_at)
     WHERE slot_at IS NOT NULL AND state IN ('scheduled', 'publishing', 'published');
 "#,
+    // 4: what the database was made for (mode, live API base), and why a due post is held.
+    // `hold_until` is when the scheduler looks at a held post by itself: the end of its
+    // lateness budget, when it goes dead as `too_late` unless the hold is lifted first.
+    r#"
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+ALTER TABLE posts ADD COLUMN hold_reason TEXT;
+ALTER TABLE posts ADD COLUMN hold_until TEXT;
+"#,
 ];

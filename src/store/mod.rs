@@ -8,12 +8,14 @@
 //! rusqlite blocks, so async callers go through [`Handle`], which runs each call on tokio's
 //! blocking pool.
 
+mod guards;
 mod intake;
 mod migrations;
 mod operator;
 mod reading;
 mod tokens;
 
+pub use guards::{Hold, MadeFor};
 pub use tokens::{Token, TokenSource};
 
 use std::path::Path;
@@ -65,6 +67,8 @@ pub enum StoreError {
         column: &'static str,
         value: String,
     },
+    #[error("this database was made for {had}, and the config says {want}: its tokens, post URNs and scheduled posts belong to the first and must never go to the second. Point `database` in config.toml at a new file for {want} (keep the old file for {had}), or put the config back")]
+    MadeFor { had: String, want: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -184,6 +188,9 @@ pub enum Settle {
     Dead {
         reason: String,
     },
+    /// Not the post's fault (e.g. a retired API version): scheduled again, held, no try
+    /// counted.
+    Held(Hold),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -426,7 +433,8 @@ impl Store {
             // costs more than reading the row again.
             debug_assert_eq!(Transition::Claim.from(), &[PostState::Scheduled]);
             let mut claim = tx.prepare_cached(
-                "UPDATE posts SET state = 'publishing', updated_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
+                "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL \
+                 WHERE id = ?1 AND state = 'scheduled'",
             )?;
             let mut read =
                 tx.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"))?;
@@ -501,6 +509,7 @@ impl Store {
         Self::move_after_try(tx, &item.post_id, r, &item.outcome, now_s)?;
         let next = match &item.outcome {
             Settle::Retry { at, .. } => Some(ts(*at)),
+            Settle::Held(hold) => Some(ts(hold.until)),
             _ => None,
         };
         tx.prepare_cached(
@@ -555,6 +564,14 @@ impl Store {
             Settle::Dead { reason } => {
                 Self::apply_or_explain(tx, post_id, Transition::Kill, "give up", now_s)?;
                 Self::bury(tx, post_id, reason, result, now_s)?;
+            }
+            Settle::Held(hold) => {
+                Self::apply_or_explain(tx, post_id, Transition::Reschedule, "hold", now_s)?;
+                tx.execute(
+                    "UPDATE posts SET hold_reason = ?2, hold_until = ?3, next_attempt_at = ?3, last_error = ?4 \
+                     WHERE id = ?1",
+                    params![post_id, hold.reason.as_str(), ts(hold.until), result.message],
+                )?;
             }
         }
         Ok(())

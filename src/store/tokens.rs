@@ -117,6 +117,9 @@ impl Store {
                 ts(t.updated_at),
             ],
         )?;
+        // A new token may be what held posts waited for; the scheduler holds again those of
+        // accounts still without one.
+        self.lift_holds(Some(crate::post::HoldReason::NeedsReauth), t.updated_at)?;
         Ok(())
     }
 

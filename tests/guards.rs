@@ -1,0 +1,485 @@
+//! Guards around the core promise: held accounts never starve others, a token stored while
+//! the daemon runs is used at once, one daemon per database, a database never changes
+//! worlds (sandbox / live), and a retired API version holds posts instead of killing them.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+/// Member `me` may post for the `acme` page, so its tokens pass the login checks.
+fn grant_page_role(sb: &Sandbox) {
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "ADMINISTRATOR"}),
+    );
+}
+
+/// A token the sandbox mints for `me` with every scope it needs, as LinkedIn's token
+/// generator would hand it out.
+fn mint_for_me(sb: &Sandbox) -> String {
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/_sandbox/token", sb.url))
+        .json(&json!({"member": "me", "scope": "openid profile w_member_social w_organization_social r_organization_admin r_organization_social", "organizations": ["urn:li:organization:2414183"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// `lipost auth import --account me` with `token` on stdin.
+fn import(env: &Env, token: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args([
+            "auth",
+            "import",
+            "--account",
+            "me",
+            "--expires-in",
+            "30days",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(token.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn output(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn revoke(sb: &Sandbox, token: &str) {
+    post_json(
+        &format!("{}/_sandbox/revoke", sb.url),
+        &json!({"token": token}),
+    );
+}
+
+fn token_status(env: &Env) -> String {
+    env.db()
+        .query_row("SELECT status FROM tokens WHERE account = 'me'", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or_default()
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    env.db().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// User plus system CPU time of a process, from /proc/PID/stat, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+fn ticks_per_second() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+}
+
+#[test]
+fn hundreds_of_held_posts_neither_starve_another_account_nor_spin() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "\n[accounts.other]\nkind = \"member\"\n");
+    // Room for all of them today once the hold is lifted.
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(
+            "[accounts.me]\nkind = \"member\"\n",
+            "[accounts.me]\nkind = \"member\"\ndaily_cap = 1000\n",
+        ),
+    )
+    .unwrap();
+    let token = mint_for_me(&sb);
+    let out = import(&env, &token);
+    assert!(out.status.success(), "{}", output(&out));
+    revoke(&sb, &token);
+    let d = Daemon::start(&env);
+
+    // The revoked token is refused and cannot be renewed: `me` needs a login.
+    env.drop_draft("first.md", "Held from the start\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || token_status(&env)
+            == "needs_reauth"),
+        "{}",
+        d.log_text()
+    );
+    for i in 0..300 {
+        let name = format!("held-{i:03}.md");
+        std::fs::write(env.queue.join(&name), format!("Held post {i}\n")).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE id LIKE 'held-%'"
+        ) == 300),
+        "{}",
+        d.log_text()
+    );
+
+    let dropped = Instant::now();
+    env.drop_draft(
+        "healthy.md",
+        draft("account = \"other\"", "Another account is not held"),
+    );
+    wait_post_logged(
+        &sb,
+        &d,
+        "Another account is not held",
+        Duration::from_secs(20),
+    );
+    // Settle time 500 ms plus a send; generous for a loaded machine.
+    assert!(
+        dropped.elapsed() < Duration::from_secs(10),
+        "the healthy post took {:?}",
+        dropped.elapsed()
+    );
+
+    // Every held post is held in the store, none sent, none dead.
+    assert!(
+        wait_until(Duration::from_secs(10), || count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason = 'needs_reauth'"
+        ) == 301),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM dead_letters"), 0);
+    assert_eq!(sb.posts().len(), 1);
+    let show = output(&env.lipost(&["show", "held-042"]));
+    assert!(show.contains("needs_reauth"), "{show}");
+
+    // Asleep, not spinning: a spin costs a whole core.
+    let before = cpu_ticks(d.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(d.pid()) - before;
+    assert!(
+        used * 100 < 30 * 3 * ticks_per_second(),
+        "the daemon used {used} ticks of CPU in 3 s while only held posts were due"
+    );
+
+    // A new token lifts the holds: they all go out.
+    let out = import(&env, &mint_for_me(&sb));
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        wait_until(Duration::from_secs(60), || sb.posts().len() == 302),
+        "{} posts; {}",
+        sb.posts().len(),
+        d.log_text()
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE hold_reason IS NOT NULL"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_token_imported_while_the_daemon_runs_is_used_at_once() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "");
+    let old = mint_for_me(&sb);
+    assert!(import(&env, &old).status.success());
+    let d = Daemon::start(&env);
+    env.drop_draft("first.md", "With the first token\n");
+    wait_post_logged(&sb, &d, "With the first token", Duration::from_secs(10));
+
+    // A new token replaces the cached one; the old one stops working.
+    let out = import(&env, &mint_for_me(&sb));
+    assert!(out.status.success(), "{}", output(&out));
+    revoke(&sb, &old);
+    env.drop_draft("second.md", "With the new token\n");
+    wait_post_logged(&sb, &d, "With the new token", Duration::from_secs(10));
+    assert_eq!(token_status(&env), "ok");
+    // Sent once, with the new token: no 401 on the way.
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'second'"
+        ),
+        1,
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn a_401_for_a_token_replaced_since_retries_with_the_stored_one() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "");
+    let old = mint_for_me(&sb);
+    assert!(import(&env, &old).status.success());
+    let d = Daemon::start(&env);
+    env.drop_draft("first.md", "With the first token\n");
+    wait_post_logged(&sb, &d, "With the first token", Duration::from_secs(10));
+
+    // Without the wake file the daemon is not told, so it still holds the old token.
+    std::fs::remove_file(env.path("state/lipost.db-wake")).unwrap();
+    d.wait_log("wake file was removed", Duration::from_secs(5));
+    // Cached again after whatever the removal woke.
+    env.drop_draft("bridge.md", "Still with the first token\n");
+    wait_post_logged(
+        &sb,
+        &d,
+        "Still with the first token",
+        Duration::from_secs(10),
+    );
+    let out = import(&env, &mint_for_me(&sb));
+    assert!(out.status.success(), "{}", output(&out));
+    revoke(&sb, &old);
+    env.drop_draft("second.md", "After a 401\n");
+    wait_post_logged(&sb, &d, "After a 401", Duration::from_secs(15));
+    assert_eq!(token_status(&env), "ok", "{}", d.log_text());
+    assert!(d.log_text().contains("has since been replaced"));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not_stale() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut first = Daemon::start(&env);
+    let lock = env.path("state/lipost.db-lock");
+    assert_eq!(
+        std::fs::read_to_string(&lock).unwrap().trim(),
+        first.pid().to_string()
+    );
+    assert_eq!(
+        std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let second = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("run")
+        .output()
+        .unwrap();
+    let said = output(&second);
+    assert!(!second.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("pid {}", first.pid())),
+        "the refusal names the running daemon: {said}"
+    );
+    assert!(first.alive());
+
+    // A SIGKILL leaves no stale lock: a new daemon starts and works.
+    first.kill9();
+    let d = Daemon::start(&env);
+    env.drop_draft("after.md", "After the old daemon died\n");
+    wait_post_logged(
+        &sb,
+        &d,
+        "After the old daemon died",
+        Duration::from_secs(10),
+    );
+}
+
+#[test]
+fn a_sandbox_database_refuses_a_live_config() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    env.drop_draft("test.md", "A sandbox test post\n");
+    wait_post_logged(&sb, &d, "A sandbox test post", Duration::from_secs(10));
+    assert!(d.term(Duration::from_secs(10)).success());
+    let mode: String = env
+        .db()
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(mode, "sandbox");
+
+    // Switched to live (still on loopback here, so nothing could leak if it went wrong).
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace(
+            "mode = \"sandbox\"",
+            "mode = \"live\"\nclient_id = \"app\"\nallow_unsafe_endpoint = true",
+        ),
+    )
+    .unwrap();
+    env.drop_draft("real.md", "Would go out for real\n");
+    let run = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("run")
+        .env("LIPOST_CLIENT_SECRET", "s3cret")
+        .output()
+        .unwrap();
+    let said = output(&run);
+    assert!(!run.status.success(), "{said}");
+    assert!(
+        said.contains("made for sandbox mode") && said.contains("database"),
+        "the refusal says what to do: {said}"
+    );
+    assert!(
+        env.queue.join("real.md").exists(),
+        "the draft was not taken"
+    );
+    assert_eq!(sb.posts().len(), 1, "nothing more was sent");
+
+    let out = import(&env, &mint_for_me(&sb));
+    assert!(!out.status.success(), "{}", output(&out));
+    assert!(output(&out).contains("made for sandbox mode"));
+}
+
+fn months_ago(n: i32) -> String {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    let total = now.year() * 12 + now.month0() as i32 - n;
+    format!("{:04}{:02}", total / 12, total % 12 + 1)
+}
+
+#[test]
+fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    let retired = months_ago(15);
+    std::fs::write(
+        &env.config,
+        good.replace(
+            &format!("version = \"{}\"", current_version()),
+            &format!("version = \"{retired}\""),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&env);
+    for i in 0..4 {
+        env.drop_draft(&format!("p{i}.md"), format!("Waits for a version {i}\n"));
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason = 'api_version_retired'"
+        ) == 4
+        }),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM dead_letters"), 0);
+    assert!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE outcome = 'api_version_retired'"
+        ) >= 1
+    );
+    assert!(sb.posts().is_empty());
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("no longer serves LinkedIn-Version").count(),
+        1,
+        "said once, loudly: {log}"
+    );
+    assert!(
+        log.contains("ERROR") && log.contains("linkedin.version"),
+        "{log}"
+    );
+    let show = output(&env.lipost(&["show", "p2"]));
+    assert!(show.contains("api_version_retired"), "{show}");
+    let status = output(&env.lipost(&["status"]));
+    assert!(
+        status.contains("held: 4 posts (api_version_retired)"),
+        "{status}"
+    );
+
+    std::fs::write(&env.config, &good).unwrap();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    assert!(
+        wait_until(Duration::from_secs(20), || sb.posts().len() == 4),
+        "{}",
+        d.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let posts = sb.posts();
+    for i in 0..4 {
+        let text = format!("Waits for a version {i}");
+        assert_eq!(
+            posts.iter().filter(|p| p["text"] == text.as_str()).count(),
+            1
+        );
+    }
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE state = 'published' AND hold_reason IS NULL"
+        ),
+        4
+    );
+}
+
+#[test]
+fn an_old_version_is_warned_in_the_log_status_and_doctor() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    let old = months_ago(11);
+    std::fs::write(
+        &env.config,
+        good.replace(
+            &format!("version = \"{}\"", current_version()),
+            &format!("version = \"{old}\""),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&env);
+    d.wait_log("11 months old", Duration::from_secs(5));
+    assert!(d.log_text().contains("WARN"));
+    // Still served: posts go out.
+    env.drop_draft("ok.md", "Old but served\n");
+    wait_post_logged(&sb, &d, "Old but served", Duration::from_secs(10));
+
+    let status = output(&env.lipost(&["status"]));
+    assert!(
+        status.contains(&format!("linkedin.version {old} is 11 months old")),
+        "{status}"
+    );
+    let doctor = output(&env.lipost(&["doctor"]));
+    assert!(
+        doctor
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("linkedin.version")),
+        "{doctor}"
+    );
+
+    // A young version says nothing.
+    std::fs::write(&env.config, &good).unwrap();
+    let status = output(&env.lipost(&["status"]));
+    assert!(!status.contains("months old"), "{status}");
+}
