@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::config::Live;
-use crate::post::Post;
+use crate::post::{DeadReason, Post};
 use crate::publisher::Publisher;
 use crate::store::{DispatchView, Handle, StoreError};
 
@@ -47,6 +47,9 @@ pub struct Scheduler {
     /// Claimed posts, sending or waiting for a permit, per account.
     busy: HashMap<String, usize>,
     tasks: JoinSet<String>,
+    /// The post each publish task carries, so a task that fails (panics) can still be
+    /// settled and its account's place freed.
+    carrying: HashMap<tokio::task::Id, (String, String)>,
     /// WATCHDOG=1 interval, when systemd asked for one, and the next ping.
     watchdog: Option<(std::time::Duration, tokio::time::Instant)>,
     last_status: String,
@@ -81,6 +84,7 @@ impl Scheduler {
             freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
+            carrying: HashMap::new(),
             watchdog: crate::service::watchdog_interval().map(|d| (d, tokio::time::Instant::now())),
             last_status: String::new(),
             last_status_at: std::time::Instant::now(),
@@ -88,8 +92,18 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown` turns true, then lets sends in flight finish (up to the
-    /// configured timeout).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+    /// configured timeout). A store error ends it too, but only after the sends in flight
+    /// finished and settled: their outcomes are not dropped.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+        let r = self.work(shutdown).await;
+        if let Err(e) = &r {
+            warn!(error = %e, in_flight = self.tasks.len(), "store error in the scheduler; letting requests in flight finish and settle before exiting");
+        }
+        self.drain().await;
+        r
+    }
+
+    async fn work(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
         loop {
             if *shutdown.borrow() {
                 break;
@@ -118,7 +132,11 @@ impl Scheduler {
                 self.store.call(move |s| s.next_due_after(now)).await?
             };
             let sleep = next.map(|t| {
-                let d = (t - Utc::now()).to_std().unwrap_or_default();
+                // Capped: a far-off date must not overflow the clock; waking daily is free.
+                let d = (t - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(std::time::Duration::from_secs(24 * 3600));
                 tokio::time::Instant::now() + d
             });
             tokio::select! {
@@ -126,16 +144,15 @@ impl Scheduler {
                 _ = self.rearm.notified() => {}
                 _ = self.freed.notified() => {}
                 _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    self.finished(done);
-                    while let Some(done) = self.tasks.try_join_next() {
-                        self.finished(done);
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done).await;
+                    while let Some(done) = self.tasks.try_join_next_with_id() {
+                        self.finished(done).await;
                     }
                 }
                 _ = shutdown.changed() => {}
             }
         }
-        self.drain().await;
         Ok(())
     }
 
@@ -173,17 +190,34 @@ impl Scheduler {
         }
     }
 
-    fn finished(&mut self, done: Result<String, tokio::task::JoinError>) {
-        match done {
-            Ok(account) => {
-                if let Some(n) = self.busy.get_mut(&account) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.busy.remove(&account);
-                    }
-                }
+    async fn finished(&mut self, done: Result<(tokio::task::Id, String), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some((post_id, account)) = self.carrying.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.busy.get_mut(&account) {
+            *n -= 1;
+            if *n == 0 {
+                self.busy.remove(&account);
             }
-            Err(e) => warn!(error = %e, "a publish task failed"),
+        }
+        if let Err(e) = done {
+            // The task ended without settling (a panic): its request may have left, so the
+            // post is in doubt, resolved before anything is resent, never stranded.
+            let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
+            warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
+            let id = post_id.clone();
+            if let Err(e) = self
+                .store
+                .call(move |s| s.recover_one(&id, &why, Utc::now()))
+                .await
+            {
+                warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
+            }
+            self.rearm.notify_one();
         }
     }
 
@@ -208,7 +242,7 @@ impl Scheduler {
                 let more = view.due.len() == limit;
                 let plan = plan(&config, &view, &busy, available, now);
                 for (id, why) in &plan.expired {
-                    s.expire(id, "too_late", why, Utc::now())?;
+                    s.expire(id, DeadReason::TooLate, why, Utc::now())?;
                 }
                 if !plan.deferred.is_empty() {
                     s.defer_many(&plan.deferred)?;
@@ -248,7 +282,8 @@ impl Scheduler {
         let publisher = self.publisher.clone();
         let permits = self.permits.clone();
         let freed = self.freed.clone();
-        self.tasks.spawn(async move {
+        let carried = (post.id.clone(), post.account.clone());
+        let task = self.tasks.spawn(async move {
             let account = post.account.clone();
             match permits.acquire_owned().await {
                 Ok(permit) => {
@@ -265,6 +300,7 @@ impl Scheduler {
             }
             account
         });
+        self.carrying.insert(task.id(), carried);
     }
 
     /// Gives back claimed posts still waiting for a permit and waits for sends in flight, up
@@ -332,7 +368,6 @@ fn plan(
     };
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let held = held_accounts(config, &view.tokens);
-    let max_lateness = chrono::Duration::from_std(config.retry.max_lateness).unwrap_or_default();
     for post in &view.due {
         if available == 0 {
             plan.blocked = true;
@@ -346,7 +381,7 @@ fn plan(
         };
         if let Some(why) = held.get(account.token_account()) {
             // Held, not sent: no pointless 401s. Released by a new login, unless too late.
-            if now > post.due_at + max_lateness {
+            if now > crate::publisher::later(post.due_at, config.retry.max_lateness) {
                 plan.expired.push((
                     post.id.clone(),
                     format!(
@@ -382,8 +417,7 @@ fn plan(
             continue;
         }
         if let Some(last) = last.filter(|_| paced) {
-            let earliest =
-                last + chrono::Duration::from_std(account.min_spacing).unwrap_or_default();
+            let earliest = crate::publisher::later(last, account.min_spacing);
             if earliest > now {
                 plan.deferred.push((post.id.clone(), earliest));
                 continue;

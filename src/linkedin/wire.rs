@@ -66,6 +66,9 @@ pub struct ErrorBody {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
+    /// `{"inputErrors": [{"code": "DUPLICATE_POST", …}]}` on a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +104,11 @@ pub struct PostElement {
     pub author: String,
     #[serde(default)]
     pub commentary: String,
+    /// Epoch milliseconds, as LinkedIn sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

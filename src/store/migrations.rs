@@ -75,4 +75,8 @@ ALTER TABLE posts ADD COLUMN slot_at TEXT;
 CREATE UNIQUE INDEX posts_slot ON posts (account, slot_at)
     WHERE slot_at IS NOT NULL AND state IN ('scheduled', 'publishing', 'published');
 "#,
+    // 4: which post holds a URN: an in-doubt post is matched only to a URN no other post holds.
+    r#"
+CREATE INDEX posts_urn ON posts (post_urn) WHERE post_urn IS NOT NULL;
+"#,
 ];
