@@ -2,9 +2,11 @@
 //!
 //! It receives a post the scheduler has already moved to `publishing` (committed), sends it,
 //! classifies the outcome (published, retry with backoff, rate limited, in doubt, dead) and
-//! settles it in the store in one transaction. A post in doubt (an earlier try may have
-//! reached LinkedIn) is resolved before anything is resent: by finding it among the page's
-//! posts, by resending within LinkedIn's duplicate window, or by giving up as `in_doubt`.
+//! settles it in the store in one transaction (retried until it commits). A post in doubt (an
+//! earlier try may have reached LinkedIn: no answer, a 5xx, a 201 without a URN) is resolved
+//! before anything is resent: by finding it among the page's posts created since that try,
+//! by resending within LinkedIn's duplicate window (whose 422 names the live post), or by
+//! giving up as `in_doubt`. Time arithmetic here is checked: no answer can make it panic.
 //! It never reads the queue folder and never picks which post goes next.
 
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! The sandbox's own endpoints under `/_sandbox/` (tokens without a browser, what was posted,
-//! settings, revocation) and the scripted-fault layer tests use.
+//! posts seeded as made elsewhere, settings, revocation) and the scripted-fault layer tests
+//! use.
 
 use std::time::Duration;
 
