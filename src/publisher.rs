@@ -561,6 +561,20 @@ mod tests {
     }
 
     #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Utc::now();
+        assert_eq!(
+            later(now, Duration::from_secs(100_000_000_000_000)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(now, Duration::from_secs(2)),
+            now + chrono::Duration::seconds(2)
+        );
+    }
+
+    #[test]
     fn quota_reset_is_just_after_midnight_utc() {
         let now = DateTime::parse_from_rfc3339("2026-11-23T15:00:00Z")
             .unwrap()

@@ -495,6 +495,61 @@ mod tests {
         "2026-11-23T10:00:01Z".parse().unwrap()
     }
 
+    /// A send task that panics (none should: this is the net under the checked arithmetic)
+    /// leaves no post stranded in `publishing` and no account held.
+    #[tokio::test]
+    async fn a_publish_task_that_panics_puts_its_post_in_doubt_and_frees_its_account() {
+        use crate::store::{Intake, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = Intake {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let (post, _attempt) = store
+            .claim_many(&["p".to_string()], Utc::now())
+            .unwrap()
+            .remove(0);
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = crate::linkedin::Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            std::time::Duration::from_secs(1),
+        );
+        let tokens = Arc::new(crate::auth::Tokens::new(
+            live.clone(),
+            client.clone(),
+            handle.clone(),
+        ));
+        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
+        *s.busy.entry(post.account.clone()).or_default() += 1;
+        let task = s.tasks.spawn(async { panic!("a bug in a send") });
+        s.carrying
+            .insert(task.id(), (post.id.clone(), post.account.clone()));
+        let done = s.tasks.join_next_with_id().await.unwrap();
+        assert!(done.is_err());
+        s.finished(done).await;
+        assert!(s.busy.is_empty(), "the account is free");
+        let (p, attempts) = handle
+            .call(|s| Ok((s.get("p")?, s.attempts("p")?)))
+            .await
+            .unwrap();
+        assert_eq!(p.state, crate::post::PostState::Scheduled);
+        assert!(
+            p.in_doubt_since.is_some(),
+            "in doubt: the request may have left"
+        );
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
+    }
+
     #[test]
     fn takes_no_more_than_the_places_free() {
         let v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
