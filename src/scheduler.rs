@@ -547,7 +547,10 @@ mod tests {
             "in doubt: the request may have left"
         );
         assert_eq!(attempts.len(), 1);
-        assert_eq!(attempts[0].outcome.as_deref(), Some("interrupted"));
+        assert_eq!(
+            attempts[0].outcome.as_deref(),
+            Some(crate::post::AttemptOutcome::Interrupted.as_str())
+        );
     }
 
     #[test]

@@ -52,10 +52,7 @@ impl ApiError {
                 code,
                 message,
                 ..
-            } => {
-                code.as_deref() == Some(DUPLICATE_POST)
-                    || message.to_ascii_lowercase().contains("duplicate")
-            }
+            } => code.as_deref() == Some(DUPLICATE_POST) || message.contains("is a duplicate of"),
             _ => false,
         }
     }

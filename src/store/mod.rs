@@ -89,7 +89,7 @@ pub enum Refused {
     AlreadyPublished { id: String, urn: String },
     #[error("post {id:?} is being published right now; drop the draft again once `lipost show {id}` says it settled")]
     Publishing { id: String },
-    #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN` or `lipost retry {id}`")]
+    #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN`, or check the feed and `lipost retry {id} --force`")]
     InDoubt { id: String },
     #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
     NoFreeSlot { account: String, looked: usize },
