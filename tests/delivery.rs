@@ -720,19 +720,20 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
     env.drop_draft(
         "b.md",
         draft(
-            &format!("publish_at = \"{}\"", in_secs(3)),
+            &format!("publish_at = \"{}\"", in_secs(5)),
             "Due during the lock",
         ),
     );
     wait_state(&env, "b", "scheduled", 10);
     // A is answered after the scheduler failed and the lock is gone.
-    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 20000, "times": 1}]));
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 25000, "times": 1}]));
     env.drop_draft("a.md", "In flight when the store failed\n");
     wait_state(&env, "a", "publishing", 10);
     let lock = env.db();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
     assert_eq!(env.state("b").as_deref(), Some("scheduled"));
-    std::thread::sleep(Duration::from_secs(15));
+    // B's claim waits out the daemon's 10 s busy timeout and fails; A is still in flight.
+    std::thread::sleep(Duration::from_secs(17));
     lock.execute_batch("COMMIT").unwrap();
     drop(lock);
     assert!(
