@@ -173,38 +173,139 @@ pub struct AttemptResult {
     pub error_code: Option<String>,
     pub service_error_code: Option<i64>,
     pub message: Option<String>,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
 }
 
-/// Why a due post waits instead of going out (`posts.hold_reason`). A hold is the
-/// operator's problem, not the post's: it counts no try and leaves no dead letter; the post
-/// goes out once the hold is lifted, unless it is past `retry.max_lateness` by then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldReason {
-    /// Its account has no usable token: a person must run `lipost auth login`.
-    NeedsReauth,
-    /// LinkedIn no longer serves the configured `linkedin.version` (426).
-    ApiVersionRetired,
-}
-
-impl HoldReason {
-    pub const ALL: [HoldReason; 2] = [HoldReason::NeedsReauth, HoldReason::ApiVersionRetired];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldReason::NeedsReauth => "needs_reauth",
-            HoldReason::ApiVersionRetired => "api_version_retired",
+impl AttemptResult {
+    /// A result that only carries a message.
+    pub fn message(message: String) -> AttemptResult {
+        AttemptResult {
+            message: Some(message),
+            ..AttemptResult::default()
         }
     }
+}
 
-    pub fn parse(s: &str) -> Option<HoldReason> {
-        HoldReason::ALL.into_iter().find(|r| r.as_str() == s)
+/// Declares a contract enum: one `as_str` spelling per variant, the only place it is written.
+macro_rules! spelled {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $v:ident = $s:literal,)+ }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $v,)+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$v,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$v => $s,)+ }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                $name::ALL.iter().copied().find(|x| x.as_str() == s)
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+spelled! {
+    /// How one try ended: `attempts.outcome`, read by operators in SQL and in `lipost show`.
+    #[derive(Default)]
+    AttemptOutcome {
+        /// Not decided yet (never stored: every settle sets one).
+        #[default]
+        Pending = "",
+        /// 201 and the new post's URN.
+        Published = "published",
+        /// 201 for a post that was in doubt: the earlier try had not landed after all.
+        PublishedAfterDoubt = "published_after_doubt",
+        /// In doubt, and found among the page's posts.
+        ResolvedFound = "resolved_found",
+        /// LinkedIn refused a resend as a duplicate of the post it names: that one is ours.
+        ResolvedDuplicate = "resolved_duplicate",
+        /// The operator recorded it by hand (`lipost mark-published`).
+        Resolved = "resolved",
+        /// The try may have reached LinkedIn and no usable answer came back.
+        InDoubt = "in_doubt",
+        /// The daemon stopped (or the send failed inside) while the try was under way.
+        Interrupted = "interrupted",
+        /// A failure worth repeating after a backoff.
+        Retry = "retry",
+        /// 429: retried, counted against lateness.
+        RateLimited = "rate_limited",
+        /// Repeated 429s: the daily quota is spent, retried after midnight UTC.
+        RateLimitedUntilReset = "rate_limited_until_reset",
+        /// 401: the token was renewed and the post is sent again.
+        Unauthorized = "unauthorized",
+        /// The account needs a login: waiting, not failing.
+        Held = "held",
+        /// No token could be had for a transient reason.
+        TokenUnavailable = "token_unavailable",
+        /// 426: LinkedIn no longer serves the configured `linkedin.version`; held.
+        ApiVersionRetired = "api_version_retired",
+        /// Given up; the dead letter says why.
+        Dead = "dead",
     }
 }
 
-impl std::fmt::Display for HoldReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+spelled! {
+    /// Why a post was given up: `dead_letters.reason`.
+    DeadReason {
+        /// LinkedIn refused the post for good (4xx).
+        Rejected = "rejected",
+        /// LinkedIn calls it a duplicate of a post that is not this one (or names none).
+        Duplicate = "duplicate",
+        /// A try may have reached LinkedIn and it could not be settled: check the feed.
+        InDoubt = "in_doubt",
+        /// `retry.max_attempts` tries failed.
+        AttemptsExhausted = "attempts_exhausted",
+        /// Past `retry.max_lateness`.
+        TooLate = "too_late",
+        /// Its account is no longer in the config.
+        AccountRemoved = "account_removed",
+    }
+}
+
+impl AttemptOutcome {
+    /// The try ended with the post on LinkedIn and its URN recorded.
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            AttemptOutcome::Published
+                | AttemptOutcome::PublishedAfterDoubt
+                | AttemptOutcome::ResolvedFound
+                | AttemptOutcome::ResolvedDuplicate
+                | AttemptOutcome::Resolved
+        )
+    }
+}
+
+impl DeadReason {
+    /// A letter a plain `lipost retry --all` must not resend: the post may already be live.
+    pub fn may_be_live(self) -> bool {
+        matches!(self, DeadReason::InDoubt | DeadReason::Duplicate)
+    }
+}
+
+spelled! {
+    /// Why a due post waits instead of going out (`posts.hold_reason`). A hold is the
+    /// operator's problem, not the post's: it counts no try and leaves no dead letter; the
+    /// post goes out once the hold is lifted, unless it is past `retry.max_lateness` by then.
+    HoldReason {
+        /// Its account has no usable token: a person must run `lipost auth login`.
+        NeedsReauth = "needs_reauth",
+        /// LinkedIn no longer serves the configured `linkedin.version` (426).
+        ApiVersionRetired = "api_version_retired",
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! It receives a post the scheduler has already moved to `publishing` (committed), sends it,
 //! classifies the outcome (published, retry with backoff, rate limited, in doubt, dead) and
-//! settles it in the store in one transaction. A post in doubt (an earlier try may have
-//! reached LinkedIn) is resolved before anything is resent: by finding it among the page's
-//! posts, by resending within LinkedIn's duplicate window, or by giving up as `in_doubt`.
+//! settles it in the store in one transaction (retried until it commits). A post in doubt (an
+//! earlier try may have reached LinkedIn: no answer, a 5xx, a 201 without a URN) is resolved
+//! before anything is resent: by finding it among the page's posts created since that try,
+//! by resending within LinkedIn's duplicate window (whose 422 names the live post), or by
+//! giving up as `in_doubt`. Time arithmetic here is checked: no answer can make it panic.
 //! It never reads the queue folder and never picks which post goes next.
 
 use std::sync::Arc;
@@ -19,12 +21,20 @@ use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
-use crate::post::{AttemptResult, HoldReason, Post};
+use crate::post::{AttemptOutcome, AttemptResult, DeadReason, HoldReason, Post};
 use crate::store::{Budget, Handle, Hold, Settle, Settled};
 use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
 const QUOTA_SPENT_AFTER: u32 = 5;
+
+/// The longest `Retry-After` honoured: LinkedIn's limits reset daily, so a longer one is a
+/// fault, and a post that would wait past `max_lateness` goes dead as `too_late` anyway.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(24 * 3600);
+
+/// How far LinkedIn's clock (a post's `createdAt`) may lag ours when an in-doubt page post is
+/// looked up: a post created up to this long before the in-doubt try began can be that try.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(2);
 
 pub struct Publisher {
     config: Live,
@@ -37,6 +47,9 @@ pub struct Publisher {
 
 /// Group commit: takes every finished try waiting and settles them in one transaction, so
 /// the store keeps up with many sends at once. Each sender learns when its own is committed.
+/// A transaction that fails (the database busy or unwritable) is retried with a backoff
+/// capped at [`SETTLE_RETRY_MAX`], never dropped: the outcome, perhaps a URN, exists only
+/// here until it is committed.
 async fn settle_in_batches(
     store: Handle,
     mut queue: mpsc::UnboundedReceiver<(Settled, oneshot::Sender<Result<(), String>>)>,
@@ -50,20 +63,36 @@ async fn settle_in_batches(
             }
         }
         let (items, senders): (Vec<Settled>, Vec<_>) = batch.into_iter().unzip();
-        match store.call(move |s| s.settle_many(&items, Utc::now())).await {
-            Ok(results) => {
-                for (done, r) in senders.into_iter().zip(results) {
-                    let _ = done.send(r.map_err(|e| e.to_string()));
+        let items = Arc::new(items);
+        let mut wait = Duration::from_millis(100);
+        let mut failures = 0u32;
+        let results = loop {
+            let batch = items.clone();
+            match store.call(move |s| s.settle_many(&batch, Utc::now())).await {
+                Ok(results) => break results,
+                Err(e) => {
+                    failures += 1;
+                    let posts: Vec<&str> = items.iter().map(|i| i.post_id.as_str()).collect();
+                    warn!(error = %e, posts = ?posts, failures, retry_in = ?wait, "cannot record outcomes in the store; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(SETTLE_RETRY_MAX);
                 }
             }
-            Err(e) => {
-                for done in senders {
-                    let _ = done.send(Err(e.to_string()));
-                }
-            }
+        };
+        if failures > 0 {
+            info!(
+                failures,
+                "outcomes recorded in the store after earlier failures"
+            );
+        }
+        for (done, r) in senders.into_iter().zip(results) {
+            let _ = done.send(r.map_err(|e| e.to_string()));
         }
     }
 }
+
+/// The longest wait between two tries to commit an outcome.
+const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The exponential ceiling of the `n`th retry (1-based), from backon: `base · 2^(n-1)`,
 /// capped at `max_delay`.
@@ -88,15 +117,29 @@ pub fn backoff(retry: &Retry, n: u32) -> Duration {
 
 /// Just after the next 00:00 UTC, when LinkedIn's daily limits reset; spread over a minute.
 pub fn after_quota_reset(now: DateTime<Utc>) -> DateTime<Utc> {
-    let midnight = (now.date_naive() + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight exists")
-        .and_utc();
-    midnight + chrono::Duration::seconds(30 + rand::rng().random_range(0..60))
+    let midnight = now
+        .date_naive()
+        .checked_add_days(chrono::Days::new(1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    later(
+        midnight,
+        Duration::from_secs(30 + rand::rng().random_range(0..60)),
+    )
 }
 
 fn std_to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// `t + d`, saturating at the end of time instead of panicking: a `Retry-After` of 10^14
+/// seconds or a huge lateness must not bring a publish task down.
+pub fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 impl Publisher {
@@ -155,9 +198,14 @@ impl Publisher {
     async fn try_once(&self, post: &Post, started: DateTime<Utc>) -> (AttemptResult, Settle) {
         let config = self.config.get();
         let Some(account) = config.account(&post.account) else {
-            return dead(
-                "account_removed",
-                format!("account {:?} is no longer in the config", post.account),
+            return bury(
+                post,
+                false,
+                DeadReason::AccountRemoved,
+                AttemptResult::message(format!(
+                    "account {:?} is no longer in the config",
+                    post.account
+                )),
             );
         };
         let member = account.token_account().to_string();
@@ -166,30 +214,33 @@ impl Publisher {
             Err(e @ AuthError::NeedsLogin { .. }) => {
                 // Held, not failed: the scheduler sends it once the account logs in again.
                 let result = AttemptResult {
-                    message: Some(e.to_string()),
-                    outcome: "held".into(),
-                    ..AttemptResult::default()
+                    outcome: AttemptOutcome::Held,
+                    ..AttemptResult::message(e.to_string())
                 };
                 return self.retry_at(post, result, Utc::now(), Budget::Free, None);
             }
-            Err(e) => return self.retry_plain(post, e.to_string(), "token_unavailable"),
+            Err(e) => {
+                return self.retry_plain(post, e.to_string(), AttemptOutcome::TokenUnavailable)
+            }
         };
         let author = match &account.kind {
             AccountKind::Member => cred.person_urn.clone(),
             AccountKind::Organization { organization, .. } => organization.clone(),
         };
         if let Some(since) = post.in_doubt_since {
-            if let Some(found) = self.find_on_page(post, &author, &cred.token).await {
+            if let Some(found) = self.find_on_page(post, &author, &cred.token, since).await {
                 return found;
             }
-            if started - since > std_to_chrono(self.config.get().retry.resend_window) {
-                return dead(
-                    "in_doubt",
-                    format!(
-                        "a try at {since} may have reached LinkedIn and no answer came back; it is past the {} resend window, so it was not sent again. Check the feed: `lipost mark-published {id} URN` records it if it is there, `lipost retry {id}` sends it anyway",
-                        humantime::format_duration(self.config.get().retry.resend_window),
-                        id = post.id
-                    ),
+            let window = self.config.get().retry.resend_window;
+            if started - since > std_to_chrono(window) {
+                return bury(
+                    post,
+                    true,
+                    DeadReason::InDoubt,
+                    AttemptResult::message(format!(
+                        "a try at {since} may have reached LinkedIn and no answer came back; it is past the {} resend window, so it was not sent again",
+                        humantime::format_duration(window),
+                    )),
                 );
             }
         }
@@ -197,14 +248,14 @@ impl Publisher {
         match self.client.create_post(&cred.token, &body).await {
             Ok(created) => {
                 let outcome = if post.in_doubt_since.is_some() {
-                    "published_after_doubt"
+                    AttemptOutcome::PublishedAfterDoubt
                 } else {
-                    "published"
+                    AttemptOutcome::Published
                 };
                 (
                     AttemptResult {
                         http_status: Some(201),
-                        outcome: outcome.into(),
+                        outcome,
                         message: Some(created.urn.clone()),
                         ..AttemptResult::default()
                     },
@@ -215,36 +266,67 @@ impl Publisher {
         }
     }
 
-    /// For an in-doubt page post: is it already among the page's recent posts?
+    /// For an in-doubt page post: is it already among the page's recent posts? Only a post
+    /// with the same commentary, created at or after the in-doubt try began (less
+    /// [`CLOCK_SKEW`]) and not recorded for another of our posts, is taken for it: a recurring
+    /// text posted last week is not this post.
     async fn find_on_page(
         &self,
         post: &Post,
         author: &str,
         token: &crate::secret::Secret,
+        since: DateTime<Utc>,
     ) -> Option<(AttemptResult, Settle)> {
         if !author.starts_with("urn:li:organization:") {
             return None;
         }
-        match self.client.posts_by_author(token, author).await {
-            Ok(posts) => {
-                let found = posts
-                    .into_iter()
-                    .find(|p| p.commentary == post.commentary)?;
-                Some((
-                    AttemptResult {
-                        http_status: Some(200),
-                        outcome: "resolved_found".into(),
-                        message: Some(format!("in doubt; found on the page as {}", found.id)),
-                        ..AttemptResult::default()
-                    },
-                    Settle::Published { urn: found.id },
-                ))
-            }
+        let posts = match self.client.posts_by_author(token, author).await {
+            Ok(posts) => posts,
             Err(e) => {
                 info!(post_id = %post.id, error = %e, "in-doubt lookup by author failed; falling back to the duplicate window");
-                None
+                return None;
             }
+        };
+        let earliest = since
+            .checked_sub_signed(CLOCK_SKEW)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .timestamp_millis();
+        let candidates: Vec<String> = posts
+            .into_iter()
+            .filter(|p| p.commentary == post.commentary)
+            // A post without a creation time cannot be told from an old one: not taken.
+            .filter(|p| {
+                p.created_at
+                    .or(p.published_at)
+                    .is_some_and(|t| t >= earliest)
+            })
+            .map(|p| p.id)
+            .collect();
+        if candidates.is_empty() {
+            return None;
         }
+        let (id, urns) = (post.id.clone(), candidates.clone());
+        let held = match self
+            .store
+            .call(move |s| s.urns_held_by_others(&urns, &id))
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                info!(post_id = %post.id, error = %e, "cannot check the page's posts against the store; falling back to the duplicate window");
+                return None;
+            }
+        };
+        let found = candidates.into_iter().find(|u| !held.contains(u))?;
+        Some((
+            AttemptResult {
+                http_status: Some(200),
+                outcome: AttemptOutcome::ResolvedFound,
+                message: Some(format!("in doubt; found on the page as {found}")),
+                ..AttemptResult::default()
+            },
+            Settle::Published { urn: found },
+        ))
     }
 
     async fn classify(
@@ -256,6 +338,22 @@ impl Publisher {
         started: DateTime<Utc>,
     ) -> (AttemptResult, Settle) {
         let mut result = result_of(&e);
+        let retry = self.config.get().retry.clone();
+        if e.is_duplicate() {
+            // LinkedIn's check is per author and content: the post it names is this text by
+            // this author, live. It is this post's unless another of ours holds that URN,
+            // which the store checks as it records it (then this one is a true duplicate).
+            return match e.duplicate_of() {
+                Some(urn) => {
+                    result.outcome = AttemptOutcome::ResolvedDuplicate;
+                    result.message = Some(format!(
+                        "LinkedIn says the same text by the same author is live as {urn}"
+                    ));
+                    (result, Settle::Published { urn })
+                }
+                None => bury(post, false, DeadReason::Duplicate, result),
+            };
+        }
         match &e {
             ApiError::Status { status: 426, .. } => {
                 // The operator's problem, not the post's: held until the version changes.
@@ -263,7 +361,7 @@ impl Publisher {
                 if self.client.version().retire(&version) {
                     error!(version = %version, error = %e, "LinkedIn no longer serves LinkedIn-Version {version}: every due post is held (none is sent or given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
                 }
-                result.outcome = HoldReason::ApiVersionRetired.as_str().into();
+                result.outcome = AttemptOutcome::ApiVersionRetired;
                 let until = crate::scheduler::hold_deadline(post.due_at, &self.config.get());
                 (
                     result,
@@ -273,22 +371,12 @@ impl Publisher {
                     }),
                 )
             }
-            ApiError::Status { status: 422, .. }
-                if e.duplicate_of().is_some() && post.in_doubt_since.is_some() =>
-            {
-                let urn = e.duplicate_of().expect("checked");
-                result.outcome = "resolved_duplicate".into();
-                result.message = Some(format!(
-                    "in doubt; LinkedIn says the earlier try created {urn}"
-                ));
-                (result, Settle::Published { urn })
-            }
             ApiError::Status { status: 401, .. } => {
                 // Refresh once; the retry goes out at once, or is held if a login is needed.
                 if let Err(e) = self.tokens.unauthorized(member, used).await {
                     info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
                 }
-                result.outcome = "unauthorized".into();
+                result.outcome = AttemptOutcome::Unauthorized;
                 self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
             }
             ApiError::Status {
@@ -296,46 +384,36 @@ impl Publisher {
                 retry_after,
                 ..
             } => {
+                // LinkedIn refused it: not in doubt.
                 let n = post.rate_limited + 1;
                 let now = Utc::now();
-                let wait = retry_after.unwrap_or_else(|| backoff(&self.config.get().retry, n));
-                let at = now + std_to_chrono(wait);
+                let retry_after = retry_after.map(|d| d.min(RETRY_AFTER_MAX));
+                let wait = retry_after.unwrap_or_else(|| backoff(&retry, n));
+                let at = later(now, wait);
                 let reset = after_quota_reset(now);
                 if retry_after.is_none() && (n >= QUOTA_SPENT_AFTER || at >= reset) {
-                    result.outcome = "rate_limited_until_reset".into();
+                    result.outcome = AttemptOutcome::RateLimitedUntilReset;
                     return self.retry_at(post, result, reset, Budget::RateLimit, None);
                 }
                 self.retry_at(post, result, at, Budget::RateLimit, None)
             }
-            ApiError::Status {
-                status: 500 | 502 | 503 | 504,
-                ..
-            }
-            | ApiError::NotSent { .. } => {
-                let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
+            ApiError::NotSent { .. } => {
+                let wait = backoff(&retry, post.attempts_used + 1);
                 self.retry_after(post, result, wait, Budget::Attempts, None)
             }
-            ApiError::NoAnswer { .. } => {
-                // The request may be on LinkedIn. Resend soon, inside the duplicate window.
-                result.outcome = "in_doubt".into();
-                let wait = backoff(&self.config.get().retry, 1)
-                    .min(self.config.get().retry.resend_window / 4);
+            ApiError::Status {
+                status: 500..=599, ..
+            }
+            | ApiError::NoAnswer { .. }
+            | ApiError::CreatedWithoutUrn { .. } => {
+                // The post may be on LinkedIn (a gateway can fail after it was created; a 201
+                // without a URN says it is). Resend soon, inside the duplicate window, where
+                // LinkedIn's duplicate answer names it.
+                result.outcome = AttemptOutcome::InDoubt;
+                let wait = backoff(&retry, 1).min(retry.resend_window / 4);
                 self.retry_after(post, result, wait, Budget::Attempts, Some(started))
             }
-            ApiError::Status { .. } => {
-                let reason = if e.duplicate_of().is_some() {
-                    "duplicate"
-                } else {
-                    "rejected"
-                };
-                result.outcome = "dead".into();
-                (
-                    result,
-                    Settle::Dead {
-                        reason: reason.into(),
-                    },
-                )
-            }
+            ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),
         }
     }
 
@@ -347,13 +425,7 @@ impl Publisher {
         counts: Budget,
         in_doubt: Option<DateTime<Utc>>,
     ) -> (AttemptResult, Settle) {
-        self.retry_at(
-            post,
-            result,
-            Utc::now() + std_to_chrono(wait),
-            counts,
-            in_doubt,
-        )
+        self.retry_at(post, result, later(Utc::now(), wait), counts, in_doubt)
     }
 
     /// A retry at `at`, unless the attempt budget or the lateness budget is spent.
@@ -366,31 +438,19 @@ impl Publisher {
         in_doubt: Option<DateTime<Utc>>,
     ) -> (AttemptResult, Settle) {
         let retry = &self.config.get().retry;
+        let doubt = in_doubt.is_some();
         if counts == Budget::Attempts && post.attempts_used + 1 >= retry.max_attempts {
-            result.outcome = "dead".into();
-            return (
-                result,
-                Settle::Dead {
-                    reason: "attempts_exhausted".into(),
-                },
-            );
+            return bury(post, doubt, DeadReason::AttemptsExhausted, result);
         }
-        if at > post.due_at + std_to_chrono(retry.max_lateness) {
-            result.outcome = "dead".into();
-            return (
-                result,
-                Settle::Dead {
-                    reason: "too_late".into(),
-                },
-            );
+        if at > later(post.due_at, retry.max_lateness) {
+            return bury(post, doubt, DeadReason::TooLate, result);
         }
-        if result.outcome.is_empty() {
+        if result.outcome == AttemptOutcome::Pending {
             result.outcome = if counts == Budget::RateLimit {
-                "rate_limited"
+                AttemptOutcome::RateLimited
             } else {
-                "retry"
-            }
-            .into();
+                AttemptOutcome::Retry
+            };
         }
         (
             result,
@@ -402,28 +462,45 @@ impl Publisher {
         )
     }
 
-    fn retry_plain(&self, post: &Post, message: String, outcome: &str) -> (AttemptResult, Settle) {
+    fn retry_plain(
+        &self,
+        post: &Post,
+        message: String,
+        outcome: AttemptOutcome,
+    ) -> (AttemptResult, Settle) {
         let result = AttemptResult {
-            message: Some(message),
-            outcome: outcome.into(),
-            ..AttemptResult::default()
+            outcome,
+            ..AttemptResult::message(message)
         };
         let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
 }
 
-fn dead(reason: &str, message: String) -> (AttemptResult, Settle) {
-    (
-        AttemptResult {
-            message: Some(message),
-            outcome: "dead".into(),
-            ..AttemptResult::default()
-        },
-        Settle::Dead {
-            reason: reason.into(),
-        },
-    )
+/// Gives a post up. A post in doubt (an earlier try, or this one, may have reached LinkedIn)
+/// is buried as `in_doubt` whatever ended it, and says what a person should check: resending
+/// it blindly could post it twice. A duplicate stays `duplicate`, which is as careful.
+fn bury(
+    post: &Post,
+    doubt_now: bool,
+    reason: DeadReason,
+    mut result: AttemptResult,
+) -> (AttemptResult, Settle) {
+    let in_doubt = doubt_now || post.in_doubt_since.is_some();
+    let reason = if in_doubt && reason != DeadReason::Duplicate {
+        DeadReason::InDoubt
+    } else {
+        reason
+    };
+    if reason.may_be_live() {
+        let why = result.message.take().unwrap_or_default();
+        result.message = Some(format!(
+            "{why}. It may be on LinkedIn: check the feed; `lipost mark-published {id} URN` records it if it is there, `lipost retry {id} --force` sends it anyway",
+            id = post.id
+        ));
+    }
+    result.outcome = AttemptOutcome::Dead;
+    (result, Settle::Dead { reason })
 }
 
 fn result_of(e: &ApiError) -> AttemptResult {
@@ -439,7 +516,11 @@ fn result_of(e: &ApiError) -> AttemptResult {
             error_code: code.clone(),
             service_error_code: *service_error_code,
             message: Some(message.clone()),
-            outcome: String::new(),
+            outcome: AttemptOutcome::Pending,
+        },
+        ApiError::CreatedWithoutUrn { status, .. } => AttemptResult {
+            http_status: Some(*status),
+            ..AttemptResult::message(e.to_string())
         },
         other => AttemptResult {
             message: Some(other.to_string()),
@@ -465,6 +546,7 @@ fn log_outcome(post: &Post, r: &AttemptResult, s: &Settle) {
             warn!(post_id = %post.id, account = %post.account, state = "scheduled", http_status = %status, hold_reason = %hold.reason, hold_until = %hold.until, error = %msg, "held; not sent")
         }
         Settle::Dead { reason } => {
+            let reason = reason.as_str();
             warn!(post_id = %post.id, account = %post.account, state = "dead", http_status = %status, reason = %reason, error = %msg, "publish failed for good; post is dead")
         }
     }
@@ -496,6 +578,20 @@ mod tests {
             let d = backoff(&retry, n);
             assert!(d >= retry.max_delay / 2 && d <= retry.max_delay);
         }
+    }
+
+    #[test]
+    fn later_saturates_instead_of_panicking() {
+        let now = Utc::now();
+        assert_eq!(
+            later(now, Duration::from_secs(100_000_000_000_000)),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(later(now, Duration::MAX), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            later(now, Duration::from_secs(2)),
+            now + chrono::Duration::seconds(2)
+        );
     }
 
     #[test]

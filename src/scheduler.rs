@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Live;
 use crate::linkedin::ApiVersion;
-use crate::post::{HoldReason, Post};
+use crate::post::{DeadReason, HoldReason, Post};
 use crate::publisher::Publisher;
 use crate::store::{DispatchView, Handle, Hold, StoreError};
 
@@ -59,6 +59,9 @@ pub struct Scheduler {
     /// Claimed posts, sending or waiting for a permit, per account.
     busy: HashMap<String, usize>,
     tasks: JoinSet<String>,
+    /// The post each publish task carries, so a task that fails (panics) can still be
+    /// settled and its account's place freed.
+    carrying: HashMap<tokio::task::Id, (String, String)>,
     /// WATCHDOG=1 interval, when systemd asked for one, and the next ping.
     watchdog: Option<(std::time::Duration, tokio::time::Instant)>,
     last_status: String,
@@ -94,6 +97,7 @@ impl Scheduler {
             freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
+            carrying: HashMap::new(),
             watchdog: crate::service::watchdog_interval().map(|d| (d, tokio::time::Instant::now())),
             last_status: String::new(),
             last_status_at: std::time::Instant::now(),
@@ -107,8 +111,18 @@ impl Scheduler {
     }
 
     /// Runs until `shutdown` turns true, then lets sends in flight finish (up to the
-    /// configured timeout).
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+    /// configured timeout). A store error ends it too, but only after the sends in flight
+    /// finished and settled: their outcomes are not dropped.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+        let r = self.work(shutdown).await;
+        if let Err(e) = &r {
+            warn!(error = %e, in_flight = self.tasks.len(), "store error in the scheduler; letting requests in flight finish and settle before exiting");
+        }
+        self.drain().await;
+        r
+    }
+
+    async fn work(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
         loop {
             if *shutdown.borrow() {
                 break;
@@ -141,16 +155,15 @@ impl Scheduler {
                 _ = self.rearm.notified() => {}
                 _ = self.freed.notified() => {}
                 _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
-                Some(done) = self.tasks.join_next(), if !self.tasks.is_empty() => {
-                    self.finished(done);
-                    while let Some(done) = self.tasks.try_join_next() {
-                        self.finished(done);
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done).await;
+                    while let Some(done) = self.tasks.try_join_next_with_id() {
+                        self.finished(done).await;
                     }
                 }
                 _ = shutdown.changed() => {}
             }
         }
-        self.drain().await;
         Ok(())
     }
 
@@ -188,17 +201,34 @@ impl Scheduler {
         }
     }
 
-    fn finished(&mut self, done: Result<String, tokio::task::JoinError>) {
-        match done {
-            Ok(account) => {
-                if let Some(n) = self.busy.get_mut(&account) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.busy.remove(&account);
-                    }
-                }
+    async fn finished(&mut self, done: Result<(tokio::task::Id, String), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some((post_id, account)) = self.carrying.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.busy.get_mut(&account) {
+            *n -= 1;
+            if *n == 0 {
+                self.busy.remove(&account);
             }
-            Err(e) => warn!(error = %e, "a publish task failed"),
+        }
+        if let Err(e) = done {
+            // The task ended without settling (a panic): its request may have left, so the
+            // post is in doubt, resolved before anything is resent, never stranded.
+            let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
+            warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
+            let id = post_id.clone();
+            if let Err(e) = self
+                .store
+                .call(move |s| s.recover_one(&id, &why, Utc::now()))
+                .await
+            {
+                warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
+            }
+            self.rearm.notify_one();
         }
     }
 
@@ -224,7 +254,7 @@ impl Scheduler {
                 let more = view.due.len() == limit;
                 let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
                 for (id, why) in &plan.expired {
-                    s.expire(id, "too_late", why, Utc::now())?;
+                    s.expire(id, DeadReason::TooLate, why, Utc::now())?;
                 }
                 if !plan.held.is_empty() {
                     s.hold_many(&plan.held)?;
@@ -276,7 +306,8 @@ impl Scheduler {
         let publisher = self.publisher.clone();
         let permits = self.permits.clone();
         let freed = self.freed.clone();
-        self.tasks.spawn(async move {
+        let carried = (post.id.clone(), post.account.clone());
+        let task = self.tasks.spawn(async move {
             let account = post.account.clone();
             match permits.acquire_owned().await {
                 Ok(permit) => {
@@ -293,6 +324,7 @@ impl Scheduler {
             }
             account
         });
+        self.carrying.insert(task.id(), carried);
     }
 
     /// Gives back claimed posts still waiting for a permit and waits for sends in flight, up
@@ -449,8 +481,7 @@ fn plan(
             continue;
         }
         if let Some(last) = last.filter(|_| paced) {
-            let earliest =
-                last + chrono::Duration::from_std(account.min_spacing).unwrap_or_default();
+            let earliest = crate::publisher::later(last, account.min_spacing);
             if earliest > now {
                 plan.deferred.push((post.id.clone(), earliest));
                 continue;
@@ -526,6 +557,64 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-23T10:00:01Z".parse().unwrap()
+    }
+
+    /// A send task that panics (none should: this is the net under the checked arithmetic)
+    /// leaves no post stranded in `publishing` and no account held.
+    #[tokio::test]
+    async fn a_publish_task_that_panics_puts_its_post_in_doubt_and_frees_its_account() {
+        use crate::store::{NewPost, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let (post, _attempt) = store
+            .claim_many(&["p".to_string()], Utc::now())
+            .unwrap()
+            .remove(0);
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = crate::linkedin::Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            std::time::Duration::from_secs(1),
+        );
+        let tokens = Arc::new(crate::auth::Tokens::new(
+            live.clone(),
+            client.clone(),
+            handle.clone(),
+        ));
+        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
+        *s.busy.entry(post.account.clone()).or_default() += 1;
+        let task = s.tasks.spawn(async { panic!("a bug in a send") });
+        s.carrying
+            .insert(task.id(), (post.id.clone(), post.account.clone()));
+        let done = s.tasks.join_next_with_id().await.unwrap();
+        assert!(done.is_err());
+        s.finished(done).await;
+        assert!(s.busy.is_empty(), "the account is free");
+        let (p, attempts) = handle
+            .call(|s| Ok((s.get("p")?, s.attempts("p")?)))
+            .await
+            .unwrap();
+        assert_eq!(p.state, crate::post::PostState::Scheduled);
+        assert!(
+            p.in_doubt_since.is_some(),
+            "in doubt: the request may have left"
+        );
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            attempts[0].outcome.as_deref(),
+            Some(crate::post::AttemptOutcome::Interrupted.as_str())
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The crash test: the daemon is killed with SIGKILL at random moments, again and again,
-//! while the sandbox adds random latency, drops connections after storing posts and fails
-//! some requests. In the end every draft is on "LinkedIn" exactly once, every post is
-//! `published` with the right URN, and `attempts` explains every in-doubt case.
+//! while the sandbox adds random latency, drops connections after storing posts, answers
+//! 502/504 after storing some and fails others. Both pages also post a recurring text
+//! ("Happy Friday") several times, further apart than the duplicate window. In the end every
+//! draft is on "LinkedIn" exactly once, every post is `published` with its own URN, and
+//! `attempts` explains every in-doubt case.
 //!
 //! Size: `LIPOST_CRASH_KILLS` (default 30) and `LIPOST_CRASH_DRAFTS` (default 100).
 //! A longer run: `LIPOST_CRASH_KILLS=200 LIPOST_CRASH_DRAFTS=500 cargo test --release --test crash -- --nocapture`
@@ -24,6 +26,14 @@ fn setting(name: &str, default: usize) -> usize {
 
 /// Two members and two pages, with daily caps out of the way (pacing has its own test).
 const ACCOUNTS: [&str; 4] = ["carol", "initech", "bob", "globex"];
+
+const PAGES: [&str; 2] = ["initech", "globex"];
+/// The sandbox's duplicate window for this test.
+const WINDOW_SECS: u64 = 12;
+/// Each page posts the same text this many times, this far apart (well over the window, so
+/// a late copy is still outside it).
+const RECURRING: usize = 3;
+const RECURRING_EVERY_SECS: usize = 30;
 
 #[test]
 fn exactly_once_under_repeated_sigkill() {
@@ -57,12 +67,16 @@ daily_cap = 100000
 base_delay = "200ms"
 max_delay = "1s"
 max_attempts = 1000
-resend_window = "5m"
+resend_window = "8s"
 "#,
     );
-    sb.configure(json!({"jitter_ms": 120}));
+    // A short duplicate window, so a recurring text can go out again within the test; the
+    // daemon's resend window stays below it.
+    sb.configure(json!({"jitter_ms": 120, "duplicate_window_secs": WINDOW_SECS}));
     sb.faults(json!([
         {"path": "/rest/posts", "method": "POST", "drop": true, "times": 0, "probability": 0.15},
+        {"path": "/rest/posts", "method": "POST", "stored": true, "status": 502, "times": 0, "probability": 0.05},
+        {"path": "/rest/posts", "method": "POST", "stored": true, "status": 504, "times": 0, "probability": 0.03},
         {"path": "/rest/posts", "method": "POST", "status": 503, "times": 0, "probability": 0.05}
     ]));
 
@@ -73,6 +87,26 @@ resend_window = "5m"
             ACCOUNTS[i % ACCOUNTS.len()]
         )
     };
+    // id → text of every draft, recurring ones included.
+    let mut expected: HashMap<String, String> = (0..drafts)
+        .map(|i| (format!("post-{i:04}"), text(i)))
+        .collect();
+    for page in PAGES {
+        let words = format!("Happy Friday from {page}! #lipost");
+        for k in 0..RECURRING {
+            let id = format!("friday-{page}-{k}");
+            let due = in_secs(2 + (k * RECURRING_EVERY_SECS) as i64);
+            env.drop_draft(
+                &format!("{id}.md"),
+                draft(
+                    &format!("account = \"{page}\"\npublish_at = \"{due}\""),
+                    &words,
+                ),
+            );
+            expected.insert(id, words.clone());
+        }
+    }
+    let total = expected.len();
     let write = |i: usize, rng: &mut rand::rngs::ThreadRng| {
         let due = in_secs(rng.random_range(-5..8));
         env.drop_draft(
@@ -106,7 +140,7 @@ resend_window = "5m"
 
     // The last run settles everything; the network stays unreliable.
     let last = Daemon::start(&env);
-    let all_done = wait_until(Duration::from_secs(120), || {
+    let all_done = wait_until(Duration::from_secs(150), || {
         env.db()
             .query_row(
                 "SELECT COUNT(*) FROM posts WHERE state = 'published'",
@@ -114,7 +148,7 @@ resend_window = "5m"
                 |r| r.get::<_, i64>(0),
             )
             .unwrap() as usize
-            == drafts
+            == total
     });
     let states: Vec<(String, String)> = {
         let db = env.db();
@@ -146,25 +180,32 @@ resend_window = "5m"
     }
     assert!(all_done, "not all published: {states:?}");
 
-    // On "LinkedIn": every draft exactly once.
-    let mut seen: HashMap<String, Vec<String>> = HashMap::new();
+    // On "LinkedIn": every draft exactly once (a recurring text once per draft of it).
+    let mut on_linkedin: HashMap<String, usize> = HashMap::new();
+    let mut text_of_urn: HashMap<String, String> = HashMap::new();
     for p in sb.posts() {
-        seen.entry(p["text"].as_str().unwrap().to_string())
-            .or_default()
-            .push(p["urn"].as_str().unwrap().to_string());
+        let text = p["text"].as_str().unwrap().to_string();
+        *on_linkedin.entry(text.clone()).or_default() += 1;
+        text_of_urn.insert(p["urn"].as_str().unwrap().to_string(), text);
     }
-    for i in 0..drafts {
-        let urns = seen.get(&text(i)).cloned().unwrap_or_default();
+    let mut wanted: HashMap<String, usize> = HashMap::new();
+    for text in expected.values() {
+        *wanted.entry(text.clone()).or_default() += 1;
+    }
+    for (text, n) in &wanted {
         assert_eq!(
-            urns.len(),
-            1,
-            "post {i} is on LinkedIn {} times",
-            urns.len()
+            on_linkedin.get(text).copied().unwrap_or(0),
+            *n,
+            "{text:?} should be on LinkedIn {n} times"
         );
     }
-    assert_eq!(seen.len(), drafts, "unexpected posts on LinkedIn");
+    assert_eq!(
+        on_linkedin.len(),
+        wanted.len(),
+        "unexpected posts on LinkedIn"
+    );
 
-    // In the store: every post published with the URN LinkedIn gave it.
+    // In the store: every post published with its own URN, one LinkedIn gave its text.
     let db = env.db();
     let mut stmt = db.prepare("SELECT id, text, post_urn FROM posts").unwrap();
     let rows: Vec<(String, String, String)> = stmt
@@ -172,9 +213,19 @@ resend_window = "5m"
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), drafts);
+    assert_eq!(rows.len(), total);
+    let mut urns = std::collections::HashSet::new();
     for (id, text, urn) in &rows {
-        assert_eq!(&seen[text][0], urn, "{id} has the wrong URN");
+        assert_eq!(&expected[id], text, "{id}");
+        assert_eq!(
+            text_of_urn.get(urn),
+            Some(text),
+            "{id} has the wrong URN {urn}"
+        );
+        assert!(
+            urns.insert(urn.clone()),
+            "{id} shares {urn} with another post"
+        );
     }
 
     // Every in-doubt case is explained: a try that may have landed is followed by a resolution.
@@ -211,7 +262,7 @@ resend_window = "5m"
             "{id}: {outcomes:?}"
         );
     }
-    eprintln!("{drafts} drafts, {kills} kills, {in_doubt_cases} posts were in doubt at some point; all resolved");
+    eprintln!("{total} drafts, {kills} kills, {in_doubt_cases} posts were in doubt at some point; all resolved");
     assert!(
         in_doubt_cases > 0,
         "the test never produced an in-doubt post"

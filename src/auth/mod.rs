@@ -121,6 +121,7 @@ fn transient(e: &ApiError) -> bool {
     match e {
         ApiError::Status { status, .. } => *status >= 500 || *status == 429,
         ApiError::NotSent { .. } | ApiError::NoAnswer { .. } => true,
+        ApiError::CreatedWithoutUrn { .. } => false,
     }
 }
 

@@ -14,7 +14,7 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config};
-use crate::post::PostState;
+use crate::post::{DeadReason, PostState};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
@@ -92,9 +92,16 @@ pub enum Command {
     Retry {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         id: Option<String>,
-        /// Every dead post.
+        /// Every dead post, except those that may already be on LinkedIn (`in_doubt`,
+        /// `duplicate`).
         #[arg(long)]
         all: bool,
+        /// With --all: those that may already be on LinkedIn too.
+        #[arg(long, requires = "all")]
+        include_in_doubt: bool,
+        /// Send a post that may already be on LinkedIn anyway (it may then be there twice).
+        #[arg(long, conflicts_with = "all")]
+        force: bool,
     },
     /// Record a post found on LinkedIn by hand as published with that URN.
     MarkPublished { id: String, urn: String },
@@ -209,20 +216,50 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("cancelled {id}");
             Ok(())
         }
-        Command::Retry { id, all } => {
+        Command::Retry {
+            id,
+            all,
+            include_in_doubt,
+            force,
+        } => {
             let config = load(&cli)?;
             let mut store = open_store_to_send(&config)?;
             let ids = if *all {
                 store.dead_ids()?
             } else {
-                vec![id.clone().expect("clap requires it")]
+                let id = id.clone().expect("clap requires it");
+                if let Some(reason) = store.may_be_live(&id)?.filter(|_| !*force) {
+                    bail!(
+                        "{id} is dead as {reason}: it may already be on LinkedIn, and sending it again may post it twice.\n\
+                         Check the feed first. If it is there: `lipost mark-published {id} URN`.\n\
+                         If it is not: `lipost retry {id} --force`."
+                    );
+                }
+                vec![id]
             };
             if ids.is_empty() {
                 println!("no dead posts");
             }
+            let mut skipped: Vec<(String, DeadReason)> = Vec::new();
             for id in ids {
+                if *all && !*include_in_doubt {
+                    if let Some(reason) = store.may_be_live(&id)? {
+                        skipped.push((id, reason));
+                        continue;
+                    }
+                }
                 store.requeue(&id, Utc::now())?;
                 println!("requeued {id}: scheduled now with a fresh attempt budget");
+            }
+            if !skipped.is_empty() {
+                println!(
+                    "skipped {} that may already be on LinkedIn (sending again may post them twice):",
+                    skipped.len()
+                );
+                for (id, reason) in &skipped {
+                    println!("  {id}  ({reason})");
+                }
+                println!("check the feed: `lipost mark-published ID URN` for those there, `lipost retry ID --force` (or `retry --all --include-in-doubt`) for those not");
             }
             wake_daemon(&config);
             Ok(())

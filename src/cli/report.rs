@@ -335,5 +335,6 @@ pub fn dead(config: &Config, store: &Store, as_json: bool) -> Result<()> {
         );
     }
     println!("\n`lipost retry ID` (or --all) sends again; `lipost cancel ID` withdraws.");
+    println!("`in_doubt` and `duplicate` posts may already be on LinkedIn: check the feed, then `lipost mark-published ID URN`, or `lipost retry ID --force`.");
     Ok(())
 }

@@ -36,17 +36,35 @@ pub enum ApiError {
     /// The request may have reached LinkedIn but no complete answer came back.
     #[error("no answer from {url}: {detail}")]
     NoAnswer { url: String, detail: String },
+    /// LinkedIn created the post (201) but named no URN: it exists, we do not know which.
+    #[error("LinkedIn answered {status} at {url} but sent no x-restli-id or x-linkedin-id header: the post exists, its URN is unknown")]
+    CreatedWithoutUrn { url: String, status: u16 },
 }
 
+/// LinkedIn's code for a post refused as a duplicate of an earlier one.
+const DUPLICATE_POST: &str = "DUPLICATE_POST";
+
 impl ApiError {
+    /// LinkedIn refused the post as a duplicate (422 `DUPLICATE_POST`), whether or not its
+    /// message names the earlier post.
+    pub fn is_duplicate(&self) -> bool {
+        match self {
+            ApiError::Status {
+                status: 422,
+                code,
+                message,
+                ..
+            } => code.as_deref() == Some(DUPLICATE_POST) || message.contains("is a duplicate of"),
+            _ => false,
+        }
+    }
+
     /// The URN of the earlier identical post, when LinkedIn refused this one as a duplicate.
     pub fn duplicate_of(&self) -> Option<String> {
-        let ApiError::Status {
-            status: 422,
-            message,
-            ..
-        } = self
-        else {
+        if !self.is_duplicate() {
+            return None;
+        }
+        let ApiError::Status { message, .. } = self else {
             return None;
         };
         let at = message.find("duplicate of urn:li:")? + "duplicate of ".len();
@@ -234,12 +252,10 @@ impl Client {
         let urn = ["x-restli-id", "x-linkedin-id"]
             .iter()
             .find_map(|h| resp.headers().get(*h)?.to_str().ok().map(str::to_string))
-            .ok_or_else(|| ApiError::Status {
+            .filter(|u| !u.trim().is_empty())
+            .ok_or_else(|| ApiError::CreatedWithoutUrn {
+                url: url.to_string(),
                 status: resp.status().as_u16(),
-                code: None,
-                service_error_code: None,
-                message: "post created but LinkedIn sent no x-restli-id header".into(),
-                retry_after: None,
             })?;
         Ok(Created { urn })
     }
@@ -385,9 +401,19 @@ fn status_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -
                 t
             }
         });
+    let duplicate = body
+        .error_details
+        .as_ref()
+        .and_then(|d| d.get("inputErrors")?.as_array().cloned())
+        .into_iter()
+        .flatten()
+        .any(|e| e.get("code").and_then(|c| c.as_str()) == Some(DUPLICATE_POST));
     ApiError::Status {
         status: status.as_u16(),
-        code: body.code.or(body.error),
+        code: body
+            .code
+            .or(body.error)
+            .or_else(|| duplicate.then(|| DUPLICATE_POST.to_string())),
         service_error_code: body.service_error_code,
         message,
         retry_after,
@@ -431,7 +457,17 @@ mod tests {
             e.duplicate_of().as_deref(),
             Some("urn:li:share:7141138937766391808")
         );
+        assert!(e.is_duplicate());
         let e = status_error(StatusCode::UNPROCESSABLE_ENTITY, r#"{"message":"x"}"#, None);
+        assert_eq!(e.duplicate_of(), None);
+        assert!(!e.is_duplicate());
+        // A duplicate whose URN cannot be read: still a duplicate, never a plain rejection.
+        let e = status_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            r#"{"message": "Content rejected", "errorDetails": {"inputErrors": [{"code": "DUPLICATE_POST"}]}, "status": 422}"#,
+            None,
+        );
+        assert!(e.is_duplicate());
         assert_eq!(e.duplicate_of(), None);
     }
 

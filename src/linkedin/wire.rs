@@ -68,6 +68,9 @@ pub struct ErrorBody {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
+    /// `{"inputErrors": [{"code": "DUPLICATE_POST", …}]}` on a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_details: Option<serde_json::Value>,
 }
 
 /// The token endpoint's answer. Every token in it is a [`Secret`], so its `Debug` prints
@@ -125,6 +128,11 @@ pub struct PostElement {
     pub author: String,
     #[serde(default)]
     pub commentary: String,
+    /// Epoch milliseconds, as LinkedIn sends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use chrono::{Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ltf, Sandbox, StoredPost, TokenInfo};
+use super::{Sandbox, StoredPost, TokenInfo};
 use crate::linkedin::wire::{
     Elements, ErrorBody, OrganizationAcl, PostElement, UserInfo, POSTING_ROLES,
 };
@@ -41,6 +41,7 @@ pub fn error(
         message: Some(message.to_string()),
         error: None,
         error_description: None,
+        error_details: None,
     };
     let mut resp = (status, Json(body)).into_response();
     resp.headers_mut()
@@ -239,18 +240,7 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
             .insert("x-restli-error-response", HeaderValue::from_static("true"));
         return resp;
     }
-    inner.next_share += 1;
-    let urn = format!("urn:li:share:{}", inner.next_share);
-    let index = inner.posts.len();
-    inner.latest.insert(key, index);
-    inner.posts.push(StoredPost {
-        urn: urn.clone(),
-        author,
-        text: ltf::visible_text(&commentary),
-        commentary,
-        visibility,
-        received_at: now,
-    });
+    let urn = inner.store(author, commentary, visibility, now);
     let mut resp = StatusCode::CREATED.into_response();
     resp.headers_mut().insert(
         "x-restli-id",
@@ -340,16 +330,18 @@ async fn find_posts(
         );
     }
     let inner = sb.lock();
-    let elements: Vec<PostElement> = inner
-        .posts
-        .iter()
-        .rev()
-        .filter(|p| p.author == author)
+    let mut posts: Vec<&StoredPost> = inner.posts.iter().filter(|p| p.author == author).collect();
+    // Newest first (text posts are never modified, so last modified is created).
+    posts.sort_by_key(|p| std::cmp::Reverse(p.received_at));
+    let elements: Vec<PostElement> = posts
+        .into_iter()
         .take(q.count.unwrap_or(10).min(100))
         .map(|p| PostElement {
             id: p.urn.clone(),
             author: p.author.clone(),
             commentary: p.commentary.clone(),
+            created_at: Some(p.received_at.timestamp_millis()),
+            published_at: Some(p.received_at.timestamp_millis()),
         })
         .collect();
     Json(Elements { elements }).into_response()

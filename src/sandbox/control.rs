@@ -1,5 +1,6 @@
 //! The sandbox's own endpoints under `/_sandbox/` (tokens without a browser, what was posted,
-//! settings, revocation) and the scripted-fault layer tests use.
+//! posts seeded as made elsewhere, settings, revocation) and the scripted-fault layer tests
+//! use.
 
 use std::time::Duration;
 
@@ -40,6 +41,14 @@ pub struct Fault {
     /// an answer.
     #[serde(default)]
     pub drop: bool,
+    /// Handle the request normally (a post is stored), then answer with `status` instead of
+    /// the real answer: a gateway that fails after LinkedIn created the post (502/504).
+    #[serde(default)]
+    pub stored: bool,
+    /// Handle the request normally, then leave out the `x-restli-id` and `x-linkedin-id`
+    /// headers: a 201 that names no post.
+    #[serde(default)]
+    pub omit_id: bool,
     /// Keep applying until this instant instead of counting `times`.
     #[serde(default)]
     pub until: Option<DateTime<Utc>>,
@@ -58,7 +67,7 @@ fn one() -> u32 {
 pub fn routes() -> Router<Sandbox> {
     Router::new()
         .route("/_sandbox/token", post(mint_token))
-        .route("/_sandbox/posts", get(list_posts))
+        .route("/_sandbox/posts", get(list_posts).post(seed_post))
         .route(
             "/_sandbox/faults",
             post(add_faults).get(list_faults).delete(clear_faults),
@@ -131,6 +140,28 @@ pub(super) fn random_token() -> String {
 
 async fn list_posts(State(sb): State<Sandbox>) -> Json<Vec<StoredPost>> {
     Json(sb.lock().posts.clone())
+}
+
+/// A post made outside the client, e.g. by hand last week: `{"author": "urn:li:…",
+/// "commentary": "…", "created_at": "2026-11-16T09:00:00Z"}`.
+#[derive(Deserialize)]
+struct Seed {
+    author: String,
+    commentary: String,
+    #[serde(default = "public")]
+    visibility: String,
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+}
+
+fn public() -> String {
+    "PUBLIC".into()
+}
+
+async fn seed_post(State(sb): State<Sandbox>, Json(p): Json<Seed>) -> Json<serde_json::Value> {
+    let at = p.created_at.unwrap_or_else(Utc::now);
+    let urn = sb.lock().store(p.author, p.commentary, p.visibility, at);
+    Json(serde_json::json!({ "urn": urn }))
 }
 
 async fn add_faults(State(sb): State<Sandbox>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
@@ -340,6 +371,19 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
             std::future::pending::<()>().await;
         }
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    if fault.stored {
+        let real = next.run(req).await;
+        return match fault.status {
+            Some(status) => fault_response(status, fault.retry_after),
+            None => real,
+        };
+    }
+    if fault.omit_id {
+        let mut real = next.run(req).await;
+        real.headers_mut().remove("x-restli-id");
+        real.headers_mut().remove("x-linkedin-id");
+        return real;
     }
     match fault.status {
         Some(status) => fault_response(status, fault.retry_after),

@@ -114,6 +114,35 @@ struct Inner {
 }
 
 impl Inner {
+    /// Stores a post as created at `at` and returns its new URN.
+    fn store(
+        &mut self,
+        author: String,
+        commentary: String,
+        visibility: String,
+        at: DateTime<Utc>,
+    ) -> String {
+        self.next_share += 1;
+        let urn = format!("urn:li:share:{}", self.next_share);
+        let key = (author.clone(), commentary.clone());
+        let newer = self
+            .latest
+            .get(&key)
+            .is_none_or(|&i| self.posts[i].received_at <= at);
+        if newer {
+            self.latest.insert(key, self.posts.len());
+        }
+        self.posts.push(StoredPost {
+            urn: urn.clone(),
+            author,
+            text: ltf::visible_text(&commentary),
+            commentary,
+            visibility,
+            received_at: at,
+        });
+        urn
+    }
+
     /// The member's `sub`, made up (stable, from the name) the first time it is asked for.
     fn member_sub(&mut self, name: &str) -> String {
         self.members

@@ -86,4 +86,8 @@ CREATE TABLE meta (
 ALTER TABLE posts ADD COLUMN hold_reason TEXT;
 ALTER TABLE posts ADD COLUMN hold_until TEXT;
 "#,
+    // 5: which post holds a URN: an in-doubt post is matched only to a URN no other post holds.
+    r#"
+CREATE INDEX posts_urn ON posts (post_urn) WHERE post_urn IS NOT NULL;
+"#,
 ];

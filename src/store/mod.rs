@@ -25,7 +25,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use crate::draft::Draft;
-use crate::post::{AttemptResult, Post, PostState, Transition};
+use crate::post::{AttemptOutcome, AttemptResult, DeadReason, Post, PostState, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -141,7 +141,7 @@ pub enum Refused {
     AlreadyPublished { id: String, urn: String },
     #[error("post {id:?} is being published right now; drop the draft again once `lipost show {id}` says it settled")]
     Publishing { id: String },
-    #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN` or `lipost retry {id}`")]
+    #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN`, or check the feed and `lipost retry {id} --force`")]
     InDoubt { id: String },
     #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
     NoFreeSlot { account: String, looked: usize },
@@ -186,7 +186,7 @@ pub enum Settle {
         in_doubt_since: Option<DateTime<Utc>>,
     },
     Dead {
-        reason: String,
+        reason: DeadReason,
     },
     /// Not the post's fault (e.g. a retired API version): scheduled again, held, no try
     /// counted.
@@ -505,9 +505,32 @@ impl Store {
     }
 
     fn settle_one(tx: &Connection, item: &Settled, now_s: &str) -> Result<()> {
-        let r = &item.result;
-        Self::move_after_try(tx, &item.post_id, r, &item.outcome, now_s)?;
-        let next = match &item.outcome {
+        let mut r = &item.result;
+        let mut outcome = &item.outcome;
+        let taken;
+        if let Settle::Published { urn } = outcome {
+            // Checked in the same transaction as the publish, so two posts resolving at once
+            // cannot both take one URN: the second is a true duplicate.
+            if let Some(other) = Self::urn_holder(tx, urn, &item.post_id)? {
+                taken = (
+                    AttemptResult {
+                        outcome: AttemptOutcome::Dead,
+                        message: Some(format!(
+                            "LinkedIn names {urn}, which is already recorded for post {other:?}: this post is a duplicate of it ({})",
+                            r.message.as_deref().unwrap_or("")
+                        )),
+                        ..r.clone()
+                    },
+                    Settle::Dead {
+                        reason: DeadReason::Duplicate,
+                    },
+                );
+                r = &taken.0;
+                outcome = &taken.1;
+            }
+        }
+        Self::move_after_try(tx, &item.post_id, r, outcome, now_s)?;
+        let next = match outcome {
             Settle::Retry { at, .. } => Some(ts(*at)),
             Settle::Held(hold) => Some(ts(hold.until)),
             _ => None,
@@ -516,8 +539,28 @@ impl Store {
             "UPDATE attempts SET finished_at = ?2, http_status = ?3, error_code = ?4, service_error_code = ?5, \
              message = ?6, outcome = ?7, next_attempt_at = ?8 WHERE id = ?1",
         )?
-        .execute(params![item.attempt, now_s, r.http_status, r.error_code, r.service_error_code, r.message, r.outcome, next])?;
+        .execute(params![item.attempt, now_s, r.http_status, r.error_code, r.service_error_code, r.message, r.outcome.as_str(), next])?;
         Ok(())
+    }
+
+    /// The post other than `except` that holds `urn`, if any.
+    fn urn_holder(tx: &Connection, urn: &str, except: &str) -> Result<Option<String>> {
+        Ok(tx
+            .prepare_cached("SELECT id FROM posts WHERE post_urn = ?1 AND id != ?2 LIMIT 1")?
+            .query_row(params![urn, except], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Which of `urns` are recorded for a post other than `except`: an in-doubt post must
+    /// not be matched to another post's URN.
+    pub fn urns_held_by_others(&self, urns: &[String], except: &str) -> Result<Vec<String>> {
+        let mut held = Vec::new();
+        for urn in urns {
+            if Self::urn_holder(&self.conn, urn, except)?.is_some() {
+                held.push(urn.clone());
+            }
+        }
+        Ok(held)
     }
 
     fn move_after_try(
@@ -563,7 +606,7 @@ impl Store {
             }
             Settle::Dead { reason } => {
                 Self::apply_or_explain(tx, post_id, Transition::Kill, "give up", now_s)?;
-                Self::bury(tx, post_id, reason, result, now_s)?;
+                Self::bury(tx, post_id, *reason, result, now_s)?;
             }
             Settle::Held(hold) => {
                 Self::apply_or_explain(tx, post_id, Transition::Reschedule, "hold", now_s)?;
@@ -580,7 +623,7 @@ impl Store {
     fn bury(
         tx: &Connection,
         post_id: &str,
-        reason: &str,
+        reason: DeadReason,
         result: &AttemptResult,
         now_s: &str,
     ) -> Result<()> {
@@ -591,16 +634,17 @@ impl Store {
         tx.execute(
             "INSERT INTO dead_letters (post_id, reason, http_status, error_code, message, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![post_id, reason, result.http_status, result.error_code, result.message, now_s],
+            params![post_id, reason.as_str(), result.http_status, result.error_code, result.message, now_s],
         )?;
         Ok(())
     }
 
     /// A scheduled post that can no longer go out (too late): dead, with its dead letter.
+    /// A post in doubt is buried as `in_doubt` whatever `reason` says: it may be live.
     pub fn expire(
         &mut self,
         post_id: &str,
-        reason: &str,
+        reason: DeadReason,
         message: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
@@ -609,9 +653,21 @@ impl Store {
         if !Self::apply(&tx, post_id, Transition::Expire, &now_s)? {
             return Ok(false);
         }
+        let in_doubt: Option<String> = tx.query_row(
+            "SELECT in_doubt_since FROM posts WHERE id = ?1",
+            [post_id],
+            |r| r.get(0),
+        )?;
+        let (reason, message) = match in_doubt {
+            Some(since) => (
+                DeadReason::InDoubt,
+                format!("{message}; a try at {since} may have reached LinkedIn: check the feed, and `lipost mark-published {post_id} URN` if it is there"),
+            ),
+            None => (reason, message.to_string()),
+        };
         let result = AttemptResult {
-            message: Some(message.to_string()),
-            outcome: "dead".into(),
+            message: Some(message),
+            outcome: AttemptOutcome::Dead,
             ..AttemptResult::default()
         };
         Self::bury(&tx, post_id, reason, &result, &now_s)?;
@@ -638,20 +694,56 @@ impl Store {
                     |r| r.get(0),
                 )
                 .optional()?;
-            tx.execute(
-                "UPDATE attempts SET finished_at = ?2, outcome = 'interrupted', \
-                 message = 'the daemon stopped while this try was under way; it may have reached LinkedIn' \
-                 WHERE post_id = ?1 AND finished_at IS NULL",
-                params![id, now_s],
-            )?;
-            Self::apply(&tx, id, Transition::Recover, &now_s)?;
-            tx.execute(
-                "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), next_attempt_at = ?3 WHERE id = ?1",
-                params![id, started, now_s],
+            Self::recover_tx(
+                &tx,
+                id,
+                started,
+                "the daemon stopped while this try was under way; it may have reached LinkedIn",
+                &now_s,
             )?;
         }
         tx.commit()?;
         Ok(ids)
+    }
+
+    /// A claimed post whose try ended without a settle (its task failed): in doubt, scheduled
+    /// now, so the in-doubt path resolves it before anything is resent. `false` if the post
+    /// was no longer `publishing` (it was settled after all).
+    pub fn recover_one(&mut self, id: &str, why: &str, now: DateTime<Utc>) -> Result<bool> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let started: Option<String> = tx
+            .query_row(
+                "SELECT started_at FROM attempts WHERE post_id = ?1 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let moved = Self::recover_tx(&tx, id, started, why, &now_s)?;
+        tx.commit()?;
+        Ok(moved)
+    }
+
+    fn recover_tx(
+        tx: &Connection,
+        id: &str,
+        started: Option<String>,
+        why: &str,
+        now_s: &str,
+    ) -> Result<bool> {
+        if !Self::apply(tx, id, Transition::Recover, now_s)? {
+            return Ok(false);
+        }
+        tx.execute(
+            "UPDATE attempts SET finished_at = ?2, outcome = ?3, message = ?4 \
+             WHERE post_id = ?1 AND finished_at IS NULL",
+            params![id, now_s, AttemptOutcome::Interrupted.as_str(), why],
+        )?;
+        tx.execute(
+            "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), next_attempt_at = ?3 WHERE id = ?1",
+            params![id, started, now_s],
+        )?;
+        Ok(true)
     }
 
     // ------------------------------------------------------------ pacing

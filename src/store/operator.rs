@@ -2,10 +2,10 @@
 //! with the rows that explain it.
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension};
 
 use super::{ts, Result, Store};
-use crate::post::Transition;
+use crate::post::{AttemptOutcome, DeadReason, Transition};
 
 impl Store {
     /// A post leaving `dead` (retried, cancelled, found published): its dead letters close.
@@ -41,6 +41,29 @@ impl Store {
         Ok(())
     }
 
+    /// Why a dead post may already be on LinkedIn: its open dead letter says `in_doubt` or
+    /// `duplicate`, or a try of it is still in doubt. `None` for other posts.
+    pub fn may_be_live(&self, id: &str) -> Result<Option<DeadReason>> {
+        let row: Option<(Option<String>, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT (SELECT reason FROM dead_letters WHERE post_id = p.id AND requeued_at IS NULL \
+                 ORDER BY id DESC LIMIT 1), p.in_doubt_since FROM posts p WHERE p.id = ?1 AND p.state = 'dead'",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((reason, in_doubt)) = row else {
+            return Ok(None);
+        };
+        let reason = reason.as_deref().and_then(DeadReason::parse);
+        Ok(match reason {
+            Some(r) if r.may_be_live() => Some(r),
+            _ if in_doubt.is_some() => Some(DeadReason::InDoubt),
+            _ => None,
+        })
+    }
+
     pub fn dead_ids(&self) -> Result<Vec<String>> {
         let mut stmt = self
             .conn
@@ -60,8 +83,8 @@ impl Store {
         )?;
         Self::close_dead_letters(&tx, id, &now_s)?;
         tx.execute(
-            "INSERT INTO attempts (post_id, started_at, finished_at, outcome, message) VALUES (?1, ?2, ?2, 'resolved', ?3)",
-            params![id, now_s, format!("marked published by the operator as {urn}")],
+            "INSERT INTO attempts (post_id, started_at, finished_at, outcome, message) VALUES (?1, ?2, ?2, ?4, ?3)",
+            params![id, now_s, format!("marked published by the operator as {urn}"), AttemptOutcome::Resolved.as_str()],
         )?;
         tx.commit()?;
         Ok(())

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 
 use super::{opt_ts, parse_ts, post_from_row, Result, Store, StoreError, POST_COLUMNS};
-use crate::post::{Attempt, DeadLetter, Post, PostState};
+use crate::post::{Attempt, AttemptOutcome, DeadLetter, Post, PostState};
 
 impl Store {
     pub fn get(&self, id: &str) -> Result<Post> {
@@ -114,8 +114,14 @@ impl Store {
 
     /// The latest tries that did not publish.
     pub fn recent_failures(&self, limit: usize) -> Result<Vec<Attempt>> {
+        let settled = AttemptOutcome::ALL
+            .iter()
+            .filter(|o| o.is_success())
+            .map(|o| format!("'{}'", o.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM attempts WHERE outcome IS NOT NULL AND outcome NOT IN ('published', 'resolved') \
+            "SELECT {} FROM attempts WHERE outcome IS NOT NULL AND outcome NOT IN ({settled}) \
              ORDER BY id DESC LIMIT ?1",
             Self::ATTEMPT_COLUMNS
         ))?;

@@ -116,7 +116,7 @@ default_account = "me"
 mode = "sandbox"
 api_base_url = "{url}"
 version = "{version}"
-request_timeout = "3s"
+{timeout}
 {linkedin}
 
 [accounts.me]
@@ -129,6 +129,11 @@ via = "me"
 "#,
             url = sandbox.url,
             version = current_version(),
+            timeout = if linkedin.contains("request_timeout") {
+                ""
+            } else {
+                "request_timeout = \"3s\""
+            },
         );
         if !has_retry {
             text.push_str("\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"4s\"\n");
