@@ -325,7 +325,7 @@ impl Tokens {
         match answer {
             Ok(resp) => {
                 let now = Utc::now();
-                let expires = now + Duration::seconds(resp.expires_in);
+                let expires = now + lifetime(resp.expires_in);
                 let access = resp.access_token;
                 let (m, a) = (member.clone(), access.clone());
                 self.store
@@ -436,6 +436,17 @@ impl Tokens {
 
 const WARN_DAYS: [i64; 4] = [14, 7, 3, 1];
 
+/// The longest token lifetime lipost believes. LinkedIn's longest is 365 days (refresh
+/// tokens); an answer beyond this is absurd, and believing it would only delay a refresh, so
+/// it is clamped (and `Duration::seconds` would panic on a huge one).
+pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 400;
+
+/// A token endpoint's `expires_in` (seconds) → a lifetime in `0..=MAX_TOKEN_LIFETIME_DAYS`.
+/// Negative counts as already expired.
+fn lifetime(secs: i64) -> Duration {
+    Duration::seconds(secs.clamp(0, MAX_TOKEN_LIFETIME_DAYS * 86_400))
+}
+
 /// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`).
 fn warn_expiry(
     account: &str,
@@ -480,11 +491,11 @@ pub async fn token_from_response(
         account: member.to_string(),
         member_urn: format!("urn:li:person:{}", who.sub),
         access_token: access,
-        access_expires_at: now + Duration::seconds(t.expires_in),
+        access_expires_at: now + lifetime(t.expires_in),
         refresh_expires_at: t
             .refresh_token
             .as_ref()
-            .map(|_| now + Duration::seconds(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
+            .map(|_| now + lifetime(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
         refresh_token: t.refresh_token,
         scopes: t
             .scope
@@ -496,4 +507,21 @@ pub async fn token_from_response(
         needs_reauth: None,
         updated_at: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_token_lifetimes_are_clamped_not_a_panic() {
+        let max = Duration::days(MAX_TOKEN_LIFETIME_DAYS);
+        assert_eq!(lifetime(i64::MAX), max);
+        assert_eq!(lifetime(i64::MAX / 1000 + 1), max);
+        assert_eq!(lifetime(i64::MIN), Duration::zero());
+        assert_eq!(lifetime(-5), Duration::zero());
+        assert_eq!(lifetime(5_184_000), Duration::days(60));
+        // Adding the clamped lifetime to now cannot overflow either.
+        let _ = Utc::now() + lifetime(i64::MAX);
+    }
 }
