@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 use crate::auth::Tokens;
 use crate::config::{Config, Live, Mode};
 use crate::linkedin::Client;
+use crate::notify::{self, Routes};
 use crate::publisher::Publisher;
 use crate::sandbox::{Sandbox, Settings};
 use crate::scheduler::Scheduler;
@@ -79,6 +80,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     );
     let (config_tx, live) = Live::new(config);
     let config = live.get();
+    let routes = Routes::of(&config);
+    store.call(move |s| s.set_notify_routes(&routes)).await?;
+    tokio::spawn(Arc::new(notify::Sender::new(live.clone(), store.clone())).run());
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
@@ -106,6 +110,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     ));
     let reload = Reload {
         config: config_tx,
+        store: store.clone(),
         wake: vec![rearm.clone(), keeper_wake, look],
     };
     tokio::spawn(signals(stop_tx, reload)?);
@@ -150,6 +155,7 @@ async fn watch_loop(
 /// What SIGHUP needs: where to publish the new config, and whom to wake.
 struct Reload {
     config: watch::Sender<Arc<Config>>,
+    store: Handle,
     wake: Vec<Arc<Notify>>,
 }
 
@@ -166,6 +172,13 @@ impl Reload {
                     warn!(keys = %kept.join(", "), "config reload: these keys need a restart and were not changed");
                 }
                 let accounts = new.accounts.keys().cloned().collect::<Vec<_>>().join(", ");
+                let (store, routes) = (self.store.clone(), Routes::of(&new));
+                tokio::spawn(async move {
+                    if let Err(e) = store.call(move |s| s.set_notify_routes(&routes)).await {
+                        error!(error = %e, "config reload: cannot apply the [notify] events and sinks");
+                    }
+                    notify::recorded().notify_one();
+                });
                 self.config.send_replace(Arc::new(new));
                 self.wake.iter().for_each(|w| w.notify_one());
                 info!(accounts = %accounts, "config reloaded");

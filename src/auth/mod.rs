@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use crate::config::{AccountKind, Config, Live, Mode};
 use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
 use crate::linkedin::{ApiError, Client};
+use crate::notify::{Event, Kind};
 use crate::secret::{self, Secret};
 use crate::store::{Handle, StoreError, Token, TokenSource};
 
@@ -406,6 +407,7 @@ impl Tokens {
         let before =
             Duration::from_std(self.config.get().linkedin.refresh_before).unwrap_or_default();
         let mut next = now + Duration::hours(1);
+        let mut warnings = Vec::new();
         for t in tokens {
             if t.needs_reauth.is_some() || t.source == TokenSource::Sandbox {
                 continue;
@@ -421,13 +423,28 @@ impl Tokens {
                     next = next.min(due);
                 }
                 if let Some(exp) = t.refresh_expires_at {
-                    warn_expiry(&t.account, "refresh token", exp, now, warned);
+                    warnings.extend(warn_expiry(&t.account, "refresh token", exp, now, warned));
                 }
             } else {
-                warn_expiry(&t.account, "access token", t.access_expires_at, now, warned);
+                warnings.extend(warn_expiry(
+                    &t.account,
+                    "access token",
+                    t.access_expires_at,
+                    now,
+                    warned,
+                ));
                 if t.access_expires_at > now {
                     next = next.min(t.access_expires_at);
                 }
+            }
+        }
+        if !warnings.is_empty() {
+            if let Err(e) = self
+                .store
+                .call(move |s| s.record_token_warnings(&warnings, now))
+                .await
+            {
+                warn!(error = %e, "cannot record token expiry notifications");
             }
         }
         next
@@ -447,34 +464,42 @@ fn lifetime(secs: i64) -> Duration {
     Duration::seconds(secs.clamp(0, MAX_TOKEN_LIFETIME_DAYS * 86_400))
 }
 
-/// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`).
+/// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`); the warning as a
+/// `token_expiring` event (the store drops one it already recorded before a restart).
 fn warn_expiry(
     account: &str,
     what: &'static str,
     expires: DateTime<Utc>,
     now: DateTime<Utc>,
     warned: &mut HashMap<(String, &'static str), i64>,
-) {
+) -> Option<Event> {
     let left = expires - now;
-    let Some(threshold) = WARN_DAYS
+    let threshold = WARN_DAYS
         .iter()
         .rev()
         .copied()
-        .find(|d| left <= Duration::days(*d))
-    else {
-        return;
-    };
+        .find(|d| left <= Duration::days(*d))?;
     let key = (account.to_string(), what);
     if warned.get(&key).is_some_and(|w| *w <= threshold) {
-        return;
+        return None;
     }
     warned.insert(key, threshold);
-    if left <= Duration::zero() {
-        warn!(account = %account, expires_at = %expires, "the {what} of account {account} has expired: run `lipost auth login --account {account}`; its posts are held until then");
+    let (text, mark) = if left <= Duration::zero() {
+        let text = format!("the {what} of account {account} has expired: run `lipost auth login --account {account}`; its posts are held until then");
+        warn!(account = %account, expires_at = %expires, "{text}");
+        (text, 0)
     } else {
         let days = (left.num_hours() as f64 / 24.0).ceil() as i64;
-        warn!(account = %account, expires_at = %expires, days_left = days, "the {what} of account {account} expires in {days} days and lipost cannot renew it: run `lipost auth login --account {account}` before then");
-    }
+        let text = format!("the {what} of account {account} expires in {days} days and lipost cannot renew it: run `lipost auth login --account {account}` before then");
+        warn!(account = %account, expires_at = %expires, days_left = days, "{text}");
+        (text, threshold)
+    };
+    let mut e = Event::new(Kind::TokenExpiring, text);
+    e.account = Some(account.to_string());
+    e.reason = Some(what.replace(' ', "_"));
+    e.expires_at = Some(expires);
+    e.days_left = Some(mark);
+    Some(e)
 }
 
 /// A token response plus userinfo → a stored [`Token`].

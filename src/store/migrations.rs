@@ -75,4 +75,24 @@ ALTER TABLE posts ADD COLUMN slot_at TEXT;
 CREATE UNIQUE INDEX posts_slot ON posts (account, slot_at)
     WHERE slot_at IS NOT NULL AND state IN ('scheduled', 'publishing', 'published');
 "#,
+    // 4: the notification outbox: one row per event and sink, written in the transaction of
+    // the change it reports. `id` is the event's, the same on every sink.
+    r#"
+CREATE TABLE notifications (
+    id               TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    sink             TEXT NOT NULL,
+    post_id          TEXT,
+    account          TEXT,
+    payload          TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    sent_at          TEXT,
+    last_error       TEXT,
+    PRIMARY KEY (id, sink)
+);
+CREATE INDEX notifications_pending ON notifications (next_attempt_at) WHERE status = 'pending';
+"#,
 ];

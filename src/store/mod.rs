@@ -11,9 +11,11 @@
 mod intake;
 mod migrations;
 mod operator;
+mod outbox;
 mod reading;
 mod tokens;
 
+pub use outbox::{NotificationStatus, PendingNotification};
 pub use tokens::{Token, TokenSource};
 
 use std::path::Path;
@@ -289,6 +291,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
         store.migrate(path)?;
+        outbox::attach(&store.conn)?;
         Ok(store)
     }
 
@@ -596,7 +599,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![post_id, reason, result.http_status, result.error_code, result.message, now_s],
         )?;
-        Ok(())
+        outbox::dead(tx, post_id, reason, result, now_s)
     }
 
     /// A scheduled post that can no longer go out (too late): dead, with its dead letter.
