@@ -1177,6 +1177,35 @@ mod tests {
     }
 
     #[test]
+    fn notify_defaults_and_refusals() {
+        let c = Config::parse(GOOD, Path::new("/etc/lipost/config.toml")).unwrap();
+        assert!(c.notify.sinks().is_empty());
+        assert_eq!(c.notify.events, crate::notify::Kind::DEFAULT.to_vec());
+        let with = |t: &str| format!("{GOOD}\n[notify]\n{t}\n");
+        let ok = Config::parse(
+            &with("webhook = \"http://127.0.0.1:9/x\"\ncommand = [\"/bin/true\"]\nevents = [\"post_published\"]"),
+            Path::new("/etc/lipost/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.notify.sinks().len(), 2);
+        assert_eq!(ok.notify.events, vec![crate::notify::Kind::PostPublished]);
+        for (bad, says) in [
+            (
+                "webhook = \"http://hooks.example.com/t0ken\"",
+                "notify.webhook",
+            ),
+            ("command = []", "notify.command"),
+            ("events = [\"post_exploded\"]", "notify.events"),
+            ("events = [\"test\"]", "notify.events"),
+            ("timeout = \"1h\"", "notify.timeout"),
+        ] {
+            let e = refusal(&with(bad));
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("t0ken"), "the URL is not repeated: {e}");
+        }
+    }
+
+    #[test]
     fn bad_duration_is_explained() {
         let text = format!("{GOOD}\n[retry]\nbase_delay = \"soon\"\n");
         let e = Config::parse(&text, Path::new("/x/c.toml"))

@@ -415,3 +415,45 @@ pub async fn test(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_spelling_per_kind_and_sink() {
+        for k in Kind::ALL {
+            assert_eq!(Kind::parse(k.as_str()), Some(k));
+        }
+        for s in Sink::ALL {
+            assert_eq!(Sink::parse(s.as_str()), Some(s));
+        }
+        assert!(!Kind::DEFAULT.contains(&Kind::PostPublished));
+    }
+
+    #[test]
+    fn the_payload_carries_the_id_and_one_line_for_relays() {
+        let mut e = Event::new(Kind::PostDead, "Post p is dead".into());
+        e.post_id = Some("p".into());
+        e.http_status = Some(403);
+        let v: serde_json::Value =
+            serde_json::from_str(&e.payload("abc", "2026-01-01T00:00:00.000Z")).unwrap();
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["kind"], "post_dead");
+        assert_eq!(v["http_status"], 403);
+        assert_eq!(v["account"], serde_json::Value::Null);
+        assert_eq!(v["text"], "Post p is dead");
+        assert_eq!(v["content"], v["text"]);
+        assert!(v.get("days_left").is_none());
+        assert_eq!(new_id().len(), 32);
+        assert_ne!(new_id(), new_id());
+    }
+
+    #[test]
+    fn backoff_grows_from_the_base_and_stays_bounded() {
+        let base = Duration::from_secs(1);
+        assert!(backoff(base, 1) >= base && backoff(base, 1) <= 2 * base);
+        assert!(backoff(base, 5) >= 16 * base);
+        assert!(backoff(base, 60) <= 2 * MAX_BACKOFF);
+    }
+}

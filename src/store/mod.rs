@@ -3,7 +3,8 @@
 //! All SQL lives here. Every state change goes through `Store::apply` (or, for claim and
 //! publish, which run once per post sent, a dedicated statement with the same condition),
 //! which moves a post only from the states its [`Transition`] allows, inside one
-//! `BEGIN IMMEDIATE` transaction with the rows that explain it (attempts, dead letters).
+//! `BEGIN IMMEDIATE` transaction with the rows that explain it (attempts, dead letters, and
+//! the `notifications` a person is sent about it, see `outbox`).
 //! `synchronous=FULL`: a `publishing` mark is on disk before the request it guards leaves.
 //! rusqlite blocks, so async callers go through [`Handle`], which runs each call on tokio's
 //! blocking pool.
