@@ -174,8 +174,11 @@ impl Reload {
                 let accounts = new.accounts.keys().cloned().collect::<Vec<_>>().join(", ");
                 let (store, routes) = (self.store.clone(), Routes::of(&new));
                 tokio::spawn(async move {
-                    if let Err(e) = store.call(move |s| s.set_notify_routes(&routes)).await {
-                        error!(error = %e, "config reload: cannot apply the [notify] events and sinks");
+                    match store.call(move |s| s.set_notify_routes(&routes)).await {
+                        Ok(()) => info!("config reload: [notify] events and sinks applied"),
+                        Err(e) => {
+                            error!(error = %e, "config reload: cannot apply the [notify] events and sinks")
+                        }
                     }
                     notify::recorded().notify_one();
                 });

@@ -453,3 +453,73 @@ fn a_token_expiry_warning_is_reported_once_across_a_restart() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn a_post_in_doubt_that_needs_a_person_is_its_own_event() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let probe = Env::new(&sb, "");
+    let hook = script(&probe, "hook.sh", &out);
+    let env = Env::new(
+        &sb,
+        &format!(
+            "\n[retry]\nbase_delay = \"300ms\"\nmax_delay = \"600ms\"\nresend_window = \"1s\"\nmax_attempts = 20\n\
+             \n[notify]\ncommand = [\"{}\"]\n",
+            hook.display()
+        ),
+    );
+    let d = Daemon::start(&env);
+    // Every answer is lost: the post may be on LinkedIn, and only a person can tell.
+    sb.faults(json!([{"path": "/rest/posts", "drop": true, "times": 0}]));
+    env.drop_draft("silent.md", "Nobody answers\n");
+    wait_state(&env, "silent", "dead");
+    let got = wait_until(Duration::from_secs(20), || !lines(&out).is_empty());
+    assert!(got, "the hook never ran; daemon log:\n{}", d.log_text());
+    let events = lines(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "post_in_doubt");
+    assert_eq!(events[0]["reason"], "in_doubt");
+    assert_eq!(events[0]["post_id"], "silent");
+    assert!(
+        events[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("lipost mark-published silent URN"),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn notify_set_up_by_a_reload_applies_to_the_next_event() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let env = Env::new(&sb, "");
+    let hook = script(&env, "hook.sh", &out);
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
+    env.drop_draft("before.md", "Refused before\n");
+    wait_state(&env, "before", "dead");
+
+    let mut config = std::fs::read_to_string(&env.config).unwrap();
+    config.push_str(&format!("\n[notify]\ncommand = [\"{}\"]\n", hook.display()));
+    std::fs::write(&env.config, config).unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    d.wait_log("[notify] events and sinks applied", Duration::from_secs(20));
+    sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
+    env.drop_draft("after.md", "Refused after\n");
+    wait_state(&env, "after", "dead");
+    let got = wait_until(Duration::from_secs(20), || !lines(&out).is_empty());
+    assert!(got, "{}", d.log_text());
+    std::thread::sleep(Duration::from_secs(1));
+    let ids: Vec<Value> = lines(&out).iter().map(|e| e["post_id"].clone()).collect();
+    assert_eq!(
+        ids,
+        vec![json!("after")],
+        "no event for a death before notify was set up"
+    );
+}
