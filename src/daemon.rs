@@ -82,7 +82,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let config = live.get();
     let routes = Routes::of(&config);
     store.call(move |s| s.set_notify_routes(&routes)).await?;
-    tokio::spawn(Arc::new(notify::Sender::new(live.clone(), store.clone())).run());
+    tokio::spawn(notify::Sender::new(live.clone(), store.clone()).run());
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));

@@ -11,7 +11,6 @@
 //! environment variable is removed from the command's environment, and a webhook URL (which
 //! often holds a token) is never logged.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -316,7 +315,7 @@ impl Sender {
         Sender { config, store }
     }
 
-    pub async fn run(self: Arc<Self>) {
+    pub async fn run(self) {
         loop {
             let now = Utc::now();
             let next = match self.look(now).await {
