@@ -603,7 +603,13 @@ fn switches_between(
 
 fn idle(size: &Size, rows: &mut Vec<Row>) {
     let sb = Sandbox::start();
-    let env = Env::build(&sb, "", "", "");
+    // Notifications configured: an idle outbox must cost no wake-ups either.
+    let env = Env::build(
+        &sb,
+        "",
+        "",
+        "\n[notify]\ncommand = [\"/bin/true\"]\nwebhook = \"http://127.0.0.1:9/hook\"\n",
+    );
     let d = Daemon::start_with_env(&env, &[("RUST_LOG", "warn,lipost::daemon=info")]);
     let due = in_secs(3 * 86_400);
     for i in 0..size.idle_posts {

@@ -135,6 +135,8 @@ struct RawConfig {
     publisher: RawPublisher,
     #[serde(default)]
     accounts: BTreeMap<String, RawAccount>,
+    #[serde(default)]
+    notify: RawNotify,
 }
 
 fn default_tz() -> String {
@@ -227,6 +229,33 @@ impl Default for RawPublisher {
         RawPublisher {
             max_concurrent: 8,
             shutdown_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNotify {
+    command: Option<Vec<String>>,
+    webhook: Option<String>,
+    events: Option<Vec<String>>,
+    #[serde(deserialize_with = "duration")]
+    held_longer_than: Duration,
+    #[serde(deserialize_with = "duration")]
+    backoff: Duration,
+    #[serde(deserialize_with = "duration")]
+    timeout: Duration,
+}
+
+impl Default for RawNotify {
+    fn default() -> Self {
+        RawNotify {
+            command: None,
+            webhook: None,
+            events: None,
+            held_longer_than: 2 * HOUR,
+            backoff: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
         }
     }
 }
@@ -384,6 +413,37 @@ pub struct Publisher {
     pub shutdown_timeout: Duration,
 }
 
+/// `[notify]`: where failures are reported (see `crate::notify`).
+#[derive(Debug, Clone)]
+pub struct Notifications {
+    /// argv of a program run per event, the JSON on stdin (empty: none).
+    pub command: Vec<String>,
+    /// https (or http on loopback) URL the JSON is POSTed to. Often holds a token: never
+    /// printed whole.
+    pub webhook: Option<url::Url>,
+    pub events: Vec<crate::notify::Kind>,
+    /// When a held post is reported (`post_held`).
+    pub held_longer_than: Duration,
+    /// The first retry's wait; doubled per failed try, at most an hour.
+    pub backoff: Duration,
+    /// How long a command may run, or a webhook take to answer.
+    pub timeout: Duration,
+}
+
+impl Notifications {
+    /// The configured sinks, command first.
+    pub fn sinks(&self) -> Vec<crate::notify::Sink> {
+        let mut v = Vec::new();
+        if !self.command.is_empty() {
+            v.push(crate::notify::Sink::Command);
+        }
+        if self.webhook.is_some() {
+            v.push(crate::notify::Sink::Webhook);
+        }
+        v
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
@@ -396,6 +456,7 @@ pub struct Config {
     pub watcher: Watcher,
     pub publisher: Publisher,
     pub accounts: BTreeMap<String, Account>,
+    pub notify: Notifications,
 }
 
 impl Config {
@@ -481,6 +542,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     }
     let linkedin = validate_linkedin(raw.linkedin, base).map_err(invalid)?;
     validate_durations(&raw.retry, &raw.watcher, &raw.publisher).map_err(invalid)?;
+    let notify = validate_notify(raw.notify).map_err(invalid)?;
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
@@ -513,6 +575,86 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             shutdown_timeout: raw.publisher.shutdown_timeout,
         },
         accounts,
+        notify,
+    })
+}
+
+fn validate_notify(raw: RawNotify) -> Result<Notifications, String> {
+    use crate::notify::Kind;
+    let command = match raw.command {
+        Some(argv) if argv.first().is_none_or(|p| p.trim().is_empty()) => return Err(
+            "notify.command must name a program: command = [\"/path/to/program\", \"arg\", ...]"
+                .into(),
+        ),
+        Some(argv) => argv,
+        None => Vec::new(),
+    };
+    let webhook = match raw.webhook {
+        None => None,
+        // The URL may hold a token: the message does not repeat it.
+        Some(w) => {
+            let u =
+                url::Url::parse(&w).map_err(|e| format!("notify.webhook is not a URL ({e})"))?;
+            let ok = u.scheme() == "https" || (u.scheme() == "http" && is_loopback_url(&u));
+            if !ok {
+                return Err("notify.webhook must be an https URL (http only on loopback: 127.0.0.1, ::1, localhost), so an event, which may name your posts and accounts, is not sent in clear".into());
+            }
+            Some(u)
+        }
+    };
+    let events = match raw.events {
+        None => Kind::DEFAULT.to_vec(),
+        Some(names) => {
+            let mut v = Vec::new();
+            for n in names {
+                let k = Kind::parse(&n)
+                    .filter(|k| *k != Kind::Test)
+                    .ok_or_else(|| {
+                        let all: Vec<_> = Kind::ALL
+                            .iter()
+                            .filter(|k| **k != Kind::Test)
+                            .map(|k| k.as_str())
+                            .collect();
+                        format!(
+                            "notify.events: unknown event {n:?}; known: {}",
+                            all.join(", ")
+                        )
+                    })?;
+                if !v.contains(&k) {
+                    v.push(k);
+                }
+            }
+            v
+        }
+    };
+    at_most(
+        "notify.held_longer_than",
+        raw.held_longer_than,
+        30 * DAY,
+        "a post held that long is no longer the post its author scheduled",
+    )?;
+    at_most(
+        "notify.backoff",
+        raw.backoff,
+        HOUR,
+        "the wait doubles per failed try",
+    )?;
+    at_most(
+        "notify.timeout",
+        raw.timeout,
+        10 * 60 * Duration::from_secs(1),
+        "a hook that slow holds up the next event",
+    )?;
+    if raw.timeout.is_zero() || raw.backoff.is_zero() {
+        return Err("notify.timeout and notify.backoff must be longer than 0s".into());
+    }
+    Ok(Notifications {
+        command,
+        webhook,
+        events,
+        held_longer_than: raw.held_longer_than,
+        backoff: raw.backoff,
+        timeout: raw.timeout,
     })
 }
 
@@ -809,6 +951,28 @@ impl fmt::Display for Config {
                 writeln!(f, "  slot            {}", s.pattern())?;
             }
         }
+        let n = &self.notify;
+        writeln!(f, "[notify]")?;
+        if n.command.is_empty() {
+            writeln!(f, "  command         (none)")?;
+        } else {
+            writeln!(f, "  command         {:?}", n.command)?;
+        }
+        match &n.webhook {
+            // Scheme and host only: the path often holds a token.
+            Some(u) => writeln!(
+                f,
+                "  webhook         {}://{}/…",
+                u.scheme(),
+                u.host_str().unwrap_or("?")
+            )?,
+            None => writeln!(f, "  webhook         (none)")?,
+        }
+        let events: Vec<_> = n.events.iter().map(|k| k.as_str()).collect();
+        writeln!(f, "  events          {}", events.join(", "))?;
+        writeln!(f, "  held_longer_than {}", fmt_dur(n.held_longer_than))?;
+        writeln!(f, "  backoff         {}", fmt_dur(n.backoff))?;
+        writeln!(f, "  timeout         {}", fmt_dur(n.timeout))?;
         Ok(())
     }
 }
@@ -1007,6 +1171,35 @@ mod tests {
             "https://api.linkedin.com/",
         ] {
             assert!(!yes(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn notify_defaults_and_refusals() {
+        let c = Config::parse(GOOD, Path::new("/etc/lipost/config.toml")).unwrap();
+        assert!(c.notify.sinks().is_empty());
+        assert_eq!(c.notify.events, crate::notify::Kind::DEFAULT.to_vec());
+        let with = |t: &str| format!("{GOOD}\n[notify]\n{t}\n");
+        let ok = Config::parse(
+            &with("webhook = \"http://127.0.0.1:9/x\"\ncommand = [\"/bin/true\"]\nevents = [\"post_published\"]"),
+            Path::new("/etc/lipost/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.notify.sinks().len(), 2);
+        assert_eq!(ok.notify.events, vec![crate::notify::Kind::PostPublished]);
+        for (bad, says) in [
+            (
+                "webhook = \"http://hooks.example.com/t0ken\"",
+                "notify.webhook",
+            ),
+            ("command = []", "notify.command"),
+            ("events = [\"post_exploded\"]", "notify.events"),
+            ("events = [\"test\"]", "notify.events"),
+            ("timeout = \"1h\"", "notify.timeout"),
+        ] {
+            let e = refusal(&with(bad));
+            assert!(e.contains(says), "{bad}: {e}");
+            assert!(!e.contains("t0ken"), "the URL is not repeated: {e}");
         }
     }
 

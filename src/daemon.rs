@@ -21,6 +21,7 @@ use tracing::{error, info, warn};
 use crate::auth::Tokens;
 use crate::config::{Config, Live, Mode};
 use crate::linkedin::{version_warning, ApiVersion, Client};
+use crate::notify::{self, Routes};
 use crate::post::HoldReason;
 use crate::publisher::Publisher;
 use crate::sandbox::{Sandbox, Settings};
@@ -159,6 +160,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (config_tx, live) = Live::new(config);
     let config = live.get();
     tokio::spawn(warn_old_version(live.clone()));
+    let routes = Routes::of(&config);
+    store.call(move |s| s.set_notify_routes(&routes)).await?;
+    tokio::spawn(notify::Sender::new(live.clone(), store.clone()).run());
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
@@ -262,6 +266,16 @@ impl Reload {
                 }
                 let accounts = new.accounts.keys().cloned().collect::<Vec<_>>().join(", ");
                 let version = new.linkedin.version.clone();
+                let (store, routes) = (self.store.clone(), Routes::of(&new));
+                tokio::spawn(async move {
+                    match store.call(move |s| s.set_notify_routes(&routes)).await {
+                        Ok(()) => info!("config reload: [notify] events and sinks applied"),
+                        Err(e) => {
+                            error!(error = %e, "config reload: cannot apply the [notify] events and sinks")
+                        }
+                    }
+                    notify::recorded().notify_one();
+                });
                 self.config.send_replace(Arc::new(new));
                 if self.version.set(&version) {
                     info!(version = %version, "LinkedIn-Version set; posts held for a retired version are tried again");

@@ -35,9 +35,13 @@ fn init_logging(format: LogFormat) {
 /// Lets a command that prints end quietly when its reader goes away (`lipost list | head`),
 /// as Unix tools do: SIGPIPE's default action ends the process without a word. Rust ignores
 /// SIGPIPE, which turns the closed pipe into a panic in `println!`. The daemon and the
-/// sandbox keep ignoring it: a closed stdout must not stop them.
+/// sandbox keep ignoring it: a closed stdout must not stop them; nor `notify`, which writes
+/// to a hook's stdin, and a hook that exits without reading must not end lipost.
 fn die_quietly_on_closed_pipe(command: &cli::Command) {
-    if matches!(command, cli::Command::Run | cli::Command::Sandbox { .. }) {
+    if matches!(
+        command,
+        cli::Command::Run | cli::Command::Sandbox { .. } | cli::Command::Notify(_)
+    ) {
         return;
     }
     // SAFETY: SIG_DFL installs no handler code, and a disposition may be changed from any

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 use crate::config::{AccountKind, Config, Live, Mode};
 use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
 use crate::linkedin::{ApiError, Client};
+use crate::notify::{Event, Kind};
 use crate::secret::{self, Secret};
 use crate::store::{Handle, StoreError, Token, TokenSource};
 
@@ -337,7 +338,7 @@ impl Tokens {
         match answer {
             Ok(resp) => {
                 let now = Utc::now();
-                let expires = now + Duration::seconds(resp.expires_in);
+                let expires = now + lifetime(resp.expires_in);
                 let access = resp.access_token;
                 let (m, a) = (member.clone(), access.clone());
                 self.store
@@ -420,6 +421,7 @@ impl Tokens {
         let before =
             Duration::from_std(self.config.get().linkedin.refresh_before).unwrap_or_default();
         let mut next = now + Duration::hours(1);
+        let mut warnings = Vec::new();
         for t in tokens {
             if t.needs_reauth.is_some() || t.source == TokenSource::Sandbox {
                 continue;
@@ -435,13 +437,28 @@ impl Tokens {
                     next = next.min(due);
                 }
                 if let Some(exp) = t.refresh_expires_at {
-                    warn_expiry(&t.account, "refresh token", exp, now, warned);
+                    warnings.extend(warn_expiry(&t.account, "refresh token", exp, now, warned));
                 }
             } else {
-                warn_expiry(&t.account, "access token", t.access_expires_at, now, warned);
+                warnings.extend(warn_expiry(
+                    &t.account,
+                    "access token",
+                    t.access_expires_at,
+                    now,
+                    warned,
+                ));
                 if t.access_expires_at > now {
                     next = next.min(t.access_expires_at);
                 }
+            }
+        }
+        if !warnings.is_empty() {
+            if let Err(e) = self
+                .store
+                .call(move |s| s.record_token_warnings(&warnings, now))
+                .await
+            {
+                warn!(error = %e, "cannot record token expiry notifications");
             }
         }
         next
@@ -450,34 +467,53 @@ impl Tokens {
 
 const WARN_DAYS: [i64; 4] = [14, 7, 3, 1];
 
-/// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`).
+/// The longest token lifetime lipost believes. LinkedIn's longest is 365 days (refresh
+/// tokens); an answer beyond this is absurd, and believing it would only delay a refresh, so
+/// it is clamped (and `Duration::seconds` would panic on a huge one).
+pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 400;
+
+/// A token endpoint's `expires_in` (seconds) → a lifetime in `0..=MAX_TOKEN_LIFETIME_DAYS`.
+/// Negative counts as already expired.
+fn lifetime(secs: i64) -> Duration {
+    Duration::seconds(secs.clamp(0, MAX_TOKEN_LIFETIME_DAYS * 86_400))
+}
+
+/// Warns once per threshold crossed (14, 7, 3, 1 days before `expires`); the warning as a
+/// `token_expiring` event (the store drops one it already recorded before a restart).
 fn warn_expiry(
     account: &str,
     what: &'static str,
     expires: DateTime<Utc>,
     now: DateTime<Utc>,
     warned: &mut HashMap<(String, &'static str), i64>,
-) {
+) -> Option<Event> {
     let left = expires - now;
-    let Some(threshold) = WARN_DAYS
+    let threshold = WARN_DAYS
         .iter()
         .rev()
         .copied()
-        .find(|d| left <= Duration::days(*d))
-    else {
-        return;
-    };
+        .find(|d| left <= Duration::days(*d))?;
     let key = (account.to_string(), what);
     if warned.get(&key).is_some_and(|w| *w <= threshold) {
-        return;
+        return None;
     }
     warned.insert(key, threshold);
-    if left <= Duration::zero() {
-        warn!(account = %account, expires_at = %expires, "the {what} of account {account} has expired: run `lipost auth login --account {account}`; its posts are held until then");
+    let (text, mark) = if left <= Duration::zero() {
+        let text = format!("the {what} of account {account} has expired: run `lipost auth login --account {account}`; its posts are held until then");
+        warn!(account = %account, expires_at = %expires, "{text}");
+        (text, 0)
     } else {
         let days = (left.num_hours() as f64 / 24.0).ceil() as i64;
-        warn!(account = %account, expires_at = %expires, days_left = days, "the {what} of account {account} expires in {days} days and lipost cannot renew it: run `lipost auth login --account {account}` before then");
-    }
+        let text = format!("the {what} of account {account} expires in {days} days and lipost cannot renew it: run `lipost auth login --account {account}` before then");
+        warn!(account = %account, expires_at = %expires, days_left = days, "{text}");
+        (text, threshold)
+    };
+    let mut e = Event::new(Kind::TokenExpiring, text);
+    e.account = Some(account.to_string());
+    e.reason = Some(what.replace(' ', "_"));
+    e.expires_at = Some(expires);
+    e.days_left = Some(mark);
+    Some(e)
 }
 
 /// A token response plus userinfo → a stored [`Token`].
@@ -494,11 +530,11 @@ pub async fn token_from_response(
         account: member.to_string(),
         member_urn: format!("urn:li:person:{}", who.sub),
         access_token: access,
-        access_expires_at: now + Duration::seconds(t.expires_in),
+        access_expires_at: now + lifetime(t.expires_in),
         refresh_expires_at: t
             .refresh_token
             .as_ref()
-            .map(|_| now + Duration::seconds(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
+            .map(|_| now + lifetime(t.refresh_token_expires_in.unwrap_or(365 * 86_400))),
         refresh_token: t.refresh_token,
         scopes: t
             .scope
@@ -510,4 +546,21 @@ pub async fn token_from_response(
         needs_reauth: None,
         updated_at: now,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_token_lifetimes_are_clamped_not_a_panic() {
+        let max = Duration::days(MAX_TOKEN_LIFETIME_DAYS);
+        assert_eq!(lifetime(i64::MAX), max);
+        assert_eq!(lifetime(i64::MAX / 1000 + 1), max);
+        assert_eq!(lifetime(i64::MIN), Duration::zero());
+        assert_eq!(lifetime(-5), Duration::zero());
+        assert_eq!(lifetime(5_184_000), Duration::days(60));
+        // Adding the clamped lifetime to now cannot overflow either.
+        let _ = Utc::now() + lifetime(i64::MAX);
+    }
 }

@@ -108,12 +108,21 @@ pub enum Command {
     /// Log in, or import a token.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Notifications ([notify] in the config).
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Check config, credentials, tokens, scopes, page roles, the API and its version.
     Doctor,
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Record a `test` event and send it to every configured sink now; fails if one fails.
+    Test,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +293,31 @@ pub async fn run(cli: Cli) -> Result<()> {
                 *refresh_expires_in,
             )
             .await
+        }
+        Command::Notify(NotifyCommand::Test) => {
+            let config = load(&cli)?;
+            if config.notify.sinks().is_empty() {
+                bail!(
+                    "no notification sink configured: set notify.command or notify.webhook in {}",
+                    config.path.display()
+                );
+            }
+            let mut store = open_store(&config)?;
+            let results = crate::notify::test(&config, &mut store).await?;
+            let mut failed = 0;
+            for (sink, r) in &results {
+                match r {
+                    Ok(()) => println!("{sink}: ok"),
+                    Err(e) => {
+                        failed += 1;
+                        println!("{sink}: failed: {e}");
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} sinks failed", results.len());
+            }
+            Ok(())
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

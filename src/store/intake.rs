@@ -91,7 +91,7 @@ impl Store {
             )?;
             return Ok(Ok(Taken::Created));
         };
-        let state = PostState::parse(&state).unwrap_or(PostState::Dead);
+        let state = super::parse_state(&state)?;
         let same = account == d.account
             && commentary == d.commentary
             && visibility == d.visibility.as_str()

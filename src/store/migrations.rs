@@ -90,4 +90,24 @@ ALTER TABLE posts ADD COLUMN hold_until TEXT;
     r#"
 CREATE INDEX posts_urn ON posts (post_urn) WHERE post_urn IS NOT NULL;
 "#,
+    // 6: the notification outbox: one row per event and sink, written in the transaction of
+    // the change it reports. `id` is the event's, the same on every sink.
+    r#"
+CREATE TABLE notifications (
+    id               TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    sink             TEXT NOT NULL,
+    post_id          TEXT,
+    account          TEXT,
+    payload          TEXT NOT NULL,
+    created_at       TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    sent_at          TEXT,
+    last_error       TEXT,
+    PRIMARY KEY (id, sink)
+);
+CREATE INDEX notifications_pending ON notifications (next_attempt_at) WHERE status = 'pending';
+"#,
 ];

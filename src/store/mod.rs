@@ -3,7 +3,8 @@
 //! All SQL lives here. Every state change goes through `Store::apply` (or, for claim and
 //! publish, which run once per post sent, a dedicated statement with the same condition),
 //! which moves a post only from the states its [`Transition`] allows, inside one
-//! `BEGIN IMMEDIATE` transaction with the rows that explain it (attempts, dead letters).
+//! `BEGIN IMMEDIATE` transaction with the rows that explain it (attempts, dead letters, and
+//! the `notifications` a person is sent about it, see `outbox`).
 //! `synchronous=FULL`: a `publishing` mark is on disk before the request it guards leaves.
 //! rusqlite blocks, so async callers go through [`Handle`], which runs each call on tokio's
 //! blocking pool.
@@ -12,10 +13,12 @@ mod guards;
 mod intake;
 mod migrations;
 mod operator;
+mod outbox;
 mod reading;
 mod tokens;
 
 pub use guards::{Hold, MadeFor};
+pub use outbox::{NotificationStatus, PendingNotification};
 pub use tokens::{Token, TokenSource};
 
 use std::path::Path;
@@ -61,11 +64,13 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
-    #[error("corrupt value in {table}.{column}: {value:?} is not an RFC 3339 time")]
+    #[error("corrupt value in {table}.{column}: {value:?} is not {expected}")]
     Corrupt {
         table: &'static str,
         column: &'static str,
         value: String,
+        /// What the column should hold, in words ("an RFC 3339 time", "a post state").
+        expected: &'static str,
     },
     #[error("this database was made for {had}, and the config says {want}: its tokens, post URNs and scheduled posts belong to the first and must never go to the second. Point `database` in config.toml at a new file for {want} (keep the old file for {had}), or put the config back")]
     MadeFor { had: String, want: String },
@@ -92,9 +97,27 @@ fn parse_ts(table: &'static str, column: &'static str, s: &str) -> rusqlite::Res
                     table,
                     column,
                     value: s.to_string(),
+                    expected: "an RFC 3339 time",
                 }),
             )
         })
+}
+
+/// A stored post state; an unknown one is an error naming the value, never a default (taking
+/// it for `dead` would hide a post that may still go out, or may have).
+fn parse_state(s: &str) -> rusqlite::Result<PostState> {
+    PostState::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt {
+                table: "posts",
+                column: "state",
+                value: s.to_string(),
+                expected: "a post state",
+            }),
+        )
+    })
 }
 
 fn opt_ts(
@@ -228,7 +251,7 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
     Ok(Post {
         id: r.get(0)?,
         account: r.get(1)?,
-        state: PostState::parse(&state).unwrap_or(PostState::Dead),
+        state: parse_state(&state)?,
         due_at: parse_ts("posts", "due_at", &r.get::<_, String>(3)?)?,
         next_attempt_at: parse_ts("posts", "next_attempt_at", &r.get::<_, String>(4)?)?,
         post_urn: r.get(5)?,
@@ -276,6 +299,7 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         let mut store = Store { conn };
         store.migrate(path)?;
+        outbox::attach(&store.conn)?;
         Ok(store)
     }
 
@@ -380,7 +404,7 @@ impl Store {
             None => Err(StoreError::NotFound(id.to_string())),
             Some(s) => Err(StoreError::WrongState {
                 id: id.to_string(),
-                state: PostState::parse(&s).unwrap_or(PostState::Dead),
+                state: parse_state(&s)?,
                 action,
                 wanted: t
                     .from()
@@ -636,7 +660,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![post_id, reason.as_str(), result.http_status, result.error_code, result.message, now_s],
         )?;
-        Ok(())
+        outbox::dead(tx, post_id, reason, result, now_s)
     }
 
     /// A scheduled post that can no longer go out (too late): dead, with its dead letter.
@@ -892,8 +916,37 @@ mod tests {
                 table: "posts",
                 column: "next_attempt_at",
                 value,
+                ..
             }) => assert_eq!(value, "soon"),
             other => panic!("{:?}", other.map(|p| p.next_attempt_at)),
         }
+    }
+
+    #[test]
+    fn an_unknown_state_is_a_corrupt_error_not_dead() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        // The CHECK constraint keeps this out of a healthy database; a newer binary's state
+        // or a hand edit with checks off is how one gets in.
+        store
+            .conn
+            .execute_batch(
+                "PRAGMA ignore_check_constraints = ON; \
+                 INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \
+                 VALUES ('p', 'me', 'paused', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'); \
+                 PRAGMA ignore_check_constraints = OFF;",
+            )
+            .unwrap();
+        let err = store.get("p").map(|p| p.state).unwrap_err();
+        match &err {
+            StoreError::Corrupt {
+                table: "posts",
+                column: "state",
+                value,
+                ..
+            } => assert_eq!(value, "paused"),
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("is not a post state"), "{err}");
     }
 }

@@ -145,10 +145,23 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn.execute(
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let was: Option<String> = tx
+            .query_row(
+                "SELECT status FROM tokens WHERE account = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
             "UPDATE tokens SET status = 'needs_reauth', status_reason = ?2, updated_at = ?3 WHERE account = ?1",
-            params![account, reason, ts(now)],
+            params![account, reason, now_s],
         )?;
+        if was.is_some_and(|w| w != "needs_reauth") {
+            super::outbox::needs_reauth(&tx, account, reason, &now_s)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

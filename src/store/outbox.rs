@@ -1,0 +1,287 @@
+//! The notification outbox (`notifications`): events recorded in the same transaction as the
+//! change they report, one row per event and sink, and their delivery state.
+//!
+//! Which kinds go to which sinks lives in a TEMP table on the store's own connection
+//! (`notify_routes`), set at start and on reload: the hooks are functions of the transaction
+//! alone, so the dead-letter and re-auth paths each need one call and no new parameter, and a
+//! disabled kind costs one indexed lookup and writes nothing. Sending is `crate::notify`'s job.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{opt_ts, parse_ts, ts, Result, Store, StoreError};
+use crate::notify::{self, Event, Kind, Routes, Sink};
+use crate::post::{AttemptResult, DeadReason};
+
+/// A row waiting to be sent.
+#[derive(Debug, Clone)]
+pub struct PendingNotification {
+    pub id: String,
+    pub kind: Kind,
+    pub sink: Sink,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+}
+
+/// A row's delivery state, as the `status` column spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationStatus {
+    Pending,
+    Sent,
+    /// Given up after `notify::GIVE_UP_AFTER`, or a `test` event that failed.
+    Failed,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationStatus::Pending => "pending",
+            NotificationStatus::Sent => "sent",
+            NotificationStatus::Failed => "failed",
+        }
+    }
+}
+
+/// Creates the (empty) routes table on a writable connection: no route, no row.
+pub(super) fn attach(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS notify_routes (kind TEXT NOT NULL, sink TEXT NOT NULL, \
+         PRIMARY KEY (kind, sink)) WITHOUT ROWID",
+    )?;
+    Ok(())
+}
+
+fn corrupt(column: &'static str, value: &str, expected: &'static str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        Box::new(StoreError::Corrupt {
+            table: "notifications",
+            column,
+            value: value.to_string(),
+            expected,
+        }),
+    )
+}
+
+/// Records `event` for every sink its kind is routed to, inside `tx`; how many rows.
+pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usize> {
+    let routed: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM temp.notify_routes WHERE kind = ?1)")?
+        .query_row([event.kind.as_str()], |r| r.get(0))?;
+    if !routed {
+        return Ok(0);
+    }
+    let id = notify::new_id();
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO notifications (id, kind, sink, post_id, account, payload, created_at, next_attempt_at) \
+             SELECT ?1, kind, sink, ?3, ?4, ?5, ?6, ?6 FROM temp.notify_routes WHERE kind = ?2",
+        )?
+        .execute(params![
+            id,
+            event.kind.as_str(),
+            event.post_id,
+            event.account,
+            event.payload(&id, now_s),
+            now_s
+        ])?;
+    if n > 0 {
+        // Before the commit: the sender's next store call runs after this one's.
+        notify::recorded().notify_one();
+    }
+    Ok(n)
+}
+
+/// The hook in the one place a dead letter is written.
+pub(super) fn dead(
+    tx: &Connection,
+    post_id: &str,
+    reason: DeadReason,
+    result: &AttemptResult,
+    now_s: &str,
+) -> Result<()> {
+    let reason_s = reason.as_str();
+    let account: Option<String> = tx
+        .prepare_cached("SELECT account FROM posts WHERE id = ?1")?
+        .query_row([post_id], |r| r.get(0))
+        .optional()?;
+    let (kind, text) = if reason == DeadReason::InDoubt {
+        (
+            Kind::PostInDoubt,
+            format!(
+                "Post {post_id} may or may not be on LinkedIn and needs a person: look at the feed, then `lipost mark-published {post_id} URN` or `lipost retry {post_id}`"
+            ),
+        )
+    } else {
+        let why = result.message.as_deref().unwrap_or(reason_s);
+        (
+            Kind::PostDead,
+            format!("Post {post_id} is dead ({reason_s}): {why}. `lipost show {post_id}` says more; `lipost retry {post_id}` tries again"),
+        )
+    };
+    let mut e = Event::new(kind, text);
+    e.post_id = Some(post_id.to_string());
+    e.account = account;
+    e.reason = Some(reason_s.to_string());
+    e.http_status = result.http_status;
+    e.error_code = result.error_code.clone();
+    e.message = result.message.clone();
+    record(tx, &e, now_s)?;
+    Ok(())
+}
+
+/// The hook where an account is marked `needs_reauth` (only when it was not already).
+pub(super) fn needs_reauth(tx: &Connection, account: &str, why: &str, now_s: &str) -> Result<()> {
+    let mut e = Event::new(
+        Kind::NeedsReauth,
+        format!("Account {account} needs a new login ({why}); its posts are held until `lipost auth login --account {account}`"),
+    );
+    e.account = Some(account.to_string());
+    e.reason = Some("needs_reauth".into());
+    e.message = Some(why.to_string());
+    record(tx, &e, now_s)?;
+    Ok(())
+}
+
+impl Store {
+    /// Which kinds go to which sinks from now on (at start and on reload).
+    pub fn set_notify_routes(&mut self, routes: &Routes) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM temp.notify_routes", [])?;
+        for k in &routes.kinds {
+            for s in &routes.sinks {
+                tx.execute(
+                    "INSERT OR IGNORE INTO temp.notify_routes (kind, sink) VALUES (?1, ?2)",
+                    params![k.as_str(), s.as_str()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Token-expiry warnings (from `auth::keep_alive`), each recorded once per token, expiry
+    /// and mark, so a restart does not repeat one.
+    pub fn record_token_warnings(&mut self, events: &[Event], now: DateTime<Utc>) -> Result<()> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        for e in events {
+            let seen: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM notifications WHERE kind = ?1 AND account IS ?2 \
+                 AND json_extract(payload, '$.reason') IS ?3 AND json_extract(payload, '$.expires_at') IS ?4 \
+                 AND json_extract(payload, '$.days_left') IS ?5)",
+                params![e.kind.as_str(), e.account, e.reason, e.expires_at.map(ts), e.days_left],
+                |r| r.get(0),
+            )?;
+            if !seen {
+                record(&tx, e, &now_s)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records `event` for `sinks` whatever the routes say, leased for an hour so a running
+    /// daemon leaves it to the caller, who sends it now (`lipost notify test`).
+    pub fn record_now(
+        &mut self,
+        event: &Event,
+        sinks: &[Sink],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PendingNotification>> {
+        let now_s = ts(now);
+        let lease = ts(now + chrono::Duration::hours(1));
+        let id = notify::new_id();
+        let payload = event.payload(&id, &now_s);
+        let tx = self.write()?;
+        for s in sinks {
+            tx.execute(
+                "INSERT INTO notifications (id, kind, sink, post_id, account, payload, created_at, next_attempt_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![id, event.kind.as_str(), s.as_str(), event.post_id, event.account, payload, now_s, lease],
+            )?;
+        }
+        tx.commit()?;
+        Ok(sinks
+            .iter()
+            .map(|&sink| PendingNotification {
+                id: id.clone(),
+                kind: event.kind,
+                sink,
+                payload: payload.clone(),
+                created_at: now,
+                attempts: 0,
+            })
+            .collect())
+    }
+
+    /// Pending rows due by `now`, oldest first.
+    pub fn notifications_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingNotification>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, kind, sink, payload, created_at, attempts FROM notifications \
+             WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
+            let kind: String = r.get(1)?;
+            let sink: String = r.get(2)?;
+            Ok(PendingNotification {
+                id: r.get(0)?,
+                kind: Kind::parse(&kind)
+                    .ok_or_else(|| corrupt("kind", &kind, "a notification kind"))?,
+                sink: Sink::parse(&sink)
+                    .ok_or_else(|| corrupt("sink", &sink, "a notification sink"))?,
+                payload: r.get(3)?,
+                created_at: parse_ts("notifications", "created_at", &r.get::<_, String>(4)?)?,
+                attempts: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The earliest pending `next_attempt_at`, if any.
+    pub fn next_notification_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(next_attempt_at) FROM notifications WHERE status = 'pending'",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(opt_ts("notifications", "next_attempt_at", t)?)
+    }
+
+    /// A success answer came back.
+    pub fn notification_sent(&mut self, id: &str, sink: Sink, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE notifications SET status = ?3, sent_at = ?4, attempts = attempts + 1, next_attempt_at = NULL \
+             WHERE id = ?1 AND sink = ?2",
+            params![id, sink.as_str(), NotificationStatus::Sent.as_str(), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// No success answer: try again at `next`, or (`None`) give up and mark it failed.
+    pub fn notification_failed(
+        &mut self,
+        id: &str,
+        sink: Sink,
+        error: &str,
+        next: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let status = match next {
+            Some(_) => NotificationStatus::Pending,
+            None => NotificationStatus::Failed,
+        };
+        self.conn.execute(
+            "UPDATE notifications SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, last_error = ?5 \
+             WHERE id = ?1 AND sink = ?2",
+            params![id, sink.as_str(), status.as_str(), next.map(ts), error],
+        )?;
+        Ok(())
+    }
+}
