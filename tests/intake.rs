@@ -424,3 +424,83 @@ fn the_watch_survives_the_queue_folder_being_removed_and_created_again() {
         .exists()));
     assert!(Path::new(&env.queue.join("rejected")).is_dir());
 }
+
+/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
+struct NoLeaseDaemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl NoLeaseDaemon {
+    fn start(env: &Env) -> NoLeaseDaemon {
+        let log = env.path("no-lease.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = NoLeaseDaemon { child, log };
+        assert!(
+            wait_until(LONG, || d.log_text().contains("lipost is running")),
+            "{}",
+            d.log_text()
+        );
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoLeaseDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_leases_the_settle_time_rule_applies_and_says_so() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = NoLeaseDaemon::start(&env);
+    // Owned by another user: no lease without CAP_LEASE.
+    for (name, text) in [
+        ("first.md", "Owned by nobody, one"),
+        ("second.md", "Owned by nobody, two"),
+    ] {
+        let tmp = env.queue.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, format!("{text}\n")).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(65534), Some(65534)).unwrap();
+        std::fs::rename(&tmp, env.queue.join(name)).unwrap();
+    }
+    let mut f = std::fs::File::create(env.queue.join("third.md")).unwrap();
+    std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
+    f.write_all(b"Owned by nobody, in place\n").unwrap();
+    drop(f);
+    for text in [
+        "Owned by nobody, one",
+        "Owned by nobody, two",
+        "Owned by nobody, in place",
+    ] {
+        assert!(
+            wait_until(LONG, || texts(&sb).iter().any(|t| t == text)),
+            "{text}: {}",
+            d.log_text()
+        );
+    }
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("read leases are not available").count(),
+        1,
+        "{log}"
+    );
+}
