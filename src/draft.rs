@@ -62,7 +62,7 @@ pub enum DraftError {
     UnclosedFrontMatter { line: usize },
     #[error("line {line} ({found:?}) looks like a front matter fence but is not one: front matter goes between two lines of exactly `+++`; if this is post text, start the file with other text")]
     FenceLike { line: usize, found: String },
-    #[error("front matter between `---` lines (YAML) is not read; lipost reads TOML between `+++` lines. Write it as:\n{toml}")]
+    #[error("front matter between `---` lines (YAML) is not read; lipost reads TOML between `+++` lines. Write it as:\n{toml}\n(If the first `---` is meant as text, start the file with other text.)")]
     YamlFrontMatter { toml: String },
     #[error("line {line} of the post text sets `{key}`, which belongs in the front matter: put it between `+++` lines at the top of the file (or reword the line so it does not start with `{key}:` or `{key} =`)")]
     MisplacedKey { key: &'static str, line: usize },
