@@ -854,6 +854,116 @@ fn backlog(size: &Size, rows: &mut Vec<Row>) {
     ));
 }
 
+// ------------------------------------------------------------------ 6. drop to send
+
+/// Due-now drafts written in place (open, write, close) one every 10 ms, pacing off: from each
+/// writer's close to the sandbox receiving the post, beside a bare client's round trip.
+fn drop_to_send(_size: &Size, rows: &mut Vec<Row>) {
+    let smoke = std::env::var("LIPOST_BENCH").is_ok_and(|v| v == "smoke");
+    let n = if smoke { 50 } else { 200 };
+    let gap = Duration::from_millis(10);
+    let sb = Sandbox::start();
+    // `[watcher]` given, so the product's default settle time (2 s) applies, not the tests'.
+    let env = Env::new(&sb, &format!("\n[watcher]\n{}", accounts_toml("d", 1, "")));
+    let d = Daemon::start(&env);
+    env.drop_draft("warm.md", draft("account = \"d00\"", "drop warm-up"));
+    wait_post_logged(&sb, &d, "drop warm-up", Duration::from_secs(30));
+
+    let mut closed: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        let next = start + gap * i as u32;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let text = draft("account = \"d00\"", &format!("drop {i}"));
+        let mut f = std::fs::File::create(env.queue.join(format!("drop-{i:04}.md"))).unwrap();
+        std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+        drop(f);
+        closed.push(Utc::now());
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || sb.posts().len() > n),
+        "not all drops were sent:\n{}",
+        d.log_text()
+    );
+    let mut latency: Vec<f64> = sb
+        .posts()
+        .iter()
+        .filter_map(|p| {
+            let i: usize = p["text"].as_str()?.strip_prefix("drop ")?.parse().ok()?;
+            let at: DateTime<Utc> = p["received_at"].as_str()?.parse().ok()?;
+            Some((at - closed[i]).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    latency.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    assert_eq!(latency.len(), n);
+
+    let mut bare = bare_round_trips(&sb, n, gap);
+    bare.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (p50, p99) = (percentile(&latency, 0.5), percentile(&latency, 0.99));
+    let (b50, b99) = (percentile(&bare, 0.5), percentile(&bare, 0.99));
+    rows.push(row(
+        "drop_to_send",
+        "close→received p50",
+        p50,
+        "ms",
+        Some(b50),
+        "",
+        None,
+    ));
+    rows.push(row(
+        "drop_to_send",
+        "close→received p99",
+        p99,
+        "ms",
+        Some(b99),
+        "< 50 ms",
+        Some(p99 < 50.0),
+    ));
+}
+
+/// A bare client's create-post round trips to `sb`, paced like the drafts: the floor under
+/// any drop-to-send time.
+fn bare_round_trips(sb: &Sandbox, n: usize, gap: Duration) -> Vec<f64> {
+    let client = reqwest::blocking::Client::new();
+    let token: Value = client
+        .post(format!("{}/_sandbox/token", sb.url))
+        .json(&json!({"member": "bench-bare", "scope": "openid profile w_member_social"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let me: Value = client
+        .get(format!("{}/v2/userinfo", sb.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let author = format!("urn:li:person:{}", me["sub"].as_str().unwrap());
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let body = json!({
+            "author": author, "commentary": format!("bare {i}"), "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED", "isReshareDisabledByAuthor": false,
+        });
+        let t = Instant::now();
+        let r = client
+            .post(format!("{}/rest/posts", sb.url))
+            .bearer_auth(&token)
+            .header("LinkedIn-Version", current_version())
+            .header("X-Restli-Protocol-Version", "2.0.0")
+            .json(&body)
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "bare create: {}", r.status());
+        out.push(t.elapsed().as_secs_f64() * 1000.0);
+        std::thread::sleep(gap);
+    }
+    out
+}
+
 fn main() {
     let smoke = std::env::var("LIPOST_BENCH").is_ok_and(|v| v == "smoke");
     // `cargo bench` passes `--bench`; a filter argument picks scenarios.
@@ -865,12 +975,13 @@ fn main() {
     let size = if smoke { &SMOKE } else { &FULL };
     let mut rows = Vec::new();
     type Scenario = fn(&Size, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("ingest", ingest),
         ("punctuality", punctuality),
         ("idle", idle),
         ("recovery", recovery),
         ("backlog", backlog),
+        ("drop_to_send", drop_to_send),
     ];
     for (name, f) in scenarios {
         if want(name) {

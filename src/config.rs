@@ -204,6 +204,9 @@ struct RawWatcher {
     poll: bool,
     #[serde(deserialize_with = "duration")]
     poll_interval: Duration,
+    extensions: Vec<String>,
+    #[serde(deserialize_with = "byte_size")]
+    max_draft_size: u64,
 }
 
 impl Default for RawWatcher {
@@ -212,8 +215,54 @@ impl Default for RawWatcher {
             settle_time: Duration::from_secs(2),
             poll: false,
             poll_interval: Duration::from_secs(2),
+            extensions: ["md", "txt", "markdown"].map(String::from).to_vec(),
+            max_draft_size: 64 * 1024,
         }
     }
+}
+
+/// The largest `watcher.max_draft_size`: a scan reads a batch of drafts at once, so the cap
+/// bounds the daemon's memory too.
+pub const MAX_DRAFT_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// A byte count: an integer, or a string such as "65536", "64KiB", "1 MiB".
+fn byte_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Int(i64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Int(n) => u64::try_from(n).map_err(|_| {
+            serde::de::Error::custom(format!("invalid size {n}: must not be negative"))
+        }),
+        Size::Text(s) => parse_byte_size(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// "65536", "512B", "64KiB", "1 MiB" (binary units; KB/MB are refused as ambiguous).
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: write a byte count like 65536, or \"64KiB\" or \"1MiB\""
+            ))
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| {
+            format!("invalid size {s:?}: write a byte count like 65536, or \"64KiB\" or \"1MiB\"")
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +454,10 @@ pub struct Watcher {
     pub settle_time: Duration,
     pub poll: bool,
     pub poll_interval: Duration,
+    /// File name extensions taken as drafts, lower case, without the dot.
+    pub extensions: Vec<String>,
+    /// Larger files are rejected unread.
+    pub max_draft_size: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -515,6 +568,23 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// `watcher.extensions`, lower-cased; each a bare extension such as "md".
+fn validate_extensions(raw: &[String]) -> Result<Vec<String>, String> {
+    if raw.is_empty() {
+        return Err("watcher.extensions is empty: no file would ever be taken; list some, e.g. [\"md\", \"txt\"]".into());
+    }
+    raw.iter()
+        .map(|e| {
+            let ok = !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if ok {
+                Ok(e.to_ascii_lowercase())
+            } else {
+                Err(format!("watcher.extensions: {e:?} is not a file name extension; write it without the dot, e.g. \"md\""))
+            }
+        })
+        .collect()
+}
+
 fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         path: path.to_path_buf(),
@@ -546,6 +616,13 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
+    let extensions = validate_extensions(&raw.watcher.extensions).map_err(&invalid)?;
+    if raw.watcher.max_draft_size == 0 || raw.watcher.max_draft_size > MAX_DRAFT_SIZE_LIMIT {
+        return Err(invalid(format!(
+            "watcher.max_draft_size = {} bytes: use 1 byte to 16MiB (the default is \"64KiB\")",
+            raw.watcher.max_draft_size
+        )));
+    }
     if raw.publisher.max_concurrent == 0 {
         return Err(invalid(
             "publisher.max_concurrent must be at least 1".into(),
@@ -569,6 +646,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             settle_time: raw.watcher.settle_time,
             poll: raw.watcher.poll,
             poll_interval: raw.watcher.poll_interval,
+            extensions,
+            max_draft_size: raw.watcher.max_draft_size,
         },
         publisher: Publisher {
             max_concurrent: raw.publisher.max_concurrent,
@@ -928,6 +1007,12 @@ impl fmt::Display for Config {
         writeln!(f, "[watcher]")?;
         writeln!(f, "  settle_time     {}", fmt_dur(self.watcher.settle_time))?;
         writeln!(f, "  poll            {}", self.watcher.poll)?;
+        writeln!(
+            f,
+            "  extensions      {}",
+            self.watcher.extensions.join(", ")
+        )?;
+        writeln!(f, "  max_draft_size  {} bytes", self.watcher.max_draft_size)?;
         writeln!(f, "[publisher]")?;
         writeln!(f, "  max_concurrent  {}", self.publisher.max_concurrent)?;
         writeln!(
@@ -1210,5 +1295,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid duration"), "{e}");
+    }
+
+    #[test]
+    fn draft_size_and_extensions() {
+        assert_eq!(parse_byte_size("65536"), Ok(65536));
+        assert_eq!(parse_byte_size("64KiB"), Ok(65536));
+        assert_eq!(parse_byte_size(" 1 MiB "), Ok(1 << 20));
+        assert!(parse_byte_size("64KB").is_err());
+        assert!(parse_byte_size("lots").is_err());
+        let base = format!("{GOOD}\n[watcher]\n");
+        let parse = |extra: &str| Config::parse(&format!("{base}{extra}"), Path::new("/x/c.toml"));
+        let c = parse("max_draft_size = 1000\nextensions = [\"MD\"]").unwrap();
+        assert_eq!(
+            (c.watcher.max_draft_size, c.watcher.extensions),
+            (1000, vec!["md".to_string()])
+        );
+        let c = parse("max_draft_size = \"2KiB\"").unwrap();
+        assert_eq!(c.watcher.max_draft_size, 2048);
+        for bad in [
+            "max_draft_size = 0",
+            "max_draft_size = \"32MiB\"",
+            "extensions = []",
+            "extensions = [\".md\"]",
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("watcher."), "{bad}: {e}");
+        }
     }
 }

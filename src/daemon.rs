@@ -169,10 +169,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
 
     // Watch first, then scan: a draft arriving between the two is seen by one or the other.
-    let renamed = watcher::RenamedIn::default();
     let look = Arc::new(Notify::new());
-    let events = watcher::watch(&config, look.clone(), renamed.clone())?;
-    let intake = Intake::new(live.clone(), store.clone(), renamed);
+    let intake = Intake::start(live.clone(), store.clone(), look.clone())?;
     let first = intake.scan().await?;
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
@@ -198,7 +196,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let scheduler = Scheduler::new(live, store.clone(), publisher, rearm).with_api_version(version);
     let result = scheduler.run(stop_rx).await;
-    drop((events, wake));
+    drop(wake);
     watching.abort();
     info!("lipost stopped");
     result.map_err(DaemonError::from)

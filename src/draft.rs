@@ -1,6 +1,8 @@
 //! Drafts: the file format users write, parsed and validated into a [`Draft`].
 //!
 //! A draft is UTF-8 text: optional TOML front matter between `+++` lines, then the post text.
+//! Intended front matter is never taken as text: a first line that looks like a fence but is
+//! not `+++`, YAML `---` front matter, and a text line that sets a front-matter key are errors.
 //! This module is pure: bytes and the config in, a `Draft` or a [`DraftError`] that says what
 //! is wrong and where, out. It never touches the file system, the store or the network.
 
@@ -54,8 +56,16 @@ pub struct Draft {
 pub enum DraftError {
     #[error("not UTF-8: invalid byte at offset {offset} (line {line}); save the file as UTF-8")]
     NotUtf8 { offset: usize, line: usize },
-    #[error("front matter opened with `+++` on line 1 is never closed: add a line `+++` after it")]
-    UnclosedFrontMatter,
+    #[error(
+        "front matter opened with `+++` on line {line} is never closed: add a line `+++` after it"
+    )]
+    UnclosedFrontMatter { line: usize },
+    #[error("line {line} ({found:?}) looks like a front matter fence but is not one: front matter goes between two lines of exactly `+++`; if this is post text, start the file with other text")]
+    FenceLike { line: usize, found: String },
+    #[error("front matter between `---` lines (YAML) is not read; lipost reads TOML between `+++` lines. Write it as:\n{toml}\n(If the first `---` is meant as text, start the file with other text.)")]
+    YamlFrontMatter { toml: String },
+    #[error("line {line} of the post text sets `{key}`, which belongs in the front matter: put it between `+++` lines at the top of the file (or reword the line so it does not start with `{key}:` or `{key} =`)")]
+    MisplacedKey { key: &'static str, line: usize },
     #[error("front matter, line {line}: {message}")]
     FrontMatter { line: usize, message: String },
     #[error("the post text is empty: write the text after the front matter")]
@@ -92,6 +102,10 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (fm, body) = split_front_matter(text)?;
+    let body_first_line = text[..text.len() - body.len()].matches('\n').count() + 1;
+    if let Some((key, line)) = misplaced_key(body, body_first_line) {
+        return Err(DraftError::MisplacedKey { key, line });
+    }
     let fm = match fm {
         Some((fm_text, first_line)) => parse_front_matter(fm_text, first_line)?,
         None => FrontMatter {
@@ -198,25 +212,113 @@ fn valid_id(id: &str) -> bool {
 /// Front matter with its first line number (if any), and the body.
 type Split<'a> = (Option<(&'a str, usize)>, &'a str);
 
+/// The keys front matter may hold; a body line that assigns one is misplaced front matter.
+const KEYS: [&str; 4] = ["id", "account", "publish_at", "visibility"];
+
 /// Splits off `+++`-fenced front matter. Returns the front matter text with the line number
-/// it starts on, and the rest.
+/// it starts on, and the rest. Blank lines may come before the opening fence and fences may
+/// carry white space around them; a first line that only looks like a fence is an error,
+/// never text, so intended front matter is never published as the post.
 fn split_front_matter(text: &str) -> Result<Split<'_>, DraftError> {
-    let Some(rest) = text
-        .strip_prefix("+++\n")
-        .or_else(|| text.strip_prefix("+++\r\n"))
-    else {
-        return Ok((None, text));
-    };
     let mut offset = 0;
-    for line in rest.split_inclusive('\n') {
-        if line.trim_end_matches(['\n', '\r']) == "+++" {
-            let fm = &rest[..offset];
-            let body = &rest[offset + line.len()..];
-            return Ok((Some((fm, 2)), body));
+    let mut line_no = 0;
+    let mut lines = text.split_inclusive('\n');
+    let opening = loop {
+        let Some(line) = lines.next() else {
+            return Ok((None, text));
+        };
+        line_no += 1;
+        if !line.trim().is_empty() {
+            break line;
         }
         offset += line.len();
+    };
+    match fence_kind(opening) {
+        Fence::None => return Ok((None, text)),
+        Fence::Toml => {}
+        Fence::Yaml => return Err(yaml_error(&text[offset + opening.len()..])),
+        Fence::NearMiss => {
+            return Err(DraftError::FenceLike {
+                line: line_no,
+                found: opening.trim().to_string(),
+            })
+        }
     }
-    Err(DraftError::UnclosedFrontMatter)
+    let opened_on = line_no;
+    let fm_start = offset + opening.len();
+    let mut pos = fm_start;
+    for line in lines {
+        if line.trim() == "+++" {
+            let fm = &text[fm_start..pos];
+            let body = &text[pos + line.len()..];
+            return Ok((Some((fm, opened_on + 1)), body));
+        }
+        pos += line.len();
+    }
+    Err(DraftError::UnclosedFrontMatter { line: opened_on })
+}
+
+enum Fence {
+    None,
+    Toml,
+    Yaml,
+    NearMiss,
+}
+
+/// What a draft's first non-blank line is: a `+++` fence, a YAML `---` fence, something an
+/// author probably meant as a fence (`++ +`, `++++`, `+++toml`, `--`), or text.
+fn fence_kind(line: &str) -> Fence {
+    let t = line.trim();
+    if t == "+++" {
+        return Fence::Toml;
+    }
+    if t == "---" {
+        return Fence::Yaml;
+    }
+    let squeezed: String = t.chars().filter(|c| !c.is_whitespace()).collect();
+    let only_marks = squeezed.len() >= 2 && squeezed.chars().all(|c| c == '+' || c == '-');
+    if only_marks || t.starts_with("+++") || t.starts_with("---") {
+        Fence::NearMiss
+    } else {
+        Fence::None
+    }
+}
+
+/// The rejection for `---` front matter, showing the same keys written as TOML.
+fn yaml_error(after_fence: &str) -> DraftError {
+    let mut toml = String::from("+++\n");
+    for line in after_fence.lines() {
+        if line.trim() == "---" {
+            break;
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            let key = key.trim();
+            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+            if !key.is_empty() {
+                toml.push_str(&format!("{key} = {value:?}\n"));
+            }
+        }
+    }
+    toml.push_str("+++");
+    DraftError::YamlFrontMatter { toml }
+}
+
+/// The first body line that assigns a front-matter key (`publish_at = ...`,
+/// `publish_at: ...`; case and `-`/`_` do not matter): the key and the line's number.
+fn misplaced_key(body: &str, first_line: usize) -> Option<(&'static str, usize)> {
+    body.lines().enumerate().find_map(|(i, line)| {
+        let t = line.trim_start();
+        let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))?;
+        let (word, rest) = t.split_at(end);
+        let rest = rest.trim_start();
+        if !(rest.starts_with('=') || rest.starts_with(':')) {
+            return None;
+        }
+        let word = word.to_ascii_lowercase().replace('-', "_");
+        KEYS.iter()
+            .find(|k| **k == word)
+            .map(|k| (*k, first_line + i))
+    })
 }
 
 fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftError> {
@@ -353,7 +455,7 @@ mod tests {
         assert_eq!(p("").unwrap_err(), DraftError::Empty);
         assert_eq!(
             p("+++\nid = \"a\"\nno end").unwrap_err(),
-            DraftError::UnclosedFrontMatter
+            DraftError::UnclosedFrontMatter { line: 1 }
         );
         assert!(matches!(
             p("+++\naccount = \"bob\"\n+++\nx").unwrap_err(),
@@ -389,5 +491,83 @@ mod tests {
     fn body_keeps_inner_whitespace_and_drops_the_trailing_newline() {
         let d = p("+++\n+++\n\nline one\n\n  indented\n").unwrap();
         assert_eq!(d.text, "line one\n\n  indented");
+    }
+
+    #[test]
+    fn fences_tolerate_white_space_blank_lines_and_a_bom() {
+        let want = "2030-01-01T09:00:00+00:00";
+        for text in [
+            "+++ \npublish_at = \"2030-01-01T09:00:00Z\"\n+++\t\nx\n",
+            "\n\n+++\npublish_at = \"2030-01-01T09:00:00Z\"\n  +++\nx\n",
+            "\u{feff}\n+++\r\npublish_at = \"2030-01-01T09:00:00Z\"\r\n+++\r\nx\r\n",
+            "  \n\t+++\t\npublish_at = \"2030-01-01T09:00:00Z\"\n+++\nx",
+        ] {
+            let d = p(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(d.publish_at.unwrap().to_rfc3339(), want, "{text:?}");
+            assert_eq!(d.text, "x", "{text:?}");
+        }
+    }
+
+    #[test]
+    fn front_matter_errors_keep_their_line_after_leading_blank_lines() {
+        let e = p("\n\n+++\nid = \"a\"\ncolour = 1\n+++\nx").unwrap_err();
+        assert!(e.to_string().contains("line 5"), "{e}");
+        assert_eq!(
+            p("\n+++\nid = \"a\"\n").unwrap_err(),
+            DraftError::UnclosedFrontMatter { line: 2 }
+        );
+    }
+
+    #[test]
+    fn yaml_front_matter_is_refused_with_its_toml_form() {
+        let e = p("---\npublish_at: 2030-01-01 09:00\nid: 'launch'\n---\nx\n").unwrap_err();
+        assert_eq!(
+            e,
+            DraftError::YamlFrontMatter {
+                toml: "+++\npublish_at = \"2030-01-01 09:00\"\nid = \"launch\"\n+++".into()
+            }
+        );
+        assert!(e.to_string().contains("+++\npublish_at = "), "{e}");
+    }
+
+    #[test]
+    fn near_miss_fences_are_refused() {
+        for text in [
+            "++ +\nid = \"a\"\n+++\nx",
+            "++++\nx",
+            "+++toml\nx\n+++\ny",
+            "--\nx",
+            "- - -\nx",
+        ] {
+            assert!(
+                matches!(p(text).unwrap_err(), DraftError::FenceLike { line: 1, .. }),
+                "{text:?}"
+            );
+        }
+        for text in ["+1 for this\n", "-- a quote\n", "Hello\n+++\n"] {
+            assert!(p(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_front_matter_key_in_the_text_is_refused() {
+        for (text, key, line) in [
+            ("publish_at = 2030-01-01\nx", "publish_at", 1),
+            ("x\n\nPublish-At: tomorrow\n", "publish_at", 3),
+            (
+                "+++\nid = \"a\"\n+++\nhello\n  visibility = \"PUBLIC\"\n",
+                "visibility",
+                5,
+            ),
+            ("Launch day!\naccount: me\n", "account", 2),
+        ] {
+            match p(text) {
+                Err(DraftError::MisplacedKey { key: k, line: l }) => {
+                    assert_eq!((k, l), (key, line), "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(p("identity matters: a post\naccounting = fun\n").is_ok());
     }
 }

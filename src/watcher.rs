@@ -1,15 +1,22 @@
 //! The queue folder: finds draft files, takes them once complete, and moves them out.
 //!
 //! The folder scan is the truth; notify events only say "look now" (a lost or overflowed
-//! event costs nothing but a later look). A file is read only once its mtime is older than
-//! `settle_time`, and is re-checked after reading, so a file still being written in place is
-//! never taken half-written. A draft is moved to `accepted/` only after the store committed
-//! it, and taking is idempotent (the same draft again is `Unchanged`), so a crash between the
-//! two neither loses nor duplicates it. This module never schedules or sends anything.
+//! event costs nothing but a later look). Only names with a configured extension are drafts;
+//! editors' and downloaders' temporary names are never touched. A draft is opened without
+//! following links, checked on its descriptor (a regular file, within `max_draft_size`) and
+//! read through it. It is read only while nobody has it open for writing: the kernel tells,
+//! by granting a read lease; where leases are unavailable, once its mtime is older than
+//! `settle_time` (re-checked after reading). A draft is moved to `accepted/` only after the
+//! store committed it, and taking is idempotent (the same draft again is `Unchanged`), so a
+//! crash between the two neither loses nor duplicates it. If the folder is removed and
+//! created again, the watch follows the new one. This module never schedules or sends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -26,6 +33,9 @@ const BATCH: usize = 500;
 /// How many upcoming slots a `next-slot` draft may choose from.
 const SLOT_LOOKAHEAD: usize = 1000;
 
+/// How often to look for the queue folder while it is missing (no event can say it is back).
+const FOLDER_RECHECK: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("cannot create {path}: {source}")]
@@ -39,13 +49,65 @@ pub enum WatchError {
     Store(#[from] store::StoreError),
 }
 
-/// Names writers use while staging: never taken.
+/// Names that editors, sync tools and browsers use for files still being written, or for
+/// their own bookkeeping: never taken, never moved, never logged.
 pub fn is_ignored(name: &str) -> bool {
-    name.starts_with('.')
-        || name.ends_with(".tmp")
-        || name.ends_with(".part")
-        || name.ends_with(".swp")
-        || name.ends_with('~')
+    const TEMP_EXTENSIONS: [&str; 10] = [
+        "tmp",
+        "temp",
+        "part",
+        "partial",
+        "crdownload",
+        "download",
+        "kate-swp",
+        "!sync",
+        "!ut",
+        "crswap",
+    ];
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    // vim's swap files: .swp, .swo, .swx and on down the alphabet (.swa ... .swz).
+    let vim_swap = ext.len() == 3 && ext.starts_with("sw");
+    name.starts_with('.') // dotfiles: .#emacs-lock, .~lock.*#, .syncthing.*, .dropbox*, rsync's
+        || name.starts_with('#') // emacs autosave #name#
+        || name.ends_with('#')
+        || name.ends_with('~') // emacs and many others' backups
+        || name.starts_with("~$") // Microsoft Office owner files
+        || name.starts_with("~syncthing~")
+        || name == "4913" // vim's probe for a writable folder
+        || vim_swap
+        || TEMP_EXTENSIONS.contains(&ext.as_str())
+}
+
+/// What the watcher does with a name in the queue folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// A draft: taken (or rejected with a reason).
+    Draft,
+    /// A temporary name: left alone, silently.
+    Ignored,
+    /// Another extension: left alone; said once at INFO.
+    Other,
+}
+
+pub fn classify(name: &str, extensions: &[String]) -> NameKind {
+    if is_ignored(name) {
+        return NameKind::Ignored;
+    }
+    match Path::new(name).extension() {
+        Some(e) if extensions.contains(&e.to_string_lossy().to_ascii_lowercase()) => {
+            NameKind::Draft
+        }
+        _ => NameKind::Other,
+    }
+}
+
+/// A file name as logs and `.error` files show it: escaped, so a name holding a newline or
+/// a control character cannot start a line of its own.
+pub fn shown(name: &str) -> String {
+    name.escape_debug().to_string()
 }
 
 /// Keeps notify's watcher alive; dropping it stops the events.
@@ -58,7 +120,7 @@ pub struct Events {
 pub type RenamedIn = Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>;
 
 /// Starts watching the queue folder; every event wakes `look`.
-pub fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<Events, WatchError> {
+fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<Events, WatchError> {
     let dir = config.queue_dir.clone();
     let handler = move |res: notify::Result<notify::Event>| {
         use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
@@ -151,18 +213,18 @@ pub fn prepare_folders(config: &Config) -> Result<(), WatchError> {
     Ok(())
 }
 
-/// A file seen in the folder but not yet complete.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    mtime: SystemTime,
+/// The device and inode of the queue folder: tells a re-created folder from the watched one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FolderId {
+    dev: u64,
+    ino: u64,
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::metadata(path).ok()?;
-    m.is_file().then(|| Stamp {
-        len: m.len(),
-        mtime: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+fn folder_id(dir: &Path) -> Option<FolderId> {
+    let m = std::fs::metadata(dir).ok()?;
+    m.is_dir().then(|| FolderId {
+        dev: m.dev(),
+        ino: m.ino(),
     })
 }
 
@@ -170,10 +232,15 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub struct Intake {
     config: Live,
     store: Handle,
+    look: Arc<Notify>,
     renamed: RenamedIn,
+    /// The watch and the folder it is on; `None` while the folder is missing.
+    watching: Mutex<Option<(Events, FolderId)>>,
+    /// Names with another extension already reported, so each is said once.
+    reported: Mutex<HashSet<String>>,
 }
 
-/// What one scan did, and when to look again for files not yet settled.
+/// What one scan did, and when to look again for files not yet complete.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub taken: usize,
@@ -184,51 +251,112 @@ pub struct Scan {
 enum Read {
     Ready(Draft),
     Bad(String),
-    Changed,
+    /// Someone may still be writing it: look again after this long (or at its close).
+    Busy(Duration),
+    /// Gone between the listing and the open.
+    Gone,
+}
+
+fn sooner(a: Option<Duration>, b: Duration) -> Option<Duration> {
+    Some(a.map_or(b, |a| a.min(b)))
 }
 
 impl Intake {
-    pub fn new(config: Live, store: Handle, renamed: RenamedIn) -> Intake {
-        Intake {
+    /// Starts watching the queue folder (every event wakes `look`); scan it afterwards, so a
+    /// draft arriving in between is seen by one or the other.
+    pub fn start(config: Live, store: Handle, look: Arc<Notify>) -> Result<Intake, WatchError> {
+        lease::ignore_break_signal();
+        let current = config.get();
+        let renamed = RenamedIn::default();
+        let events = watch(&current, look.clone(), renamed.clone())?;
+        let watching = folder_id(&current.queue_dir).map(|id| (events, id));
+        Ok(Intake {
             config,
             store,
+            look,
             renamed,
+            watching: Mutex::new(watching),
+            reported: Mutex::default(),
+        })
+    }
+
+    /// Whether the queue folder is there; re-arms the watch when it was replaced.
+    fn follow_folder(&self, config: &Config) -> Result<bool, WatchError> {
+        let current = folder_id(&config.queue_dir);
+        let mut watching = self.watching.lock().unwrap_or_else(|p| p.into_inner());
+        match (current, watching.as_ref()) {
+            (Some(id), Some((_, watched))) if *watched == id => Ok(true),
+            (None, was) => {
+                if was.is_some() {
+                    warn!(dir = %shown(&config.queue_dir.display().to_string()), "the queue folder is gone; waiting for it to be created again");
+                    *watching = None;
+                }
+                Ok(false)
+            }
+            (Some(id), _) => {
+                *watching = None;
+                prepare_folders(config)?;
+                let events = watch(config, self.look.clone(), self.renamed.clone())?;
+                *watching = Some((events, id));
+                warn!(dir = %shown(&config.queue_dir.display().to_string()), "the queue folder was created again; watching the new one");
+                Ok(true)
+            }
         }
     }
 
     /// One full look at the folder: takes every complete draft.
     pub async fn scan(&self) -> Result<Scan, WatchError> {
         let config = self.config.get().clone();
-        let renamed: std::collections::HashSet<PathBuf> =
-            std::mem::take(&mut *self.renamed.lock().unwrap_or_else(|p| p.into_inner()));
-        let (ready, recheck_in) =
-            tokio::task::spawn_blocking(move || settled_files(&config, &renamed))
-                .await
-                .map_err(|e| store::StoreError::Task(e.to_string()))?;
-        let mut scan = Scan {
-            recheck_in,
-            ..Scan::default()
-        };
-        for chunk in ready.chunks(BATCH) {
-            let (taken, rejected, changed) = self.take(chunk.to_vec()).await?;
+        if !self.follow_folder(&config)? {
+            return Ok(Scan {
+                recheck_in: Some(FOLDER_RECHECK),
+                ..Scan::default()
+            });
+        }
+        let renamed: Arc<HashSet<PathBuf>> = Arc::new(std::mem::take(
+            &mut *self.renamed.lock().unwrap_or_else(|p| p.into_inner()),
+        ));
+        let listed = tokio::task::spawn_blocking(move || list_folder(&config))
+            .await
+            .map_err(|e| store::StoreError::Task(e.to_string()))?;
+        self.report_others(listed.others);
+        let mut scan = Scan::default();
+        if !listed.readable {
+            scan.recheck_in = Some(self.config.get().watcher.settle_time);
+        }
+        for chunk in listed.drafts.chunks(BATCH) {
+            let (taken, rejected, recheck) = self.take(chunk.to_vec(), renamed.clone()).await?;
             scan.taken += taken;
             scan.rejected += rejected;
-            if changed {
-                let settle = self.config.get().watcher.settle_time;
-                scan.recheck_in = Some(scan.recheck_in.map_or(settle, |r| r.min(settle)));
+            if let Some(r) = recheck {
+                scan.recheck_in = sooner(scan.recheck_in, r);
             }
         }
         Ok(scan)
     }
 
-    /// Reads, parses, stores and moves a batch of settled files.
-    async fn take(&self, files: Vec<PathBuf>) -> Result<(usize, usize, bool), WatchError> {
+    /// Says once per name that a file is not a draft; forgets names no longer there.
+    fn report_others(&self, others: Vec<String>) {
+        let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
+        let now: HashSet<String> = others.into_iter().collect();
+        for name in now.difference(&reported) {
+            info!(file = %shown(name), "not a draft (its extension is not in watcher.extensions); left where it is");
+        }
+        *reported = now;
+    }
+
+    /// Reads, parses, stores and moves a batch of drafts; when to look again at busy ones.
+    async fn take(
+        &self,
+        files: Vec<PathBuf>,
+        renamed: Arc<HashSet<PathBuf>>,
+    ) -> Result<(usize, usize, Option<Duration>), WatchError> {
         let config = self.config.get().clone();
         let read: Vec<(PathBuf, Read)> = tokio::task::spawn_blocking(move || {
             files
                 .into_iter()
                 .map(|p| {
-                    let r = read_draft(&p, &config);
+                    let r = read_draft(&p, &config, renamed.contains(&p));
                     (p, r)
                 })
                 .collect()
@@ -236,14 +364,15 @@ impl Intake {
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))?;
 
-        let changed = read.iter().any(|(_, r)| matches!(r, Read::Changed));
+        let mut recheck = None;
         let mut good: Vec<(PathBuf, Draft)> = Vec::new();
         let mut bad: Vec<(PathBuf, String)> = Vec::new();
         for (p, r) in read {
             match r {
                 Read::Ready(d) => good.push((p, d)),
                 Read::Bad(why) => bad.push((p, why)),
-                Read::Changed => {}
+                Read::Busy(wait) => recheck = sooner(recheck, wait),
+                Read::Gone => {}
             }
         }
         let config = self.config.get();
@@ -292,14 +421,14 @@ impl Intake {
                 }
             }
             for (path, why) in &bad {
-                warn!(file = %file_name(path), reason = %why, "draft rejected");
+                warn!(file = %shown(&file_name(path)), reason = %why.escape_debug(), "draft rejected");
                 move_to(path, &config.rejected_dir(), Some(why));
             }
             (taken, bad.len())
         })
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))?;
-        Ok((taken, rejected, changed))
+        Ok((taken, rejected, recheck))
     }
 }
 
@@ -314,7 +443,7 @@ fn log_taken(d: &Draft, how: &Taken, path: &Path) {
         Taken::Replaced => "draft replaced the scheduled post",
         Taken::Unchanged => "draft already taken; unchanged",
     };
-    info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %file_name(path), "{what}");
+    info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %shown(&file_name(path)), "{what}");
 }
 
 fn file_name(p: &Path) -> String {
@@ -323,57 +452,149 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The folder's complete drafts (sorted by name), and how long until an incomplete one may be.
-/// A file is complete when its mtime is older than the settle time, or when it was renamed in.
-fn settled_files(
-    config: &Config,
-    renamed: &std::collections::HashSet<PathBuf>,
-) -> (Vec<PathBuf>, Option<Duration>) {
-    let settle = config.watcher.settle_time;
-    let now = SystemTime::now();
-    let mut ready = BTreeMap::new();
-    let mut recheck: Option<Duration> = None;
+/// What a scan found: drafts (sorted by name), names with another extension, and whether
+/// the folder could be read at all.
+struct Listing {
+    drafts: Vec<PathBuf>,
+    others: Vec<String>,
+    readable: bool,
+}
+
+fn list_folder(config: &Config) -> Listing {
+    let mut drafts = BTreeMap::new();
+    let mut others = Vec::new();
     let Ok(entries) = std::fs::read_dir(&config.queue_dir) else {
-        warn!(dir = %config.queue_dir.display(), "cannot read the queue folder");
-        return (vec![], Some(settle));
+        warn!(dir = %shown(&config.queue_dir.display().to_string()), "cannot read the queue folder");
+        return Listing {
+            drafts: vec![],
+            others,
+            readable: false,
+        };
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_ignored(&name) {
-            continue;
-        }
-        let path = entry.path();
-        let Some(st) = stamp(&path) else { continue };
-        match now.duration_since(st.mtime) {
-            _ if renamed.contains(&path) => {
-                ready.insert(name, path);
+        match classify(&name, &config.watcher.extensions) {
+            NameKind::Draft => {
+                drafts.insert(name, entry.path());
             }
-            Ok(age) if age >= settle => {
-                ready.insert(name, path);
-            }
-            Ok(age) => {
-                let wait = settle - age;
-                recheck = Some(recheck.map_or(wait, |r| r.min(wait)));
-            }
-            // An mtime in the future (clock step): look again after a settle time.
-            Err(_) => recheck = Some(recheck.map_or(settle, |r| r.min(settle))),
+            // accepted/ and rejected/ live here too: folders are not worth a word.
+            NameKind::Other if !entry.file_type().is_ok_and(|t| t.is_dir()) => others.push(name),
+            NameKind::Other | NameKind::Ignored => {}
         }
     }
-    (ready.into_values().collect(), recheck)
+    Listing {
+        drafts: drafts.into_values().collect(),
+        others,
+        readable: true,
+    }
 }
 
-/// Reads a settled file; `Changed` if it was written to while we read it.
-fn read_draft(path: &Path, config: &Config) -> Read {
-    let Some(before) = stamp(path) else {
-        return Read::Changed;
-    };
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => return Read::Bad(format!("cannot read the file: {e}")),
-    };
-    if stamp(path) != Some(before) || bytes.len() as u64 != before.len {
-        return Read::Changed;
+/// Opens a draft without following a link and without blocking on a fifo, and checks the
+/// descriptor: a regular file no larger than `cap`. Read it through that descriptor. Links,
+/// fifos, devices and folders are refused without being opened at all where `lstat` can tell.
+pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), String> {
+    const LINK: &str =
+        "it is a symbolic link, and links are not followed: put the file itself in the queue folder";
+    let seen =
+        std::fs::symlink_metadata(path).map_err(|e| format!("cannot look at the file: {e}"))?;
+    if seen.file_type().is_symlink() {
+        return Err(LINK.into());
     }
+    not_regular(seen.file_type())?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => LINK.to_string(),
+            _ => format!("cannot open the file: {e}"),
+        })?;
+    // The name may have been swapped since the lstat: the descriptor is what counts.
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read the file's metadata: {e}"))?;
+    not_regular(meta.file_type())?;
+    if meta.len() > cap {
+        return Err(too_large(meta.len(), cap));
+    }
+    Ok((file, meta))
+}
+
+fn not_regular(t: std::fs::FileType) -> Result<(), String> {
+    let what = if t.is_file() {
+        return Ok(());
+    } else if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a named pipe"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "something else"
+    };
+    Err(format!("it is {what}, not a regular file"))
+}
+
+fn too_large(len: u64, cap: u64) -> String {
+    format!("the file is {len} bytes; drafts may be at most {cap} bytes (watcher.max_draft_size); it was not read")
+}
+
+/// Reads at most `cap` bytes through the descriptor; a file that grew past it is refused.
+pub fn read_capped(file: &File, cap: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the file: {e}"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!(
+            "the file is over {cap} bytes (watcher.max_draft_size)"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a draft once nobody is writing it.
+fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
+    let cap = config.watcher.max_draft_size;
+    let settle = config.watcher.settle_time;
+    let (file, before) = match open_draft(path, cap) {
+        Ok(f) => f,
+        Err(_) if std::fs::symlink_metadata(path).is_err() => return Read::Gone,
+        Err(why) => return Read::Bad(why),
+    };
+    let bytes = match lease::try_read(&file) {
+        lease::Outcome::Held(_lease) => match read_capped(&file, cap) {
+            Ok(b) => b,
+            Err(why) => return Read::Bad(why),
+        },
+        lease::Outcome::Busy => return Read::Busy(settle),
+        lease::Outcome::Unavailable(e) => {
+            lease::note_rule(lease::Rule::Settle(e), settle);
+            // Without a lease, a file at rest for the settle time is taken to be complete
+            // (one renamed in is complete already: the stage-and-rename pattern).
+            let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            match SystemTime::now().duration_since(mtime) {
+                _ if renamed_in => {}
+                Ok(age) if age >= settle => {}
+                Ok(age) => return Read::Busy(settle - age),
+                Err(_) => return Read::Busy(settle),
+            }
+            let bytes = match read_capped(&file, cap) {
+                Ok(b) => b,
+                Err(why) => return Read::Bad(why),
+            };
+            let after = file.metadata().ok();
+            let unchanged = after.is_some_and(|a| {
+                a.len() == before.len() && a.modified().ok() == before.modified().ok()
+            });
+            if !unchanged || bytes.len() as u64 != before.len() {
+                return Read::Busy(settle);
+            }
+            bytes
+        }
+    };
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -384,8 +605,86 @@ fn read_draft(path: &Path, config: &Config) -> Read {
     }
 }
 
+/// Linux read leases: the kernel grants one only while no process has the file open for
+/// writing, which is exactly "the writer is done".
+mod lease {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use tracing::{info, warn};
+
+    pub enum Outcome<'a> {
+        /// Nobody writes; released when dropped.
+        Held(Held<'a>),
+        /// Someone has it open for writing.
+        Busy,
+        /// No lease here (no CAP_LEASE for another user's file, NFS, ...).
+        Unavailable(std::io::Error),
+    }
+
+    pub struct Held<'a>(&'a File);
+
+    impl Drop for Held<'_> {
+        fn drop(&mut self) {
+            // SAFETY: fcntl on a descriptor this `File` owns; no memory is passed.
+            unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        }
+    }
+
+    pub fn try_read(file: &File) -> Outcome<'_> {
+        // SAFETY: as above.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
+        if r == 0 {
+            note_rule(Rule::Lease, Duration::ZERO);
+            return Outcome::Held(Held(file));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) => Outcome::Busy,
+            _ => Outcome::Unavailable(e),
+        }
+    }
+
+    /// A writer opening a leased file makes the kernel send SIGIO to the lease holder, and
+    /// SIGIO's default action ends the process. The lease is held only for one read and then
+    /// released, so the signal carries nothing we need.
+    pub fn ignore_break_signal() {
+        // SAFETY: installs SIG_IGN, which runs no code of ours.
+        unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
+    }
+
+    pub enum Rule {
+        Lease,
+        Settle(std::io::Error),
+    }
+
+    /// The rule last logged: 0 none yet, 1 lease, 2 settle time.
+    static LOGGED: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+    /// Says which rule decides when a draft is complete, each time it changes.
+    pub fn note_rule(rule: Rule, settle: Duration) {
+        let code = match rule {
+            Rule::Lease => 1,
+            Rule::Settle(_) => 2,
+        };
+        if LOGGED.swap(code, Ordering::Relaxed) == code {
+            return;
+        }
+        match rule {
+            Rule::Lease => info!("a draft is taken once no process has it open for writing (the kernel grants a read lease)"),
+            Rule::Settle(e) => warn!(
+                error = %e,
+                settle_time = ?settle,
+                "read leases are not available for the queue folder; a draft is taken once unchanged for watcher.settle_time (give the daemon CAP_LEASE, as the shipped unit does, for drafts owned by other users)"
+            ),
+        }
+    }
+}
+
 /// Moves `path` into `dir` under a name not yet taken there; with `error`, writes
-/// `NAME.error` beside it first.
+/// `NAME.error` beside it first, readable by the folder's group whatever the umask.
 fn move_to(path: &Path, dir: &Path, error: Option<&str>) {
     let name = file_name(path);
     let target = free_name(dir, &name);
@@ -394,16 +693,30 @@ fn move_to(path: &Path, dir: &Path, error: Option<&str>) {
         error_file.push(".error");
         // Written aside and renamed in, so nobody reads a half-written explanation.
         let staging = dir.join(format!(".{name}.error.tmp"));
-        let text = format!("{name}: rejected: {why}\n");
+        let text = format!("{}: rejected: {why}\n", shown(&name));
         if let Err(e) =
-            std::fs::write(&staging, text).and_then(|()| std::fs::rename(&staging, &error_file))
+            write_error_file(&staging, &text).and_then(|()| std::fs::rename(&staging, &error_file))
         {
-            warn!(file = %name, error = %e, "cannot write the .error file");
+            warn!(file = %shown(&name), error = %e, "cannot write the .error file");
         }
     }
     if let Err(e) = std::fs::rename(path, &target) {
-        warn!(file = %name, to = %target.display(), error = %e, "cannot move the draft");
+        warn!(file = %shown(&name), to = %shown(&target.display().to_string()), error = %e, "cannot move the draft");
     }
+}
+
+/// Mode 0640 set after creation: the unit's `UMask=0077` would otherwise make it 0600, and
+/// the draft's author (in the folder's group) could not read why the draft was refused.
+fn write_error_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o640)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
+    f.write_all(text.as_bytes())
 }
 
 /// `dir/name`, or `dir/stem.N.ext` for the first N free.
@@ -432,13 +745,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn staging_names_are_ignored() {
-        for n in [".hidden.md", "a.tmp", "a.part", ".a.md.swp", "a.md~"] {
+    fn temporary_names_are_ignored() {
+        for n in [
+            ".hidden.md",
+            "a.tmp",
+            "a.part",
+            ".a.md.swp",
+            "a.md~",
+            "#launch.md#",
+            ".#launch.md",
+            "launch.md.swo",
+            "launch.md.swx",
+            "x.swa",
+            "4913",
+            "a.kate-swp",
+            "a.md.crdownload",
+            "a.md.partial",
+            "a.md.download",
+            "~$launch.md",
+            ".~lock.launch.md#",
+            "a.md.!sync",
+            ".syncthing.a.md.tmp",
+            ".dropbox",
+            ".dropbox.cache",
+            "~syncthing~a.md.tmp",
+            "A.MD.TMP",
+        ] {
             assert!(is_ignored(n), "{n}");
+            assert_eq!(classify(n, &exts()), NameKind::Ignored, "{n}");
         }
-        for n in ["a.md", "post.txt", "tmp.md"] {
+        for n in ["a.md", "post.txt", "tmp.md", "swap.md", "4913.md"] {
             assert!(!is_ignored(n), "{n}");
         }
+    }
+
+    fn exts() -> Vec<String> {
+        ["md", "txt", "markdown"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn only_configured_extensions_are_drafts() {
+        for n in ["a.md", "a.MD", "b.txt", "c.markdown", "d.Markdown"] {
+            assert_eq!(classify(n, &exts()), NameKind::Draft, "{n}");
+        }
+        for n in ["a.pdf", "README", "a.md.bak", "a.mdx", "accepted"] {
+            assert_eq!(classify(n, &exts()), NameKind::Other, "{n}");
+        }
+    }
+
+    #[test]
+    fn names_are_shown_on_one_line() {
+        assert_eq!(shown("a\nINFO forged.md"), "a\\nINFO forged.md");
+        assert!(!shown("x\r\u{1b}[2J.md").contains(['\n', '\r', '\u{1b}']));
     }
 
     #[test]

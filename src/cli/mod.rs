@@ -367,7 +367,38 @@ fn wake_daemon(config: &Config) {
 fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     for file in files {
-        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        match crate::watcher::classify(&name, &config.watcher.extensions) {
+            crate::watcher::NameKind::Draft => {}
+            kind => {
+                failed += 1;
+                let why = if kind == crate::watcher::NameKind::Ignored {
+                    "a temporary name (editor, sync tool or browser)"
+                } else {
+                    "its extension is not in watcher.extensions"
+                };
+                println!(
+                    "{}: not a draft: {why}; the daemon would leave it alone",
+                    file.display()
+                );
+                continue;
+            }
+        }
+        // The same checks the daemon makes: no links followed, a regular file, the size cap.
+        let cap = config.watcher.max_draft_size;
+        let read = crate::watcher::open_draft(file, cap)
+            .and_then(|(f, _)| crate::watcher::read_capped(&f, cap));
+        let bytes = match read {
+            Ok(b) => b,
+            Err(why) => {
+                failed += 1;
+                println!("{}: rejected: {why}", file.display());
+                continue;
+            }
+        };
         let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

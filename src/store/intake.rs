@@ -96,7 +96,14 @@ impl Store {
             && commentary == d.commentary
             && visibility == d.visibility.as_str()
             && old_publish_at == publish_at;
-        if same && state != PostState::Cancelled {
+        // The same draft again: a crash between commit and move, or a writer that saved twice.
+        // For a dead or cancelled post it is the author asking for another go, which the
+        // README promises, so it falls through to `Replace` like a changed draft.
+        let live = matches!(
+            state,
+            PostState::Scheduled | PostState::Publishing | PostState::Published
+        );
+        if same && live {
             return Ok(Ok(Taken::Unchanged));
         }
         let id = d.id.clone();

@@ -1,0 +1,506 @@
+//! Intake through the real binary: which files are drafts, when a draft is complete, what a
+//! draft may be (front matter, size, file type), and what the author reads when it is refused.
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn texts(sb: &Sandbox) -> Vec<String> {
+    sb.posts()
+        .iter()
+        .map(|p| p["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Drops a due-now draft and waits until it is on the sandbox: every file dropped before it
+/// has then been looked at by the same or an earlier scan.
+fn sentinel(env: &Env, sb: &Sandbox, d: &Daemon, name: &str) {
+    let text = format!("Sentinel {name}");
+    env.drop_draft(&format!("{name}.md"), format!("{text}\n"));
+    wait_post_logged(sb, d, &text, LONG);
+}
+
+fn rejected(env: &Env, name: &str) -> String {
+    let path = env.queue.join("rejected").join(format!("{name}.error"));
+    let mut text = None;
+    wait_until(LONG, || {
+        text = std::fs::read_to_string(&path).ok();
+        text.is_some()
+    });
+    text.unwrap_or_else(|| panic!("{} never appeared", path.display()))
+}
+
+fn due_at(env: &Env, id: &str) -> Option<String> {
+    env.db()
+        .query_row("SELECT due_at FROM posts WHERE id = ?1", [id], |r| r.get(0))
+        .ok()
+}
+
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+// ---------------------------------------------------------------- point 1: front matter
+
+#[test]
+fn front_matter_with_stray_white_space_is_read_and_misplaced_front_matter_is_refused() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let embargo = "publish_at = \"2030-01-01T09:00:00Z\"";
+    // Each of these once published its front matter as text, at once.
+    env.drop_draft(
+        "space.md",
+        format!("+++ \n{embargo}\n+++  \nEmbargoed one\n"),
+    );
+    env.drop_draft(
+        "blank.md",
+        format!("\n\n+++\n{embargo}\n+++\nEmbargoed two\n"),
+    );
+    env.drop_draft(
+        "bom.md",
+        format!("\u{feff}\r\n+++\r\n{embargo}\r\n+++\r\nEmbargoed three\r\n"),
+    );
+    // These cannot be read as meant: refused, never posted.
+    env.drop_draft(
+        "yaml.md",
+        "---\npublish_at: 2030-01-01 09:00\n---\nYAML embargo\n",
+    );
+    env.drop_draft("near.md", format!("++ +\n{embargo}\n+++\nNear miss\n"));
+    env.drop_draft("inline.md", "Text first\npublish_at: 2030-01-01 09:00\n");
+    sentinel(&env, &sb, &d, "after-front-matter");
+
+    for id in ["space", "blank", "bom"] {
+        assert_eq!(env.state(id).as_deref(), Some("scheduled"), "{id}");
+        assert!(
+            due_at(&env, id).unwrap().starts_with("2030-01-01T09:00:00"),
+            "{id}: {:?}",
+            due_at(&env, id)
+        );
+    }
+    let yaml = rejected(&env, "yaml.md");
+    assert!(
+        yaml.contains("+++\npublish_at = \"2030-01-01 09:00\"\n+++"),
+        "{yaml}"
+    );
+    assert!(rejected(&env, "near.md").contains("fence"));
+    assert!(rejected(&env, "inline.md").contains("publish_at"));
+    assert_eq!(texts(&sb), ["Sentinel after-front-matter"]);
+
+    // `lipost validate` says the same before anything is dropped.
+    let dir = env.path("drafts");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in [
+        ("y.md", "---\nid: x\n---\nx\n"),
+        ("n.md", "+++toml\nid = \"x\"\n+++\nx\n"),
+        ("i.md", "x\nvisibility = \"PUBLIC\"\n"),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        let out = env.lipost(&["validate", p.to_str().unwrap()]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{name}: {stdout}");
+        assert!(stdout.contains("rejected"), "{name}: {stdout}");
+    }
+}
+
+// ---------------------------------------------------------------- point 2: which files
+
+#[test]
+fn editor_and_download_leftovers_are_left_alone() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let planned = draft(
+        "id = \"launch\"\npublish_at = \"2030-06-01T09:00:00Z\"",
+        "Launch",
+    );
+    env.drop_draft("launch.md", &planned);
+    assert!(wait_until(LONG, || env.state("launch").is_some()));
+    // A half-edited copy carrying the same id and no embargo, under every temporary name.
+    let half = draft("id = \"launch\"", "Launch (half-edit");
+    let leftovers = [
+        "#launch.md#",
+        ".#launch.md",
+        "launch.md~",
+        ".launch.md.swp",
+        "launch.md.swo",
+        "4913",
+        "launch.kate-swp",
+        "launch.md.crdownload",
+        "launch.md.part",
+        "launch.md.download",
+        "~$launch.md",
+        ".~lock.launch.md#",
+        "launch.md.tmp",
+        ".syncthing.launch.md.tmp",
+        "notes.pdf",
+    ];
+    for name in leftovers {
+        std::fs::write(env.queue.join(name), &half).unwrap();
+    }
+    sentinel(&env, &sb, &d, "one");
+    sentinel(&env, &sb, &d, "two");
+
+    assert_eq!(env.state("launch").as_deref(), Some("scheduled"));
+    assert!(due_at(&env, "launch").unwrap().starts_with("2030-06-01"));
+    for name in leftovers {
+        let kept = std::fs::read_to_string(env.queue.join(name)).unwrap();
+        assert_eq!(kept, half, "{name} was touched");
+        assert!(!env.queue.join("rejected").join(name).exists(), "{name}");
+    }
+    assert_eq!(texts(&sb), ["Sentinel one", "Sentinel two"]);
+    let log = d.log_text();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("not a draft") && l.contains("notes.pdf"))
+        .count();
+    assert_eq!(said, 1, "{log}");
+}
+
+// ---------------------------------------------------------------- point 3: writers
+
+#[test]
+fn a_file_open_for_writing_is_not_taken_even_after_the_settle_time() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    std::fs::create_dir_all(&env.queue).unwrap();
+    // Open before the daemon starts: the start-up scan must not take it either.
+    let mut early = std::fs::File::create(env.queue.join("early.md")).unwrap();
+    early.write_all(b"First half of the early one,").unwrap();
+    let d = Daemon::start(&env);
+    let mut slow = std::fs::File::create(env.queue.join("slow.md")).unwrap();
+    slow.write_all(b"First half of the slow one,").unwrap();
+    slow.flush().unwrap();
+    // Well past settle_time (500 ms) with both writers paused.
+    std::thread::sleep(Duration::from_secs(3));
+    sentinel(&env, &sb, &d, "while-open");
+    assert_eq!(texts(&sb), ["Sentinel while-open"]);
+    assert!(env.queue.join("slow.md").exists() && env.queue.join("early.md").exists());
+
+    slow.write_all(b" and the second.\n").unwrap();
+    drop(slow);
+    early.write_all(b" and the second.\n").unwrap();
+    drop(early);
+    wait_post_logged(&sb, &d, "First half of the slow one, and the second.", LONG);
+    wait_post_logged(
+        &sb,
+        &d,
+        "First half of the early one, and the second.",
+        LONG,
+    );
+}
+
+#[test]
+fn a_file_written_in_place_is_taken_at_its_close_without_waiting_the_settle_time() {
+    let sb = Sandbox::start();
+    // An hour of settle time: only the close can make the daemon take the file.
+    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"1h\"\n");
+    let d = Daemon::start(&env);
+    let mut f = std::fs::File::create(env.queue.join("in-place.md")).unwrap();
+    f.write_all(b"Written in place\n").unwrap();
+    drop(f);
+    wait_post_logged(&sb, &d, "Written in place", LONG);
+}
+
+#[test]
+fn poll_mode_waits_for_the_writer_too() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[watcher]\nsettle_time = \"300ms\"\npoll = true\npoll_interval = \"200ms\"\n",
+    );
+    let d = Daemon::start(&env);
+    let mut f = std::fs::File::create(env.queue.join("polled.md")).unwrap();
+    f.write_all(b"Polled, first half,").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(texts(&sb).is_empty(), "{:?}", texts(&sb));
+    f.write_all(b" second half\n").unwrap();
+    drop(f);
+    wait_post_logged(&sb, &d, "Polled, first half, second half", LONG);
+}
+
+#[test]
+fn a_writer_opening_a_draft_while_it_is_read_does_not_kill_the_daemon() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    // A writer that keeps opening each draft for writing: when one of its opens meets the
+    // daemon's read lease, the kernel signals the daemon (EWOULDBLOCK here says so).
+    let mut broken = 0;
+    let mut n = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while broken < 3 && std::time::Instant::now() < deadline {
+        n += 1;
+        let name = format!("hammer-{n}.md");
+        env.drop_draft(&name, format!("Hammered {n}\n"));
+        let path = env.queue.join(&name);
+        // Until the daemon takes the file (or dies, leaving it here).
+        while std::time::Instant::now() < deadline {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&path)
+            {
+                Ok(f) => drop(f),
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => broken += 1,
+                Err(_) => break,
+            }
+        }
+    }
+    assert!(d.alive(), "daemon died:\n{}", d.log_text());
+    assert!(broken > 0, "no open ever met a lease in {n} drafts");
+    sentinel(&env, &sb, &d, "after-hammer");
+    assert!(d.alive(), "daemon died:\n{}", d.log_text());
+}
+
+// ---------------------------------------------------------------- point 14: links and others
+
+#[test]
+fn a_symlink_is_rejected_without_being_followed() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let secret = env.path("client-secret");
+    std::fs::write(&secret, "TOP SECRET client secret\n").unwrap();
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::os::unix::fs::symlink(&secret, env.queue.join("leak.md")).unwrap();
+    let fifo = env.queue.join("pipe.md");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    std::fs::create_dir(env.queue.join("folder.md")).unwrap();
+    sentinel(&env, &sb, &d, "after-links");
+
+    let why = rejected(&env, "leak.md");
+    assert!(why.contains("symbolic link"), "{why}");
+    let moved = env.queue.join("rejected/leak.md");
+    assert!(std::fs::symlink_metadata(&moved)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(rejected(&env, "pipe.md").contains("named pipe"));
+    assert!(rejected(&env, "folder.md").contains("folder"));
+    assert_eq!(texts(&sb), ["Sentinel after-links"]);
+    assert!(!d.log_text().contains("TOP SECRET"));
+}
+
+// ---------------------------------------------------------------- point 15: size cap
+
+#[test]
+fn a_one_gigabyte_draft_is_rejected_unread() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let tmp = env.queue.join(".big.md.tmp");
+    std::fs::File::create(&tmp)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    std::fs::rename(&tmp, env.queue.join("big.md")).unwrap();
+    let why = rejected(&env, "big.md");
+    assert!(
+        why.contains("1073741824 bytes") && why.contains("65536"),
+        "{why}"
+    );
+    sentinel(&env, &sb, &d, "after-big");
+    let hwm = vm_hwm_kib(d.pid());
+    assert!(hwm < 50 * 1024, "peak RSS {hwm} KiB");
+}
+
+#[test]
+fn max_draft_size_is_configurable() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[watcher]\nsettle_time = \"500ms\"\nmax_draft_size = \"1KiB\"\n",
+    );
+    let d = Daemon::start(&env);
+    env.drop_draft("long.md", "x".repeat(1025));
+    env.drop_draft("short.md", format!("{}\n", "y".repeat(1000)));
+    assert!(rejected(&env, "long.md").contains("1024"));
+    wait_post_logged(&sb, &d, &"y".repeat(1000), LONG);
+    let p = env.path("long.md");
+    std::fs::write(&p, "x".repeat(1025)).unwrap();
+    let out = env.lipost(&["validate", p.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max_draft_size"));
+}
+
+// ---------------------------------------------------------------- point 17: .error mode
+
+#[test]
+fn the_error_file_is_group_readable_under_umask_077() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    // The daemon inherits the umask; the shipped unit sets UMask=0077.
+    let old = unsafe { libc::umask(0o077) };
+    let d = Daemon::start(&env);
+    unsafe { libc::umask(old) };
+    env.drop_draft("empty.md", "+++\nid = \"empty\"\n+++\n\n");
+    rejected(&env, "empty.md");
+    let mode = std::fs::metadata(env.queue.join("rejected/empty.md.error"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640, "{mode:o}");
+    drop(d);
+}
+
+// ---------------------------------------------------------------- point 18
+
+#[test]
+fn a_file_name_cannot_forge_a_log_line() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "ok\nINFO forged taken.md",
+        draft("id = \"named\"", "Oddly named"),
+    );
+    env.drop_draft("bad\nWARN forged rejected.md", "Bad id from the name\n");
+    wait_post_logged(&sb, &d, "Oddly named", LONG);
+    let why = rejected(&env, "bad\nWARN forged rejected.md");
+    assert_eq!(why.lines().count(), 1, "{why:?}");
+    let log = d.log_text();
+    assert!(log.contains("draft rejected"), "{log}");
+    for line in log.lines() {
+        assert!(!line.trim_start().starts_with("INFO forged"), "{log}");
+        assert!(!line.trim_start().starts_with("WARN forged"), "{log}");
+    }
+}
+
+#[test]
+fn re_dropping_the_unchanged_draft_of_a_dead_post_schedules_it_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
+    let text = draft("id = \"again\"", "Second chance");
+    env.drop_draft("again.md", &text);
+    assert!(wait_until(LONG, || env.state("again").as_deref() == Some("dead")));
+    env.drop_draft("again.md", &text);
+    wait_post_logged(&sb, &d, "Second chance", LONG);
+    assert_eq!(env.state("again").as_deref(), Some("published"));
+
+    // The same draft of a published post is still `Unchanged`: nothing is sent twice.
+    env.drop_draft("again.md", &text);
+    sentinel(&env, &sb, &d, "after-again");
+    assert_eq!(
+        texts(&sb),
+        ["Second chance", "Sentinel after-again"],
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn the_watch_survives_the_queue_folder_being_removed_and_created_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    sentinel(&env, &sb, &d, "before");
+    std::fs::remove_dir_all(&env.queue).unwrap();
+    d.wait_log("the queue folder is gone", LONG);
+    std::fs::create_dir(&env.queue).unwrap();
+    // Written in place: only the new folder's watch (or a scan of it) can see it.
+    let mut f = std::fs::File::create(env.queue.join("reborn.md")).unwrap();
+    f.write_all(b"After the folder came back\n").unwrap();
+    drop(f);
+    wait_post_logged(&sb, &d, "After the folder came back", LONG);
+    assert!(wait_until(LONG, || env
+        .queue
+        .join("accepted/reborn.md")
+        .exists()));
+    assert!(Path::new(&env.queue.join("rejected")).is_dir());
+}
+
+/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
+struct NoLeaseDaemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl NoLeaseDaemon {
+    fn start(env: &Env) -> NoLeaseDaemon {
+        let log = env.path("no-lease.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = NoLeaseDaemon { child, log };
+        assert!(
+            wait_until(LONG, || d.log_text().contains("lipost is running")),
+            "{}",
+            d.log_text()
+        );
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoLeaseDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_leases_the_settle_time_rule_applies_and_says_so() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = NoLeaseDaemon::start(&env);
+    // Owned by another user: no lease without CAP_LEASE.
+    for (name, text) in [
+        ("first.md", "Owned by nobody, one"),
+        ("second.md", "Owned by nobody, two"),
+    ] {
+        let tmp = env.queue.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, format!("{text}\n")).unwrap();
+        std::os::unix::fs::chown(&tmp, Some(65534), Some(65534)).unwrap();
+        std::fs::rename(&tmp, env.queue.join(name)).unwrap();
+    }
+    let mut f = std::fs::File::create(env.queue.join("third.md")).unwrap();
+    std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
+    f.write_all(b"Owned by nobody, in place\n").unwrap();
+    drop(f);
+    for text in [
+        "Owned by nobody, one",
+        "Owned by nobody, two",
+        "Owned by nobody, in place",
+    ] {
+        assert!(
+            wait_until(LONG, || texts(&sb).iter().any(|t| t == text)),
+            "{text}: {}",
+            d.log_text()
+        );
+    }
+    let log = d.log_text();
+    assert_eq!(
+        log.matches("read leases are not available").count(),
+        1,
+        "{log}"
+    );
+}
