@@ -87,7 +87,9 @@ fn seeded() -> (Sandbox, Env) {
                 next_attempt_at = '2027-11-02T00:00:00.000Z' WHERE id = 'h1';
          UPDATE posts SET due_at = '2026-01-01T08:00:00.000Z', hold_reason = 'needs_reauth',
                 hold_until = '2027-12-01T00:00:00.000Z', next_attempt_at = '2027-12-01T00:00:00.000Z'
-                WHERE id = 'o1';",
+                WHERE id = 'o1';
+         UPDATE tokens SET status = 'needs_reauth', status_reason = 'refresh token revoked'
+                WHERE account = 'me';",
     )
     .unwrap();
     (sb, env)
@@ -130,6 +132,10 @@ fn the_week_as_json_has_days_slots_holds_caps_and_the_clock_change() {
     assert_eq!(v["timezone"], "Europe/Berlin");
     assert_eq!(v["from"], "2027-10-29");
 
+    assert_eq!(
+        v["needs_login"],
+        json!([{"account": "me", "reason": "refresh token revoked"}])
+    );
     assert_eq!(ids(&v["needs_person"]), ["refused"]);
     assert_eq!(v["needs_person"][0]["reason"], "rejected");
 
@@ -236,6 +242,7 @@ fn the_week_as_text_is_aligned_plain_when_piped_and_coloured_when_asked() {
 
     // Dead first, then what is overdue, then the days in order.
     assert!(find("dead  refused").contains("rejected"));
+    assert!(find("login  me").contains("lipost auth login --account me"));
     assert!(pos("refused") < pos("now") && pos("now") < pos("Fri 2027-10-29"));
     assert!(pos("Fri 2027-10-29") < pos("Sat 2027-10-30"));
     assert!(pos("Sat 2027-10-30") < pos("Sun 2027-10-31"));

@@ -21,6 +21,9 @@ use crate::store::{AgendaPost, Store};
 /// The longest window `--days` accepts: the slot times of every day are computed.
 pub const MAX_DAYS: u32 = 92;
 
+/// Where a line of slots wraps.
+const SLOT_WIDTH: usize = 100;
+
 /// How much of a post's text a line shows.
 const SNIPPET: usize = 50;
 
@@ -38,11 +41,19 @@ struct Agenda {
     from: NaiveDate,
     days_shown: u32,
     generated_at: DateTime<Utc>,
+    /// Member accounts whose posts wait for `lipost auth login`.
+    needs_login: Vec<LoginRow>,
     /// Dead posts: nothing happens to them until a person acts.
     needs_person: Vec<PersonRow>,
     /// Posts due by now and still waiting (held, or waiting for a retry, or being sent).
     now: Vec<PostRow>,
     days: Vec<Day>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginRow {
+    account: String,
+    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -243,22 +254,14 @@ fn build(config: &Config, store: &Store, args: &Args<'_>, now: DateTime<Utc>) ->
         .values()
         .filter(|a| args.account.is_none_or(|want| a.name == want))
         .collect();
-    // Every slot of the window, per account; more than one a minute is not a real schedule.
-    let per_day = 24 * 60 + 1;
     let slot_times: Vec<(&str, Vec<DateTime<Utc>>)> = accounts
         .iter()
         .filter(|a| !a.slots.is_empty())
         .map(|a| {
-            let times = crate::slots::upcoming(
-                &a.slots,
-                tz,
-                start - Duration::seconds(1),
-                per_day * dates.len(),
+            (
+                a.name.as_str(),
+                crate::slots::between(&a.slots, tz, start, end),
             )
-            .into_iter()
-            .filter(|t| *t < end)
-            .collect();
-            (a.name.as_str(), times)
         })
         .collect();
 
@@ -339,8 +342,22 @@ fn build(config: &Config, store: &Store, args: &Args<'_>, now: DateTime<Utc>) ->
             text: snippet(&n.text),
         })
         .collect();
+    // The member accounts whose tokens the shown accounts post with.
+    let members: BTreeSet<&str> = accounts.iter().map(|a| a.token_account()).collect();
+    let needs_login = store
+        .tokens()?
+        .into_iter()
+        .filter(|t| members.contains(t.account.as_str()))
+        .filter_map(|t| {
+            t.needs_reauth.map(|reason| LoginRow {
+                account: t.account,
+                reason,
+            })
+        })
+        .collect();
     Ok(Agenda {
         timezone: tz.name().to_string(),
+        needs_login,
         from,
         days_shown: args.days,
         generated_at: now,
@@ -458,9 +475,18 @@ fn render(out: &mut impl Write, tz: Tz, a: &Agenda) -> std::io::Result<()> {
         a.from, last, a.timezone
     )?;
 
-    if !a.needs_person.is_empty() {
+    if !a.needs_person.is_empty() || !a.needs_login.is_empty() {
         writeln!(out)?;
         writeln!(out, "{DEAD}needs a person{DEAD:#}")?;
+    }
+    for l in &a.needs_login {
+        writeln!(
+            out,
+            "  {DEAD}login{DEAD:#}  {}  needs re-auth: {}  → `lipost auth login --account {}`",
+            l.account, l.reason, l.account
+        )?;
+    }
+    if !a.needs_person.is_empty() {
         let iw = a.needs_person.iter().map(|n| n.id.chars().count()).max();
         let aw = a
             .needs_person
@@ -534,15 +560,28 @@ fn render(out: &mut impl Write, tz: Tz, a: &Agenda) -> std::io::Result<()> {
             .max()
             .unwrap_or(0);
         for account in accounts {
-            let mut line = format!("  slots  {account:<aw$} ");
+            // Wrapped, so an account with many slots still reads as a block.
+            let lead = format!("  slots  {account:<aw$} ");
+            let mut line = lead.clone();
+            let mut width = lead.chars().count();
             for s in d.slots.iter().filter(|s| s.account == account) {
                 let at = DateTime::parse_from_rfc3339(&s.local)
                     .map(|t| t.format("%H:%M").to_string())
                     .unwrap_or_default();
-                match &s.taken_by {
-                    Some(id) => line.push_str(&format!(" {at} {DIM}taken ({id}){DIM:#}")),
-                    None => line.push_str(&format!(" {at} {FREE}free{FREE:#}")),
+                let (plain, styled) = match &s.taken_by {
+                    Some(id) => (
+                        format!(" {at} taken ({id})"),
+                        format!(" {at} {DIM}taken ({id}){DIM:#}"),
+                    ),
+                    None => (format!(" {at} free"), format!(" {at} {FREE}free{FREE:#}")),
+                };
+                if width > lead.chars().count() && width + plain.chars().count() > SLOT_WIDTH {
+                    writeln!(out, "{line}")?;
+                    line = " ".repeat(lead.chars().count());
+                    width = line.len();
                 }
+                width += plain.chars().count();
+                line.push_str(&styled);
             }
             writeln!(out, "{line}")?;
         }
