@@ -28,7 +28,8 @@ fn post(id: &str, account: &str, at: &str, body: &str) -> String {
 }
 
 /// The seeded week: drafts through the daemon (one refused by LinkedIn, so dead), then, on
-/// the stopped daemon's database, two slots taken and two holds.
+/// the stopped daemon's database, two slots taken, two holds, one post published (as if the
+/// week were over) and `me`'s token refused.
 fn seeded() -> (Sandbox, Env) {
     let sb = Sandbox::start();
     let env = Env::new(&sb, SLOTS);
@@ -88,6 +89,8 @@ fn seeded() -> (Sandbox, Env) {
          UPDATE posts SET due_at = '2026-01-01T08:00:00.000Z', hold_reason = 'needs_reauth',
                 hold_until = '2027-12-01T00:00:00.000Z', next_attempt_at = '2027-12-01T00:00:00.000Z'
                 WHERE id = 'o1';
+         UPDATE posts SET state = 'published', published_at = '2027-10-30T21:31:00.000Z',
+                post_urn = 'urn:li:share:1' WHERE id = 'b1';
          UPDATE tokens SET status = 'needs_reauth', status_reason = 'refresh token revoked'
                 WHERE account = 'me';",
     )
@@ -169,6 +172,8 @@ fn the_week_as_json_has_days_slots_holds_caps_and_the_clock_change() {
     // Saturday 23:30 is 21:30 UTC, and Sunday 00:30 summer time is 22:30 UTC on Saturday:
     // both count against Saturday's UTC-day cap, though b2 is listed on Sunday.
     assert_eq!(ids(&days[1]["posts"]), ["b1"]);
+    assert_eq!(days[1]["posts"][0]["state"], "published");
+    assert_eq!(days[1]["posts"][0]["local"], "2027-10-30T23:31:00+02:00");
     assert_eq!(ids(&days[2]["posts"]), ["b2", "c1"]);
     let cap = |day: usize, account: &str| -> Value {
         days[day]["caps"]
@@ -181,7 +186,7 @@ fn the_week_as_json_has_days_slots_holds_caps_and_the_clock_change() {
     };
     assert_eq!(
         cap(1, "me"),
-        json!({"account": "me", "utc_day": "2027-10-30", "published": 0, "planned": 2, "count": 2, "cap": 25})
+        json!({"account": "me", "utc_day": "2027-10-30", "published": 1, "planned": 1, "count": 2, "cap": 25})
     );
     assert_eq!(cap(2, "me")["count"], 0);
     assert_eq!(cap(2, "acme")["count"], 1);
@@ -291,7 +296,15 @@ fn the_week_as_text_is_aligned_plain_when_piped_and_coloured_when_asked() {
         .map(|(l, id)| col(l, &format!(" {id} ")))
         .collect();
     assert!(id_cols.windows(2).all(|w| w[0] == w[1]), "{day_lines:#?}");
-    let state_cols: Vec<usize> = day_lines.iter().map(|l| col(l, "scheduled")).collect();
+    assert!(find(" b1 ").trim_start().starts_with("23:31 CEST "));
+    let state_cols: Vec<usize> = day_lines
+        .iter()
+        .map(|l| {
+            l.find(" scheduled ")
+                .or_else(|| l.find(" published "))
+                .unwrap()
+        })
+        .collect();
     assert!(
         state_cols.windows(2).all(|w| w[0] == w[1]),
         "{day_lines:#?}"
