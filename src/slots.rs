@@ -54,6 +54,30 @@ pub fn upcoming(slots: &[Slot], tz: Tz, after: DateTime<Utc>, n: usize) -> Vec<D
     all
 }
 
+/// Every slot time in `[from, to)`, over all of an account's slots, earliest first.
+pub fn between(
+    slots: &[Slot],
+    tz: Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let mut all = Vec::new();
+    for s in slots {
+        let mut t = from.with_timezone(&tz);
+        let mut inclusive = true;
+        while let Ok(next) = s.cron.find_next_occurrence(&t, inclusive) {
+            if next.with_timezone(&Utc) >= to {
+                break;
+            }
+            all.push(next.with_timezone(&Utc));
+            (t, inclusive) = (next, false);
+        }
+    }
+    all.sort();
+    all.dedup();
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +161,29 @@ mod tests {
                 "2026-03-09 02:30 EDT"
             ]
         );
+    }
+
+    #[test]
+    fn between_takes_the_whole_window_and_nothing_past_it() {
+        let tz = chrono_tz::Europe::Berlin;
+        let slots: Vec<Slot> = ["0 0 9 * * *", "0 0 0 * * *", "0 30 2 * * *"]
+            .iter()
+            .map(|p| Slot::parse(p).unwrap())
+            .collect();
+        let from = tz
+            .with_ymd_and_hms(2027, 10, 31, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let to = tz
+            .with_ymd_and_hms(2027, 11, 1, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&Utc);
+        let got: Vec<String> = between(&slots, tz, from, to)
+            .into_iter()
+            .map(|t| t.with_timezone(&tz).format("%H:%M %Z").to_string())
+            .collect();
+        // Midnight at the start is in, the next midnight is not; 02:30 repeats but fires once.
+        assert_eq!(got, ["00:00 CEST", "02:30 CEST", "09:00 CET"]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Commands that read state open the store themselves, read-only (WAL lets them run beside
 //! the daemon), and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
 
+mod agenda;
 mod auth;
 mod report;
 
@@ -72,6 +73,20 @@ pub enum Command {
     List {
         #[arg(long, value_parser = parse_state)]
         state: Option<PostState>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What goes out when: the coming days in `timezone`, with slots, holds and daily caps.
+    Agenda {
+        /// How many days to show (at most 92).
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        /// The first day, YYYY-MM-DD in `timezone` [default: today].
+        #[arg(long, value_parser = parse_date)]
+        from: Option<chrono::NaiveDate>,
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +170,11 @@ fn parse_state(s: &str) -> Result<PostState, String> {
     })
 }
 
+fn parse_date(s: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| format!("{s:?}: {e}; write a date as YYYY-MM-DD, e.g. 2027-10-31"))
+}
+
 fn load(cli: &Cli) -> Result<Config> {
     let path = config::locate(cli.config.as_deref())?;
     let config = Config::load(&path)?;
@@ -216,6 +236,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Validate { files } => validate(&load(&cli)?, files),
         Command::Status { json } => read(&cli, |c, s| report::status(c, s, *json)),
         Command::List { state, json } => read(&cli, |c, s| report::list(c, s, *state, *json)),
+        Command::Agenda {
+            days,
+            account,
+            from,
+            json,
+        } => read(&cli, |c, s| {
+            let args = agenda::Args {
+                days: *days,
+                account: account.as_deref(),
+                from: *from,
+                json: *json,
+            };
+            agenda::agenda(c, s, args)
+        }),
         Command::Show { id, json } => read(&cli, |c, s| report::show(c, s, id, *json)),
         Command::Dead { json } => read(&cli, |c, s| report::dead(c, s, *json)),
         Command::Cancel { id } => {

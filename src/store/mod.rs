@@ -9,6 +9,7 @@
 //! rusqlite blocks, so async callers go through [`Handle`], which runs each call on tokio's
 //! blocking pool.
 
+mod agenda;
 mod guards;
 mod intake;
 mod migrations;
@@ -17,6 +18,7 @@ mod outbox;
 mod reading;
 mod tokens;
 
+pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, MadeFor};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use tokens::{Token, TokenSource};
