@@ -128,6 +128,18 @@ pub enum NameKind {
     Other,
 }
 
+impl NameKind {
+    /// Why a name of this kind is left alone, in words.
+    pub fn why_not_a_draft(self) -> &'static str {
+        match self {
+            NameKind::Draft => "",
+            NameKind::Ignored => "a temporary name (editor, sync tool or browser)",
+            NameKind::ConflictCopy => "a sync tool's or file manager's second copy of a draft (merge it into the draft by hand, then delete it)",
+            NameKind::Other => "its extension is not in watcher.extensions",
+        }
+    }
+}
+
 pub fn classify(name: &str, extensions: &[String]) -> NameKind {
     if is_ignored(name) {
         return NameKind::Ignored;
@@ -418,7 +430,7 @@ impl Intake {
                 continue;
             }
             if *kind == NameKind::ConflictCopy {
-                warn!(file = %shown(name), "a sync tool's conflict copy of a draft: not taken, left where it is; merge it into the draft by hand if it holds something you want, then delete it");
+                warn!(file = %shown(name), "a sync tool's conflict copy of a draft: not taken, left where it is; merge what you want into the draft by hand, then delete it");
             } else {
                 info!(file = %shown(name), "not a draft (its extension is not in watcher.extensions); left where it is");
             }

@@ -1,5 +1,7 @@
 //! Intake: drafts into `posts`, idempotently (the same draft again is `Unchanged`), with
-//! replacement rules and posting-slot reservation.
+//! replacement rules and posting-slot reservation. A replacement never resends a post that
+//! may be live (in doubt, or dead as `in_doubt`/`duplicate`), and a draft from another file
+//! never moves a scheduled post earlier.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
