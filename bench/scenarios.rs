@@ -785,12 +785,14 @@ fn backlog(size: &Size, rows: &mut Vec<Row>) {
         &format!("\n[publisher]\nmax_concurrent = 64\n{extra}"),
     );
     std::fs::create_dir_all(&env.queue).unwrap();
+    // Overdue, but within retry.max_lateness: a publish_at further back is refused.
+    let overdue = in_secs(-600);
     for a in 0..k {
         for j in 0..per {
             write_old(
                 &env.queue.join(format!("b{a:02}-{j:03}.md")),
                 draft(
-                    &format!("account = \"b{a:02}\"\npublish_at = \"2026-01-01T09:00:00Z\""),
+                    &format!("account = \"b{a:02}\"\npublish_at = \"{overdue}\""),
                     &format!("backlog {a} {j}"),
                 ),
             );

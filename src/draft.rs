@@ -2,11 +2,18 @@
 //!
 //! A draft is UTF-8 text: optional TOML front matter between `+++` lines, then the post text.
 //! Intended front matter is never taken as text: a first line that looks like a fence but is
-//! not `+++`, YAML `---` front matter, and a text line that sets a front-matter key are errors.
-//! This module is pure: bytes and the config in, a `Draft` or a [`DraftError`] that says what
-//! is wrong and where, out. It never touches the file system, the store or the network.
+//! not `+++`, YAML `---` front matter, and a text line that sets a front-matter key are errors;
+//! invisible format characters (a BOM, zero-width spaces) do not hide a fence or a key.
+//! Control characters are refused, and so is a `publish_at` that cannot be what the author
+//! meant: ambiguous in local time, more than [`MAX_AHEAD_YEARS`] ahead, or further in the
+//! past than `retry.max_lateness`.
+//! [`parse_at`] is pure: bytes, the config and the current time in, a `Draft` or a
+//! [`DraftError`] that says what is wrong and where, out. [`parse`] only adds the clock. It
+//! never touches the file system, the store or the network.
 
-use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, LocalResult, Months, NaiveDateTime, TimeZone, Utc};
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use crate::config::{AccountKind, Config, COMMENTARY_LIMIT};
@@ -56,6 +63,12 @@ pub struct Draft {
 pub enum DraftError {
     #[error("not UTF-8: invalid byte at offset {offset} (line {line}); save the file as UTF-8")]
     NotUtf8 { offset: usize, line: usize },
+    #[error("control character U+{code:04X} at offset {offset} (line {line}): it would be posted invisibly; remove it (only tab and line breaks may appear)")]
+    ControlChar {
+        code: u32,
+        offset: usize,
+        line: usize,
+    },
     #[error(
         "front matter opened with `+++` on line {line} is never closed: add a line `+++` after it"
     )]
@@ -93,13 +106,38 @@ struct FrontMatter {
     visibility: Option<String>,
 }
 
-/// Parses and validates a draft. `stem` is the file name without its extension: the default id.
+/// How far ahead a `publish_at` may be. Further is a typo (a year 2062 for 2026), and a time
+/// past year 9999 cannot even be stored.
+pub const MAX_AHEAD_YEARS: u32 = 10;
+
+/// [`parse_at`] now.
 pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftError> {
+    parse_at(bytes, stem, config, Utc::now())
+}
+
+/// Parses and validates a draft as of `now`. `stem` is the file name without its extension:
+/// the default id.
+pub fn parse_at(
+    bytes: &[u8],
+    stem: &str,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<Draft, DraftError> {
+    let line_of = |offset: usize| bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
-        let line = bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
-        DraftError::NotUtf8 { offset, line }
+        DraftError::NotUtf8 {
+            offset,
+            line: line_of(offset),
+        }
     })?;
+    if let Some((offset, c)) = text.char_indices().find(|&(_, c)| is_forbidden_control(c)) {
+        return Err(DraftError::ControlChar {
+            code: c as u32,
+            offset,
+            line: line_of(offset),
+        });
+    }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (fm, body) = split_front_matter(text)?;
     let body_first_line = text[..text.len() - body.len()].matches('\n').count() + 1;
@@ -167,7 +205,7 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
         });
     }
     let publish_at = match fm.publish_at {
-        Some(v) if !wants_slot => Some(parse_publish_at(&v, config.timezone)?),
+        Some(v) if !wants_slot => Some(parse_publish_at(&v, config, now)?),
         _ => None,
     };
 
@@ -228,7 +266,7 @@ fn split_front_matter(text: &str) -> Result<Split<'_>, DraftError> {
             return Ok((None, text));
         };
         line_no += 1;
-        if !line.trim().is_empty() {
+        if !visible(line).trim().is_empty() {
             break line;
         }
         offset += line.len();
@@ -240,7 +278,7 @@ fn split_front_matter(text: &str) -> Result<Split<'_>, DraftError> {
         Fence::NearMiss => {
             return Err(DraftError::FenceLike {
                 line: line_no,
-                found: opening.trim().to_string(),
+                found: visible(opening).trim().to_string(),
             })
         }
     }
@@ -248,7 +286,7 @@ fn split_front_matter(text: &str) -> Result<Split<'_>, DraftError> {
     let fm_start = offset + opening.len();
     let mut pos = fm_start;
     for line in lines {
-        if line.trim() == "+++" {
+        if visible(line).trim() == "+++" {
             let fm = &text[fm_start..pos];
             let body = &text[pos + line.len()..];
             return Ok((Some((fm, opened_on + 1)), body));
@@ -266,8 +304,10 @@ enum Fence {
 }
 
 /// What a draft's first non-blank line is: a `+++` fence, a YAML `---` fence, something an
-/// author probably meant as a fence (`++ +`, `++++`, `+++toml`, `--`), or text.
+/// author probably meant as a fence (`++ +`, `++++`, `+++toml`, `--`, anything holding `+++`
+/// or `---`), or text.
 fn fence_kind(line: &str) -> Fence {
+    let line = visible(line);
     let t = line.trim();
     if t == "+++" {
         return Fence::Toml;
@@ -277,7 +317,7 @@ fn fence_kind(line: &str) -> Fence {
     }
     let squeezed: String = t.chars().filter(|c| !c.is_whitespace()).collect();
     let only_marks = squeezed.len() >= 2 && squeezed.chars().all(|c| c == '+' || c == '-');
-    if only_marks || t.starts_with("+++") || t.starts_with("---") {
+    if only_marks || t.contains("+++") || t.contains("---") {
         Fence::NearMiss
     } else {
         Fence::None
@@ -307,9 +347,16 @@ fn yaml_error(after_fence: &str) -> DraftError {
 /// `publish_at: ...`; case and `-`/`_` do not matter): the key and the line's number.
 fn misplaced_key(body: &str, first_line: usize) -> Option<(&'static str, usize)> {
     body.lines().enumerate().find_map(|(i, line)| {
+        let line = visible(line);
         let t = line.trim_start();
-        let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))?;
-        let (word, rest) = t.split_at(end);
+        // A quoted key (`"publish_at" =`, `'publish_at':`) is a key all the same.
+        let (word, rest) = match t.chars().next() {
+            Some(q @ ('"' | '\'')) => t[1..].split_once(q)?,
+            _ => {
+                let end = t.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))?;
+                t.split_at(end)
+            }
+        };
         let rest = rest.trim_start();
         if !(rest.starts_with('=') || rest.starts_with(':')) {
             return None;
@@ -319,6 +366,35 @@ fn misplaced_key(body: &str, first_line: usize) -> Option<(&'static str, usize)>
             .find(|k| **k == word)
             .map(|k| (*k, first_line + i))
     })
+}
+
+/// `line` without Unicode format characters (category Cf: the BOM, zero-width spaces and
+/// joiners, direction marks, ...): invisible in an editor, so they must not turn a fence or a
+/// key into text.
+fn visible(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.chars().any(is_format) {
+        line.chars()
+            .filter(|&c| !is_format(c))
+            .collect::<String>()
+            .into()
+    } else {
+        line.into()
+    }
+}
+
+/// Unicode general category Cf (format characters).
+fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
+        | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
+        | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+}
+
+/// C0 and C1 control characters and DEL, except tab and line breaks: invisible in the post,
+/// and a NUL or an escape sequence is never what an author meant to publish.
+fn is_forbidden_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
 }
 
 fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftError> {
@@ -334,8 +410,14 @@ fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftE
     })
 }
 
-/// RFC 3339 with an offset, or a local date-time read in the config's time zone.
-fn parse_publish_at(v: &toml::Value, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, DraftError> {
+/// RFC 3339 with an offset, or a local date-time read in the config's time zone; within
+/// `retry.max_lateness` in the past and [`MAX_AHEAD_YEARS`] ahead of `now`.
+fn parse_publish_at(
+    v: &toml::Value,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DraftError> {
+    let tz = config.timezone;
     let value = match v {
         toml::Value::String(s) => s.trim().to_string(),
         toml::Value::Datetime(d) => d.to_string(),
@@ -345,32 +427,58 @@ fn parse_publish_at(v: &toml::Value, tz: chrono_tz::Tz) -> Result<DateTime<Utc>,
         value: value.clone(),
         why,
     };
-    if let Ok(t) = DateTime::parse_from_rfc3339(&value) {
-        return Ok(t.with_timezone(&Utc));
+    let at = if let Ok(t) = DateTime::parse_from_rfc3339(&value) {
+        t.with_timezone(&Utc)
+    } else {
+        const LOCAL: [&str; 4] = [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+            "%Y-%m-%d %H:%M",
+        ];
+        let naive = LOCAL
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(&value, f).ok())
+            .ok_or_else(|| {
+                bad(
+                    "write a date and time, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01 09:00 (read in the config's timezone), or \"next-slot\""
+                        .into(),
+                )
+            })?;
+        match tz.from_local_datetime(&naive) {
+            LocalResult::Single(t) => t.with_timezone(&Utc),
+            // Clocks going back: either instant may be meant, and guessing the earlier one
+            // posts an hour early when the author meant the later.
+            LocalResult::Ambiguous(first, second) => {
+                return Err(bad(format!(
+                    "this local time happens twice in {tz} (the clocks go back); add the offset you mean: {} or {}",
+                    first.to_rfc3339(),
+                    second.to_rfc3339()
+                )))
+            }
+            LocalResult::None => {
+                return Err(bad(format!(
+                    "this local time does not exist in {tz} (the clocks skip it); give an offset or another time"
+                )))
+            }
+        }
+    };
+    let latest = now.checked_add_months(Months::new(12 * MAX_AHEAD_YEARS));
+    if latest.is_none_or(|latest| at > latest) {
+        return Err(bad(format!(
+            "more than {MAX_AHEAD_YEARS} years ahead; check the year"
+        )));
     }
-    const LOCAL: [&str; 4] = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M",
-    ];
-    let naive = LOCAL
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(&value, f).ok())
-        .ok_or_else(|| {
-            bad(
-                "write a date and time, e.g. 2026-12-01T09:00:00+01:00 or 2026-12-01 09:00 (read in the config's timezone), or \"next-slot\""
-                    .into(),
-            )
-        })?;
-    match tz.from_local_datetime(&naive) {
-        LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
-        // Clocks going back: the first of the two instants, so the post is not late.
-        LocalResult::Ambiguous(first, _) => Ok(first.with_timezone(&Utc)),
-        LocalResult::None => Err(bad(format!(
-            "this local time does not exist in {tz} (the clocks skip it); give an offset or another time"
-        ))),
+    let lateness = config.retry.max_lateness;
+    let past = (now - at).to_std().unwrap_or_default();
+    if past > lateness {
+        return Err(bad(format!(
+            "this is {} in the past, more than retry.max_lateness ({}) allows; check the date, or remove publish_at to post now",
+            humantime::format_duration(Duration::from_secs(past.as_secs())),
+            humantime::format_duration(lateness)
+        )));
     }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -382,8 +490,130 @@ mod tests {
         Config::parse(crate::config::TEST_CONFIG, Path::new("/x/config.toml")).unwrap()
     }
 
+    /// The clock of the unit tests: before every time they write.
+    fn now() -> DateTime<Utc> {
+        "2026-01-01T00:00:00Z".parse().unwrap()
+    }
+
     fn p(s: &str) -> Result<Draft, DraftError> {
-        parse(s.as_bytes(), "launch", &config())
+        parse_at(s.as_bytes(), "launch", &config(), now())
+    }
+
+    fn bad_time(s: &str) -> String {
+        match p(s) {
+            Err(e @ DraftError::BadTime { .. }) => e.to_string(),
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ambiguous_local_times_are_refused() {
+        // Europe/Berlin: 02:30 on 2026-10-25 happens at +02:00 and again at +01:00.
+        let e = bad_time("+++\npublish_at = \"2026-10-25 02:30\"\n+++\nx");
+        assert!(e.contains("happens twice"), "{e}");
+        assert!(e.contains("+02:00") && e.contains("+01:00"), "{e}");
+        let d = p("+++\npublish_at = 2026-10-25T02:30:00+01:00\n+++\nx").unwrap();
+        assert_eq!(
+            d.publish_at.unwrap().to_rfc3339(),
+            "2026-10-25T01:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn publish_at_must_be_within_ten_years_and_max_lateness() {
+        for far in [
+            "9999-12-31 23:00",
+            "2036-01-01T00:00:01Z",
+            "2046-05-01T09:00:00Z",
+        ] {
+            let e = bad_time(&format!("+++\npublish_at = \"{far}\"\n+++\nx"));
+            assert!(e.contains("10 years ahead"), "{e}");
+        }
+        assert!(p("+++\npublish_at = \"2035-12-31T23:59:59Z\"\n+++\nx").is_ok());
+        // The default max_lateness is 24 h: a day-old time is still "now", a typo'd year is not.
+        let d = p("+++\npublish_at = \"2025-12-31T01:00:00Z\"\n+++\nx").unwrap();
+        assert!(d.publish_at.unwrap() < now());
+        let e = bad_time("+++\npublish_at = \"2025-11-01T09:00:00Z\"\n+++\nx");
+        assert!(
+            e.contains("in the past") && e.contains("remove publish_at"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_place() {
+        assert_eq!(
+            p("Hello\0\0\0\0").unwrap_err(),
+            DraftError::ControlChar {
+                code: 0,
+                offset: 5,
+                line: 1
+            }
+        );
+        for (text, code, line) in [
+            ("a\nb\u{1b}[2Jc", 0x1b, 2),
+            ("+++\nid = \"a\u{7}\"\n+++\nx", 7, 2),
+            ("x\u{7f}", 0x7f, 1),
+            ("x\u{85}", 0x85, 1),
+        ] {
+            match p(text) {
+                Err(DraftError::ControlChar {
+                    code: c, line: l, ..
+                }) => {
+                    assert_eq!((c, l), (code, line), "{text:?}")
+                }
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        assert!(p("tab\there\r\nand lines\n").is_ok());
+    }
+
+    #[test]
+    fn invisible_characters_do_not_hide_a_fence_or_a_key() {
+        let fm = "\"publish_at\" = 2030-01-01T09:00:00Z";
+        for text in [
+            format!("\n\u{feff}+++\n{fm}\n+++\nEmbargoed"),
+            format!("\u{200b}+++\n{fm}\n\u{2060}+++\u{200b}\nEmbargoed"),
+            format!("\u{200b}\n+++\u{200d}\n{fm}\n+++\nEmbargoed"),
+        ] {
+            let d = p(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(
+                d.publish_at.unwrap().to_rfc3339(),
+                "2030-01-01T09:00:00+00:00",
+                "{text:?}"
+            );
+            assert_eq!(d.text, "Embargoed");
+        }
+        for text in [
+            "Launch\n\u{200b}publish_at = 2030-01-01\n",
+            "Launch\n\"publish_at\" = 2030-01-01\n",
+            "Launch\n'publish_at': 2030-01-01\n",
+            "Launch\n\u{feff}\"publish-at\" = 2030-01-01\n",
+        ] {
+            assert!(
+                matches!(
+                    p(text),
+                    Err(DraftError::MisplacedKey {
+                        key: "publish_at",
+                        line: 2
+                    })
+                ),
+                "{text:?}: {:?}",
+                p(text)
+            );
+        }
+        for text in ["\u{200b}++ +\nx", "Big +++ news\nx", "Wait --- what\nx"] {
+            assert!(
+                matches!(p(text), Err(DraftError::FenceLike { line: 1, .. })),
+                "{text:?}: {:?}",
+                p(text)
+            );
+        }
+        assert!(matches!(
+            p("\u{feff}-\u{200b}--\nx"),
+            Err(DraftError::YamlFrontMatter { .. })
+        ));
+        assert!(p("\"quoted\" = fine\nx").is_ok());
     }
 
     #[test]

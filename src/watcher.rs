@@ -2,13 +2,16 @@
 //!
 //! The folder scan is the truth; notify events only say "look now" (a lost or overflowed
 //! event costs nothing but a later look). Only names with a configured extension are drafts;
-//! editors' and downloaders' temporary names are never touched. A draft is opened without
-//! following links, checked on its descriptor (a regular file, within `max_draft_size`) and
-//! read through it. It is read only while nobody has it open for writing: the kernel tells,
+//! editors' and downloaders' temporary names are never touched, and neither are sync tools'
+//! conflict copies (said once in the log). A draft is opened without following links, checked
+//! on its descriptor (a regular file with one link, within `max_draft_size`) and read through
+//! it. It is read only while nobody has it open for writing: the kernel tells,
 //! by granting a read lease; where leases are unavailable, once its mtime is older than
 //! `settle_time` (re-checked after reading). A draft is moved to `accepted/` only after the
-//! store committed it, and taking is idempotent (the same draft again is `Unchanged`), so a
-//! crash between the two neither loses nor duplicates it. If the folder is removed and
+//! store committed it, and only if the name still holds the file that was read (else it is
+//! read again); taking is idempotent (the same draft again is `Unchanged`), so a crash
+//! between the two neither loses nor duplicates it. A draft that cannot be moved is
+//! remembered and not taken again until it changes. If the folder is removed and
 //! created again, the watch follows the new one. This module never schedules or sends.
 
 use std::collections::{BTreeMap, HashSet};
@@ -81,6 +84,37 @@ pub fn is_ignored(name: &str) -> bool {
         || TEMP_EXTENSIONS.contains(&ext.as_str())
 }
 
+/// Names sync tools and file managers give a second copy of a file: Syncthing's
+/// `X.sync-conflict-…`, Dropbox's and Nextcloud's `X (… conflicted copy …)`, ownCloud's
+/// `X_conflict-…`, Dropbox's `X (Case Conflict)`, downloads' and Drive's `X (1)`, Windows'
+/// `X - Copy` and `X - Copy (2)`, Drive's `Copy of X`. Such a copy carries the draft's id,
+/// often with an older text or without the `publish_at` edited in since: taking it would
+/// replace the post, and maybe send it early.
+pub fn is_conflict_copy(name: &str) -> bool {
+    let lower = name.to_lowercase();
+    let stem = match lower.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => lower.as_str(),
+    };
+    let numbered = |s: &str| {
+        s.strip_suffix(')')
+            .and_then(|s| s.rsplit_once(" ("))
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let without_number = if numbered(stem) {
+        stem.rsplit_once(" (").map_or(stem, |(s, _)| s)
+    } else {
+        stem
+    };
+    lower.contains(".sync-conflict-")
+        || lower.contains("conflicted copy")
+        || lower.contains("(case conflict")
+        || lower.contains("_conflict-")
+        || lower.starts_with("copy of ")
+        || numbered(stem)
+        || without_number.ends_with(" - copy")
+}
+
 /// What the watcher does with a name in the queue folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameKind {
@@ -88,8 +122,22 @@ pub enum NameKind {
     Draft,
     /// A temporary name: left alone, silently.
     Ignored,
+    /// A sync tool's conflict copy: left alone; said once at WARN.
+    ConflictCopy,
     /// Another extension: left alone; said once at INFO.
     Other,
+}
+
+impl NameKind {
+    /// Why a name of this kind is left alone, in words.
+    pub fn why_not_a_draft(self) -> &'static str {
+        match self {
+            NameKind::Draft => "",
+            NameKind::Ignored => "a temporary name (editor, sync tool or browser)",
+            NameKind::ConflictCopy => "a sync tool's or file manager's second copy of a draft (merge it into the draft by hand, then delete it)",
+            NameKind::Other => "its extension is not in watcher.extensions",
+        }
+    }
 }
 
 pub fn classify(name: &str, extensions: &[String]) -> NameKind {
@@ -98,7 +146,11 @@ pub fn classify(name: &str, extensions: &[String]) -> NameKind {
     }
     match Path::new(name).extension() {
         Some(e) if extensions.contains(&e.to_string_lossy().to_ascii_lowercase()) => {
-            NameKind::Draft
+            if is_conflict_copy(name) {
+                NameKind::ConflictCopy
+            } else {
+                NameKind::Draft
+            }
         }
         _ => NameKind::Other,
     }
@@ -238,6 +290,37 @@ pub struct Intake {
     watching: Mutex<Option<(Events, FolderId)>>,
     /// Names with another extension already reported, so each is said once.
     reported: Mutex<HashSet<String>>,
+    /// Drafts taken (or refused) that could not be moved out, as they were then: not taken
+    /// again until they change, so a stuck file is neither re-sent nor re-logged.
+    stuck: Arc<Mutex<std::collections::HashMap<PathBuf, Seen>>>,
+}
+
+/// Which file a name held when it was read: a name that holds another file, or the same one
+/// changed, since is read again before it is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Seen {
+    fn of(m: &std::fs::Metadata) -> Seen {
+        Seen {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        }
+    }
+
+    /// What `path` holds now, without following a link.
+    fn now(path: &Path) -> Option<Seen> {
+        std::fs::symlink_metadata(path).ok().map(|m| Seen::of(&m))
+    }
 }
 
 /// What one scan did, and when to look again for files not yet complete.
@@ -249,8 +332,11 @@ pub struct Scan {
 }
 
 enum Read {
-    Ready(Draft),
-    Bad(String),
+    Ready(Draft, Seen),
+    /// Refused; with what was read, when it was read.
+    Bad(String, Option<Seen>),
+    /// Could not be moved out before, and unchanged since.
+    Stuck,
     /// Someone may still be writing it: look again after this long (or at its close).
     Busy(Duration),
     /// Gone between the listing and the open.
@@ -277,6 +363,7 @@ impl Intake {
             renamed,
             watching: Mutex::new(watching),
             reported: Mutex::default(),
+            stuck: Arc::default(),
         })
     }
 
@@ -336,13 +423,19 @@ impl Intake {
     }
 
     /// Says once per name that a file is not a draft; forgets names no longer there.
-    fn report_others(&self, others: Vec<String>) {
+    fn report_others(&self, others: Vec<(String, NameKind)>) {
         let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
-        let now: HashSet<String> = others.into_iter().collect();
-        for name in now.difference(&reported) {
-            info!(file = %shown(name), "not a draft (its extension is not in watcher.extensions); left where it is");
+        for (name, kind) in &others {
+            if reported.contains(name) {
+                continue;
+            }
+            if *kind == NameKind::ConflictCopy {
+                warn!(file = %shown(name), "a sync tool's conflict copy of a draft: not taken, left where it is; merge what you want into the draft by hand, then delete it");
+            } else {
+                info!(file = %shown(name), "not a draft (its extension is not in watcher.extensions); left where it is");
+            }
         }
-        *reported = now;
+        *reported = others.into_iter().map(|(n, _)| n).collect();
     }
 
     /// Reads, parses, stores and moves a batch of drafts; when to look again at busy ones.
@@ -352,11 +445,20 @@ impl Intake {
         renamed: Arc<HashSet<PathBuf>>,
     ) -> Result<(usize, usize, Option<Duration>), WatchError> {
         let config = self.config.get().clone();
+        let stuck = self.stuck.clone();
         let read: Vec<(PathBuf, Read)> = tokio::task::spawn_blocking(move || {
+            let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
+            stuck.retain(|p, _| std::fs::symlink_metadata(p).is_ok());
             files
                 .into_iter()
                 .map(|p| {
-                    let r = read_draft(&p, &config, renamed.contains(&p));
+                    let r = match stuck.get(&p) {
+                        Some(seen) if Seen::now(&p).as_ref() == Some(seen) => Read::Stuck,
+                        _ => {
+                            stuck.remove(&p);
+                            read_draft(&p, &config, renamed.contains(&p))
+                        }
+                    };
                     (p, r)
                 })
                 .collect()
@@ -366,13 +468,17 @@ impl Intake {
 
         let mut recheck = None;
         let mut good: Vec<(PathBuf, Draft)> = Vec::new();
-        let mut bad: Vec<(PathBuf, String)> = Vec::new();
+        let mut seen: Vec<Seen> = Vec::new();
+        let mut bad: Vec<(PathBuf, String, Option<Seen>)> = Vec::new();
         for (p, r) in read {
             match r {
-                Read::Ready(d) => good.push((p, d)),
-                Read::Bad(why) => bad.push((p, why)),
+                Read::Ready(d, s) => {
+                    good.push((p, d));
+                    seen.push(s);
+                }
+                Read::Bad(why, s) => bad.push((p, why, s)),
                 Read::Busy(wait) => recheck = sooner(recheck, wait),
-                Read::Gone => {}
+                Read::Gone | Read::Stuck => {}
             }
         }
         let config = self.config.get();
@@ -408,26 +514,44 @@ impl Intake {
             .await?;
 
         let config = self.config.get().clone();
-        let (taken, rejected) = tokio::task::spawn_blocking(move || {
+        let stuck = self.stuck.clone();
+        let (taken, rejected, changed) = tokio::task::spawn_blocking(move || {
             let mut taken = 0;
-            for ((path, d), result) in good.iter().zip(results) {
+            let mut changed = false;
+            let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
+            // The name is checked right before the rename: a file saved over it (or appended
+            // to) since the read is not the one the store holds, so it stays to be read again.
+            let mut move_out = |path: &Path, seen: Option<Seen>, dir: &Path, why: Option<&str>| {
+                if seen.is_some_and(|s| Seen::now(path) != Some(s)) {
+                    info!(file = %shown(&file_name(path)), "the draft changed while it was being taken; reading it again");
+                    changed = true;
+                } else if !move_to(path, dir, why) {
+                    if let Some(s) = seen {
+                        stuck.insert(path.to_path_buf(), s);
+                    }
+                }
+            };
+            for (((path, d), result), s) in good.iter().zip(results).zip(seen) {
                 match result {
                     Ok(how) => {
                         taken += 1;
                         log_taken(d, &how, path);
-                        move_to(path, &config.accepted_dir(), None);
+                        move_out(path, Some(s), &config.accepted_dir(), None);
                     }
-                    Err(refused) => bad.push((path.clone(), refused.to_string())),
+                    Err(refused) => bad.push((path.clone(), refused.to_string(), Some(s))),
                 }
             }
-            for (path, why) in &bad {
+            for (path, why, s) in &bad {
                 warn!(file = %shown(&file_name(path)), reason = %why.escape_debug(), "draft rejected");
-                move_to(path, &config.rejected_dir(), Some(why));
+                move_out(path, *s, &config.rejected_dir(), Some(why));
             }
-            (taken, bad.len())
+            (taken, bad.len(), changed)
         })
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))?;
+        if changed {
+            recheck = sooner(recheck, self.config.get().watcher.settle_time);
+        }
         Ok((taken, rejected, recheck))
     }
 }
@@ -456,7 +580,7 @@ fn file_name(p: &Path) -> String {
 /// the folder could be read at all.
 struct Listing {
     drafts: Vec<PathBuf>,
-    others: Vec<String>,
+    others: Vec<(String, NameKind)>,
     readable: bool,
 }
 
@@ -478,8 +602,12 @@ fn list_folder(config: &Config) -> Listing {
                 drafts.insert(name, entry.path());
             }
             // accepted/ and rejected/ live here too: folders are not worth a word.
-            NameKind::Other if !entry.file_type().is_ok_and(|t| t.is_dir()) => others.push(name),
-            NameKind::Other | NameKind::Ignored => {}
+            kind @ (NameKind::Other | NameKind::ConflictCopy)
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) =>
+            {
+                others.push((name, kind))
+            }
+            NameKind::Other | NameKind::ConflictCopy | NameKind::Ignored => {}
         }
     }
     Listing {
@@ -514,6 +642,14 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
         .metadata()
         .map_err(|e| format!("cannot read the file's metadata: {e}"))?;
     not_regular(meta.file_type())?;
+    // A hard link is another name for a file that may live anywhere the daemon can read
+    // (its credentials too); a draft has one name, in the queue folder.
+    if meta.nlink() > 1 {
+        return Err(format!(
+            "it has {} hard links (it is also elsewhere), and linked files are not taken: put a copy of the file in the queue folder",
+            meta.nlink()
+        ));
+    }
     if meta.len() > cap {
         return Err(too_large(meta.len(), cap));
     }
@@ -562,12 +698,14 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
     let (file, before) = match open_draft(path, cap) {
         Ok(f) => f,
         Err(_) if std::fs::symlink_metadata(path).is_err() => return Read::Gone,
-        Err(why) => return Read::Bad(why),
+        Err(why) => return Read::Bad(why, None),
     };
-    let bytes = match lease::try_read(&file) {
+    // With what was read, the descriptor's metadata after reading (under the lease, if any):
+    // the name must still hold this file, unchanged, when the draft is moved out.
+    let (bytes, after) = match lease::try_read(&file) {
         lease::Outcome::Held(_lease) => match read_capped(&file, cap) {
-            Ok(b) => b,
-            Err(why) => return Read::Bad(why),
+            Ok(b) => (b, file.metadata().ok()),
+            Err(why) => return Read::Bad(why, None),
         },
         lease::Outcome::Busy => return Read::Busy(settle),
         lease::Outcome::Unavailable(e) => {
@@ -583,25 +721,29 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
             }
             let bytes = match read_capped(&file, cap) {
                 Ok(b) => b,
-                Err(why) => return Read::Bad(why),
+                Err(why) => return Read::Bad(why, None),
             };
             let after = file.metadata().ok();
-            let unchanged = after.is_some_and(|a| {
+            let unchanged = after.as_ref().is_some_and(|a| {
                 a.len() == before.len() && a.modified().ok() == before.modified().ok()
             });
             if !unchanged || bytes.len() as u64 != before.len() {
                 return Read::Busy(settle);
             }
-            bytes
+            (bytes, after)
         }
+    };
+    let seen = match after {
+        Some(m) if m.len() == bytes.len() as u64 => Seen::of(&m),
+        _ => return Read::Busy(settle),
     };
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match draft::parse(&bytes, &stem, config) {
-        Ok(d) => Read::Ready(d),
-        Err(e) => Read::Bad(e.to_string()),
+        Ok(d) => Read::Ready(d, seen),
+        Err(e) => Read::Bad(e.to_string(), Some(seen)),
     }
 }
 
@@ -684,15 +826,19 @@ mod lease {
 }
 
 /// Moves `path` into `dir` under a name not yet taken there; with `error`, writes
-/// `NAME.error` beside it first, readable by the folder's group whatever the umask.
-fn move_to(path: &Path, dir: &Path, error: Option<&str>) {
+/// `NAME.error` beside it first, readable by the folder's group whatever the umask. Whether
+/// the draft left the queue folder; if not, says so at ERROR.
+fn move_to(path: &Path, dir: &Path, error: Option<&str>) -> bool {
+    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let name = file_name(path);
     let target = free_name(dir, &name);
     if let Some(why) = error {
         let mut error_file = target.clone().into_os_string();
         error_file.push(".error");
-        // Written aside and renamed in, so nobody reads a half-written explanation.
-        let staging = dir.join(format!(".{name}.error.tmp"));
+        // Written aside and renamed in, so nobody reads a half-written explanation. The
+        // staging name is short whatever the draft's: a long name must not cost the reason.
+        let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = dir.join(format!(".lipost-{}-{n}.error.tmp", std::process::id()));
         let text = format!("{}: rejected: {why}\n", shown(&name));
         if let Err(e) =
             write_error_file(&staging, &text).and_then(|()| std::fs::rename(&staging, &error_file))
@@ -700,8 +846,12 @@ fn move_to(path: &Path, dir: &Path, error: Option<&str>) {
             warn!(file = %shown(&name), error = %e, "cannot write the .error file");
         }
     }
-    if let Err(e) = std::fs::rename(path, &target) {
-        warn!(file = %shown(&name), to = %shown(&target.display().to_string()), error = %e, "cannot move the draft");
+    match std::fs::rename(path, &target) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(file = %shown(&name), to = %shown(&target.display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (move or delete it by hand)");
+            false
+        }
     }
 }
 
@@ -719,11 +869,17 @@ fn write_error_file(path: &Path, text: &str) -> std::io::Result<()> {
     f.write_all(text.as_bytes())
 }
 
-/// `dir/name`, or `dir/stem.N.ext` for the first N free.
+/// The longest name `free_name` gives: `NAME.error` must fit in a file name too (255 bytes).
+const MAX_MOVED_NAME: usize = 255 - ".error".len();
+
+/// `dir/name`, or `dir/stem.N.ext` for the first N free; the stem cut short (at a character)
+/// where the name would be longer than [`MAX_MOVED_NAME`] bytes.
 fn free_name(dir: &Path, name: &str) -> PathBuf {
-    let first = dir.join(name);
-    if !first.exists() {
-        return first;
+    if name.len() <= MAX_MOVED_NAME {
+        let first = dir.join(name);
+        if !first.exists() {
+            return first;
+        }
     }
     let p = Path::new(name);
     let stem = p
@@ -733,9 +889,18 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
     let ext = p
         .extension()
         .map(|e| format!(".{}", e.to_string_lossy()))
+        .filter(|e| e.len() <= 16)
         .unwrap_or_default();
-    (1..)
-        .map(|n| dir.join(format!("{stem}.{n}{ext}")))
+    let stem = if ext.is_empty() { name } else { &stem };
+    (1u64..)
+        .map(|n| {
+            let suffix = format!(".{n}{ext}");
+            let mut cut = MAX_MOVED_NAME.saturating_sub(suffix.len()).min(stem.len());
+            while !stem.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            dir.join(format!("{}{suffix}", &stem[..cut]))
+        })
         .find(|c| !c.exists())
         .expect("some name is free")
 }
@@ -797,6 +962,81 @@ mod tests {
     fn names_are_shown_on_one_line() {
         assert_eq!(shown("a\nINFO forged.md"), "a\\nINFO forged.md");
         assert!(!shown("x\r\u{1b}[2J.md").contains(['\n', '\r', '\u{1b}']));
+    }
+
+    #[test]
+    fn conflict_copies_are_not_drafts() {
+        for n in [
+            "launch.sync-conflict-20261123-101010-ABCDEFG.md",
+            "launch (conflicted copy 2026-11-23).md",
+            "launch (Jo's conflicted copy 2026-11-23).md",
+            "launch (conflicted copy 2026-11-23 101010).md",
+            "launch (Case Conflict).md",
+            "launch_conflict-20261123-101010.md",
+            "launch (1).md",
+            "launch (12).txt",
+            "launch - Copy.md",
+            "launch - Copy (2).md",
+            "Copy of launch.md",
+        ] {
+            assert!(is_conflict_copy(n), "{n}");
+            assert_eq!(classify(n, &exts()), NameKind::ConflictCopy, "{n}");
+        }
+        for n in [
+            "launch.md",
+            "launch (final).md",
+            "top (10 tips).md",
+            "copy.md",
+            "ad copy.md",
+            "conflict.md",
+            "2026 (1)x.md",
+        ] {
+            assert!(!is_conflict_copy(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn moved_names_leave_room_for_the_error_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}.md", "é".repeat(126)); // 255 bytes
+        let first = free_name(dir.path(), &long);
+        let first_name = first.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(first_name.len() <= MAX_MOVED_NAME, "{}", first_name.len());
+        assert!(first_name.ends_with(".1.md"), "{first_name}");
+        std::fs::write(&first, "x").unwrap();
+        let mut error = first.clone().into_os_string();
+        error.push(".error");
+        std::fs::write(&error, "x").unwrap();
+        let second = free_name(dir.path(), &long);
+        assert_ne!(second, first);
+        assert!(second.file_name().unwrap().len() <= MAX_MOVED_NAME);
+        // A name that fits is kept.
+        let fits = format!("{}.md", "a".repeat(MAX_MOVED_NAME - 3));
+        assert_eq!(free_name(dir.path(), &fits), dir.path().join(&fits));
+    }
+
+    #[test]
+    fn a_draft_with_a_long_name_is_rejected_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = dir.path().join("q");
+        let rejected = dir.path().join("rejected");
+        std::fs::create_dir_all(&queue).unwrap();
+        std::fs::create_dir_all(&rejected).unwrap();
+        let name = format!("{}.md", "b".repeat(252));
+        std::fs::write(queue.join(&name), "x").unwrap();
+        assert!(move_to(&queue.join(&name), &rejected, Some("because")));
+        let listed: Vec<String> = std::fs::read_dir(&rejected)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let error = listed
+            .iter()
+            .find(|n| n.ends_with(".error"))
+            .expect("an .error file");
+        assert!(std::fs::read_to_string(rejected.join(error))
+            .unwrap()
+            .contains("because"));
+        assert_eq!(listed.len(), 2, "{listed:?}");
     }
 
     #[test]

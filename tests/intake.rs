@@ -504,3 +504,369 @@ fn without_leases_the_settle_time_rule_applies_and_says_so() {
         "{log}"
     );
 }
+
+// ------------------------------------------- review findings: what the author cannot mean
+
+fn error_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".error"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn publish_times_the_author_cannot_mean_are_refused_and_the_daemon_stays_up() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    // 9999-12-31 23:00 at -05:00 is in year 10000 in UTC: it once sorted first, went out at
+    // once, and took the daemon down at every start.
+    env.drop_draft(
+        "far.md",
+        draft("publish_at = 9999-12-31T23:00:00-05:00", "Far future"),
+    );
+    // A typo for 2026: once published at once.
+    env.drop_draft(
+        "typo.md",
+        draft("publish_at = 2025-11-01T09:00:00+01:00", "Typo year"),
+    );
+    // 02:30 happens twice in Berlin that night: once taken as the earlier, an hour early.
+    env.drop_draft(
+        "twice.md",
+        draft("publish_at = \"2027-10-31 02:30\"", "Clocks go back"),
+    );
+    let far = rejected(&env, "far.md");
+    assert!(far.contains("10 years ahead"), "{far}");
+    let typo = rejected(&env, "typo.md");
+    assert!(
+        typo.contains("in the past") && typo.contains("remove publish_at to post now"),
+        "{typo}"
+    );
+    let twice = rejected(&env, "twice.md");
+    assert!(
+        twice.contains("happens twice") && twice.contains("+01:00") && twice.contains("+02:00"),
+        "{twice}"
+    );
+    // A little in the past (within max_lateness) still means "now".
+    env.drop_draft(
+        "recent.md",
+        draft(
+            &format!("publish_at = \"{}\"", in_secs(-120)),
+            "Just missed",
+        ),
+    );
+    wait_post_logged(&sb, &d, "Just missed", LONG);
+    sentinel(&env, &sb, &d, "after-times");
+    assert!(d.alive(), "{}", d.log_text());
+    assert_eq!(texts(&sb), ["Just missed", "Sentinel after-times"]);
+    for id in ["far", "typo", "twice"] {
+        assert_eq!(env.state(id), None, "{id}");
+    }
+}
+
+#[test]
+fn invisible_characters_and_control_bytes_do_not_slip_through() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let embargo = "\"publish_at\" = 2030-01-01T09:00:00Z";
+    // Each of these once went out at once, with its front matter as text.
+    env.drop_draft(
+        "bom.md",
+        format!("\n\u{feff}+++\n{embargo}\n+++\nEmbargoed BOM\n"),
+    );
+    env.drop_draft(
+        "zwsp.md",
+        format!("\u{200b}+++\n{embargo}\n\u{2060}+++\nEmbargoed ZWSP\n"),
+    );
+    env.drop_draft(
+        "quoted.md",
+        "Launch soon\n\"publish_at\" = 2030-01-01T09:00:00Z\n",
+    );
+    env.drop_draft("nul.md", "Hello\0\0\0\0\n");
+    sentinel(&env, &sb, &d, "after-invisible");
+    assert_eq!(texts(&sb), ["Sentinel after-invisible"], "{}", d.log_text());
+    for id in ["bom", "zwsp"] {
+        assert_eq!(env.state(id).as_deref(), Some("scheduled"), "{id}");
+        assert_eq!(
+            due_at(&env, id).as_deref(),
+            Some("2030-01-01T09:00:00.000Z"),
+            "{id}"
+        );
+    }
+    let quoted = rejected(&env, "quoted.md");
+    assert!(quoted.contains("sets `publish_at`"), "{quoted}");
+    let nul = rejected(&env, "nul.md");
+    assert!(
+        nul.contains("U+0000") && nul.contains("offset 5") && nul.contains("line 1"),
+        "{nul}"
+    );
+}
+
+#[test]
+fn a_sync_conflict_copy_never_replaces_a_scheduled_post() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "launch.md",
+        draft(
+            "id = \"launch\"\npublish_at = 2030-01-01T09:00:00Z",
+            "Launch!",
+        ),
+    );
+    assert!(wait_until(LONG, || env.state("launch").as_deref() == Some("scheduled")));
+    // Same id, no publish_at: each of these once replaced the post and sent it at once.
+    let copy = draft("id = \"launch\"", "Launch! (older text)");
+    for name in [
+        "launch.sync-conflict-20261123-101010-ABCDEFG.md",
+        "launch (conflicted copy 2026-11-23).md",
+        "launch (1).md",
+        "launch - Copy.md",
+    ] {
+        env.drop_draft(name, &copy);
+    }
+    // Not a conflict name, but another file that would pull the embargo forward.
+    env.drop_draft("launch-old.md", &copy);
+    let refused = rejected(&env, "launch-old.md");
+    assert!(
+        refused.contains("would move it earlier") && refused.contains("\"launch.md\""),
+        "{refused}"
+    );
+    sentinel(&env, &sb, &d, "after-conflicts");
+    assert_eq!(texts(&sb), ["Sentinel after-conflicts"], "{}", d.log_text());
+    assert_eq!(env.state("launch").as_deref(), Some("scheduled"));
+    assert_eq!(
+        due_at(&env, "launch").as_deref(),
+        Some("2030-01-01T09:00:00.000Z")
+    );
+    // The copies are left where they are, said once each.
+    assert!(exists(
+        &env.queue
+            .join("launch.sync-conflict-20261123-101010-ABCDEFG.md")
+    ));
+    assert!(exists(&env.queue.join("launch (1).md")));
+    let log = d.log_text();
+    assert_eq!(log.matches("conflict copy of a draft").count(), 4, "{log}");
+
+    // Moving it later from another file, or earlier from its own, is the author's call.
+    env.drop_draft(
+        "launch.md",
+        draft(
+            "id = \"launch\"\npublish_at = 2029-06-01T09:00:00Z",
+            "Launch!",
+        ),
+    );
+    assert!(wait_until(LONG, || due_at(&env, "launch").as_deref()
+        == Some("2029-06-01T09:00:00.000Z")));
+}
+
+#[test]
+fn a_re_dropped_draft_of_a_post_that_died_in_doubt_is_refused() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"200ms\"\nmax_delay = \"400ms\"\nmax_attempts = 1\n",
+    );
+    let d = Daemon::start(&env);
+    // The sandbox stores the post and never answers: it is live, and lipost cannot know.
+    // With one try allowed it dies in doubt at once, without an in-doubt retry before.
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "drop": true, "times": 0}]));
+    let text = draft("id = \"unheard\"", "Nobody hears back");
+    env.drop_draft("unheard.md", &text);
+    assert!(wait_until(LONG, || env.state("unheard").as_deref() == Some("dead")));
+    assert_eq!(sb.posts().len(), 1);
+    reqwest::blocking::Client::new()
+        .delete(format!("{}/_sandbox/faults", sb.url))
+        .send()
+        .unwrap();
+    // Once taken as "dead + same draft = another go", and posted a second time.
+    env.drop_draft("unheard.md", &text);
+    let why = rejected(&env, "unheard.md");
+    assert!(
+        why.contains("may already be on LinkedIn") && why.contains("mark-published unheard"),
+        "{why}"
+    );
+    sentinel(&env, &sb, &d, "after-unheard");
+    assert_eq!(
+        texts(&sb),
+        ["Nobody hears back", "Sentinel after-unheard"],
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(env.state("unheard").as_deref(), Some("dead"));
+}
+
+#[test]
+fn a_draft_saved_over_while_it_is_taken_is_read_again_not_moved_unread() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let reads = CloseNoWrite::watch(&env.queue);
+    let path = env.queue.join("launch.md");
+    let front = "id = \"launch\"\npublish_at = 2030-01-01T09:00:00Z";
+    // Holding the database's write lock keeps the daemon between its read and its commit
+    // (its busy timeout is 10 s), which is where an editor's save once slipped in.
+    let mut db = env.db();
+    let lock = db
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    env.drop_draft("launch.md", draft(front, "Version one"));
+    // The daemon closing the file it read (IN_CLOSE_NOWRITE): version one is read.
+    assert!(
+        reads.wait_for("launch.md", LONG),
+        "the daemon never read launch.md:\n{}",
+        d.log_text()
+    );
+    env.drop_draft("launch.md", draft(front, "Version two"));
+    lock.rollback().unwrap();
+    drop(db);
+    let accepted = env.queue.join("accepted").join("launch.md");
+    let text_of = || -> Option<String> {
+        env.db()
+            .query_row("SELECT text FROM posts WHERE id = 'launch'", [], |r| {
+                r.get(0)
+            })
+            .ok()
+    };
+    let ok = wait_until(LONG, || {
+        text_of().as_deref() == Some("Version two") && !exists(&path) && exists(&accepted)
+    });
+    assert!(
+        ok,
+        "post text {:?}, queue has it: {}; log:\n{}",
+        text_of(),
+        exists(&path),
+        d.log_text()
+    );
+    let kept = std::fs::read_to_string(&accepted).unwrap();
+    assert!(kept.contains("Version two"), "{kept}");
+}
+
+#[test]
+fn a_long_name_keeps_its_reason_and_a_stuck_draft_is_not_taken_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    // `.NAME.error.tmp` for this name is over 255 bytes: the reason was once lost.
+    let long = format!("{}.md", "x".repeat(245));
+    env.drop_draft(&long, draft("id = \"long\"", ""));
+    let why = rejected(&env, &long);
+    assert!(why.contains("empty"), "{why}");
+
+    // accepted/ unusable: drafts cannot leave the queue folder. One whose post died was
+    // once taken again at every look, and sent again each time.
+    let accepted = env.queue.join("accepted");
+    std::fs::remove_dir_all(&accepted).unwrap();
+    std::fs::write(&accepted, "not a folder").unwrap();
+    sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
+    env.drop_draft("doomed.md", "Refused once\n");
+    assert!(wait_until(LONG, || env.state("doomed").as_deref() == Some("dead")));
+    // Another draft's look: the dead one's file, unchanged, is left alone.
+    sentinel(&env, &sb, &d, "after-stuck");
+    assert_eq!(
+        env.state("doomed").as_deref(),
+        Some("dead"),
+        "{}",
+        d.log_text()
+    );
+    sentinel(&env, &sb, &d, "after-stuck-2");
+    assert_eq!(env.state("doomed").as_deref(), Some("dead"));
+    assert_eq!(
+        texts(&sb),
+        ["Sentinel after-stuck", "Sentinel after-stuck-2"],
+        "{}",
+        d.log_text()
+    );
+    assert!(exists(&env.queue.join("doomed.md")));
+    let log = d.log_text();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("cannot move the draft") && l.contains("doomed.md"))
+        .count();
+    assert_eq!(said, 1, "{log}");
+    // Changed, it is a new draft: taken again.
+    env.drop_draft("doomed.md", "Refused once, fixed\n");
+    wait_post_logged(&sb, &d, "Refused once, fixed", LONG);
+    assert!(error_files(&env.queue.join("rejected")).len() == 1);
+}
+
+#[test]
+fn a_hard_link_is_rejected_and_its_target_left_alone() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let secret = env.path("secret.txt");
+    std::fs::write(&secret, "client_secret=hunter2\n").unwrap();
+    std::fs::hard_link(&secret, env.queue.join("leak.md")).unwrap();
+    let why = rejected(&env, "leak.md");
+    assert!(why.contains("hard links"), "{why}");
+    sentinel(&env, &sb, &d, "after-link");
+    assert_eq!(texts(&sb), ["Sentinel after-link"]);
+    assert_eq!(
+        std::fs::read_to_string(&secret).unwrap(),
+        "client_secret=hunter2\n"
+    );
+}
+
+/// The queue folder's IN_CLOSE_NOWRITE events (notify does not report them): a file that
+/// was opened for reading only, and closed.
+struct CloseNoWrite {
+    fd: std::os::fd::OwnedFd,
+}
+
+impl CloseNoWrite {
+    fn watch(dir: &Path) -> CloseNoWrite {
+        use std::os::fd::FromRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        // SAFETY: plain syscalls; the descriptor is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        assert!(fd >= 0);
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let wd = unsafe {
+            libc::inotify_add_watch(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                path.as_ptr(),
+                libc::IN_CLOSE_NOWRITE,
+            )
+        };
+        assert!(wd >= 0);
+        CloseNoWrite { fd }
+    }
+
+    /// Waits for `name` to be closed after reading.
+    fn wait_for(&self, name: &str, timeout: Duration) -> bool {
+        let mut buf = [0u8; 4096];
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            // SAFETY: reads into a buffer this function owns, of the length given.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n <= 0 {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            let mut at = 0;
+            while at + 16 <= n as usize {
+                let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+                let raw = &buf[at + 16..at + 16 + len];
+                let got = raw.split(|&b| b == 0).next().unwrap_or_default();
+                if got == name.as_bytes() {
+                    return true;
+                }
+                at += 16 + len;
+            }
+        }
+        false
+    }
+}

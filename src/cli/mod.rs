@@ -409,11 +409,7 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
             crate::watcher::NameKind::Draft => {}
             kind => {
                 failed += 1;
-                let why = if kind == crate::watcher::NameKind::Ignored {
-                    "a temporary name (editor, sync tool or browser)"
-                } else {
-                    "its extension is not in watcher.extensions"
-                };
+                let why = kind.why_not_a_draft();
                 println!(
                     "{}: not a draft: {why}; the daemon would leave it alone",
                     file.display()

@@ -1,5 +1,7 @@
 //! Intake: drafts into `posts`, idempotently (the same draft again is `Unchanged`), with
-//! replacement rules and posting-slot reservation.
+//! replacement rules and posting-slot reservation. A replacement never resends a post that
+//! may be live (in doubt, or dead as `in_doubt`/`duplicate`), and a draft from another file
+//! never moves a scheduled post earlier.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -33,7 +35,8 @@ impl Store {
         let d = intake.draft;
         let existing = tx
             .query_row(
-                "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at FROM posts WHERE id = ?1",
+                "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at, \
+                 source_file, due_at FROM posts WHERE id = ?1",
                 [&d.id],
                 |r| {
                     Ok(Existing {
@@ -44,6 +47,8 @@ impl Store {
                         commentary: r.get(4)?,
                         visibility: r.get(5)?,
                         publish_at: r.get(6)?,
+                        source_file: r.get(7)?,
+                        due_at: r.get(8)?,
                     })
                 },
             )
@@ -70,6 +75,8 @@ impl Store {
             commentary,
             visibility,
             publish_at: old_publish_at,
+            source_file,
+            due_at: old_due,
         }) = existing
         else {
             tx.execute(
@@ -95,7 +102,7 @@ impl Store {
         let same = account == d.account
             && commentary == d.commentary
             && visibility == d.visibility.as_str()
-            && old_publish_at == publish_at;
+            && old_publish_at.as_deref() == publish_at.as_deref();
         // The same draft again: a crash between commit and move, or a writer that saved twice.
         // For a dead or cancelled post it is the author asking for another go, which the
         // README promises, so it falls through to `Replace` like a changed draft.
@@ -116,6 +123,25 @@ impl Store {
             }
             PostState::Publishing => return Ok(Err(Refused::Publishing { id })),
             _ if in_doubt.is_some() => return Ok(Err(Refused::InDoubt { id })),
+            // Like `lipost retry`: a dead letter that may be live is not resent unasked.
+            PostState::Dead => {
+                if let Some(reason) = Self::may_be_live_in(tx, &d.id)? {
+                    return Ok(Err(Refused::MayBeLive { id, reason }));
+                }
+            }
+            // A sync tool's conflict copy (same id, often without the publish_at being
+            // edited in) must not pull an embargoed post forward. Stored times compare as
+            // text: same format, four-digit years.
+            PostState::Scheduled
+                if source_file.as_deref() != Some(intake.source_file) && *due < *old_due =>
+            {
+                return Ok(Err(Refused::MovesEarlier {
+                    id,
+                    file: source_file.unwrap_or_default(),
+                    due: old_due,
+                    new_due: due.to_string(),
+                }));
+            }
             _ => {}
         }
         if !Self::apply(tx, &d.id, Transition::Replace, now_s)? {
@@ -147,5 +173,127 @@ impl Store {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::draft::{Draft, Visibility};
+    use crate::store::{NewPost, StoreError};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn draft(id: &str, text: &str, publish_at: Option<&str>) -> Draft {
+        Draft {
+            id: id.into(),
+            account: "me".into(),
+            publish_at: publish_at.map(at),
+            next_slot: false,
+            visibility: Visibility::Public,
+            text: text.into(),
+            commentary: text.into(),
+        }
+    }
+
+    fn take(store: &mut Store, d: &Draft, file: &str) -> Result<Taken, Refused> {
+        let now = at("2026-11-23T10:00:00Z");
+        store
+            .ingest(
+                &[NewPost {
+                    draft: d,
+                    source_file: file,
+                    slots: &[],
+                }],
+                now,
+            )
+            .unwrap()
+            .pop()
+            .unwrap()
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn a_time_past_year_9999_is_refused_not_stored() {
+        let (_dir, mut store) = store();
+        let mut d = draft("far", "x", None);
+        d.publish_at = Some(at("9999-12-31T23:00:00Z") + chrono::Duration::hours(5));
+        let err = store
+            .ingest(
+                &[NewPost {
+                    draft: &d,
+                    source_file: "far.md",
+                    slots: &[],
+                }],
+                Utc::now(),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::TimeOutOfRange { value } if value.starts_with("+10000-")),
+            "{err:?}"
+        );
+        assert!(matches!(store.get("far"), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn another_file_cannot_move_a_scheduled_post_earlier() {
+        let (_dir, mut store) = store();
+        let planned = draft("launch", "Launch", Some("2030-01-01T09:00:00Z"));
+        assert_eq!(take(&mut store, &planned, "launch.md"), Ok(Taken::Created));
+        let copy = draft("launch", "Launch, older text", None);
+        let conflict = "launch.sync-conflict-20261123-101010-ABCDEFG.md";
+        match take(&mut store, &copy, conflict) {
+            Err(Refused::MovesEarlier { file, due, .. }) => {
+                assert_eq!(
+                    (file.as_str(), due.as_str()),
+                    ("launch.md", "2030-01-01T09:00:00.000Z")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let earlier = draft("launch", "Launch", Some("2029-01-01T09:00:00Z"));
+        assert!(matches!(
+            take(&mut store, &earlier, "launch (1).md"),
+            Err(Refused::MovesEarlier { .. })
+        ));
+        // Later, or from its own file, is the author's call.
+        let later = draft("launch", "Launch", Some("2031-01-01T09:00:00Z"));
+        assert_eq!(take(&mut store, &later, "other.md"), Ok(Taken::Replaced));
+        assert_eq!(take(&mut store, &copy, "other.md"), Ok(Taken::Replaced));
+        assert_eq!(store.get("launch").unwrap().text, "Launch, older text");
+    }
+
+    #[test]
+    fn a_dead_post_that_may_be_live_is_not_replaced() {
+        let (_dir, mut store) = store();
+        let d = draft("maybe", "Maybe out there", None);
+        assert_eq!(take(&mut store, &d, "maybe.md"), Ok(Taken::Created));
+        // As a dead settle without in_doubt_since leaves it.
+        store
+            .conn
+            .execute_batch(
+                "UPDATE posts SET state = 'dead' WHERE id = 'maybe'; \
+                 INSERT INTO dead_letters (post_id, reason, created_at) VALUES ('maybe', 'in_doubt', '2026-11-23T10:00:00.000Z');",
+            )
+            .unwrap();
+        assert_eq!(
+            take(&mut store, &d, "maybe.md"),
+            Err(Refused::MayBeLive {
+                id: "maybe".into(),
+                reason: crate::post::DeadReason::InDoubt
+            })
+        );
+        store
+            .conn
+            .execute_batch("UPDATE dead_letters SET reason = 'rejected' WHERE post_id = 'maybe'")
+            .unwrap();
+        assert_eq!(take(&mut store, &d, "maybe.md"), Ok(Taken::Replaced));
     }
 }

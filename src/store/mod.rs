@@ -74,6 +74,10 @@ pub enum StoreError {
         /// What the column should hold, in words ("an RFC 3339 time", "a post state").
         expected: &'static str,
     },
+    #[error(
+        "time {value} is outside the years 0000 to 9999 and cannot be stored; nothing was written"
+    )]
+    TimeOutOfRange { value: String },
     #[error("this database was made for {had}, and the config says {want}: its tokens, post URNs and scheduled posts belong to the first and must never go to the second. Point `database` in config.toml at a new file for {want} (keep the old file for {had}), or put the config back")]
     MadeFor { had: String, want: String },
 }
@@ -82,8 +86,54 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Times are stored as RFC 3339 UTC text with milliseconds: sortable, and readable by
 /// `sqlite3` and its `datetime()`.
-pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+pub fn ts(t: DateTime<Utc>) -> Ts {
+    Ts(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// A time on its way into the database (see [`ts`]). Bound as an SQL parameter, one outside
+/// the years 0000 to 9999 is refused with [`StoreError::TimeOutOfRange`]: chrono writes it as
+/// `+10000-…`, which sorts before every real time (due at once) and can never be read back,
+/// so every later look at the post would fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ts(String);
+
+impl Ts {
+    fn storable(&self) -> bool {
+        self.0.as_bytes().first().is_some_and(u8::is_ascii_digit)
+    }
+}
+
+impl std::ops::Deref for Ts {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Ts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl serde::Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl rusqlite::ToSql for Ts {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        if !self.storable() {
+            return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
+                StoreError::TimeOutOfRange {
+                    value: self.0.clone(),
+                },
+            )));
+        }
+        Ok(self.0.as_str().into())
+    }
 }
 
 /// A stored time; a value that is not one is an error naming where it is, never a default
@@ -137,6 +187,9 @@ impl From<rusqlite::Error> for StoreError {
             rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<StoreError>() => {
                 *inner.downcast::<StoreError>().expect("checked")
             }
+            rusqlite::Error::ToSqlConversionFailure(inner) if inner.is::<StoreError>() => {
+                *inner.downcast::<StoreError>().expect("checked")
+            }
             e => StoreError::Sqlite(e),
         }
     }
@@ -168,6 +221,15 @@ pub enum Refused {
     Publishing { id: String },
     #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN`, or check the feed and `lipost retry {id} --force`")]
     InDoubt { id: String },
+    #[error("post {id:?} is dead as {reason}: it may already be on LinkedIn, and taking this draft would send it again. Check the feed: if it is there, `lipost mark-published {id} URN`; if not, `lipost retry {id} --force`")]
+    MayBeLive { id: String, reason: DeadReason },
+    #[error("post {id:?} is scheduled for {due} from {file:?}; this draft comes from another file and would move it earlier, to {new_due} (a sync tool's conflict copy or a stray duplicate does this). To move the post earlier, save the draft under its original name {file:?}, or `lipost cancel {id}` first")]
+    MovesEarlier {
+        id: String,
+        file: String,
+        due: String,
+        new_due: String,
+    },
     #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
     NoFreeSlot { account: String, looked: usize },
 }
@@ -241,6 +303,8 @@ struct Existing {
     commentary: String,
     visibility: String,
     publish_at: Option<String>,
+    source_file: Option<String>,
+    due_at: String,
 }
 
 const POST_COLUMNS: &str =

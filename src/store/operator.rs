@@ -44,8 +44,15 @@ impl Store {
     /// Why a dead post may already be on LinkedIn: its open dead letter says `in_doubt` or
     /// `duplicate`, or a try of it is still in doubt. `None` for other posts.
     pub fn may_be_live(&self, id: &str) -> Result<Option<DeadReason>> {
-        let row: Option<(Option<String>, Option<String>)> = self
-            .conn
+        Self::may_be_live_in(&self.conn, id)
+    }
+
+    /// [`Store::may_be_live`] inside a transaction (intake asks before a `Replace`).
+    pub(super) fn may_be_live_in(
+        conn: &rusqlite::Connection,
+        id: &str,
+    ) -> Result<Option<DeadReason>> {
+        let row: Option<(Option<String>, Option<String>)> = conn
             .query_row(
                 "SELECT (SELECT reason FROM dead_letters WHERE post_id = p.id AND requeued_at IS NULL \
                  ORDER BY id DESC LIMIT 1), p.in_doubt_since FROM posts p WHERE p.id = ?1 AND p.state = 'dead'",
