@@ -291,7 +291,7 @@ impl Scheduler {
         // Once per post and reason, not per look.
         for i in news {
             let (id, hold) = &plan.held[i];
-            let account = plan.accounts.get(id).map_or("", String::as_str);
+            let account = plan.held_accounts[i].as_str();
             info!(
                 post_id = %id,
                 account = %account,
@@ -390,8 +390,8 @@ struct Plan {
     expired: Vec<(String, String)>,
     /// Posts to hold, out of every look until the hold is lifted or ends.
     held: Vec<(String, Hold)>,
-    /// The account of each held post, for the log.
-    accounts: HashMap<String, String>,
+    /// The account of each post in `held`, in the same order, for the log.
+    held_accounts: Vec<String>,
     /// Due posts left waiting for a free slot (a permit, or their account's turn).
     blocked: bool,
 }
@@ -423,7 +423,7 @@ fn plan(
         chosen: Vec::new(),
         expired: Vec::new(),
         held: Vec::new(),
-        accounts: HashMap::new(),
+        held_accounts: Vec::new(),
         blocked: false,
     };
     let mut taking: HashMap<&str, usize> = HashMap::new();
@@ -431,7 +431,6 @@ fn plan(
     for post in &view.due {
         let deadline = hold_deadline(post.due_at, config);
         let hold = |reason, why: String, plan: &mut Plan| {
-            plan.accounts.insert(post.id.clone(), post.account.clone());
             if now >= deadline {
                 plan.expired.push((
                     post.id.clone(),
@@ -445,6 +444,7 @@ fn plan(
                         until: deadline,
                     },
                 ));
+                plan.held_accounts.push(post.account.clone());
             }
         };
         if let Some(version) = retired {
@@ -492,8 +492,8 @@ fn plan(
             .unwrap_or((None, 0));
         // Pacing holds end by time: the post is due again when its account may post.
         let wait = |reason, until, plan: &mut Plan| {
-            plan.accounts.insert(post.id.clone(), post.account.clone());
             plan.held.push((post.id.clone(), Hold { reason, until }));
+            plan.held_accounts.push(post.account.clone());
         };
         if today >= account.daily_cap {
             wait(HoldReason::DailyCap, next_midnight(now), &mut plan);
@@ -737,6 +737,22 @@ mod tests {
             p.held[0].1.until,
             "2026-11-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
         );
+    }
+
+    #[test]
+    fn min_spacing_holds_until_the_next_allowed_time() {
+        let c = config("min_spacing = \"1h\"");
+        // `view` says the account last published at 10:00:00.
+        let v = view(&[("a", "me")], &[("me", 1)], vec![]);
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        assert!(p.chosen.is_empty());
+        assert_eq!(p.held.len(), 1);
+        assert_eq!(p.held[0].1.reason, HoldReason::MinSpacing);
+        assert_eq!(
+            p.held[0].1.until,
+            "2026-11-23T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(p.held_accounts, ["me"]);
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub struct HoldGroup {
 /// Holds one scheduled post until `until` (also its `next_attempt_at`), inside `tx`. A new
 /// reason starts a new hold: `hold_since` is now, and it is reported as too long at now +
 /// `notify.held_longer_than` when `post_held` is routed (the TEMP `notify_held` row). The
-/// same reason again keeps both. `true` when the reason is new.
+/// same reason again keeps both. `true` when the reason is new (also for the same reason
+/// set again within the same millisecond, which at worst logs it twice).
 pub(super) fn hold_one(
     tx: &Connection,
     id: &str,
@@ -299,5 +300,108 @@ impl Store {
             Some(until) => Ok(Some(Hold { reason, until })),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TEST_CONFIG};
+    use crate::notify::{Routes, Sink};
+    use crate::store::NewPost;
+
+    fn store_with_post(dir: &std::path::Path) -> Store {
+        let config = Config::parse(TEST_CONFIG, &dir.join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        store
+    }
+
+    fn hold(reason: HoldReason, until: DateTime<Utc>) -> Vec<(String, Hold)> {
+        vec![("p".to_string(), Hold { reason, until })]
+    }
+
+    #[test]
+    fn the_same_reason_again_is_the_same_hold_and_a_long_one_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_post(dir.path());
+        store
+            .set_notify_routes(&Routes {
+                kinds: vec![Kind::PostHeld],
+                sinks: vec![Sink::Command],
+                held_after: Some(std::time::Duration::from_secs(3600)),
+            })
+            .unwrap();
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let h = chrono::Duration::hours(1);
+        assert_eq!(
+            store
+                .hold_many(&hold(HoldReason::DailyCap, t0 + h * 5), t0)
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h));
+        // Looked at again (and lifted in between): not news, and the report time stays.
+        let later = t0 + chrono::Duration::minutes(30);
+        assert!(store
+            .hold_many(&hold(HoldReason::DailyCap, t0 + h * 6), later)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h));
+        // Time-ended holds are not lifted; event holds are, and keep their reason.
+        assert_eq!(store.lift_holds(None, later).unwrap(), 0);
+        assert_eq!(store.hold_of("p").unwrap().unwrap().until, t0 + h * 6);
+        assert!(store.report_long_holds(later).unwrap().is_empty());
+        assert_eq!(store.report_long_holds(t0 + h).unwrap(), ["p"]);
+        assert!(store.report_long_holds(t0 + h * 2).unwrap().is_empty());
+        assert_eq!(store.next_hold_report().unwrap(), None);
+        // A new reason is a new hold, reported in its turn.
+        assert_eq!(
+            store
+                .hold_many(&hold(HoldReason::NeedsReauth, t0 + h * 9), t0 + h * 2)
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h * 3));
+        assert_eq!(store.lift_holds(None, t0 + h * 2).unwrap(), 1);
+        assert!(store.hold_of("p").unwrap().is_none(), "lifted: not held");
+        assert_eq!(store.hold_counts().unwrap(), []);
+        assert!(store
+            .hold_many(
+                &hold(HoldReason::NeedsReauth, t0 + h * 9),
+                t0 + h * 2 + chrono::Duration::minutes(1)
+            )
+            .unwrap()
+            .is_empty());
+        let n: i64 = store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM notifications WHERE kind = 'post_held'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn without_a_route_for_post_held_a_hold_sets_no_wake_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_post(dir.path());
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        store
+            .hold_many(
+                &hold(HoldReason::MinSpacing, t0 + chrono::Duration::hours(1)),
+                t0,
+            )
+            .unwrap();
+        assert_eq!(store.next_hold_report().unwrap(), None);
+        assert_eq!(store.hold_counts().unwrap(), [(HoldReason::MinSpacing, 1)]);
     }
 }
