@@ -33,7 +33,7 @@ pub enum Kind {
     NeedsReauth,
     /// A token that lipost cannot renew enters its last 14, 7, 3 or 1 days.
     TokenExpiring,
-    /// A post held longer than `notify.held_longer_than` (recorded once hold reasons exist).
+    /// A post held longer than `notify.held_longer_than`, once per hold.
     PostHeld,
     /// A post went out (off by default: one event per post).
     PostPublished,
@@ -118,13 +118,20 @@ impl std::fmt::Display for Sink {
 pub struct Routes {
     pub kinds: Vec<Kind>,
     pub sinks: Vec<Sink>,
+    /// `notify.held_longer_than`, when `post_held` goes anywhere.
+    pub held_after: Option<Duration>,
 }
 
 impl Routes {
     pub fn of(config: &Config) -> Routes {
+        let kinds = config.notify.events.clone();
+        let sinks = config.notify.sinks();
+        let held_after = (kinds.contains(&Kind::PostHeld) && !sinks.is_empty())
+            .then_some(config.notify.held_longer_than);
         Routes {
-            kinds: config.notify.events.clone(),
-            sinks: config.notify.sinks(),
+            kinds,
+            sinks,
+            held_after,
         }
     }
 }

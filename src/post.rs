@@ -136,6 +136,9 @@ pub struct Post {
     pub published_at: Option<DateTime<Utc>>,
     /// The posting slot this post holds, if it took one.
     pub slot_at: Option<DateTime<Utc>>,
+    /// Why it waits, while it is held (`hold_until` set); see [`HoldReason`].
+    pub hold_reason: Option<HoldReason>,
+    pub hold_until: Option<DateTime<Utc>>,
 }
 
 /// One try, as recorded in `attempts`.
@@ -299,13 +302,64 @@ impl DeadReason {
 }
 
 spelled! {
-    /// Why a due post waits instead of going out (`posts.hold_reason`). A hold is the
-    /// operator's problem, not the post's: it counts no try and leaves no dead letter; the
-    /// post goes out once the hold is lifted, unless it is past `retry.max_lateness` by then.
+    /// Why a due post waits instead of going out (`posts.hold_reason`, until `hold_until`).
+    ///
+    /// Two kinds of hold. Those a person ends ([`HoldReason::is_lifted`]: `needs_reauth`,
+    /// `api_version_retired`) count no try and leave no dead letter; `hold_until` is the end
+    /// of the lateness budget, and the post goes out once an event lifts the hold, unless it
+    /// is too late by then. The others end by time: `hold_until` is when the post goes out
+    /// (or is tried again), and `next_attempt_at` is the same instant.
     HoldReason {
         /// Its account has no usable token: a person must run `lipost auth login`.
         NeedsReauth = "needs_reauth",
         /// LinkedIn no longer serves the configured `linkedin.version` (426).
         ApiVersionRetired = "api_version_retired",
+        /// The account published `daily_cap` posts since 00:00 UTC; goes out after the next.
+        DailyCap = "daily_cap",
+        /// The account's `min_spacing` since its last post has not passed yet.
+        MinSpacing = "min_spacing",
+        /// LinkedIn answered 429; tried again at `hold_until` (its daily quota resets at
+        /// 00:00 UTC).
+        RateLimited = "rate_limited",
+        /// The last try failed in a way worth repeating; tried again at `hold_until`.
+        Backoff = "backoff",
+        /// The last try may have reached LinkedIn: resent at `hold_until`, inside LinkedIn's
+        /// duplicate window, so LinkedIn's answer tells whether it landed.
+        InDoubtResend = "in_doubt_resend",
+        /// Never recorded: a post waiting for its posting slot is not due yet. Declared so
+        /// readers (show, agenda) have one spelling for "waiting for its slot".
+        Slot = "slot",
+        /// Reserved for media uploads: LinkedIn is still processing the post's media.
+        MediaProcessing = "media_processing",
+    }
+}
+
+impl HoldReason {
+    /// Ended by an event (a login, a served API version), not by time: `hold_until` is the
+    /// end of the lateness budget.
+    pub fn is_lifted(self) -> bool {
+        matches!(
+            self,
+            HoldReason::NeedsReauth | HoldReason::ApiVersionRetired
+        )
+    }
+
+    /// What it means, in a few words, for `show`, the log and the `post_held` event.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            HoldReason::NeedsReauth => "its account needs `lipost auth login`",
+            HoldReason::ApiVersionRetired => {
+                "LinkedIn retired the configured linkedin.version: set a recent one, then reload"
+            }
+            HoldReason::DailyCap => "its account reached its daily_cap",
+            HoldReason::MinSpacing => "its account's min_spacing since its last post",
+            HoldReason::RateLimited => "LinkedIn rate-limited the last try (429)",
+            HoldReason::Backoff => "the last try failed; waiting before the next",
+            HoldReason::InDoubtResend => {
+                "the last try may have reached LinkedIn; resending inside the duplicate window"
+            }
+            HoldReason::Slot => "waiting for its posting slot",
+            HoldReason::MediaProcessing => "LinkedIn is processing its media",
+        }
     }
 }

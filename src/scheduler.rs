@@ -11,11 +11,16 @@
 //! while requests are in flight, not after. A waiting post that shutdown overtakes is given
 //! back unsent; one a crash overtakes is resolved as in doubt at the next start.
 //!
-//! A due post that cannot go out for a reason that is not its own (its account needs a
-//! login, LinkedIn retired the API version) is held in the store (`hold_reason`), which
-//! takes it out of every look until the hold is lifted or its lateness budget ends: held
-//! posts never fill a look, so they can neither starve other accounts nor make the loop
-//! spin. While the API version is retired, nothing is claimed.
+//! Every due post that is not claimed for a reason of its own is held in the store with the
+//! reason and until when (`hold_reason`, `hold_until`), which takes it out of every look
+//! until then: held posts never fill a look, so they can neither starve other accounts nor
+//! make the loop spin. Holds a person ends (its account needs a login, LinkedIn retired the
+//! API version) last until lifted or the lateness budget ends; pacing holds (`daily_cap`,
+//! `min_spacing`) end by time, when the post is due again. While the API version is retired,
+//! nothing is claimed. A post waiting for a request permit or its account's turn (one at a
+//! time when paced) is not held: it goes at the next look. The log says so once per post and
+//! reason, and a hold longer than `notify.held_longer_than` is reported once (`post_held`):
+//! the scheduler wakes for that instant, and only while such a hold exists.
 //!
 //! The main sleep is on the wall clock ([`crate::wallclock`]), which keeps counting while
 //! the machine is suspended, so a post due during a suspend goes out at resume.
@@ -148,7 +153,13 @@ impl Scheduler {
             let next = if saturated {
                 None
             } else {
-                self.store.call(move |s| s.next_due_after(now)).await?
+                self.store
+                    .call(move |s| {
+                        let due = s.next_due_after(now)?;
+                        let report = s.next_hold_report()?;
+                        Ok(due.into_iter().chain(report).min())
+                    })
+                    .await?
             };
             tokio::select! {
                 _ = async { crate::wallclock::sleep_until(next.expect("guarded")).await }, if next.is_some() => {}
@@ -245,9 +256,10 @@ impl Scheduler {
             .and_hms_opt(0, 0, 0)
             .expect("midnight")
             .and_utc();
+        let words = config.clone();
         let busy = self.busy.clone();
         let retired = self.version.as_ref().and_then(ApiVersion::retired);
-        let (plan, more, claimed) = self
+        let (plan, more, claimed, news, reported) = self
             .store
             .call(move |s| {
                 let view = s.dispatch_view(now, limit, midnight)?;
@@ -256,34 +268,41 @@ impl Scheduler {
                 for (id, why) in &plan.expired {
                     s.expire(id, DeadReason::TooLate, why, Utc::now())?;
                 }
-                if !plan.held.is_empty() {
-                    s.hold_many(&plan.held)?;
-                }
-                if !plan.deferred.is_empty() {
-                    s.defer_many(&plan.deferred)?;
-                }
+                let news = if plan.held.is_empty() {
+                    Vec::new()
+                } else {
+                    s.hold_many(&plan.held, now)?
+                };
                 let claimed = if plan.chosen.is_empty() {
                     Vec::new()
                 } else {
                     s.claim_many(&plan.chosen, Utc::now())?
                 };
-                Ok((plan, more, claimed))
+                let reported = s.report_long_holds(now)?;
+                Ok((plan, more, claimed, news, reported))
             })
             .await?;
         for (id, why) in &plan.expired {
             warn!(post_id = %id, reason = %why, "too late to send; moved to dead");
         }
-        for (id, at) in &plan.deferred {
-            debug!(post_id = %id, until = %at, "paced: account spacing or daily cap");
-        }
         for (id, hold) in &plan.held {
             debug!(post_id = %id, hold_reason = %hold.reason, hold_until = %hold.until, "held");
         }
-        if !plan.held.is_empty() {
+        // Once per post and reason, not per look.
+        for i in news {
+            let (id, hold) = &plan.held[i];
+            let account = plan.held_accounts[i].as_str();
             info!(
-                held = plan.held.len(),
-                "due posts held; they go out once the hold is lifted (`lipost show ID` says why)"
+                post_id = %id,
+                account = %account,
+                hold_reason = %hold.reason,
+                hold_until = %hold.until,
+                "held: {}",
+                describe_hold(&words, account, hold.reason, hold.until)
             );
+        }
+        for id in reported {
+            info!(post_id = %id, "held longer than notify.held_longer_than; post_held recorded");
         }
         for (post, attempt) in claimed {
             self.start(post, attempt);
@@ -367,12 +386,12 @@ impl Drop for Turn {
 struct Plan {
     /// Posts to claim and send now, in order.
     chosen: Vec<String>,
-    /// Posts pushed later by pacing: account spacing or the daily cap.
-    deferred: Vec<(String, DateTime<Utc>)>,
     /// Held posts past `retry.max_lateness`, with the reason.
     expired: Vec<(String, String)>,
     /// Posts to hold, out of every look until the hold is lifted or ends.
     held: Vec<(String, Hold)>,
+    /// The account of each post in `held`, in the same order, for the log.
+    held_accounts: Vec<String>,
     /// Due posts left waiting for a free slot (a permit, or their account's turn).
     blocked: bool,
 }
@@ -402,9 +421,9 @@ fn plan(
 ) -> Plan {
     let mut plan = Plan {
         chosen: Vec::new(),
-        deferred: Vec::new(),
         expired: Vec::new(),
         held: Vec::new(),
+        held_accounts: Vec::new(),
         blocked: false,
     };
     let mut taking: HashMap<&str, usize> = HashMap::new();
@@ -425,6 +444,7 @@ fn plan(
                         until: deadline,
                     },
                 ));
+                plan.held_accounts.push(post.account.clone());
             }
         };
         if let Some(version) = retired {
@@ -470,9 +490,13 @@ fn plan(
             .get(&post.account)
             .copied()
             .unwrap_or((None, 0));
+        // Pacing holds end by time: the post is due again when its account may post.
+        let wait = |reason, until, plan: &mut Plan| {
+            plan.held.push((post.id.clone(), Hold { reason, until }));
+            plan.held_accounts.push(post.account.clone());
+        };
         if today >= account.daily_cap {
-            plan.deferred
-                .push((post.id.clone(), crate::publisher::after_quota_reset(now)));
+            wait(HoldReason::DailyCap, next_midnight(now), &mut plan);
             continue;
         }
         if today + in_flight as u32 >= account.daily_cap {
@@ -483,7 +507,7 @@ fn plan(
         if let Some(last) = last.filter(|_| paced) {
             let earliest = crate::publisher::later(last, account.min_spacing);
             if earliest > now {
-                plan.deferred.push((post.id.clone(), earliest));
+                wait(HoldReason::MinSpacing, earliest, &mut plan);
                 continue;
             }
         }
@@ -492,6 +516,57 @@ fn plan(
         available -= 1;
     }
     plan
+}
+
+/// The next 00:00 UTC, when the daily cap counts from zero again.
+fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive()
+        .checked_add_days(chrono::Days::new(1))
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.and_utc())
+}
+
+/// A hold in words, for the log and `lipost show`: "daily cap of 25 posts reached for
+/// account me; goes out after 2026-11-24 00:00 UTC" (times in `timezone`).
+pub fn describe_hold(
+    config: &crate::config::Config,
+    account: &str,
+    reason: HoldReason,
+    until: DateTime<Utc>,
+) -> String {
+    let at = until
+        .with_timezone(&config.timezone)
+        .format("%Y-%m-%d %H:%M:%S %Z");
+    let acct = config.account(account);
+    match reason {
+        HoldReason::DailyCap => format!(
+            "daily cap of {} posts reached for account {account}; goes out after {at}",
+            acct.map_or(0, |a| a.daily_cap)
+        ),
+        HoldReason::MinSpacing => format!(
+            "account {account} posts at most once every {}; goes out after {at}",
+            humantime::format_duration(acct.map_or(std::time::Duration::ZERO, |a| a.min_spacing))
+        ),
+        HoldReason::RateLimited => {
+            format!("LinkedIn rate-limited the last try (429); next try after {at}")
+        }
+        HoldReason::Backoff => format!("the last try failed; next try after {at}"),
+        HoldReason::InDoubtResend => format!(
+            "the last try may have reached LinkedIn; resent after {at}, inside LinkedIn's duplicate window, which tells"
+        ),
+        HoldReason::NeedsReauth => format!(
+            "account {} needs `lipost auth login`; goes out after the login, or is dead as too_late at {at}",
+            acct.map_or(account, |a| a.token_account())
+        ),
+        HoldReason::ApiVersionRetired => format!(
+            "LinkedIn retired linkedin.version {}: set a recent one, then `systemctl reload lipost`; dead as too_late at {at} unless done before",
+            config.linkedin.version
+        ),
+        HoldReason::Slot => format!("waiting for its posting slot at {at}"),
+        HoldReason::MediaProcessing => {
+            format!("LinkedIn is processing its media; looked at again at {at}")
+        }
+    }
 }
 
 /// Member accounts whose posts must wait for a login, with the reason.
@@ -645,19 +720,39 @@ mod tests {
         // it may fail and leave room.
         let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
         assert_eq!(p.chosen, ["a"]);
-        assert!(p.deferred.is_empty());
+        assert!(p.held.is_empty());
         assert!(p.blocked);
         // Claimed in an earlier look, not settled yet: counts too.
         let busy = HashMap::from([("me".to_string(), 1)]);
         let p = plan(&c, &v, &busy, 10, now(), None);
         assert!(p.chosen.is_empty());
-        assert!(p.deferred.is_empty());
-        // Reached: deferred to just after midnight UTC.
+        assert!(p.held.is_empty());
+        // Reached: held as `daily_cap` until the next midnight UTC.
         let v = view(&[("a", "me")], &[("me", 3)], vec![]);
         let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
         assert!(p.chosen.is_empty());
-        assert_eq!(p.deferred.len(), 1);
-        assert!(p.deferred[0].1 > "2026-11-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(p.held.len(), 1);
+        assert_eq!(p.held[0].1.reason, HoldReason::DailyCap);
+        assert_eq!(
+            p.held[0].1.until,
+            "2026-11-24T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+    }
+
+    #[test]
+    fn min_spacing_holds_until_the_next_allowed_time() {
+        let c = config("min_spacing = \"1h\"");
+        // `view` says the account last published at 10:00:00.
+        let v = view(&[("a", "me")], &[("me", 1)], vec![]);
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        assert!(p.chosen.is_empty());
+        assert_eq!(p.held.len(), 1);
+        assert_eq!(p.held[0].1.reason, HoldReason::MinSpacing);
+        assert_eq!(
+            p.held[0].1.until,
+            "2026-11-23T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+        );
+        assert_eq!(p.held_accounts, ["me"]);
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     let next = store.next_scheduled(5)?;
     let failures = store.recent_failures(5)?;
     let dead = store.dead_letters()?;
+    let holds = store.holds_by_account()?;
     if as_json {
         let counts: serde_json::Map<String, serde_json::Value> = counts
             .iter()
@@ -145,6 +146,7 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
             "next": next,
             "latest_failures": failures,
             "dead_letters": dead.len(),
+            "holds": holds,
             "accounts": health,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -159,6 +161,20 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     for (reason, n) in store.hold_counts()? {
         if reason == HoldReason::ApiVersionRetired {
             println!("held: {n} posts ({reason}): LinkedIn no longer serves linkedin.version {}; set a recent month, then `systemctl reload lipost`", config.linkedin.version);
+        }
+    }
+    if !holds.is_empty() {
+        println!();
+        println!("held (reason, account, posts, first until):");
+        for h in &holds {
+            println!(
+                "  {:<19} {:<12} {:>5}  {}  {}",
+                h.reason.as_str(),
+                h.account,
+                h.posts,
+                local(config, h.until),
+                h.reason.meaning()
+            );
         }
     }
     println!();
@@ -223,12 +239,17 @@ pub fn list(config: &Config, store: &Store, state: Option<PostState>, as_json: b
 
 fn post_line(config: &Config, p: &Post) -> String {
     let slot = if p.slot_at.is_some() { "slot" } else { "    " };
+    let hold = match (p.state, p.hold_reason) {
+        (PostState::Scheduled, Some(r)) => r.as_str(),
+        _ => "-",
+    };
     format!(
-        "{:<11} {} {slot}  {:<24} {:<12} {}",
+        "{:<11} {} {slot}  {:<24} {:<12} {:<19} {}",
         p.state.as_str(),
         local(config, p.due_at),
         p.id,
         p.account,
+        hold,
         p.post_urn.as_deref().unwrap_or("")
     )
 }
@@ -261,17 +282,21 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     }
     match (&hold, post.state) {
         (Some(h), PostState::Scheduled) => {
-            let what = match h.reason {
-                HoldReason::NeedsReauth => "its account needs `lipost auth login`",
-                HoldReason::ApiVersionRetired => {
-                    "LinkedIn retired the configured linkedin.version: set a recent one, then reload"
-                }
-            };
-            println!("held        {} ({what})", h.reason);
-            println!(
-                "held until  {} (then dead as too_late, unless the hold is lifted first)",
-                local(config, h.until)
+            let words = crate::scheduler::describe_hold(config, &post.account, h.reason, h.until);
+            println!("held: {words} ({})", h.reason);
+            println!("held until  {}", local(config, h.until));
+        }
+        (None, PostState::Scheduled)
+            if post.slot_at == Some(post.next_attempt_at) && post.next_attempt_at > Utc::now() =>
+        {
+            // Not due yet, so not held: only waiting for its time.
+            let words = crate::scheduler::describe_hold(
+                config,
+                &post.account,
+                HoldReason::Slot,
+                post.next_attempt_at,
             );
+            println!("waiting     {words}")
         }
         (None, PostState::Scheduled) => {
             println!("next try    {}", local(config, post.next_attempt_at))

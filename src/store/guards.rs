@@ -1,11 +1,13 @@
 //! What keeps a post from going out when it must not: the mode the database was made for
-//! (`meta`), and holds on due posts (`posts.hold_reason`, `posts.hold_until`).
+//! (`meta`), and holds on due posts (`posts.hold_reason`, `posts.hold_until`, `hold_since`),
+//! with the `post_held` event for a hold that lasts longer than `notify.held_longer_than`.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{opt_ts, ts, Result, Store, StoreError};
+use super::{opt_ts, parse_hold_reason, parse_ts, ts, Result, Store, StoreError};
 use crate::config::{LinkedIn, Mode};
+use crate::notify::{Event, Kind};
 use crate::post::HoldReason;
 
 /// The world a database's tokens, URNs and posts belong to. Every sandbox (built-in or on
@@ -44,6 +46,42 @@ impl std::fmt::Display for MadeFor {
             MadeFor::Live { api_base } => write!(f, "live mode against {api_base}"),
         }
     }
+}
+
+/// Held posts of one reason and account, for `status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HoldGroup {
+    pub reason: HoldReason,
+    pub account: String,
+    pub posts: i64,
+    /// The earliest `hold_until` among them.
+    pub until: DateTime<Utc>,
+}
+
+/// Holds one scheduled post until `until` (also its `next_attempt_at`), inside `tx`. A new
+/// reason starts a new hold: `hold_since` is now, and it is reported as too long at now +
+/// `notify.held_longer_than` when `post_held` is routed (the TEMP `notify_held` row). The
+/// same reason again keeps both. `true` when the reason is new (also for the same reason
+/// set again within the same millisecond, which at worst logs it twice).
+pub(super) fn hold_one(
+    tx: &Connection,
+    id: &str,
+    reason: HoldReason,
+    until: &str,
+    now_s: &str,
+) -> Result<bool> {
+    Ok(tx
+        .prepare_cached(
+            "UPDATE posts SET \
+             hold_since = CASE WHEN hold_reason IS ?2 AND hold_since IS NOT NULL THEN hold_since ELSE ?4 END, \
+             hold_report_at = CASE WHEN hold_reason IS ?2 AND hold_since IS NOT NULL THEN hold_report_at \
+                 ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ?4, (SELECT after FROM temp.notify_held)) END, \
+             hold_reason = ?2, hold_until = ?3, next_attempt_at = ?3 \
+             WHERE id = ?1 AND state = 'scheduled' RETURNING hold_since = ?4",
+        )?
+        .query_row(params![id, reason.as_str(), until, now_s], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
 }
 
 /// A post held by [`Store::hold_many`].
@@ -102,47 +140,144 @@ impl Store {
     }
 
     /// Holds scheduled posts: out of the scheduler's look until `until`, their `due_at`
-    /// kept. No try is counted.
-    pub fn hold_many(&mut self, posts: &[(String, Hold)]) -> Result<()> {
+    /// kept. No try is counted. One transaction, one cached statement per post. Returns the
+    /// indices of the posts that started waiting for a new reason (for the log).
+    pub fn hold_many(
+        &mut self,
+        posts: &[(String, Hold)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<usize>> {
+        let now_s = ts(now);
         let tx = self.write()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE posts SET hold_reason = ?2, hold_until = ?3, next_attempt_at = ?3 \
-                 WHERE id = ?1 AND state = 'scheduled'",
-            )?;
-            for (id, hold) in posts {
-                stmt.execute(params![id, hold.reason.as_str(), ts(hold.until)])?;
+        let mut news = Vec::new();
+        for (i, (id, hold)) in posts.iter().enumerate() {
+            if hold_one(&tx, id, hold.reason, &ts(hold.until), &now_s)? {
+                news.push(i);
             }
         }
         tx.commit()?;
-        Ok(())
+        Ok(news)
     }
 
-    /// Lifts the holds with `reason` (all holds when `None`): those posts are due now again,
-    /// and the scheduler holds them anew if the cause remains. The number lifted.
+    /// Lifts the active holds with `reason` (every hold an event ends when `None`): those
+    /// posts are due now again, and the scheduler holds them anew if the cause remains. Holds
+    /// that end by time (pacing, retry waits) are never lifted: that would send them early.
+    /// The reason and `hold_since` stay (only `hold_until` goes), so a hold for the same
+    /// cause again is the same hold: not logged again, and reported as too long from when it
+    /// began. The number lifted.
     pub fn lift_holds(&mut self, reason: Option<HoldReason>, now: DateTime<Utc>) -> Result<usize> {
+        let lifted: Vec<String> = HoldReason::ALL
+            .iter()
+            .filter(|r| r.is_lifted() && reason.is_none_or(|want| want == **r))
+            .map(|r| format!("'{}'", r.as_str()))
+            .collect();
+        if lifted.is_empty() {
+            return Ok(0);
+        }
         Ok(self.conn.execute(
-            "UPDATE posts SET hold_reason = NULL, hold_until = NULL, next_attempt_at = ?1 \
-             WHERE state = 'scheduled' AND hold_reason IS NOT NULL AND (?2 IS NULL OR hold_reason = ?2)",
-            params![ts(now), reason.map(HoldReason::as_str)],
+            &format!(
+                "UPDATE posts SET hold_until = NULL, next_attempt_at = ?1 \
+                 WHERE state = 'scheduled' AND hold_until IS NOT NULL AND hold_reason IN ({})",
+                lifted.join(", ")
+            ),
+            params![ts(now)],
         )?)
     }
 
     /// How many scheduled posts each hold reason keeps.
     pub fn hold_counts(&self) -> Result<Vec<(HoldReason, i64)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT hold_reason, COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason IS NOT NULL \
-             GROUP BY hold_reason ORDER BY hold_reason",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (reason, n) = row?;
-            if let Some(reason) = HoldReason::parse(&reason) {
-                out.push((reason, n));
+        let mut out: Vec<(HoldReason, i64)> = Vec::new();
+        for h in self.holds_by_account()? {
+            match out.iter_mut().find(|(r, _)| *r == h.reason) {
+                Some((_, n)) => *n += h.posts,
+                None => out.push((h.reason, h.posts)),
             }
         }
+        out.sort_by_key(|(r, _)| r.as_str());
         Ok(out)
+    }
+
+    /// Held scheduled posts per reason and account, the biggest group first.
+    pub fn holds_by_account(&self) -> Result<Vec<HoldGroup>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT hold_reason, account, COUNT(*), MIN(hold_until) FROM posts \
+             WHERE state = 'scheduled' AND hold_reason IS NOT NULL AND hold_until IS NOT NULL \
+             GROUP BY hold_reason, account ORDER BY COUNT(*) DESC, hold_reason, account",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(HoldGroup {
+                reason: parse_hold_reason(&r.get::<_, String>(0)?)?,
+                account: r.get(1)?,
+                posts: r.get(2)?,
+                until: parse_ts("posts", "hold_until", &r.get::<_, String>(3)?)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records a `post_held` event for every post whose hold passed
+    /// `notify.held_longer_than` by `now`, once per hold, in the transaction that notices it.
+    /// The posts reported. A cheap indexed read when there is none.
+    pub fn report_long_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let now_s = ts(now);
+        let any: bool = self
+            .conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM posts WHERE hold_report_at IS NOT NULL AND hold_report_at <= ?1)",
+            )?
+            .query_row([&now_s], |r| r.get(0))?;
+        if !any {
+            return Ok(Vec::new());
+        }
+        let tx = self.write()?;
+        let found: Vec<(String, String, String, String, Option<String>)> = {
+            let mut stmt = tx.prepare(
+                "SELECT id, account, hold_reason, hold_since, hold_until FROM posts \
+                 WHERE hold_report_at IS NOT NULL AND hold_report_at <= ?1 AND state = 'scheduled' \
+                 AND hold_reason IS NOT NULL AND hold_since IS NOT NULL ORDER BY id",
+            )?;
+            let rows = stmt.query_map([&now_s], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (id, account, reason, since, until) in &found {
+            let reason = parse_hold_reason(reason)?;
+            let until = match until {
+                Some(u) => format!("; it waits until {u}"),
+                None => String::new(),
+            };
+            let mut e = Event::new(
+                Kind::PostHeld,
+                format!(
+                    "Post {id} (account {account}) has been held since {since} ({reason}: {}){until}. `lipost show {id}` says more",
+                    reason.meaning()
+                ),
+            );
+            e.post_id = Some(id.clone());
+            e.account = Some(account.clone());
+            e.reason = Some(reason.as_str().to_string());
+            super::outbox::record(&tx, &e, &now_s)?;
+        }
+        // Dead or published posts' marks go too: each hold is reported at most once.
+        tx.execute(
+            "UPDATE posts SET hold_report_at = NULL WHERE hold_report_at IS NOT NULL AND hold_report_at <= ?1",
+            [&now_s],
+        )?;
+        tx.commit()?;
+        Ok(found.into_iter().map(|f| f.0).collect())
+    }
+
+    /// When the next hold passes `notify.held_longer_than`, if any: the scheduler wakes then,
+    /// and only then, to report it.
+    pub fn next_hold_report(&self) -> Result<Option<DateTime<Utc>>> {
+        let t: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(hold_report_at) FROM posts WHERE hold_report_at IS NOT NULL",
+            )?
+            .query_row([], |r| r.get(0))?;
+        Ok(opt_ts("posts", "hold_report_at", t)?)
     }
 
     /// A post's hold, if it has one.
@@ -165,5 +300,108 @@ impl Store {
             Some(until) => Ok(Some(Hold { reason, until })),
             None => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TEST_CONFIG};
+    use crate::notify::{Routes, Sink};
+    use crate::store::NewPost;
+
+    fn store_with_post(dir: &std::path::Path) -> Store {
+        let config = Config::parse(TEST_CONFIG, &dir.join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        store
+    }
+
+    fn hold(reason: HoldReason, until: DateTime<Utc>) -> Vec<(String, Hold)> {
+        vec![("p".to_string(), Hold { reason, until })]
+    }
+
+    #[test]
+    fn the_same_reason_again_is_the_same_hold_and_a_long_one_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_post(dir.path());
+        store
+            .set_notify_routes(&Routes {
+                kinds: vec![Kind::PostHeld],
+                sinks: vec![Sink::Command],
+                held_after: Some(std::time::Duration::from_secs(3600)),
+            })
+            .unwrap();
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let h = chrono::Duration::hours(1);
+        assert_eq!(
+            store
+                .hold_many(&hold(HoldReason::DailyCap, t0 + h * 5), t0)
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h));
+        // Looked at again (and lifted in between): not news, and the report time stays.
+        let later = t0 + chrono::Duration::minutes(30);
+        assert!(store
+            .hold_many(&hold(HoldReason::DailyCap, t0 + h * 6), later)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h));
+        // Time-ended holds are not lifted; event holds are, and keep their reason.
+        assert_eq!(store.lift_holds(None, later).unwrap(), 0);
+        assert_eq!(store.hold_of("p").unwrap().unwrap().until, t0 + h * 6);
+        assert!(store.report_long_holds(later).unwrap().is_empty());
+        assert_eq!(store.report_long_holds(t0 + h).unwrap(), ["p"]);
+        assert!(store.report_long_holds(t0 + h * 2).unwrap().is_empty());
+        assert_eq!(store.next_hold_report().unwrap(), None);
+        // A new reason is a new hold, reported in its turn.
+        assert_eq!(
+            store
+                .hold_many(&hold(HoldReason::NeedsReauth, t0 + h * 9), t0 + h * 2)
+                .unwrap(),
+            [0]
+        );
+        assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h * 3));
+        assert_eq!(store.lift_holds(None, t0 + h * 2).unwrap(), 1);
+        assert!(store.hold_of("p").unwrap().is_none(), "lifted: not held");
+        assert_eq!(store.hold_counts().unwrap(), []);
+        assert!(store
+            .hold_many(
+                &hold(HoldReason::NeedsReauth, t0 + h * 9),
+                t0 + h * 2 + chrono::Duration::minutes(1)
+            )
+            .unwrap()
+            .is_empty());
+        let n: i64 = store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM notifications WHERE kind = 'post_held'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn without_a_route_for_post_held_a_hold_sets_no_wake_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_post(dir.path());
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        store
+            .hold_many(
+                &hold(HoldReason::MinSpacing, t0 + chrono::Duration::hours(1)),
+                t0,
+            )
+            .unwrap();
+        assert_eq!(store.next_hold_report().unwrap(), None);
+        assert_eq!(store.hold_counts().unwrap(), [(HoldReason::MinSpacing, 1)]);
     }
 }

@@ -150,7 +150,7 @@ impl Store {
         tx.execute(
             "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
              text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL, \
-             slot_at = ?9, hold_reason = NULL, hold_until = NULL WHERE id = ?1",
+             slot_at = ?9, hold_reason = NULL, hold_until = NULL, hold_since = NULL, hold_report_at = NULL WHERE id = ?1",
             params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot],
         )?;
         Ok(Ok(Taken::Replaced))

@@ -110,4 +110,12 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_pending ON notifications (next_attempt_at) WHERE status = 'pending';
 "#,
+    // 7: since when a post waits for its current `hold_reason` (kept while the reason stays
+    // the same, also across a lift), and when it is reported as held too long (`post_held`;
+    // NULL once reported, or when that event is not routed).
+    r#"
+ALTER TABLE posts ADD COLUMN hold_since TEXT;
+ALTER TABLE posts ADD COLUMN hold_report_at TEXT;
+CREATE INDEX posts_hold_report ON posts (hold_report_at) WHERE hold_report_at IS NOT NULL;
+"#,
 ];

@@ -19,7 +19,7 @@ mod reading;
 mod tokens;
 
 pub use agenda::{AgendaPost, NeedsPerson};
-pub use guards::{Hold, MadeFor};
+pub use guards::{Hold, HoldGroup, MadeFor};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use tokens::{Token, TokenSource};
 
@@ -30,7 +30,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 
 use crate::draft::Draft;
-use crate::post::{AttemptOutcome, AttemptResult, DeadReason, Post, PostState, Transition};
+use crate::post::{
+    AttemptOutcome, AttemptResult, DeadReason, HoldReason, Post, PostState, Transition,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -310,10 +312,13 @@ struct Existing {
 const POST_COLUMNS: &str =
     "id, account, state, due_at, next_attempt_at, post_urn, commentary, text, \
     visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at, \
-    updated_at, published_at, slot_at";
+    updated_at, published_at, slot_at, hold_reason, hold_until";
 
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
     let state: String = r.get(2)?;
+    // A lift keeps the reason (so a re-hold for the same cause is not news) and clears the
+    // time: only a post with `hold_until` is held.
+    let hold_until = opt_ts("posts", "hold_until", r.get(19)?)?;
     Ok(Post {
         id: r.get(0)?,
         account: r.get(1)?,
@@ -333,6 +338,27 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
         updated_at: parse_ts("posts", "updated_at", &r.get::<_, String>(15)?)?,
         published_at: opt_ts("posts", "published_at", r.get(16)?)?,
         slot_at: opt_ts("posts", "slot_at", r.get(17)?)?,
+        hold_until,
+        hold_reason: match hold_until.and(r.get::<_, Option<String>>(18)?) {
+            None => None,
+            Some(s) => Some(parse_hold_reason(&s)?),
+        },
+    })
+}
+
+/// A stored hold reason; an unknown one is an error naming the value.
+fn parse_hold_reason(s: &str) -> rusqlite::Result<HoldReason> {
+    HoldReason::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt {
+                table: "posts",
+                column: "hold_reason",
+                value: s.to_string(),
+                expected: "a hold reason",
+            }),
+        )
     })
 }
 
@@ -523,8 +549,8 @@ impl Store {
             // costs more than reading the row again.
             debug_assert_eq!(Transition::Claim.from(), &[PostState::Scheduled]);
             let mut claim = tx.prepare_cached(
-                "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL \
-                 WHERE id = ?1 AND state = 'scheduled'",
+                "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL, \
+                 hold_since = NULL, hold_report_at = NULL WHERE id = ?1 AND state = 'scheduled'",
             )?;
             let mut read =
                 tx.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"))?;
@@ -693,6 +719,19 @@ impl Store {
                     ),
                     params![post_id, ts(*at), in_doubt_since.map(ts), result.message],
                 )?;
+                // The wait until the next try is a hold that ends by time (the claim cleared
+                // any earlier one). A retry due at once, or one for a post whose account needs
+                // a login (the scheduler holds it), is no wait.
+                let reason = match counts {
+                    Budget::RateLimit => Some(HoldReason::RateLimited),
+                    Budget::Attempts if in_doubt_since.is_some() => Some(HoldReason::InDoubtResend),
+                    Budget::Attempts => Some(HoldReason::Backoff),
+                    Budget::Free => None,
+                };
+                let until = ts(*at);
+                if let Some(reason) = reason.filter(|_| &*until > now_s) {
+                    guards::hold_one(tx, post_id, reason, &until, now_s)?;
+                }
             }
             Settle::Dead { reason } => {
                 Self::apply_or_explain(tx, post_id, Transition::Kill, "give up", now_s)?;
@@ -701,10 +740,10 @@ impl Store {
             Settle::Held(hold) => {
                 Self::apply_or_explain(tx, post_id, Transition::Reschedule, "hold", now_s)?;
                 tx.execute(
-                    "UPDATE posts SET hold_reason = ?2, hold_until = ?3, next_attempt_at = ?3, last_error = ?4 \
-                     WHERE id = ?1",
-                    params![post_id, hold.reason.as_str(), ts(hold.until), result.message],
+                    "UPDATE posts SET last_error = ?2 WHERE id = ?1",
+                    params![post_id, result.message],
                 )?;
+                guards::hold_one(tx, post_id, hold.reason, &ts(hold.until), now_s)?;
             }
         }
         Ok(())
@@ -883,22 +922,6 @@ impl Store {
             tokens,
             activity,
         })
-    }
-
-    /// Pushes scheduled posts' next tries later without counting a try (pacing), in one
-    /// transaction.
-    pub fn defer_many(&mut self, posts: &[(String, DateTime<Utc>)]) -> Result<()> {
-        let tx = self.write()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE posts SET next_attempt_at = ?2 WHERE id = ?1 AND state = 'scheduled'",
-            )?;
-            for (id, at) in posts {
-                stmt.execute(params![id, ts(*at)])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
     }
 }
 

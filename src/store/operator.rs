@@ -33,7 +33,8 @@ impl Store {
         Self::apply_or_explain(&tx, id, Transition::Requeue, "retry", &now_s)?;
         tx.execute(
             "UPDATE posts SET next_attempt_at = ?2, due_at = ?2, attempts_used = 0, rate_limited = 0, \
-             in_doubt_since = NULL, hold_reason = NULL, hold_until = NULL WHERE id = ?1",
+             in_doubt_since = NULL, hold_reason = NULL, hold_until = NULL, hold_since = NULL, \
+             hold_report_at = NULL WHERE id = ?1",
             params![id, now_s],
         )?;
         Self::close_dead_letters(&tx, id, &now_s)?;

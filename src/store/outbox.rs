@@ -43,11 +43,15 @@ impl NotificationStatus {
     }
 }
 
-/// Creates the (empty) routes table on a writable connection: no route, no row.
+/// Creates the (empty) routes table on a writable connection: no route, no row. Also
+/// `notify_held`: one row, the SQLite time modifier for `notify.held_longer_than`, while
+/// `post_held` is routed (a new hold's report time is computed in its statement; no row, no
+/// report time, no wake-up).
 pub(super) fn attach(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS notify_routes (kind TEXT NOT NULL, sink TEXT NOT NULL, \
-         PRIMARY KEY (kind, sink)) WITHOUT ROWID",
+         PRIMARY KEY (kind, sink)) WITHOUT ROWID; \
+         CREATE TEMP TABLE IF NOT EXISTS notify_held (after TEXT NOT NULL)",
     )?;
     Ok(())
 }
@@ -150,6 +154,17 @@ impl Store {
     pub fn set_notify_routes(&mut self, routes: &Routes) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM temp.notify_routes", [])?;
+        tx.execute("DELETE FROM temp.notify_held", [])?;
+        if let Some(after) = routes.held_after {
+            tx.execute(
+                "INSERT INTO temp.notify_held (after) VALUES (?1)",
+                [format!(
+                    "+{}.{:03} seconds",
+                    after.as_secs(),
+                    after.subsec_millis()
+                )],
+            )?;
+        }
         for k in &routes.kinds {
             for s in &routes.sinks {
                 tx.execute(

@@ -46,11 +46,20 @@ impl Store {
             .collect())
     }
 
-    /// "12 scheduled, next 2026-12-01 09:00 (acme), 1 dead, tokens ok": the STATUS= line.
+    /// "12 scheduled, 3 held (daily_cap), next 2026-12-01 09:00 (acme), 1 dead, tokens ok": the
+    /// STATUS= line; the hold named is the reason that keeps the most posts.
     pub fn summary_line(&self, tz: chrono_tz::Tz) -> Result<String> {
         let counts = self.counts()?;
         let n = |st: PostState| counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
         let mut parts = vec![format!("{} scheduled", n(PostState::Scheduled))];
+        let holds = self.hold_counts()?;
+        if let Some((biggest, _)) = holds
+            .iter()
+            .max_by_key(|(r, n)| (*n, std::cmp::Reverse(r.as_str())))
+        {
+            let total: i64 = holds.iter().map(|(_, n)| n).sum();
+            parts.push(format!("{total} held ({biggest})"));
+        }
         if let Some(p) = self.next_scheduled(1)?.first() {
             parts.push(format!(
                 "next {} ({})",
