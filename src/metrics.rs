@@ -137,7 +137,7 @@ impl Collector for Scrape {
         }
         let mut m = e.encode_descriptor(
             "lipost_posts",
-            "Posts per state and hold reason (hold_reason is empty when the post is not held)",
+            "Posts per state, and why a scheduled post is held (hold_reason is empty when it is not)",
             None,
             MetricType::Gauge,
         )?;

@@ -48,8 +48,11 @@ impl Store {
         let tx = self.conn.transaction()?;
         let mut s = MetricsSnapshot::default();
         {
+            // A hold means something only while the post waits: a post that died held (too
+            // late) keeps its column, and is counted as dead, not as held.
             let mut stmt = tx.prepare(
-                "SELECT state, COALESCE(hold_reason, ''), COUNT(*) FROM posts GROUP BY 1, 2",
+                "SELECT state, CASE WHEN state = 'scheduled' THEN COALESCE(hold_reason, '') ELSE '' END, COUNT(*) \
+                 FROM posts GROUP BY 1, 2",
             )?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
             s.posts = rows.collect::<rusqlite::Result<_>>()?;
@@ -117,5 +120,44 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_counts_only_while_the_post_waits_and_lateness_is_bucketed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        store
+            .conn
+            .execute_batch(
+                "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at, hold_reason, published_at) VALUES \
+                 ('held', 'me', 'scheduled', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'needs_reauth', NULL), \
+                 ('expired', 'me', 'dead', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'needs_reauth', NULL), \
+                 ('quick', 'me', 'published', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', NULL, '2030-01-01T00:00:00.010Z'), \
+                 ('late', 'me', 'published', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', NULL, '2030-01-01T00:02:00.000Z');",
+            )
+            .unwrap();
+        let s = store.metrics_snapshot().unwrap();
+        let mut posts = s.posts.clone();
+        posts.sort();
+        assert_eq!(
+            posts,
+            vec![
+                ("dead".into(), "".into(), 1),
+                ("published".into(), "".into(), 2),
+                ("scheduled".into(), "needs_reauth".into(), 1),
+            ]
+        );
+        assert_eq!(s.lateness_count, 2);
+        assert!((s.lateness_sum - 120.01).abs() < 1e-9, "{}", s.lateness_sum);
+        // 10 ms is within the first bound exactly; 2 minutes only from the 300 s bucket.
+        let at = |bound: f64| {
+            s.lateness_buckets[LATENESS_BUCKETS.iter().position(|b| *b == bound).unwrap()]
+        };
+        assert_eq!((at(0.01), at(60.0), at(300.0), at(3600.0)), (1, 1, 2, 2));
     }
 }
