@@ -603,14 +603,18 @@ fn switches_between(
 
 fn idle(size: &Size, rows: &mut Vec<Row>) {
     let sb = Sandbox::start();
-    // Notifications configured: an idle outbox must cost no wake-ups either.
+    // Notifications and metrics configured: an idle outbox and an unscraped endpoint must
+    // cost no wake-ups either.
     let env = Env::build(
         &sb,
         "",
         "",
-        "\n[notify]\ncommand = [\"/bin/true\"]\nwebhook = \"http://127.0.0.1:9/hook\"\n",
+        "\n[notify]\ncommand = [\"/bin/true\"]\nwebhook = \"http://127.0.0.1:9/hook\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
     );
-    let d = Daemon::start_with_env(&env, &[("RUST_LOG", "warn,lipost::daemon=info")]);
+    let d = Daemon::start_with_env(
+        &env,
+        &[("RUST_LOG", "warn,lipost::daemon=info,lipost::metrics=info")],
+    );
     let due = in_secs(3 * 86_400);
     for i in 0..size.idle_posts {
         env.drop_draft(
@@ -626,6 +630,12 @@ fn idle(size: &Size, rows: &mut Vec<Row>) {
         "scheduled"
     ) == size
         .idle_posts));
+    // One scrape before the quiet time: it must leave nothing ticking behind.
+    let log = d.log_text();
+    let at = log.find("metrics at ").expect("the metrics endpoint is up") + "metrics at ".len();
+    let url = log[at..].split_whitespace().next().unwrap();
+    let scraped = reqwest::blocking::get(url).unwrap().text().unwrap();
+    assert!(scraped.contains("lipost_posts{state=\"scheduled\",hold_reason=\"\"}"));
     std::thread::sleep(Duration::from_secs(3));
     let mut sleeper = Command::new("sleep")
         .arg((size.idle_secs + 5).to_string())

@@ -103,6 +103,10 @@ impl Config {
         if new.publisher.max_concurrent != self.publisher.max_concurrent {
             kept.push("publisher.max_concurrent");
         }
+        if new.metrics != self.metrics {
+            kept.push("metrics.listen");
+        }
+        new.metrics = self.metrics.clone();
         new.queue_dir = self.queue_dir.clone();
         new.database = self.database.clone();
         new.linkedin.mode = self.linkedin.mode;
@@ -137,6 +141,8 @@ struct RawConfig {
     accounts: BTreeMap<String, RawAccount>,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    metrics: RawMetrics,
 }
 
 fn default_tz() -> String {
@@ -307,6 +313,13 @@ impl Default for RawNotify {
             timeout: Duration::from_secs(30),
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawMetrics {
+    listen: Option<String>,
+    allow_remote: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -497,6 +510,12 @@ impl Notifications {
     }
 }
 
+/// `[metrics]`: the Prometheus endpoint (see `crate::metrics`); absent without `listen`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: std::net::SocketAddr,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
@@ -510,6 +529,7 @@ pub struct Config {
     pub publisher: Publisher,
     pub accounts: BTreeMap<String, Account>,
     pub notify: Notifications,
+    pub metrics: Option<Metrics>,
 }
 
 impl Config {
@@ -613,6 +633,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     let linkedin = validate_linkedin(raw.linkedin, base).map_err(invalid)?;
     validate_durations(&raw.retry, &raw.watcher, &raw.publisher).map_err(invalid)?;
     let notify = validate_notify(raw.notify).map_err(invalid)?;
+    let metrics = validate_metrics(raw.metrics).map_err(invalid)?;
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
@@ -655,7 +676,23 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         },
         accounts,
         notify,
+        metrics,
     })
+}
+
+fn validate_metrics(raw: RawMetrics) -> Result<Option<Metrics>, String> {
+    let Some(listen) = raw.listen else {
+        return Ok(None);
+    };
+    let addr: std::net::SocketAddr = listen.trim().parse().map_err(|_| {
+        format!("metrics.listen = {listen:?} is not an address and port: write it like \"127.0.0.1:9464\" or \"[::1]:9464\"")
+    })?;
+    if !addr.ip().is_loopback() && !raw.allow_remote {
+        return Err(format!(
+            "metrics.listen = {listen:?} is not a loopback address: the metrics name your accounts and show your schedule to whoever can reach the port. Use \"127.0.0.1:9464\", or set metrics.allow_remote = true to serve them to the network"
+        ));
+    }
+    Ok(Some(Metrics { listen: addr }))
 }
 
 fn validate_notify(raw: RawNotify) -> Result<Notifications, String> {
@@ -1058,6 +1095,11 @@ impl fmt::Display for Config {
         writeln!(f, "  held_longer_than {}", fmt_dur(n.held_longer_than))?;
         writeln!(f, "  backoff         {}", fmt_dur(n.backoff))?;
         writeln!(f, "  timeout         {}", fmt_dur(n.timeout))?;
+        writeln!(f, "[metrics]")?;
+        match &self.metrics {
+            Some(m) => writeln!(f, "  listen          http://{}/metrics", m.listen)?,
+            None => writeln!(f, "  listen          (off)")?,
+        }
         Ok(())
     }
 }
@@ -1286,6 +1328,34 @@ mod tests {
             assert!(e.contains(says), "{bad}: {e}");
             assert!(!e.contains("t0ken"), "the URL is not repeated: {e}");
         }
+    }
+
+    #[test]
+    fn metrics_listen_on_loopback_unless_told() {
+        let with = |t: &str| format!("{GOOD}\n[metrics]\n{t}\n");
+        let c = Config::parse(GOOD, Path::new("/x/c.toml")).unwrap();
+        assert!(c.metrics.is_none());
+        for ok in ["listen = \"127.0.0.1:9464\"", "listen = \"[::1]:0\""] {
+            let c = Config::parse(&with(ok), Path::new("/x/c.toml")).unwrap();
+            assert!(c.metrics.unwrap().listen.ip().is_loopback(), "{ok}");
+        }
+        for bad in ["0.0.0.0:9464", "192.168.1.5:9464", "[::]:9464"] {
+            let e = refusal(&with(&format!("listen = \"{bad}\"")));
+            assert!(
+                e.contains("metrics.listen") && e.contains("metrics.allow_remote"),
+                "{bad}: {e}"
+            );
+            let c = Config::parse(
+                &with(&format!("listen = \"{bad}\"\nallow_remote = true")),
+                Path::new("/x/c.toml"),
+            )
+            .unwrap();
+            assert_eq!(c.metrics.unwrap().listen.to_string(), bad);
+        }
+        let e = refusal(&with("listen = \"localhost\""));
+        assert!(e.contains("metrics.listen"), "{e}");
+        let e = refusal(&with("port = 9464"));
+        assert!(e.contains("port"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! posts left `publishing` by a dead process are marked in doubt and holds from the last run
 //! are lifted. Then the folder's existing drafts are taken, and the watcher and the
 //! scheduler start. In sandbox mode with no `api_base_url`, the sandbox starts in-process.
+//! With `[metrics] listen`, the metrics endpoint starts once the store is open and migrated
+//! (it reads the store through a read-only connection of its own).
 //! SIGHUP reloads config.toml, `linkedin.version` included.
 
 use std::net::SocketAddr;
@@ -37,6 +39,8 @@ pub enum DaemonError {
     Watch(#[from] WatchError),
     #[error("cannot start the built-in sandbox: {0}")]
     Sandbox(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("another `lipost run` ({pid}) is using the database {database}: stop it first (two daemons on one database would resend each other's posts)")]
@@ -147,6 +151,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let recovered = store.call(|s| s.recover_interrupted(Utc::now())).await?;
     for id in &recovered {
         warn!(post_id = %id, "found in `publishing` at start-up: in doubt, will be resolved before any resend");
+    }
+
+    if let Some(m) = &config.metrics {
+        crate::metrics::serve(m.listen, &config.database).await?;
     }
 
     let (api, oauth) = api_base(&config).await?;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod draft;
 pub mod linkedin;
+pub mod metrics;
 pub mod notify;
 pub mod post;
 pub mod publisher;

@@ -12,6 +12,7 @@
 mod agenda;
 mod guards;
 mod intake;
+mod metrics;
 mod migrations;
 mod operator;
 mod outbox;
@@ -20,6 +21,7 @@ mod tokens;
 
 pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, HoldGroup, MadeFor};
+pub use metrics::{MetricsSnapshot, LATENESS_BUCKETS};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use tokens::{Token, TokenSource};
 
