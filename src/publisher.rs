@@ -208,6 +208,9 @@ impl Publisher {
                 )),
             );
         };
+        if let Some(dead) = first_try_too_late(post, &config.retry, started) {
+            return dead;
+        }
         let member = account.token_account().to_string();
         let cred = match self.tokens.get(&member).await {
             Ok(c) => c,
@@ -475,6 +478,36 @@ impl Publisher {
         let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
+}
+
+/// A first try (no try counted, none in doubt) that starts more than `retry.max_lateness`
+/// after `due_at` is never sent: the daemon was down, or stopped, while it fell due, and a
+/// post that late may no longer be what its author wants out. Later tries are bounded when
+/// they are scheduled (`retry_at`), and an in-doubt post is resolved, not given up here.
+fn first_try_too_late(
+    post: &Post,
+    retry: &Retry,
+    started: DateTime<Utc>,
+) -> Option<(AttemptResult, Settle)> {
+    let first = post.attempts_used == 0 && post.in_doubt_since.is_none();
+    let deadline = later(post.due_at, retry.max_lateness);
+    if !first || started <= deadline {
+        return None;
+    }
+    let late = humantime::format_duration(std::time::Duration::from_secs(
+        (started - post.due_at).num_seconds().max(0) as u64,
+    ));
+    let message = format!(
+        "not sent: its first try came {late} after it was due ({due}), more than retry.max_lateness ({max}); lipost was probably not running then. To post it now, remove publish_at from the draft and drop it again",
+        due = post.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        max = humantime::format_duration(retry.max_lateness),
+    );
+    Some(bury(
+        post,
+        false,
+        DeadReason::TooLate,
+        AttemptResult::message(message),
+    ))
 }
 
 /// Gives a post up. A post in doubt (an earlier try, or this one, may have reached LinkedIn)

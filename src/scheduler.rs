@@ -221,11 +221,14 @@ impl Scheduler {
             let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
             warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
             let id = post_id.clone();
-            if let Err(e) = self
-                .store
-                .call(move |s| s.recover_one(&id, &why, Utc::now()))
-                .await
-            {
+            let retry = self.config.get().retry.clone();
+            let recover = move |s: &mut crate::store::Store| {
+                let now = Utc::now();
+                s.recover_one(&id, &why, now, retry.max_attempts, |n| {
+                    crate::publisher::later(now, crate::publisher::backoff(&retry, n))
+                })
+            };
+            if let Err(e) = self.store.call(recover).await {
                 warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
             }
             self.rearm.notify_one();
@@ -615,6 +618,62 @@ mod tests {
             attempts[0].outcome.as_deref(),
             Some(crate::post::AttemptOutcome::Interrupted.as_str())
         );
+        // The try counts and the next one waits: a task that panics every time must not
+        // become a busy loop of token requests.
+        assert_eq!(p.attempts_used, 1);
+        assert!(p.next_attempt_at > Utc::now(), "{}", p.next_attempt_at);
+    }
+
+    /// A task that panics at every try is tried `max_attempts` times, then buried as
+    /// `in_doubt` (any of the tries may have reached LinkedIn), not retried for ever.
+    #[tokio::test]
+    async fn a_publish_task_that_always_panics_ends_dead_in_doubt_after_max_attempts() {
+        use crate::store::{NewPost, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{TEST_CONFIG}\n[retry]\nmax_attempts = 2\n");
+        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = crate::linkedin::Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            std::time::Duration::from_secs(1),
+        );
+        let tokens = Arc::new(crate::auth::Tokens::new(
+            live.clone(),
+            client.clone(),
+            handle.clone(),
+        ));
+        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
+        for _ in 0..2 {
+            let (post, _attempt) = handle
+                .call(|s| Ok(s.claim_many(&["p".to_string()], Utc::now())?.remove(0)))
+                .await
+                .unwrap();
+            let task = s.tasks.spawn(async { panic!("a bug in a send") });
+            s.carrying
+                .insert(task.id(), (post.id.clone(), post.account.clone()));
+            let done = s.tasks.join_next_with_id().await.unwrap();
+            s.finished(done).await;
+        }
+        let (p, letters) = handle
+            .call(|s| Ok((s.get("p")?, s.dead_letters()?)))
+            .await
+            .unwrap();
+        assert_eq!(p.state, crate::post::PostState::Dead);
+        assert!(p.in_doubt_since.is_some());
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].reason, DeadReason::InDoubt.as_str());
     }
 
     #[test]
