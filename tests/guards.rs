@@ -305,6 +305,38 @@ fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not
     );
 }
 
+/// Review finding 5: the lock is the database file's, not its name's. A second config whose
+/// database is a symlink or a hard link to the first one's is refused too.
+#[test]
+fn a_second_daemon_reaching_the_database_by_another_name_is_refused() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let first = Daemon::start(&env);
+    for how in ["symlink", "hard link"] {
+        let other = Env::new(&sb, "");
+        std::fs::create_dir_all(other.db.parent().unwrap()).unwrap();
+        if how == "symlink" {
+            std::os::unix::fs::symlink(&env.db, &other.db).unwrap();
+        } else {
+            std::fs::hard_link(&env.db, &other.db).unwrap();
+        }
+        let mut second = Daemon::spawn_with_env(&other, &[]);
+        let exited = wait_until(Duration::from_secs(20), || !second.alive());
+        let said = second.log_text();
+        assert!(
+            exited,
+            "a second daemon runs on the same database by {how}: {said}"
+        );
+        assert!(said.contains("another `lipost run`"), "{how}: {said}");
+        if how == "symlink" {
+            assert!(
+                said.contains(&format!("pid {}", first.pid())),
+                "the refusal names the running daemon: {said}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_sandbox_database_refuses_a_live_config() {
     let sb = Sandbox::start();
