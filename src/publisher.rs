@@ -42,7 +42,14 @@ pub struct Publisher {
     tokens: Arc<Tokens>,
     store: Handle,
     /// Finished tries on their way into the store, committed in batches.
-    settler: mpsc::UnboundedSender<(Settled, oneshot::Sender<Result<(), String>>)>,
+    settler: mpsc::UnboundedSender<ToSettle>,
+}
+
+/// What the settler receives: a finished try, or a request to say when every earlier one is
+/// committed.
+enum ToSettle {
+    Try(Settled, oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<()>),
 }
 
 /// Group commit: takes every finished try waiting and settles them in one transaction, so
@@ -50,17 +57,29 @@ pub struct Publisher {
 /// A transaction that fails (the database busy or unwritable) is retried with a backoff
 /// capped at [`SETTLE_RETRY_MAX`], never dropped: the outcome, perhaps a URN, exists only
 /// here until it is committed.
-async fn settle_in_batches(
-    store: Handle,
-    mut queue: mpsc::UnboundedReceiver<(Settled, oneshot::Sender<Result<(), String>>)>,
-) {
+async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToSettle>) {
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                ToSettle::Try(settled, done) => batch.push((settled, done)),
+                // Everything queued before it is in this batch: answered once it commits.
+                ToSettle::Flush(done) => {
+                    flushes.push(done);
+                    break;
+                }
             }
+            if batch.len() < 1024 {
+                next = queue.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            for f in flushes {
+                let _ = f.send(());
+            }
+            continue;
         }
         let (items, senders): (Vec<Settled>, Vec<_>) = batch.into_iter().unzip();
         let items = Arc::new(items);
@@ -87,6 +106,9 @@ async fn settle_in_batches(
         }
         for (done, r) in senders.into_iter().zip(results) {
             let _ = done.send(r.map_err(|e| e.to_string()));
+        }
+        for f in flushes {
+            let _ = f.send(());
         }
     }
 }
@@ -171,7 +193,7 @@ impl Publisher {
             result,
             outcome: settle,
         };
-        let r = match self.settler.send((item, done)) {
+        let r = match self.settler.send(ToSettle::Try(item, done)) {
             Ok(()) => committed
                 .await
                 .unwrap_or_else(|_| Err("the settler stopped".into())),
@@ -179,6 +201,16 @@ impl Publisher {
         };
         if let Err(e) = r {
             warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start");
+        }
+    }
+
+    /// Returns once every outcome handed to the settler so far is committed (or the settler
+    /// is gone). At shutdown, before posts still `publishing` are taken as interrupted: an
+    /// aborted send may have queued its outcome, perhaps a URN, just before.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.settler.send(ToSettle::Flush(done)).is_ok() {
+            let _ = flushed.await;
         }
     }
 
@@ -611,6 +643,66 @@ mod tests {
             let d = backoff(&retry, n);
             assert!(d >= retry.max_delay / 2 && d <= retry.max_delay);
         }
+    }
+
+    /// Review finding 17: at shutdown an outcome already queued for the settler is committed
+    /// before posts still `publishing` are taken as interrupted, so its URN is kept.
+    #[tokio::test]
+    async fn flush_commits_every_queued_outcome_before_it_returns() {
+        use crate::config::{Config, TEST_CONFIG};
+        use crate::store::{NewPost, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let (_post, attempt) = store
+            .claim_many(&["p".to_string()], Utc::now())
+            .unwrap()
+            .remove(0);
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            Duration::from_secs(1),
+        );
+        let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), handle.clone()));
+        let publisher = Publisher::new(live, handle.clone(), client, tokens);
+        // As an aborted send leaves it: queued, its sender gone.
+        let (done, _gone) = oneshot::channel();
+        let item = Settled {
+            post_id: "p".into(),
+            attempt,
+            result: AttemptResult {
+                http_status: Some(201),
+                outcome: AttemptOutcome::Published,
+                ..AttemptResult::default()
+            },
+            outcome: Settle::Published {
+                urn: "urn:li:share:1".into(),
+            },
+        };
+        publisher
+            .settler
+            .send(ToSettle::Try(item, done))
+            .map_err(|_| ())
+            .unwrap();
+        publisher.flush().await;
+        let recovered = handle
+            .call(|s| s.recover_interrupted(Utc::now()))
+            .await
+            .unwrap();
+        assert!(recovered.is_empty(), "{recovered:?}");
+        let p = handle.call(|s| s.get("p")).await.unwrap();
+        assert_eq!(p.state, crate::post::PostState::Published);
+        assert_eq!(p.post_urn.as_deref(), Some("urn:li:share:1"));
     }
 
     #[test]

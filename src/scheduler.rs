@@ -347,6 +347,10 @@ impl Scheduler {
         if tokio::time::timeout(timeout, all).await.is_err() {
             warn!(in_flight = self.tasks.len(), "shutdown timeout reached; unfinished posts will be resolved as in doubt at the next start");
             self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+            // An aborted send may have queued its outcome (a URN) a moment ago: committed
+            // first, so it is not taken for an interrupted try.
+            self.publisher.flush().await;
             let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
         }
     }
