@@ -407,12 +407,16 @@ impl Publisher {
                 )
             }
             ApiError::Status { status: 401, .. } => {
-                // Refresh once; the retry goes out at once, or is held if a login is needed.
-                if let Err(e) = self.tokens.unauthorized(member, used).await {
-                    info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
-                }
+                // Refresh once; the retry goes out soon, or is held if a login is needed.
+                let wait = match self.tokens.unauthorized(member, used).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
+                        Duration::ZERO
+                    }
+                };
                 result.outcome = AttemptOutcome::Unauthorized;
-                self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
+                self.retry_after(post, result, wait, Budget::Attempts, None)
             }
             ApiError::Status {
                 status: 429,

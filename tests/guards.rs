@@ -263,6 +263,43 @@ fn a_401_for_a_token_replaced_since_retries_with_the_stored_one() {
     assert!(d.log_text().contains("has since been replaced"));
 }
 
+/// Review finding 7: a single 401 for a token without a refresh token (LinkedIn's
+/// brand-new-token blip) is tried again shortly; only a second 401 for the same token marks
+/// the account `needs_reauth`.
+#[test]
+fn one_401_for_a_token_without_refresh_is_retried_and_only_a_second_marks_the_account() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"4s\"\n");
+    let token = mint_for_me(&sb);
+    assert!(import(&env, &token).status.success());
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "status": 401, "times": 1}]));
+    env.drop_draft("blip.md", "Right after the login\n");
+    wait_post_logged(&sb, &d, "Right after the login", Duration::from_secs(20));
+    assert_eq!(token_status(&env), "ok", "{}", d.log_text());
+    let outcomes: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT outcome FROM attempts WHERE post_id = 'blip' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(outcomes, ["unauthorized", "published"]);
+
+    // Refused for good: the second 401 for the same token marks the account.
+    revoke(&sb, &token);
+    env.drop_draft("after.md", "After the revocation\n");
+    assert!(
+        wait_until(Duration::from_secs(20), || token_status(&env)
+            == "needs_reauth"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(sb.posts().len(), 1);
+}
+
 #[test]
 fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not_stale() {
     use std::os::unix::fs::PermissionsExt;
