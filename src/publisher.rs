@@ -280,7 +280,8 @@ impl Publisher {
             }
         }
         let body = PostRequest::text(&author, &post.commentary, &post.visibility);
-        match self.client.create_post(&cred.token, &body).await {
+        let version = self.client.version().current();
+        match self.client.create_post(&cred.token, &body, &version).await {
             Ok(created) => {
                 let outcome = if post.in_doubt_since.is_some() {
                     AttemptOutcome::PublishedAfterDoubt
@@ -297,7 +298,10 @@ impl Publisher {
                     Settle::Published { urn: created.urn },
                 )
             }
-            Err(e) => self.classify(post, &member, &cred.token, e, started).await,
+            Err(e) => {
+                self.classify(post, &member, &cred.token, &version, e, started)
+                    .await
+            }
         }
     }
 
@@ -369,6 +373,7 @@ impl Publisher {
         post: &Post,
         member: &str,
         used: &crate::secret::Secret,
+        sent_version: &str,
         e: ApiError,
         started: DateTime<Utc>,
     ) -> (AttemptResult, Settle) {
@@ -392,11 +397,18 @@ impl Publisher {
         match &e {
             ApiError::Status { status: 426, .. } => {
                 // The operator's problem, not the post's: held until the version changes.
-                let version = self.client.version().current();
-                if self.client.version().retire(&version) {
+                // Only the version this request carried is retired: a reload may have set a
+                // new one while it was on its way.
+                let version = sent_version;
+                if self.client.version().retire(version) {
                     error!(version = %version, error = %e, "LinkedIn no longer serves LinkedIn-Version {version}: every due post is held (none is sent or given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
                 }
                 result.outcome = AttemptOutcome::ApiVersionRetired;
+                if self.client.version().current() != version {
+                    // Changed while this request was on its way: tried again at once with the
+                    // new one, no try counted.
+                    return self.retry_at(post, result, Utc::now(), Budget::Free, None);
+                }
                 let until = crate::scheduler::hold_deadline(post.due_at, &self.config.get());
                 (
                     result,

@@ -513,6 +513,53 @@ fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
     );
 }
 
+/// Review finding 11: a 426 answers the version the request carried. When a reload set a
+/// good version while the request was on its way, the good one is not retired, and the post
+/// goes out with it.
+#[test]
+fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "request_timeout = \"20s\"", "");
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    let retired = months_ago(15);
+    std::fs::write(
+        &env.config,
+        good.replace(
+            &format!("version = \"{}\"", current_version()),
+            &format!("version = \"{retired}\""),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&env);
+    // The answer (a 426 for the retired version) comes only after the reload.
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 6000, "times": 1}]));
+    env.drop_draft("slow.md", "Sent before the reload\n");
+    assert!(wait_until(Duration::from_secs(10), || env
+        .state("slow")
+        .as_deref()
+        == Some("publishing")));
+    std::fs::write(&env.config, &good).unwrap();
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    d.wait_log("config reloaded", Duration::from_secs(5));
+    wait_post_logged(&sb, &d, "Sent before the reload", Duration::from_secs(20));
+    let log = d.log_text();
+    assert!(
+        !log.contains(&format!(
+            "no longer serves LinkedIn-Version {}",
+            current_version()
+        )),
+        "the new version was retired: {log}"
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'slow' AND outcome = 'api_version_retired'"
+        ),
+        1,
+        "{log}"
+    );
+}
+
 #[test]
 fn an_old_version_is_warned_in_the_log_status_and_doctor() {
     let sb = Sandbox::start();
