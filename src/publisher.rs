@@ -409,7 +409,11 @@ impl Publisher {
                     // new one, no try counted.
                     return self.retry_at(post, result, Utc::now(), Budget::Free, None);
                 }
-                let until = crate::scheduler::hold_deadline(post.due_at, &self.config.get());
+                let until = crate::scheduler::hold_end(
+                    post.due_at,
+                    post.in_doubt_since,
+                    &self.config.get(),
+                );
                 (
                     result,
                     Settle::Held(Hold {

@@ -395,6 +395,21 @@ pub fn hold_deadline(due_at: DateTime<Utc>, config: &crate::config::Config) -> D
         .map_or(far, |t| t.min(far))
 }
 
+/// When a hold on a post ends: the end of its lateness budget, or for a post in doubt the
+/// end of its resend window if that comes first. Past the window it can no longer be sent
+/// again, only resolved by a person, so waiting longer would only tell them later.
+pub fn hold_end(
+    due_at: DateTime<Utc>,
+    in_doubt_since: Option<DateTime<Utc>>,
+    config: &crate::config::Config,
+) -> DateTime<Utc> {
+    let deadline = hold_deadline(due_at, config);
+    match in_doubt_since {
+        Some(since) => deadline.min(crate::publisher::later(since, config.retry.resend_window)),
+        None => deadline,
+    }
+}
+
 /// Chooses among the due posts in `view`: at most `available`, one at a time for a paced
 /// account (`busy` counts its posts in flight), none for a held account, and none at all
 /// while the API version is `retired`. Held posts are set aside before the limit on claims
@@ -417,13 +432,17 @@ fn plan(
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let held = held_accounts(config, &view.tokens);
     for post in &view.due {
-        let deadline = hold_deadline(post.due_at, config);
+        let deadline = hold_end(post.due_at, post.in_doubt_since, config);
         let hold = |reason, why: String, plan: &mut Plan| {
             if now >= deadline {
-                plan.expired.push((
-                    post.id.clone(),
-                    format!("held past retry.max_lateness: {why}"),
-                ));
+                let past =
+                    if post.in_doubt_since.is_some() && now < hold_deadline(post.due_at, config) {
+                        "held past its resend window (retry.resend_window)"
+                    } else {
+                        "held past retry.max_lateness"
+                    };
+                plan.expired
+                    .push((post.id.clone(), format!("{past}: {why}")));
             } else {
                 plan.held.push((
                     post.id.clone(),
@@ -552,6 +571,7 @@ mod tests {
                     id: id.to_string(),
                     account: account.to_string(),
                     due_at,
+                    in_doubt_since: None,
                 })
                 .collect(),
             tokens,
@@ -792,6 +812,34 @@ mod tests {
         );
         assert_eq!(p.chosen, ["h0", "h1"]);
         assert!(p.held.is_empty());
+    }
+
+    /// Review finding 14: a held post in doubt is held only until its resend window ends,
+    /// then given up (the store buries it as `in_doubt`), not at the end of its lateness.
+    #[test]
+    fn a_held_post_in_doubt_is_given_up_when_its_resend_window_ends() {
+        let c = config("");
+        let mut v = view(&[("a", "me"), ("b", "me")], &[], vec![]);
+        let since = now() - chrono::Duration::seconds(10);
+        v.due[0].in_doubt_since = Some(since);
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), Some("202001"));
+        assert!(p.expired.is_empty());
+        let until: HashMap<_, _> = p
+            .held
+            .iter()
+            .map(|(id, h)| (id.as_str(), h.until))
+            .collect();
+        assert_eq!(
+            until["a"],
+            since + chrono::Duration::from_std(c.retry.resend_window).unwrap()
+        );
+        assert_eq!(until["b"], hold_deadline(v.due[1].due_at, &c));
+        let later = until["a"] + chrono::Duration::seconds(1);
+        let p = plan(&c, &v, &HashMap::new(), 10, later, Some("202001"));
+        assert_eq!(p.expired.len(), 1, "{:?}", p.expired);
+        assert_eq!(p.expired[0].0, "a");
+        assert!(p.expired[0].1.contains("resend window"), "{:?}", p.expired);
+        assert_eq!(p.held.len(), 1);
     }
 
     #[test]

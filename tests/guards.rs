@@ -560,6 +560,48 @@ fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
     );
 }
 
+/// Review finding 14: a post in doubt that is then held (here: its resend answered 426) is
+/// given up as `in_doubt` when its resend window ends, not a day later at the end of
+/// `retry.max_lateness`: it can no longer be resent, so a person must look at it now.
+#[test]
+fn a_held_post_in_doubt_is_dead_in_doubt_once_its_resend_window_ends() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"500ms\"\nmax_delay = \"1s\"\nresend_window = \"4s\"\n",
+    );
+    let d = Daemon::start(&env);
+    sb.faults(json!([
+        {"path": "/rest/posts", "method": "POST", "status": 503, "times": 1},
+        {"path": "/rest/posts", "method": "POST", "status": 426, "times": 0}
+    ]));
+    env.drop_draft("doubt.md", "In doubt, then held\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE id = 'doubt' AND hold_reason = 'api_version_retired'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || env.state("doubt").as_deref()
+            == Some("dead")),
+        "still held: {}",
+        d.log_text()
+    );
+    let (reason, message): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT reason, message FROM dead_letters WHERE post_id = 'doubt'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(reason, "in_doubt");
+    assert!(message.contains("resend window"), "{message}");
+}
+
 #[test]
 fn an_old_version_is_warned_in_the_log_status_and_doctor() {
     let sb = Sandbox::start();

@@ -176,6 +176,8 @@ pub struct Due {
     pub id: String,
     pub account: String,
     pub due_at: DateTime<Utc>,
+    /// Set when an earlier try may have reached LinkedIn.
+    pub in_doubt_since: Option<DateTime<Utc>>,
 }
 
 /// See [`Store::dispatch_view`].
@@ -422,7 +424,7 @@ impl Store {
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, account, due_at FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
+            "SELECT id, account, due_at, in_doubt_since FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
              ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
@@ -430,6 +432,7 @@ impl Store {
                 id: r.get(0)?,
                 account: r.get(1)?,
                 due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
+                in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
