@@ -426,6 +426,84 @@ fn a_sandbox_database_refuses_a_live_config() {
     assert!(output(&out).contains("made for sandbox mode"));
 }
 
+/// Review finding 12: a database made before the mode record is not stamped with whatever
+/// the config says: its sandbox tokens say it is a sandbox database, so a live config is
+/// refused; and a database whose contents cannot tell is refused with how to record it.
+#[test]
+fn an_unmarked_database_is_judged_by_its_tokens_not_stamped_blindly() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    env.drop_draft("test.md", "A sandbox test post\n");
+    wait_post_logged(&sb, &d, "A sandbox test post", Duration::from_secs(10));
+    assert!(d.term(Duration::from_secs(10)).success());
+    // As an older lipost left it: no record of the mode.
+    env.db().execute("DELETE FROM meta", []).unwrap();
+
+    let sandbox = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        sandbox.replace(
+            "mode = \"sandbox\"",
+            "mode = \"live\"\nclient_id = \"app\"\nallow_unsafe_endpoint = true",
+        ),
+    )
+    .unwrap();
+    env.drop_draft("real.md", "Would go out for real\n");
+    let run = || {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("LIPOST_CLIENT_SECRET", "s3cret")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let said = output(&out);
+    assert!(!out.status.success(), "stamped live: {said}");
+    assert!(said.contains("made for sandbox mode"), "{said}");
+    assert!(
+        env.queue.join("real.md").exists(),
+        "the draft was not taken"
+    );
+    assert_eq!(sb.posts().len(), 1, "nothing more was sent");
+    let mode: Option<String> = env
+        .db()
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    assert_eq!(mode, None, "no record was written");
+
+    // Without tokens, its posts cannot tell: refused, saying how to record it.
+    env.db().execute("DELETE FROM tokens", []).unwrap();
+    let out = run();
+    let said = output(&out);
+    assert!(!out.status.success(), "stamped live: {said}");
+    assert!(
+        said.contains("older lipost") && said.contains("INSERT INTO meta"),
+        "{said}"
+    );
+
+    // The sandbox config is accepted, and the record written.
+    std::fs::write(&env.config, &sandbox).unwrap();
+    std::fs::remove_file(env.queue.join("real.md")).unwrap();
+    env.db()
+        .execute("INSERT INTO tokens (account, member_urn, access_token, access_expires_at, scopes, source, status, updated_at) \
+                  VALUES ('me', 'urn:li:person:sbx-me', 'AQsbxold', '2099-01-01T00:00:00.000Z', '', 'sandbox', 'ok', '2026-01-01T00:00:00.000Z')", [])
+        .unwrap();
+    let d = Daemon::start(&env);
+    drop(d);
+    let mode: String = env
+        .db()
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(mode, "sandbox");
+}
+
 fn months_ago(n: i32) -> String {
     use chrono::Datelike;
     let now = chrono::Utc::now();

@@ -74,6 +74,13 @@ pub enum StoreError {
     },
     #[error("this database was made for {had}, and the config says {want}: its tokens, post URNs and scheduled posts belong to the first and must never go to the second. Point `database` in config.toml at a new file for {want} (keep the old file for {had}), or put the config back")]
     MadeFor { had: String, want: String },
+    #[error("this database was made by an older lipost, which did not record whether it was for the sandbox or for LinkedIn, and its contents cannot tell ({why}). Its posts must not go to the wrong one. If it is for {want}, record that: sqlite3 DATABASE \"{sql}\" (stop lipost first); otherwise point `database` in config.toml at a new file")]
+    Unmarked {
+        why: String,
+        want: String,
+        /// The statement that records `want`.
+        sql: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
