@@ -504,6 +504,35 @@ fn an_unmarked_database_is_judged_by_its_tokens_not_stamped_blindly() {
     assert_eq!(mode, "sandbox");
 }
 
+/// Review finding 1, the token side: a token answer claiming a lifetime of ~10,000 years
+/// is clamped (at most 400 days), so the stored expiry reads back and the daemon starts.
+#[test]
+fn an_absurd_token_lifetime_is_clamped_and_the_daemon_still_starts() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "");
+    let answer =
+        json!({"access_token": mint_for_me(&sb), "expires_in": 300_000_000_000i64}).to_string();
+    let out = import(&env, &answer);
+    assert!(out.status.success(), "{}", output(&out));
+    let stored: String = env
+        .db()
+        .query_row(
+            "SELECT access_expires_at FROM tokens WHERE account = 'me'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let at: chrono::DateTime<chrono::Utc> = stored.parse().expect("reads back");
+    assert!(
+        at <= chrono::Utc::now() + chrono::Duration::days(401),
+        "{stored}"
+    );
+    let d = Daemon::start(&env);
+    env.drop_draft("ok.md", "With a clamped token\n");
+    wait_post_logged(&sb, &d, "With a clamped token", Duration::from_secs(10));
+}
+
 fn months_ago(n: i32) -> String {
     use chrono::Datelike;
     let now = chrono::Utc::now();
