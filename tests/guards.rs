@@ -450,18 +450,15 @@ fn an_unmarked_database_is_judged_by_its_tokens_not_stamped_blindly() {
     )
     .unwrap();
     env.drop_draft("real.md", "Would go out for real\n");
+    // `lipost run`, which must refuse: its log, or a failure if it keeps running.
     let run = || {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(&env.config)
-            .arg("run")
-            .env("LIPOST_CLIENT_SECRET", "s3cret")
-            .output()
-            .unwrap()
+        let mut d = Daemon::spawn_with_env(&env, &[("LIPOST_CLIENT_SECRET", "s3cret")]);
+        let refused = wait_until(Duration::from_secs(20), || !d.alive());
+        let said = d.log_text();
+        assert!(refused, "stamped live and running: {said}");
+        said
     };
-    let out = run();
-    let said = output(&out);
-    assert!(!out.status.success(), "stamped live: {said}");
+    let said = run();
     assert!(said.contains("made for sandbox mode"), "{said}");
     assert!(
         env.queue.join("real.md").exists(),
@@ -478,9 +475,7 @@ fn an_unmarked_database_is_judged_by_its_tokens_not_stamped_blindly() {
 
     // Without tokens, its posts cannot tell: refused, saying how to record it.
     env.db().execute("DELETE FROM tokens", []).unwrap();
-    let out = run();
-    let said = output(&out);
-    assert!(!out.status.success(), "stamped live: {said}");
+    let said = run();
     assert!(
         said.contains("older lipost") && said.contains("INSERT INTO meta"),
         "{said}"
