@@ -636,13 +636,21 @@ fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
     // The answer (a 426 for the retired version) comes only after the reload.
     sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 6000, "times": 1}]));
     env.drop_draft("slow.md", "Sent before the reload\n");
-    assert!(wait_until(Duration::from_secs(10), || env
-        .state("slow")
-        .as_deref()
-        == Some("publishing")));
+    // The request reached the sandbox (carrying the retired version) once its one-shot
+    // fault is used up.
+    assert!(
+        wait_until(Duration::from_secs(20), || get_json(&format!(
+            "{}/_sandbox/faults",
+            sb.url
+        ))
+        .as_array()
+        .is_some_and(|f| f.is_empty())),
+        "{}",
+        d.log_text()
+    );
     std::fs::write(&env.config, &good).unwrap();
     unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
-    d.wait_log("config reloaded", Duration::from_secs(5));
+    d.wait_log("config reloaded", Duration::from_secs(15));
     wait_post_logged(&sb, &d, "Sent before the reload", Duration::from_secs(20));
     let log = d.log_text();
     assert!(
