@@ -13,7 +13,8 @@
 //!
 //! A due post that cannot go out for a reason that is not its own (its account needs a
 //! login, LinkedIn retired the API version) is held in the store (`hold_reason`), which
-//! takes it out of every look until the hold is lifted or its lateness budget ends: held
+//! takes it out of every look until the hold is lifted or its lateness budget ends (for a
+//! post in doubt, its resend window, after which it is given up as `in_doubt`): held
 //! posts never fill a look, so they can neither starve other accounts nor make the loop
 //! spin. While the API version is retired, nothing is claimed.
 //!

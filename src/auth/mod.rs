@@ -6,6 +6,8 @@
 //! transient reason (5xx, timeout, connection) is retried with backoff and never marks the
 //! account dead; only a refusal from the token endpoint marks it `needs_reauth`. In sandbox
 //! mode an account without any token gets one minted by the sandbox, no browser needed.
+//! Without a refresh token, a first 401 is retried shortly (LinkedIn's brand-new-token blip);
+//! only a second 401 for the same token marks the account.
 //! Credentials are cached for sending, and the cache is dropped when another process pokes
 //! the wake file (`auth login`, `auth import`), so a new token is used at once; a 401 for a
 //! token the store has since replaced retries with the stored one and marks nothing.
