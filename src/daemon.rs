@@ -1,8 +1,9 @@
 //! `lipost run`: wires the parts together and runs them until SIGTERM or SIGINT.
 //!
 //! Start-up order matters: signal handlers first (a SIGHUP during start-up must not kill
-//! the daemon), then the single-instance lock beside the database (`DATABASE-lock`, held
-//! until the process ends, so two daemons never share a database), then the store opens and
+//! the daemon), then the single-instance lock on the database file itself (an `flock`, held
+//! until the process ends, so two daemons never share a database under any name; the pid
+//! goes to `DATABASE-lock`), then the store opens and
 //! must have been made for the configured mode (sandbox, or live against this API base);
 //! posts left `publishing` by a dead process are marked in doubt and holds from the last run
 //! are lifted. Then the folder's existing drafts are taken, and the watcher and the
@@ -52,57 +53,71 @@ pub enum DaemonError {
     },
 }
 
-/// `DATABASE-lock`: the single-instance lock of the daemon using `database`.
+/// `DATABASE-lock`: where the daemon using `database` writes its pid, for the refusal of a
+/// second one. Not the lock itself (see [`lock_instance`]).
 pub fn lock_file(database: &Path) -> PathBuf {
     let mut name = database.as_os_str().to_owned();
     name.push("-lock");
     PathBuf::from(name)
 }
 
-/// Takes the single-instance lock, writing our pid into the file; held until the process
-/// ends (a `flock`, so a killed daemon leaves nothing stale behind).
+/// Takes the single-instance lock: an `flock` on the database file itself, so every name
+/// that reaches the same file (a symlink, a hard link, a bind mount, `..` in the path) meets
+/// the same lock; a lock keyed on the path string let two daemons share one database. On
+/// Linux `flock` does not interfere with SQLite's `fcntl` locks, and the descriptor stays
+/// open for the life of the process (closing another descriptor of the database would drop
+/// SQLite's own locks). Our pid goes into `DATABASE-lock` beside the canonical path, for
+/// the message a second daemon prints. A killed daemon leaves nothing stale behind.
 fn lock_instance(
     database: &Path,
 ) -> Result<fd_lock::RwLockWriteGuard<'static, std::fs::File>, DaemonError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let path = lock_file(database);
-    let failed = |source| DaemonError::Lock {
-        path: path.display().to_string(),
-        source,
+    let failed = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| DaemonError::Lock { path, source }
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(failed)?;
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(failed(dir))?;
     }
+    // Created here as `Store::open` would (mode 0600), so there is a file to lock.
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
-        .open(&path)
-        .map_err(failed)?;
+        .open(database)
+        .map_err(failed(database))?;
+    let canonical = std::fs::canonicalize(database).map_err(failed(database))?;
+    let pid_file = lock_file(&canonical);
     // Lives as long as the process: the guard must outlive every await in `run`.
     let lock: &'static mut fd_lock::RwLock<std::fs::File> =
         Box::leak(Box::new(fd_lock::RwLock::new(file)));
     match lock.try_write() {
-        Ok(mut guard) => {
-            guard.set_len(0).map_err(failed)?;
-            writeln!(guard, "{}", std::process::id()).map_err(failed)?;
+        Ok(guard) => {
+            let mut pid = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&pid_file)
+                .map_err(failed(&pid_file))?;
+            writeln!(pid, "{}", std::process::id()).map_err(failed(&pid_file))?;
             Ok(guard)
         }
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-            let pid = std::fs::read_to_string(&path)
+            let pid = std::fs::read_to_string(&pid_file)
                 .ok()
                 .map(|s| s.trim().to_string())
                 .filter(|s| !s.is_empty())
                 .map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}"));
             Err(DaemonError::Running {
                 pid,
-                database: database.display().to_string(),
+                database: canonical.display().to_string(),
             })
         }
-        Err(e) => Err(failed(e)),
+        Err(e) => Err(failed(database)(e)),
     }
 }
 

@@ -42,7 +42,14 @@ pub struct Publisher {
     tokens: Arc<Tokens>,
     store: Handle,
     /// Finished tries on their way into the store, committed in batches.
-    settler: mpsc::UnboundedSender<(Settled, oneshot::Sender<Result<(), String>>)>,
+    settler: mpsc::UnboundedSender<ToSettle>,
+}
+
+/// What the settler receives: a finished try, or a request to say when every earlier one is
+/// committed.
+enum ToSettle {
+    Try(Settled, oneshot::Sender<Result<(), String>>),
+    Flush(oneshot::Sender<()>),
 }
 
 /// Group commit: takes every finished try waiting and settles them in one transaction, so
@@ -50,17 +57,29 @@ pub struct Publisher {
 /// A transaction that fails (the database busy or unwritable) is retried with a backoff
 /// capped at [`SETTLE_RETRY_MAX`], never dropped: the outcome, perhaps a URN, exists only
 /// here until it is committed.
-async fn settle_in_batches(
-    store: Handle,
-    mut queue: mpsc::UnboundedReceiver<(Settled, oneshot::Sender<Result<(), String>>)>,
-) {
+async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToSettle>) {
     while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        let mut flushes = Vec::new();
+        let mut next = Some(first);
+        while let Some(item) = next.take() {
+            match item {
+                ToSettle::Try(settled, done) => batch.push((settled, done)),
+                // Everything queued before it is in this batch: answered once it commits.
+                ToSettle::Flush(done) => {
+                    flushes.push(done);
+                    break;
+                }
             }
+            if batch.len() < 1024 {
+                next = queue.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            for f in flushes {
+                let _ = f.send(());
+            }
+            continue;
         }
         let (items, senders): (Vec<Settled>, Vec<_>) = batch.into_iter().unzip();
         let items = Arc::new(items);
@@ -87,6 +106,9 @@ async fn settle_in_batches(
         }
         for (done, r) in senders.into_iter().zip(results) {
             let _ = done.send(r.map_err(|e| e.to_string()));
+        }
+        for f in flushes {
+            let _ = f.send(());
         }
     }
 }
@@ -171,7 +193,7 @@ impl Publisher {
             result,
             outcome: settle,
         };
-        let r = match self.settler.send((item, done)) {
+        let r = match self.settler.send(ToSettle::Try(item, done)) {
             Ok(()) => committed
                 .await
                 .unwrap_or_else(|_| Err("the settler stopped".into())),
@@ -179,6 +201,16 @@ impl Publisher {
         };
         if let Err(e) = r {
             warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start");
+        }
+    }
+
+    /// Returns once every outcome handed to the settler so far is committed (or the settler
+    /// is gone). At shutdown, before posts still `publishing` are taken as interrupted: an
+    /// aborted send may have queued its outcome, perhaps a URN, just before.
+    pub async fn flush(&self) {
+        let (done, flushed) = oneshot::channel();
+        if self.settler.send(ToSettle::Flush(done)).is_ok() {
+            let _ = flushed.await;
         }
     }
 
@@ -208,6 +240,9 @@ impl Publisher {
                 )),
             );
         };
+        if let Some(dead) = first_try_too_late(post, &config.retry, started) {
+            return dead;
+        }
         let member = account.token_account().to_string();
         let cred = match self.tokens.get(&member).await {
             Ok(c) => c,
@@ -245,7 +280,8 @@ impl Publisher {
             }
         }
         let body = PostRequest::text(&author, &post.commentary, &post.visibility);
-        match self.client.create_post(&cred.token, &body).await {
+        let version = self.client.version().current();
+        match self.client.create_post(&cred.token, &body, &version).await {
             Ok(created) => {
                 let outcome = if post.in_doubt_since.is_some() {
                     AttemptOutcome::PublishedAfterDoubt
@@ -262,7 +298,10 @@ impl Publisher {
                     Settle::Published { urn: created.urn },
                 )
             }
-            Err(e) => self.classify(post, &member, &cred.token, e, started).await,
+            Err(e) => {
+                self.classify(post, &member, &cred.token, &version, e, started)
+                    .await
+            }
         }
     }
 
@@ -334,6 +373,7 @@ impl Publisher {
         post: &Post,
         member: &str,
         used: &crate::secret::Secret,
+        sent_version: &str,
         e: ApiError,
         started: DateTime<Utc>,
     ) -> (AttemptResult, Settle) {
@@ -357,12 +397,23 @@ impl Publisher {
         match &e {
             ApiError::Status { status: 426, .. } => {
                 // The operator's problem, not the post's: held until the version changes.
-                let version = self.client.version().current();
-                if self.client.version().retire(&version) {
+                // Only the version this request carried is retired: a reload may have set a
+                // new one while it was on its way.
+                let version = sent_version;
+                if self.client.version().retire(version) {
                     error!(version = %version, error = %e, "LinkedIn no longer serves LinkedIn-Version {version}: every due post is held (none is sent or given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
                 }
                 result.outcome = AttemptOutcome::ApiVersionRetired;
-                let until = crate::scheduler::hold_deadline(post.due_at, &self.config.get());
+                if self.client.version().current() != version {
+                    // Changed while this request was on its way: tried again at once with the
+                    // new one, no try counted.
+                    return self.retry_at(post, result, Utc::now(), Budget::Free, None);
+                }
+                let until = crate::scheduler::hold_end(
+                    post.due_at,
+                    post.in_doubt_since,
+                    &self.config.get(),
+                );
                 (
                     result,
                     Settle::Held(Hold {
@@ -372,12 +423,16 @@ impl Publisher {
                 )
             }
             ApiError::Status { status: 401, .. } => {
-                // Refresh once; the retry goes out at once, or is held if a login is needed.
-                if let Err(e) = self.tokens.unauthorized(member, used).await {
-                    info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
-                }
+                // Refresh once; the retry goes out soon, or is held if a login is needed.
+                let wait = match self.tokens.unauthorized(member, used).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        info!(post_id = %post.id, error = %e, "token could not be renewed after a 401");
+                        Duration::ZERO
+                    }
+                };
                 result.outcome = AttemptOutcome::Unauthorized;
-                self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
+                self.retry_after(post, result, wait, Budget::Attempts, None)
             }
             ApiError::Status {
                 status: 429,
@@ -475,6 +530,36 @@ impl Publisher {
         let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
+}
+
+/// A first try (no try counted, none in doubt) that starts more than `retry.max_lateness`
+/// after `due_at` is never sent: the daemon was down, or stopped, while it fell due, and a
+/// post that late may no longer be what its author wants out. Later tries are bounded when
+/// they are scheduled (`retry_at`), and an in-doubt post is resolved, not given up here.
+fn first_try_too_late(
+    post: &Post,
+    retry: &Retry,
+    started: DateTime<Utc>,
+) -> Option<(AttemptResult, Settle)> {
+    let first = post.attempts_used == 0 && post.in_doubt_since.is_none();
+    let deadline = later(post.due_at, retry.max_lateness);
+    if !first || started <= deadline {
+        return None;
+    }
+    let late = humantime::format_duration(std::time::Duration::from_secs(
+        (started - post.due_at).num_seconds().max(0) as u64,
+    ));
+    let message = format!(
+        "not sent: its first try came {late} after it was due ({due}), more than retry.max_lateness ({max}); lipost was probably not running then. To post it now, remove publish_at from the draft and drop it again",
+        due = post.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        max = humantime::format_duration(retry.max_lateness),
+    );
+    Some(bury(
+        post,
+        false,
+        DeadReason::TooLate,
+        AttemptResult::message(message),
+    ))
 }
 
 /// Gives a post up. A post in doubt (an earlier try, or this one, may have reached LinkedIn)
@@ -578,6 +663,66 @@ mod tests {
             let d = backoff(&retry, n);
             assert!(d >= retry.max_delay / 2 && d <= retry.max_delay);
         }
+    }
+
+    /// Review finding 17: at shutdown an outcome already queued for the settler is committed
+    /// before posts still `publishing` are taken as interrupted, so its URN is kept.
+    #[tokio::test]
+    async fn flush_commits_every_queued_outcome_before_it_returns() {
+        use crate::config::{Config, TEST_CONFIG};
+        use crate::store::{NewPost, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let (_post, attempt) = store
+            .claim_many(&["p".to_string()], Utc::now())
+            .unwrap()
+            .remove(0);
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            Duration::from_secs(1),
+        );
+        let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), handle.clone()));
+        let publisher = Publisher::new(live, handle.clone(), client, tokens);
+        // As an aborted send leaves it: queued, its sender gone.
+        let (done, _gone) = oneshot::channel();
+        let item = Settled {
+            post_id: "p".into(),
+            attempt,
+            result: AttemptResult {
+                http_status: Some(201),
+                outcome: AttemptOutcome::Published,
+                ..AttemptResult::default()
+            },
+            outcome: Settle::Published {
+                urn: "urn:li:share:1".into(),
+            },
+        };
+        publisher
+            .settler
+            .send(ToSettle::Try(item, done))
+            .map_err(|_| ())
+            .unwrap();
+        publisher.flush().await;
+        let recovered = handle
+            .call(|s| s.recover_interrupted(Utc::now()))
+            .await
+            .unwrap();
+        assert!(recovered.is_empty(), "{recovered:?}");
+        let p = handle.call(|s| s.get("p")).await.unwrap();
+        assert_eq!(p.state, crate::post::PostState::Published);
+        assert_eq!(p.post_urn.as_deref(), Some("urn:li:share:1"));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! reason and until when (`hold_reason`, `hold_until`), which takes it out of every look
 //! until then: held posts never fill a look, so they can neither starve other accounts nor
 //! make the loop spin. Holds a person ends (its account needs a login, LinkedIn retired the
-//! API version) last until lifted or the lateness budget ends; pacing holds (`daily_cap`,
+//! API version) last until lifted or the lateness budget ends (for a post in doubt, its resend window,
+//! after which it is given up as `in_doubt`); pacing holds (`daily_cap`,
 //! `min_spacing`) end by time, when the post is due again. While the API version is retired,
 //! nothing is claimed. A post waiting for a request permit or its account's turn (one at a
 //! time when paced) is not held: it goes at the next look. The log says so once per post and
@@ -232,11 +233,14 @@ impl Scheduler {
             let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
             warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
             let id = post_id.clone();
-            if let Err(e) = self
-                .store
-                .call(move |s| s.recover_one(&id, &why, Utc::now()))
-                .await
-            {
+            let retry = self.config.get().retry.clone();
+            let recover = move |s: &mut crate::store::Store| {
+                let now = Utc::now();
+                s.recover_one(&id, &why, now, retry.max_attempts, |n| {
+                    crate::publisher::later(now, crate::publisher::backoff(&retry, n))
+                })
+            };
+            if let Err(e) = self.store.call(recover).await {
                 warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
             }
             self.rearm.notify_one();
@@ -363,6 +367,10 @@ impl Scheduler {
         if tokio::time::timeout(timeout, all).await.is_err() {
             warn!(in_flight = self.tasks.len(), "shutdown timeout reached; unfinished posts will be resolved as in doubt at the next start");
             self.tasks.abort_all();
+            while self.tasks.join_next().await.is_some() {}
+            // An aborted send may have queued its outcome (a URN) a moment ago: committed
+            // first, so it is not taken for an interrupted try.
+            self.publisher.flush().await;
             let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
         }
     }
@@ -407,6 +415,21 @@ pub fn hold_deadline(due_at: DateTime<Utc>, config: &crate::config::Config) -> D
         .map_or(far, |t| t.min(far))
 }
 
+/// When a hold on a post ends: the end of its lateness budget, or for a post in doubt the
+/// end of its resend window if that comes first. Past the window it can no longer be sent
+/// again, only resolved by a person, so waiting longer would only tell them later.
+pub fn hold_end(
+    due_at: DateTime<Utc>,
+    in_doubt_since: Option<DateTime<Utc>>,
+    config: &crate::config::Config,
+) -> DateTime<Utc> {
+    let deadline = hold_deadline(due_at, config);
+    match in_doubt_since {
+        Some(since) => deadline.min(crate::publisher::later(since, config.retry.resend_window)),
+        None => deadline,
+    }
+}
+
 /// Chooses among the due posts in `view`: at most `available`, one at a time for a paced
 /// account (`busy` counts its posts in flight), none for a held account, and none at all
 /// while the API version is `retired`. Held posts are set aside before the limit on claims
@@ -429,13 +452,17 @@ fn plan(
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let held = held_accounts(config, &view.tokens);
     for post in &view.due {
-        let deadline = hold_deadline(post.due_at, config);
+        let deadline = hold_end(post.due_at, post.in_doubt_since, config);
         let hold = |reason, why: String, plan: &mut Plan| {
             if now >= deadline {
-                plan.expired.push((
-                    post.id.clone(),
-                    format!("held past retry.max_lateness: {why}"),
-                ));
+                let past =
+                    if post.in_doubt_since.is_some() && now < hold_deadline(post.due_at, config) {
+                        "held past its resend window (retry.resend_window)"
+                    } else {
+                        "held past retry.max_lateness"
+                    };
+                plan.expired
+                    .push((post.id.clone(), format!("{past}: {why}")));
             } else {
                 plan.held.push((
                     post.id.clone(),
@@ -620,6 +647,7 @@ mod tests {
                     id: id.to_string(),
                     account: account.to_string(),
                     due_at,
+                    in_doubt_since: None,
                 })
                 .collect(),
             tokens,
@@ -690,6 +718,62 @@ mod tests {
             attempts[0].outcome.as_deref(),
             Some(crate::post::AttemptOutcome::Interrupted.as_str())
         );
+        // The try counts and the next one waits: a task that panics every time must not
+        // become a busy loop of token requests.
+        assert_eq!(p.attempts_used, 1);
+        assert!(p.next_attempt_at > Utc::now(), "{}", p.next_attempt_at);
+    }
+
+    /// A task that panics at every try is tried `max_attempts` times, then buried as
+    /// `in_doubt` (any of the tries may have reached LinkedIn), not retried for ever.
+    #[tokio::test]
+    async fn a_publish_task_that_always_panics_ends_dead_in_doubt_after_max_attempts() {
+        use crate::store::{NewPost, Store};
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("{TEST_CONFIG}\n[retry]\nmax_attempts = 2\n");
+        let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
+        let intake = NewPost {
+            draft: &draft,
+            source_file: "p.md",
+            slots: &[],
+        };
+        store.ingest(&[intake], Utc::now()).unwrap();
+        let handle = Handle::new(store);
+        let (_tx, live) = crate::config::Live::new(config);
+        let client = crate::linkedin::Client::new(
+            "http://127.0.0.1:9",
+            "http://127.0.0.1:9",
+            "202609",
+            std::time::Duration::from_secs(1),
+        );
+        let tokens = Arc::new(crate::auth::Tokens::new(
+            live.clone(),
+            client.clone(),
+            handle.clone(),
+        ));
+        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
+        for _ in 0..2 {
+            let (post, _attempt) = handle
+                .call(|s| Ok(s.claim_many(&["p".to_string()], Utc::now())?.remove(0)))
+                .await
+                .unwrap();
+            let task = s.tasks.spawn(async { panic!("a bug in a send") });
+            s.carrying
+                .insert(task.id(), (post.id.clone(), post.account.clone()));
+            let done = s.tasks.join_next_with_id().await.unwrap();
+            s.finished(done).await;
+        }
+        let (p, letters) = handle
+            .call(|s| Ok((s.get("p")?, s.dead_letters()?)))
+            .await
+            .unwrap();
+        assert_eq!(p.state, crate::post::PostState::Dead);
+        assert!(p.in_doubt_since.is_some());
+        assert_eq!(letters.len(), 1);
+        assert_eq!(letters[0].reason, DeadReason::InDoubt.as_str());
     }
 
     #[test]
@@ -824,6 +908,34 @@ mod tests {
         );
         assert_eq!(p.chosen, ["h0", "h1"]);
         assert!(p.held.is_empty());
+    }
+
+    /// Review finding 14: a held post in doubt is held only until its resend window ends,
+    /// then given up (the store buries it as `in_doubt`), not at the end of its lateness.
+    #[test]
+    fn a_held_post_in_doubt_is_given_up_when_its_resend_window_ends() {
+        let c = config("");
+        let mut v = view(&[("a", "me"), ("b", "me")], &[], vec![]);
+        let since = now() - chrono::Duration::seconds(10);
+        v.due[0].in_doubt_since = Some(since);
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), Some("202001"));
+        assert!(p.expired.is_empty());
+        let until: HashMap<_, _> = p
+            .held
+            .iter()
+            .map(|(id, h)| (id.as_str(), h.until))
+            .collect();
+        assert_eq!(
+            until["a"],
+            since + chrono::Duration::from_std(c.retry.resend_window).unwrap()
+        );
+        assert_eq!(until["b"], hold_deadline(v.due[1].due_at, &c));
+        let later = until["a"] + chrono::Duration::seconds(1);
+        let p = plan(&c, &v, &HashMap::new(), 10, later, Some("202001"));
+        assert_eq!(p.expired.len(), 1, "{:?}", p.expired);
+        assert_eq!(p.expired[0].0, "a");
+        assert!(p.expired[0].1.contains("resend window"), "{:?}", p.expired);
+        assert_eq!(p.held.len(), 1);
     }
 
     #[test]

@@ -761,3 +761,79 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
     assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
     assert_eq!(env.state("b").as_deref(), Some("scheduled"));
 }
+
+/// Review finding 4: a post whose first try was unanswered and that died at once (one
+/// attempt allowed) keeps its in-doubt mark, so a re-dropped draft cannot resend it.
+#[test]
+fn a_post_that_dies_in_doubt_keeps_its_mark_and_a_redropped_draft_is_refused() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"200ms\"\nmax_delay = \"400ms\"\nmax_attempts = 1\n",
+    );
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "drop": true, "times": 1}]));
+    env.drop_draft("once.md", "Heard nothing back\n");
+    wait_state(&env, "once", "dead", 15);
+    assert_eq!(dead_reason(&env, "once"), "in_doubt");
+    let since: Option<String> = env
+        .db()
+        .query_row(
+            "SELECT in_doubt_since FROM posts WHERE id = 'once'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(since.is_some(), "the dead post lost its in-doubt mark");
+    assert_eq!(sb.posts().len(), 1, "the dropped answer's post is live");
+
+    // The author drops it again, edited: refused, not sent a second time.
+    env.drop_draft("once.md", "Heard nothing back!\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || env
+            .queue
+            .join("rejected/once.md.error")
+            .exists()),
+        "the re-dropped draft was not rejected; log:\n{}",
+        d.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(env.state("once").as_deref(), Some("dead"));
+    assert_eq!(sb.posts().len(), 1, "sent twice");
+}
+
+/// Review finding 6: a post that fell due while the daemon was stopped, longer ago than
+/// `retry.max_lateness`, is dead as `too_late` at the next start, never sent.
+#[test]
+fn a_first_try_later_than_max_lateness_is_too_late_and_never_sent() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"4s\"\nmax_lateness = \"2s\"\n",
+    );
+    let mut d = Daemon::start(&env);
+    env.drop_draft(
+        "stale.md",
+        draft(&format!("publish_at = \"{}\"", in_secs(3)), "Old news"),
+    );
+    wait_state(&env, "stale", "scheduled", 10);
+    assert_eq!(d.term(Duration::from_secs(10)).code(), Some(0));
+    // Down while it fell due, and for longer than max_lateness after that.
+    std::thread::sleep(Duration::from_secs(7));
+    let d = Daemon::start(&env);
+    wait_state(&env, "stale", "dead", 15);
+    assert_eq!(dead_reason(&env, "stale"), "too_late");
+    let message: String = env
+        .db()
+        .query_row(
+            "SELECT message FROM dead_letters WHERE post_id = 'stale'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        message.contains("retry.max_lateness") && message.contains("remove publish_at"),
+        "{message}"
+    );
+    assert!(sb.posts().is_empty(), "sent late: {:?}", d.log_text());
+}

@@ -263,6 +263,43 @@ fn a_401_for_a_token_replaced_since_retries_with_the_stored_one() {
     assert!(d.log_text().contains("has since been replaced"));
 }
 
+/// Review finding 7: a single 401 for a token without a refresh token (LinkedIn's
+/// brand-new-token blip) is tried again shortly; only a second 401 for the same token marks
+/// the account `needs_reauth`.
+#[test]
+fn one_401_for_a_token_without_refresh_is_retried_and_only_a_second_marks_the_account() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"4s\"\n");
+    let token = mint_for_me(&sb);
+    assert!(import(&env, &token).status.success());
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "status": 401, "times": 1}]));
+    env.drop_draft("blip.md", "Right after the login\n");
+    wait_post_logged(&sb, &d, "Right after the login", Duration::from_secs(20));
+    assert_eq!(token_status(&env), "ok", "{}", d.log_text());
+    let outcomes: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT outcome FROM attempts WHERE post_id = 'blip' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    assert_eq!(outcomes, ["unauthorized", "published"]);
+
+    // Refused for good: the second 401 for the same token marks the account.
+    revoke(&sb, &token);
+    env.drop_draft("after.md", "After the revocation\n");
+    assert!(
+        wait_until(Duration::from_secs(20), || token_status(&env)
+            == "needs_reauth"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(sb.posts().len(), 1);
+}
+
 #[test]
 fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not_stale() {
     use std::os::unix::fs::PermissionsExt;
@@ -303,6 +340,38 @@ fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not
         "After the old daemon died",
         Duration::from_secs(10),
     );
+}
+
+/// Review finding 5: the lock is the database file's, not its name's. A second config whose
+/// database is a symlink or a hard link to the first one's is refused too.
+#[test]
+fn a_second_daemon_reaching_the_database_by_another_name_is_refused() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let first = Daemon::start(&env);
+    for how in ["symlink", "hard link"] {
+        let other = Env::new(&sb, "");
+        std::fs::create_dir_all(other.db.parent().unwrap()).unwrap();
+        if how == "symlink" {
+            std::os::unix::fs::symlink(&env.db, &other.db).unwrap();
+        } else {
+            std::fs::hard_link(&env.db, &other.db).unwrap();
+        }
+        let mut second = Daemon::spawn_with_env(&other, &[]);
+        let exited = wait_until(Duration::from_secs(20), || !second.alive());
+        let said = second.log_text();
+        assert!(
+            exited,
+            "a second daemon runs on the same database by {how}: {said}"
+        );
+        assert!(said.contains("another `lipost run`"), "{how}: {said}");
+        if how == "symlink" {
+            assert!(
+                said.contains(&format!("pid {}", first.pid())),
+                "the refusal names the running daemon: {said}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -355,6 +424,108 @@ fn a_sandbox_database_refuses_a_live_config() {
     let out = import(&env, &mint_for_me(&sb));
     assert!(!out.status.success(), "{}", output(&out));
     assert!(output(&out).contains("made for sandbox mode"));
+}
+
+/// Review finding 12: a database made before the mode record is not stamped with whatever
+/// the config says: its sandbox tokens say it is a sandbox database, so a live config is
+/// refused; and a database whose contents cannot tell is refused with how to record it.
+#[test]
+fn an_unmarked_database_is_judged_by_its_tokens_not_stamped_blindly() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    env.drop_draft("test.md", "A sandbox test post\n");
+    wait_post_logged(&sb, &d, "A sandbox test post", Duration::from_secs(10));
+    assert!(d.term(Duration::from_secs(10)).success());
+    // As an older lipost left it: no record of the mode.
+    env.db().execute("DELETE FROM meta", []).unwrap();
+
+    let sandbox = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        sandbox.replace(
+            "mode = \"sandbox\"",
+            "mode = \"live\"\nclient_id = \"app\"\nallow_unsafe_endpoint = true",
+        ),
+    )
+    .unwrap();
+    env.drop_draft("real.md", "Would go out for real\n");
+    // `lipost run`, which must refuse: its log, or a failure if it keeps running.
+    let run = || {
+        let mut d = Daemon::spawn_with_env(&env, &[("LIPOST_CLIENT_SECRET", "s3cret")]);
+        let refused = wait_until(Duration::from_secs(20), || !d.alive());
+        let said = d.log_text();
+        assert!(refused, "stamped live and running: {said}");
+        said
+    };
+    let said = run();
+    assert!(said.contains("made for sandbox mode"), "{said}");
+    assert!(
+        env.queue.join("real.md").exists(),
+        "the draft was not taken"
+    );
+    assert_eq!(sb.posts().len(), 1, "nothing more was sent");
+    let mode: Option<String> = env
+        .db()
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    assert_eq!(mode, None, "no record was written");
+
+    // Without tokens, its posts cannot tell: refused, saying how to record it.
+    env.db().execute("DELETE FROM tokens", []).unwrap();
+    let said = run();
+    assert!(
+        said.contains("older lipost") && said.contains("INSERT INTO meta"),
+        "{said}"
+    );
+
+    // The sandbox config is accepted, and the record written.
+    std::fs::write(&env.config, &sandbox).unwrap();
+    std::fs::remove_file(env.queue.join("real.md")).unwrap();
+    env.db()
+        .execute("INSERT INTO tokens (account, member_urn, access_token, access_expires_at, scopes, source, status, updated_at) \
+                  VALUES ('me', 'urn:li:person:sbx-me', 'AQsbxold', '2099-01-01T00:00:00.000Z', '', 'sandbox', 'ok', '2026-01-01T00:00:00.000Z')", [])
+        .unwrap();
+    let d = Daemon::start(&env);
+    drop(d);
+    let mode: String = env
+        .db()
+        .query_row("SELECT value FROM meta WHERE key = 'mode'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(mode, "sandbox");
+}
+
+/// Review finding 1, the token side: a token answer claiming a lifetime of ~10,000 years
+/// is clamped (at most 400 days), so the stored expiry reads back and the daemon starts.
+#[test]
+fn an_absurd_token_lifetime_is_clamped_and_the_daemon_still_starts() {
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "");
+    let answer =
+        json!({"access_token": mint_for_me(&sb), "expires_in": 300_000_000_000i64}).to_string();
+    let out = import(&env, &answer);
+    assert!(out.status.success(), "{}", output(&out));
+    let stored: String = env
+        .db()
+        .query_row(
+            "SELECT access_expires_at FROM tokens WHERE account = 'me'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let at: chrono::DateTime<chrono::Utc> = stored.parse().expect("reads back");
+    assert!(
+        at <= chrono::Utc::now() + chrono::Duration::days(401),
+        "{stored}"
+    );
+    let d = Daemon::start(&env);
+    env.drop_draft("ok.md", "With a clamped token\n");
+    wait_post_logged(&sb, &d, "With a clamped token", Duration::from_secs(10));
 }
 
 fn months_ago(n: i32) -> String {
@@ -442,6 +613,103 @@ fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
         ),
         4
     );
+}
+
+/// Review finding 11: a 426 answers the version the request carried. When a reload set a
+/// good version while the request was on its way, the good one is not retired, and the post
+/// goes out with it.
+#[test]
+fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
+    let sb = Sandbox::start();
+    let env = Env::build(&sb, "", "request_timeout = \"20s\"", "");
+    let good = std::fs::read_to_string(&env.config).unwrap();
+    let retired = months_ago(15);
+    std::fs::write(
+        &env.config,
+        good.replace(
+            &format!("version = \"{}\"", current_version()),
+            &format!("version = \"{retired}\""),
+        ),
+    )
+    .unwrap();
+    let d = Daemon::start(&env);
+    // The answer (a 426 for the retired version) comes only after the reload.
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 6000, "times": 1}]));
+    env.drop_draft("slow.md", "Sent before the reload\n");
+    // The request reached the sandbox (carrying the retired version) once its one-shot
+    // fault is used up.
+    assert!(
+        wait_until(Duration::from_secs(20), || get_json(&format!(
+            "{}/_sandbox/faults",
+            sb.url
+        ))
+        .as_array()
+        .is_some_and(|f| f.is_empty())),
+        "{}",
+        d.log_text()
+    );
+    std::fs::write(&env.config, &good).unwrap();
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    d.wait_log("config reloaded", Duration::from_secs(15));
+    wait_post_logged(&sb, &d, "Sent before the reload", Duration::from_secs(20));
+    let log = d.log_text();
+    assert!(
+        !log.contains(&format!(
+            "no longer serves LinkedIn-Version {}",
+            current_version()
+        )),
+        "the new version was retired: {log}"
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'slow' AND outcome = 'api_version_retired'"
+        ),
+        1,
+        "{log}"
+    );
+}
+
+/// Review finding 14: a post in doubt that is then held (here: its resend answered 426) is
+/// given up as `in_doubt` when its resend window ends, not a day later at the end of
+/// `retry.max_lateness`: it can no longer be resent, so a person must look at it now.
+#[test]
+fn a_held_post_in_doubt_is_dead_in_doubt_once_its_resend_window_ends() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"500ms\"\nmax_delay = \"1s\"\nresend_window = \"4s\"\n",
+    );
+    let d = Daemon::start(&env);
+    sb.faults(json!([
+        {"path": "/rest/posts", "method": "POST", "status": 503, "times": 1},
+        {"path": "/rest/posts", "method": "POST", "status": 426, "times": 0}
+    ]));
+    env.drop_draft("doubt.md", "In doubt, then held\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || count(
+            &env,
+            "SELECT COUNT(*) FROM posts WHERE id = 'doubt' AND hold_reason = 'api_version_retired'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || env.state("doubt").as_deref()
+            == Some("dead")),
+        "still held: {}",
+        d.log_text()
+    );
+    let (reason, message): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT reason, message FROM dead_letters WHERE post_id = 'doubt'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(reason, "in_doubt");
+    assert!(message.contains("resend window"), "{message}");
 }
 
 #[test]

@@ -6,6 +6,8 @@
 //! transient reason (5xx, timeout, connection) is retried with backoff and never marks the
 //! account dead; only a refusal from the token endpoint marks it `needs_reauth`. In sandbox
 //! mode an account without any token gets one minted by the sandbox, no browser needed.
+//! Without a refresh token, a first 401 is retried shortly (LinkedIn's brand-new-token blip);
+//! only a second 401 for the same token marks the account.
 //! Credentials are cached for sending, and the cache is dropped when another process pokes
 //! the wake file (`auth login`, `auth import`), so a new token is used at once; a 401 for a
 //! token the store has since replaced retries with the stored one and marks nothing.
@@ -136,7 +138,19 @@ pub struct Tokens {
     cache: std::sync::Mutex<HashMap<String, (Credential, DateTime<Utc>)>>,
     /// Woken when a token changes, so the keeper re-plans.
     changed: Arc<Notify>,
+    /// Per member, a token without a refresh token that got one 401, and when: a second 401
+    /// for the same token within [`SECOND_401_WITHIN`] marks the account; the first may be
+    /// LinkedIn's brand-new-token blip.
+    refused_once: std::sync::Mutex<HashMap<String, (Secret, std::time::Instant)>>,
 }
+
+/// How long to wait before trying again a token without a refresh token that LinkedIn
+/// refused once (401): a brand-new token is sometimes refused for a moment (65601).
+pub const FIRST_401_RETRY: StdDuration = StdDuration::from_secs(3);
+
+/// A 401 counts as the second for a token only this soon after the first; a token refused
+/// once long ago and used since is given the benefit of the doubt again.
+const SECOND_401_WITHIN: StdDuration = StdDuration::from_secs(3600);
 
 impl Tokens {
     pub fn new(config: Live, client: Client, store: Handle) -> Tokens {
@@ -147,6 +161,7 @@ impl Tokens {
             busy: Mutex::new(()),
             cache: std::sync::Mutex::new(HashMap::new()),
             changed: Arc::new(Notify::new()),
+            refused_once: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -262,29 +277,57 @@ impl Tokens {
     }
 
     /// LinkedIn answered 401 to `used`, this member's token: refresh it once (or re-mint in
-    /// the sandbox); without a way to renew it, the account needs a new login. If the store
-    /// already holds another token (a login since, or a refresh by another send), the retry
-    /// goes out with that one and nothing is marked.
-    pub async fn unauthorized(&self, member: &str, used: &Secret) -> Result<(), AuthError> {
+    /// the sandbox). Without a way to renew it, the first 401 for a token is taken for
+    /// LinkedIn's brand-new-token blip and retried after [`FIRST_401_RETRY`]; only a second
+    /// 401 for the same token means the account needs a new login. If the store already holds
+    /// another token (a login since, or a refresh by another send), the retry goes out with
+    /// that one and nothing is marked. `Ok` is how long to wait before the retry.
+    pub async fn unauthorized(
+        &self,
+        member: &str,
+        used: &Secret,
+    ) -> Result<StdDuration, AuthError> {
         self.forget(member);
         let _one = self.busy.lock().await;
         let Some(token) = self.load(member).await? else {
-            return Ok(());
+            return Ok(StdDuration::ZERO);
         };
         if token.access_token.expose() != used.expose() {
             info!(account = %member, "401 for a token that has since been replaced; retrying with the stored one");
-            return Ok(());
+            return Ok(StdDuration::ZERO);
         }
         if token.source == TokenSource::Sandbox {
             self.sandbox_mint(member).await?;
-            return Ok(());
+            return Ok(StdDuration::ZERO);
         }
         if token.usable_refresh(Utc::now()).is_some() {
             self.refresh(&token).await?;
-            return Ok(());
+            return Ok(StdDuration::ZERO);
         }
-        let why =
-            "LinkedIn refused the access token (401) and there is no refresh token".to_string();
+        let first = {
+            let mut once = self.refused_once.lock().unwrap_or_else(|p| p.into_inner());
+            match once.get(member) {
+                Some((t, at))
+                    if t.expose() == used.expose() && at.elapsed() < SECOND_401_WITHIN =>
+                {
+                    once.remove(member);
+                    false
+                }
+                _ => {
+                    once.insert(
+                        member.to_string(),
+                        (used.clone(), std::time::Instant::now()),
+                    );
+                    true
+                }
+            }
+        };
+        if first {
+            info!(account = %member, retry_in = ?FIRST_401_RETRY, "LinkedIn refused the access token (401) once; a new token is sometimes refused for a moment, so it is tried once more before the account is marked");
+            return Ok(FIRST_401_RETRY);
+        }
+        let why = "LinkedIn refused the access token twice (401) and there is no refresh token"
+            .to_string();
         self.needs_reauth(member, &why).await?;
         Err(AuthError::NeedsLogin {
             account: member.into(),

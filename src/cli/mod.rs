@@ -189,10 +189,11 @@ fn open_store(config: &Config) -> Result<Store> {
 }
 
 /// For commands whose work goes out (tokens, retries): the database must have been made for
-/// the configured mode, like `lipost run` checks.
+/// the configured mode, like `lipost run` checks. An unmarked one is marked here too: a login
+/// into an empty database belongs to the configured world, and its tokens may not tell which.
 fn open_store_to_send(config: &Config) -> Result<Store> {
     let mut store = open_store(config)?;
-    store.check_made_for(&crate::store::MadeFor::of(&config.linkedin), false)?;
+    store.check_made_for(&crate::store::MadeFor::of(&config.linkedin), true)?;
     Ok(store)
 }
 

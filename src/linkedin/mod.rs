@@ -219,9 +219,13 @@ impl Client {
     }
 
     fn versioned(&self, token: &Secret) -> HeaderMap {
+        self.versioned_as(token, &self.version.current())
+    }
+
+    fn versioned_as(&self, token: &Secret, version: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(AUTHORIZATION, bearer(token));
-        if let Ok(v) = HeaderValue::from_str(&self.version.current()) {
+        if let Ok(v) = HeaderValue::from_str(version) {
             h.insert("LinkedIn-Version", v);
         }
         h.insert(
@@ -231,11 +235,14 @@ impl Client {
         h
     }
 
-    /// `POST /rest/posts`: the new post's URN, from `x-restli-id` (or `x-linkedin-id`).
+    /// `POST /rest/posts` with `LinkedIn-Version: version` (the caller reads it once, so an
+    /// answer about the version, a 426, is known to be about the one sent): the new post's
+    /// URN, from `x-restli-id` (or `x-linkedin-id`).
     pub async fn create_post(
         &self,
         token: &Secret,
         body: &PostRequest,
+        version: &str,
     ) -> Result<Created, ApiError> {
         let url = &self.posts;
         let req = match &self.posts_url {
@@ -244,7 +251,7 @@ impl Client {
             None => self.http.post(url),
         };
         let req = req
-            .headers(self.versioned(token))
+            .headers(self.versioned_as(token, version))
             .header(CONTENT_TYPE, "application/json")
             .json(body);
         let resp = send(req, url).await?;

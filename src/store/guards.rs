@@ -1,6 +1,7 @@
 //! What keeps a post from going out when it must not: the mode the database was made for
-//! (`meta`), and holds on due posts (`posts.hold_reason`, `posts.hold_until`, `hold_since`),
-//! with the `post_held` event for a hold that lasts longer than `notify.held_longer_than`.
+//! (`meta`, or for a database made before it, what its tokens say), and holds on due posts
+//! (`posts.hold_reason`, `posts.hold_until`, `hold_since`), with the `post_held` event for a
+//! hold that lasts longer than `notify.held_longer_than`.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -84,6 +85,16 @@ pub(super) fn hold_one(
         .unwrap_or(false))
 }
 
+/// What an unmarked database's contents say it was made for.
+enum Inferred {
+    /// Nothing in it: it can be recorded as made for anything.
+    Empty,
+    Sandbox,
+    Live,
+    /// Cannot tell, and why.
+    Unknown(String),
+}
+
 /// A post held by [`Store::hold_many`].
 #[derive(Debug, Clone)]
 pub struct Hold {
@@ -112,7 +123,10 @@ impl Store {
     }
 
     /// Refuses a database made for another world than `want`: its tokens, URNs and
-    /// scheduled posts would go there. An unmarked database is marked when `record`.
+    /// scheduled posts would go there. A database without a record (made before `meta`) is
+    /// judged by its tokens ([`Store::inferred_made_for`]); one whose contents cannot tell is
+    /// refused, and only an empty one is taken as made for `want`. The record is written when
+    /// `record`.
     pub fn check_made_for(&mut self, want: &MadeFor, record: bool) -> Result<()> {
         match self.made_for()? {
             Some(had) if &had == want => Ok(()),
@@ -120,23 +134,86 @@ impl Store {
                 had: had.to_string(),
                 want: want.to_string(),
             }),
-            None if record => {
-                let tx = self.write()?;
-                tx.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('mode', ?1)",
-                    [want.mode()],
-                )?;
-                if let MadeFor::Live { api_base } = want {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('api_base', ?1)",
-                        [api_base],
-                    )?;
+            None => {
+                match self.inferred_made_for()? {
+                    Inferred::Empty => {}
+                    Inferred::Sandbox if *want == MadeFor::Sandbox => {}
+                    Inferred::Live if matches!(want, MadeFor::Live { .. }) => {}
+                    Inferred::Sandbox => {
+                        return Err(StoreError::MadeFor {
+                            had: "sandbox mode (its tokens are the sandbox's)".into(),
+                            want: want.to_string(),
+                        })
+                    }
+                    Inferred::Live => {
+                        return Err(StoreError::MadeFor {
+                            had: "live mode (its tokens are LinkedIn's)".into(),
+                            want: want.to_string(),
+                        })
+                    }
+                    Inferred::Unknown(why) => {
+                        let sql = match want {
+                            MadeFor::Sandbox => {
+                                "INSERT INTO meta (key, value) VALUES ('mode', 'sandbox')".into()
+                            }
+                            MadeFor::Live { api_base } => format!(
+                                "INSERT INTO meta (key, value) VALUES ('mode', 'live'), ('api_base', '{api_base}')"
+                            ),
+                        };
+                        return Err(StoreError::Unmarked {
+                            why,
+                            want: want.to_string(),
+                            sql,
+                        });
+                    }
                 }
-                tx.commit()?;
+                if record {
+                    let tx = self.write()?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('mode', ?1)",
+                        [want.mode()],
+                    )?;
+                    if let MadeFor::Live { api_base } = want {
+                        tx.execute(
+                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('api_base', ?1)",
+                            [api_base],
+                        )?;
+                    }
+                    tx.commit()?;
+                }
                 Ok(())
             }
-            None => Ok(()),
         }
+    }
+
+    /// What a database without a mode record was made for, judged by its tokens: the
+    /// sandbox's have source `sandbox`, or its shapes (access tokens `AQsbx…`, members
+    /// `urn:li:person:sbx-…`); any other is LinkedIn's. Post URNs have the same shape in both
+    /// worlds and tell nothing, so posts without tokens are `Unknown`.
+    fn inferred_made_for(&self) -> Result<Inferred> {
+        const SANDBOX: &str = "(source = 'sandbox' OR access_token LIKE 'AQsbx%' \
+             OR member_urn LIKE 'urn:li:person:sbx-%')";
+        let (sandbox, live, tokens): (i64, i64, i64) = self.conn.query_row(
+            &format!(
+                "SELECT COALESCE(SUM({SANDBOX}), 0), COALESCE(SUM(NOT {SANDBOX}), 0), COUNT(*) FROM tokens"
+            ),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let posts: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
+        Ok(match (sandbox > 0, live > 0) {
+            (true, true) => Inferred::Unknown(format!(
+                "it holds both sandbox tokens ({sandbox}) and LinkedIn tokens ({live})"
+            )),
+            (true, false) => Inferred::Sandbox,
+            (false, true) => Inferred::Live,
+            (false, false) if tokens == 0 && posts == 0 => Inferred::Empty,
+            (false, false) => Inferred::Unknown(format!(
+                "it holds {posts} posts and no token, and post URNs look the same in both modes"
+            )),
+        })
     }
 
     /// Holds scheduled posts: out of the scheduler's look until `until`, their `due_at`

@@ -84,6 +84,19 @@ pub enum StoreError {
     TimeOutOfRange { value: String },
     #[error("this database was made for {had}, and the config says {want}: its tokens, post URNs and scheduled posts belong to the first and must never go to the second. Point `database` in config.toml at a new file for {want} (keep the old file for {had}), or put the config back")]
     MadeFor { had: String, want: String },
+    #[error("this database was made by an older lipost, which did not record whether it was for the sandbox or for LinkedIn, and its contents cannot tell ({why}). Its posts must not go to the wrong one. If it is for {want}, record that: sqlite3 DATABASE \"{sql}\" (stop lipost first); otherwise point `database` in config.toml at a new file")]
+    Unmarked {
+        why: String,
+        want: String,
+        /// The statement that records `want`.
+        sql: String,
+    },
+    #[error("refusing to store {value} in {table}.{column}: a year past 9999 cannot be read back")]
+    OutOfRange {
+        table: &'static str,
+        column: &'static str,
+        value: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -244,6 +257,8 @@ pub struct Due {
     pub id: String,
     pub account: String,
     pub due_at: DateTime<Utc>,
+    /// Set when an earlier try may have reached LinkedIn.
+    pub in_doubt_since: Option<DateTime<Utc>>,
 }
 
 /// See [`Store::dispatch_view`].
@@ -516,7 +531,7 @@ impl Store {
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, account, due_at FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
+            "SELECT id, account, due_at, in_doubt_since FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
              ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
@@ -524,6 +539,7 @@ impl Store {
                 id: r.get(0)?,
                 account: r.get(1)?,
                 due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
+                in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -648,6 +664,18 @@ impl Store {
             }
         }
         Self::move_after_try(tx, &item.post_id, r, outcome, now_s)?;
+        if let Settle::Dead {
+            reason: DeadReason::InDoubt,
+        } = outcome
+        {
+            // A post that dies in doubt keeps the mark even when this try raised the doubt:
+            // intake and `retry` read `in_doubt_since` to refuse a blind resend.
+            tx.prepare_cached(
+                "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, \
+                 (SELECT started_at FROM attempts WHERE id = ?2), ?3) WHERE id = ?1",
+            )?
+            .execute(params![item.post_id, item.attempt, now_s])?;
+        }
         let next = match outcome {
             Settle::Retry { at, .. } => Some(ts(*at)),
             Settle::Held(hold) => Some(ts(hold.until)),
@@ -837,22 +865,66 @@ impl Store {
         Ok(ids)
     }
 
-    /// A claimed post whose try ended without a settle (its task failed): in doubt, scheduled
-    /// now, so the in-doubt path resolves it before anything is resent. `false` if the post
-    /// was no longer `publishing` (it was settled after all).
-    pub fn recover_one(&mut self, id: &str, why: &str, now: DateTime<Utc>) -> Result<bool> {
+    /// A claimed post whose try ended without a settle (its task failed): in doubt, and the
+    /// try counts, so a task that fails every time cannot loop. Scheduled again at
+    /// `next(attempts used)`, where the in-doubt path resolves it before anything is resent;
+    /// once `max_attempts` tries are used it is dead as `in_doubt`, for a person to check.
+    /// `false` if the post was no longer `publishing` (it was settled after all).
+    pub fn recover_one(
+        &mut self,
+        id: &str,
+        why: &str,
+        now: DateTime<Utc>,
+        max_attempts: u32,
+        next: impl FnOnce(u32) -> DateTime<Utc>,
+    ) -> Result<bool> {
         let now_s = ts(now);
         let tx = self.write()?;
-        let started: Option<String> = tx
+        let row: Option<(Option<String>, u32)> = tx
             .query_row(
-                "SELECT started_at FROM attempts WHERE post_id = ?1 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                "SELECT (SELECT started_at FROM attempts WHERE post_id = p.id AND finished_at IS NULL ORDER BY id DESC LIMIT 1), \
+                 attempts_used FROM posts p WHERE id = ?1",
                 [id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let moved = Self::recover_tx(&tx, id, started, why, &now_s)?;
+        let Some((started, used)) = row else {
+            return Ok(false);
+        };
+        let used = used + 1;
+        if used >= max_attempts {
+            if !Self::apply(&tx, id, Transition::Kill, &now_s)? {
+                return Ok(false);
+            }
+            let message = format!(
+                "{why}; {used} tries ended this way, so it is given up. It may be on LinkedIn: check the feed; `lipost mark-published {id} URN` records it if it is there, `lipost retry {id} --force` sends it anyway"
+            );
+            tx.execute(
+                "UPDATE attempts SET finished_at = ?2, outcome = ?3, message = ?4 \
+                 WHERE post_id = ?1 AND finished_at IS NULL",
+                params![id, now_s, AttemptOutcome::Dead.as_str(), message],
+            )?;
+            tx.execute(
+                "UPDATE posts SET attempts_used = ?2, in_doubt_since = COALESCE(in_doubt_since, ?3, ?4) WHERE id = ?1",
+                params![id, used, started, now_s],
+            )?;
+            let result = AttemptResult {
+                message: Some(message),
+                outcome: AttemptOutcome::Dead,
+                ..AttemptResult::default()
+            };
+            Self::bury(&tx, id, DeadReason::InDoubt, &result, &now_s)?;
+        } else {
+            if !Self::recover_tx(&tx, id, started, why, &now_s)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE posts SET attempts_used = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                params![id, used, ts(next(used))],
+            )?;
+        }
         tx.commit()?;
-        Ok(moved)
+        Ok(true)
     }
 
     fn recover_tx(

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{opt_ts, parse_ts, ts, Result, Store};
+use super::{opt_ts, parse_ts, ts, Result, Store, StoreError};
 use crate::secret::Secret;
 
 /// Where a token came from.
@@ -89,6 +89,21 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
+/// A token time as stored, refused past year 9999: RFC 3339 cannot write it (it comes out as
+/// `+10000-…`), and a value that cannot be read back would stop the daemon at every start.
+/// `auth::lifetime` keeps token answers far below this; this is the store's own guard.
+fn token_ts(column: &'static str, t: DateTime<Utc>) -> Result<String> {
+    use chrono::Datelike;
+    if !(0..=9999).contains(&t.year()) {
+        return Err(StoreError::OutOfRange {
+            table: "tokens",
+            column,
+            value: t.to_string(),
+        });
+    }
+    Ok(ts(t).to_string())
+}
+
 impl Store {
     /// Stores a fresh token set. A response without a refresh token keeps the stored one
     /// (and its expiry) when it is the same member: re-login must not wipe it.
@@ -109,9 +124,11 @@ impl Store {
                 t.account,
                 t.member_urn,
                 t.access_token.expose(),
-                ts(t.access_expires_at),
+                token_ts("access_expires_at", t.access_expires_at)?,
                 t.refresh_token.as_ref().map(|s| s.expose().to_string()),
-                t.refresh_expires_at.map(ts),
+                t.refresh_expires_at
+                    .map(|t| token_ts("refresh_expires_at", t))
+                    .transpose()?,
                 t.scopes.join(" "),
                 t.source.as_str(),
                 ts(t.updated_at),
@@ -134,7 +151,12 @@ impl Store {
         self.conn.execute(
             "UPDATE tokens SET access_token = ?2, access_expires_at = ?3, status = 'ok', status_reason = NULL, \
              updated_at = ?4 WHERE account = ?1",
-            params![account, access.expose(), ts(expires_at), ts(now)],
+            params![
+                account,
+                access.expose(),
+                token_ts("access_expires_at", expires_at)?,
+                ts(now)
+            ],
         )?;
         Ok(())
     }
@@ -182,5 +204,46 @@ impl Store {
             .prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY account"))?;
         let rows = stmt.query_map([], token_from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding 1, the token side: a token time past year 9999 is refused, never
+    /// written as `+10000-…`, which could not be read back.
+    #[test]
+    fn a_token_time_past_year_9999_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let now = Utc::now();
+        let mut token = Token {
+            account: "me".into(),
+            member_urn: "urn:li:person:1".into(),
+            access_token: Secret::new("t"),
+            access_expires_at: "9999-12-31T23:59:59Z".parse().unwrap(),
+            refresh_token: None,
+            refresh_expires_at: None,
+            scopes: vec![],
+            source: TokenSource::Import,
+            needs_reauth: None,
+            updated_at: now,
+        };
+        store.save_token(&token).unwrap();
+        assert_eq!(
+            store.token("me").unwrap().unwrap().access_expires_at,
+            token.access_expires_at
+        );
+        token.access_expires_at = "+10000-01-01T04:00:00Z".parse().unwrap();
+        let err = store.save_token(&token).unwrap_err();
+        assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+        let far: DateTime<Utc> = "+11533-01-01T00:00:00Z".parse().unwrap();
+        let err = store
+            .refreshed("me", &Secret::new("t2"), far, now)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+        // What is stored still reads back.
+        assert!(store.tokens().is_ok());
     }
 }
