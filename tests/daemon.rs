@@ -109,30 +109,38 @@ fn a_draft_dropped_while_stopped_is_published_after_start_and_one_due_long_ago_n
     let mut d = Daemon::start(&env);
     d.term(Duration::from_secs(10));
     env.drop_draft("while-down.md", "Written while lipost was stopped\n");
-    // Further in the past than retry.max_lateness (24h): a typo or a stale file, not "now".
+    // Within retry.max_lateness (24 h): it goes out at once.
     env.drop_draft(
-        "past.md",
-        // Within retry.max_lateness (24 h): further back is refused at intake.
+        "recent.md",
         draft(
             &format!("publish_at = \"{}\"", in_secs(-3600)),
+            "Due an hour ago",
+        ),
+    );
+    // Further back than retry.max_lateness: a typo or a stale file, not "now".
+    env.drop_draft(
+        "past.md",
+        draft(
+            &format!("publish_at = \"{}\"", in_secs(-25 * 3600)),
             "Due long ago",
         ),
     );
     let started = Utc::now();
     let d = Daemon::start(&env);
-    let a = wait_post(
-        &sb,
-        |p| p["text"] == "Written while lipost was stopped",
-        Duration::from_secs(10),
-    );
-    assert!(received_at(&a) - started < chrono::Duration::seconds(5));
+    for text in ["Written while lipost was stopped", "Due an hour ago"] {
+        let a = wait_post(&sb, |p| p["text"] == text, Duration::from_secs(10));
+        assert!(received_at(&a) - started < chrono::Duration::seconds(5));
+    }
     assert!(
-        wait_until(Duration::from_secs(10), || env.state("past").as_deref()
-            == Some("dead")
-            || env.queue.join("rejected/past.md").exists()),
+        wait_until(Duration::from_secs(10), || env
+            .queue
+            .join("rejected/past.md")
+            .exists()),
         "{}",
         d.log_text()
     );
+    let why = std::fs::read_to_string(env.queue.join("rejected/past.md.error")).unwrap();
+    assert!(why.contains("publish_at"), "{why}");
     assert!(
         !sb.posts().iter().any(|p| p["text"] == "Due long ago"),
         "sent more than max_lateness after its time"
