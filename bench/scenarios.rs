@@ -694,6 +694,13 @@ fn recovery(size: &Size, rows: &mut Vec<Row>) {
     {
         let mut c = rusqlite::Connection::open(&env.db).unwrap();
         let tx = c.transaction().unwrap();
+        // As `lipost run` leaves it: the mode it was made for is recorded (a database with
+        // posts and no record is refused, since nothing says which world its posts are for).
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('mode', 'sandbox')",
+            [],
+        )
+        .unwrap();
         {
             let mut stmt = tx
                 .prepare("INSERT INTO posts (id, account, state, due_at, next_attempt_at, post_urn, commentary, text, visibility, created_at, updated_at, published_at) VALUES (?1, 'me', ?2, ?3, ?3, ?4, ?5, ?5, 'PUBLIC', ?3, ?3, ?6)")
