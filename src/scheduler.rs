@@ -532,7 +532,10 @@ fn plan(
             continue;
         }
         if let Some(last) = last.filter(|_| paced) {
-            let earliest = crate::publisher::later(last, account.min_spacing);
+            // Times are stored to the millisecond, cut down: `last` may be up to 1 ms before
+            // the answer really came, so 1 ms more keeps the spacing from ever falling short.
+            let margin = std::time::Duration::from_millis(1);
+            let earliest = crate::publisher::later(last, account.min_spacing + margin);
             if earliest > now {
                 wait(HoldReason::MinSpacing, earliest, &mut plan);
                 continue;
@@ -832,9 +835,10 @@ mod tests {
         assert!(p.chosen.is_empty());
         assert_eq!(p.held.len(), 1);
         assert_eq!(p.held[0].1.reason, HoldReason::MinSpacing);
+        // An hour after it, and 1 ms for the millisecond the stored time may have lost.
         assert_eq!(
             p.held[0].1.until,
-            "2026-11-23T11:00:00Z".parse::<DateTime<Utc>>().unwrap()
+            "2026-11-23T11:00:00.001Z".parse::<DateTime<Utc>>().unwrap()
         );
         assert_eq!(p.held_accounts, ["me"]);
     }
