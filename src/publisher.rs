@@ -670,17 +670,9 @@ mod tests {
     #[tokio::test]
     async fn flush_commits_every_queued_outcome_before_it_returns() {
         use crate::config::{Config, TEST_CONFIG};
-        use crate::store::{NewPost, Store};
         let dir = tempfile::tempdir().unwrap();
         let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
-        let mut store = Store::open(&config.database).unwrap();
-        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
-        let intake = NewPost {
-            draft: &draft,
-            source_file: "p.md",
-            slots: &[],
-        };
-        store.ingest(&[intake], Utc::now()).unwrap();
+        let mut store = crate::store::with_one_post(&config);
         let (_post, attempt) = store
             .claim_many(&["p".to_string()], Utc::now())
             .unwrap()

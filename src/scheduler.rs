@@ -669,17 +669,9 @@ mod tests {
     /// leaves no post stranded in `publishing` and no account held.
     #[tokio::test]
     async fn a_publish_task_that_panics_puts_its_post_in_doubt_and_frees_its_account() {
-        use crate::store::{NewPost, Store};
         let dir = tempfile::tempdir().unwrap();
         let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
-        let mut store = Store::open(&config.database).unwrap();
-        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
-        let intake = NewPost {
-            draft: &draft,
-            source_file: "p.md",
-            slots: &[],
-        };
-        store.ingest(&[intake], Utc::now()).unwrap();
+        let mut store = crate::store::with_one_post(&config);
         let (post, _attempt) = store
             .claim_many(&["p".to_string()], Utc::now())
             .unwrap()
@@ -731,19 +723,10 @@ mod tests {
     /// `in_doubt` (any of the tries may have reached LinkedIn), not retried for ever.
     #[tokio::test]
     async fn a_publish_task_that_always_panics_ends_dead_in_doubt_after_max_attempts() {
-        use crate::store::{NewPost, Store};
         let dir = tempfile::tempdir().unwrap();
         let text = format!("{TEST_CONFIG}\n[retry]\nmax_attempts = 2\n");
         let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
-        let mut store = Store::open(&config.database).unwrap();
-        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
-        let intake = NewPost {
-            draft: &draft,
-            source_file: "p.md",
-            slots: &[],
-        };
-        store.ingest(&[intake], Utc::now()).unwrap();
-        let handle = Handle::new(store);
+        let handle = Handle::new(crate::store::with_one_post(&config));
         let (_tx, live) = crate::config::Live::new(config);
         let client = crate::linkedin::Client::new(
             "http://127.0.0.1:9",

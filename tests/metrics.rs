@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -181,44 +180,6 @@ fn wait_sql(env: &Env, sql: &str, what: &str, d: &Daemon) {
     assert!(ok, "never {what}; daemon log:\n{}", d.log_text());
 }
 
-/// `lipost auth login --paste` against the sandbox, approved at once (so the account has a
-/// refresh token, and the sandbox's revocation makes it need a login).
-fn login(env: &Env) {
-    let mut child = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["auth", "login", "--account", "me", "--paste"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "login printed no URL"
-        );
-        if line.starts_with("http") {
-            break line.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let r = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .unwrap();
-    let landed = r.headers()["location"].to_str().unwrap().to_string();
-    let stdin = child.stdin.as_mut().unwrap();
-    stdin.write_all(format!("{landed}\n").as_bytes()).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// `lipost run`, which must refuse to start: its output.
 fn refused_run(env: &Env) -> String {
     let mut d = Daemon::spawn_with_env(env, &[]);
@@ -254,7 +215,7 @@ fn the_endpoint_is_scraped_and_every_value_matches_the_store() {
             "\n[metrics]\nlisten = \"127.0.0.1:0\"\n\n[notify]\nwebhook = \"http://127.0.0.1:{dead_port}/hook\"\n"
         ),
     );
-    login(&env);
+    login_paste(&env);
     let d = Daemon::start(&env);
     let url = endpoint(&d);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");

@@ -317,43 +317,6 @@ fn env_with_hook(sb: &Sandbox, out: &Path) -> Env {
     env
 }
 
-/// `lipost auth login --paste` against the sandbox, approved at once.
-fn login(env: &Env) {
-    let mut child = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["auth", "login", "--account", "me", "--paste"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "login printed no URL"
-        );
-        if line.starts_with("http") {
-            break line.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let r = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .unwrap();
-    let landed = r.headers()["location"].to_str().unwrap().to_string();
-    let stdin = child.stdin.as_mut().unwrap();
-    stdin.write_all(format!("{landed}\n").as_bytes()).unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 fn of_kind(out: &Path, kind: &str) -> Vec<Value> {
     lines(out)
         .into_iter()
@@ -368,7 +331,7 @@ fn an_account_needing_a_login_is_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
     let env = env_with_hook(&sb, &out);
-    login(&env);
+    login_paste(&env);
     let d = Daemon::start(&env);
     post_json(
         &format!("{}/_sandbox/revoke", sb.url),

@@ -385,19 +385,10 @@ mod tests {
     use super::*;
     use crate::config::{Config, TEST_CONFIG};
     use crate::notify::{Routes, Sink};
-    use crate::store::NewPost;
 
     fn store_with_post(dir: &std::path::Path) -> Store {
         let config = Config::parse(TEST_CONFIG, &dir.join("config.toml")).unwrap();
-        let mut store = Store::open(&config.database).unwrap();
-        let draft = crate::draft::parse(b"Hello\n", "p", &config).unwrap();
-        let intake = NewPost {
-            draft: &draft,
-            source_file: "p.md",
-            slots: &[],
-        };
-        store.ingest(&[intake], Utc::now()).unwrap();
-        store
+        crate::store::with_one_post(&config)
     }
 
     fn hold(reason: HoldReason, until: DateTime<Utc>) -> Vec<(String, Hold)> {

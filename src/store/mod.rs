@@ -101,6 +101,21 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// For unit tests of other modules: a store at `config.database` holding one scheduled post,
+/// `p` ("Hello"), due now.
+#[cfg(test)]
+pub(crate) fn with_one_post(config: &crate::config::Config) -> Store {
+    let mut store = Store::open(&config.database).unwrap();
+    let draft = crate::draft::parse(b"Hello\n", "p", config).unwrap();
+    let post = NewPost {
+        draft: &draft,
+        source_file: "p.md",
+        slots: &[],
+    };
+    store.ingest(&[post], Utc::now()).unwrap();
+    store
+}
+
 /// Times are stored as RFC 3339 UTC text with milliseconds: sortable, and readable by
 /// `sqlite3` and its `datetime()`.
 pub fn ts(t: DateTime<Utc>) -> Ts {

@@ -333,3 +333,42 @@ pub fn wait_post(sb: &Sandbox, pred: impl Fn(&Value) -> bool, timeout: Duration)
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// `lipost auth login --paste` against the sandbox, approved at once (so the account has a
+/// refresh token, and the sandbox's revocation makes it need a login).
+pub fn login_paste(env: &Env) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args(["auth", "login", "--account", "me", "--paste"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "login printed no URL"
+        );
+        if line.starts_with("http") {
+            break line.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let r = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap();
+    let landed = r.headers()["location"].to_str().unwrap().to_string();
+    let stdin = child.stdin.as_mut().unwrap();
+    stdin.write_all(format!("{landed}\n").as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
