@@ -91,12 +91,6 @@ pub enum StoreError {
         /// The statement that records `want`.
         sql: String,
     },
-    #[error("refusing to store {value} in {table}.{column}: a year past 9999 cannot be read back")]
-    OutOfRange {
-        table: &'static str,
-        column: &'static str,
-        value: String,
-    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

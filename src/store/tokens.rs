@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{opt_ts, parse_ts, ts, Result, Store, StoreError};
+use super::{opt_ts, parse_ts, ts, Result, Store};
 use crate::secret::Secret;
 
 /// Where a token came from.
@@ -89,21 +89,6 @@ fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
     })
 }
 
-/// A token time as stored, refused past year 9999: RFC 3339 cannot write it (it comes out as
-/// `+10000-…`), and a value that cannot be read back would stop the daemon at every start.
-/// `auth::lifetime` keeps token answers far below this; this is the store's own guard.
-fn token_ts(column: &'static str, t: DateTime<Utc>) -> Result<String> {
-    use chrono::Datelike;
-    if !(0..=9999).contains(&t.year()) {
-        return Err(StoreError::OutOfRange {
-            table: "tokens",
-            column,
-            value: t.to_string(),
-        });
-    }
-    Ok(ts(t).to_string())
-}
-
 impl Store {
     /// Stores a fresh token set. A response without a refresh token keeps the stored one
     /// (and its expiry) when it is the same member: re-login must not wipe it.
@@ -124,11 +109,9 @@ impl Store {
                 t.account,
                 t.member_urn,
                 t.access_token.expose(),
-                token_ts("access_expires_at", t.access_expires_at)?,
+                ts(t.access_expires_at),
                 t.refresh_token.as_ref().map(|s| s.expose().to_string()),
-                t.refresh_expires_at
-                    .map(|t| token_ts("refresh_expires_at", t))
-                    .transpose()?,
+                t.refresh_expires_at.map(ts),
                 t.scopes.join(" "),
                 t.source.as_str(),
                 ts(t.updated_at),
@@ -154,7 +137,7 @@ impl Store {
             params![
                 account,
                 access.expose(),
-                token_ts("access_expires_at", expires_at)?,
+                ts(expires_at),
                 ts(now)
             ],
         )?;
@@ -237,12 +220,18 @@ mod tests {
         );
         token.access_expires_at = "+10000-01-01T04:00:00Z".parse().unwrap();
         let err = store.save_token(&token).unwrap_err();
-        assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+        assert!(
+            matches!(err, crate::store::StoreError::TimeOutOfRange { .. }),
+            "{err}"
+        );
         let far: DateTime<Utc> = "+11533-01-01T00:00:00Z".parse().unwrap();
         let err = store
             .refreshed("me", &Secret::new("t2"), far, now)
             .unwrap_err();
-        assert!(matches!(err, StoreError::OutOfRange { .. }), "{err}");
+        assert!(
+            matches!(err, crate::store::StoreError::TimeOutOfRange { .. }),
+            "{err}"
+        );
         // What is stored still reads back.
         assert!(store.tokens().is_ok());
     }
