@@ -149,6 +149,49 @@ fn a_command_hook_receives_a_dead_post_event() {
 }
 
 #[test]
+fn post_published_is_sent_only_when_asked_for() {
+    let sb = Sandbox::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("events.jsonl");
+    let probe = Env::new(&sb, "");
+    let hook = script(&probe, "hook.sh", &out);
+    let env = Env::new(
+        &sb,
+        &format!(
+            "\n[notify]\ncommand = [\"{}\"]\nevents = [\"post_dead\", \"post_published\"]\n",
+            hook.display()
+        ),
+    );
+    let d = Daemon::start(&env);
+    env.drop_draft("hello.md", "Out it goes\n");
+    wait_state(&env, "hello", "published");
+    let got = wait_until(Duration::from_secs(20), || !lines(&out).is_empty());
+    assert!(got, "the hook never ran; daemon log:\n{}", d.log_text());
+    let events = lines(&out);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let urn: String = env
+        .db()
+        .query_row("SELECT post_urn FROM posts WHERE id = 'hello'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(events[0]["kind"], "post_published");
+    assert_eq!(events[0]["post_id"], "hello");
+    assert_eq!(events[0]["account"], "me");
+    assert_eq!(events[0]["message"], urn.as_str());
+
+    // Not asked for (the default events): a published post records nothing.
+    let quiet = Env::new(
+        &sb,
+        &format!("\n[notify]\ncommand = [\"{}\"]\n", hook.display()),
+    );
+    let _d = Daemon::start(&quiet);
+    quiet.drop_draft("quiet.md", "Out it goes quietly\n");
+    wait_state(&quiet, "quiet", "published");
+    assert!(rows(&quiet).is_empty(), "{:?}", rows(&quiet));
+}
+
+#[test]
 fn a_failing_webhook_gets_each_event_once_across_a_restart() {
     let sb = Sandbox::start();
     let hook = Hook::start(2);

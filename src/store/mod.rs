@@ -739,6 +739,7 @@ impl Store {
                 if moved != 1 {
                     Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
                 }
+                outbox::published(tx, post_id, urn, now_s)?;
             }
             Settle::Retry {
                 at,

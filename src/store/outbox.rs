@@ -71,10 +71,7 @@ fn corrupt(column: &'static str, value: &str, expected: &'static str) -> rusqlit
 
 /// Records `event` for every sink its kind is routed to, inside `tx`; how many rows.
 pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usize> {
-    let routed: bool = tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM temp.notify_routes WHERE kind = ?1)")?
-        .query_row([event.kind.as_str()], |r| r.get(0))?;
-    if !routed {
+    if !routed(tx, event.kind)? {
         return Ok(0);
     }
     let id = notify::new_id();
@@ -96,6 +93,34 @@ pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usiz
         notify::recorded().notify_one();
     }
     Ok(n)
+}
+
+/// Whether `kind` goes to any sink: one cached lookup, so an event nobody wants costs no more.
+fn routed(tx: &Connection, kind: Kind) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM temp.notify_routes WHERE kind = ?1)")?
+        .query_row([kind.as_str()], |r| r.get(0))?)
+}
+
+/// The hook where a post is recorded published (`post_published`, off by default: then it
+/// costs the publish path one cached lookup and nothing else).
+pub(super) fn published(tx: &Connection, post_id: &str, urn: &str, now_s: &str) -> Result<()> {
+    if !routed(tx, Kind::PostPublished)? {
+        return Ok(());
+    }
+    let account: Option<String> = tx
+        .prepare_cached("SELECT account FROM posts WHERE id = ?1")?
+        .query_row([post_id], |r| r.get(0))
+        .optional()?;
+    let mut e = Event::new(
+        Kind::PostPublished,
+        format!("Post {post_id} is on LinkedIn as {urn}"),
+    );
+    e.post_id = Some(post_id.to_string());
+    e.account = account;
+    e.message = Some(urn.to_string());
+    record(tx, &e, now_s)?;
+    Ok(())
 }
 
 /// The hook in the one place a dead letter is written.
