@@ -637,6 +637,19 @@ fn log_outcome(post: &Post, r: &AttemptResult, s: &Settle) {
     }
 }
 
+/// For unit tests: a publisher whose client points at a closed port, so nothing leaves.
+#[cfg(test)]
+pub(crate) fn offline(live: Live, store: Handle) -> Publisher {
+    let client = Client::new(
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        "202609",
+        Duration::from_secs(1),
+    );
+    let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
+    Publisher::new(live, store, client, tokens)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -679,14 +692,7 @@ mod tests {
             .remove(0);
         let handle = Handle::new(store);
         let (_tx, live) = crate::config::Live::new(config);
-        let client = Client::new(
-            "http://127.0.0.1:9",
-            "http://127.0.0.1:9",
-            "202609",
-            Duration::from_secs(1),
-        );
-        let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), handle.clone()));
-        let publisher = Publisher::new(live, handle.clone(), client, tokens);
+        let publisher = offline(live, handle.clone());
         // As an aborted send leaves it: queued, its sender gone.
         let (done, _gone) = oneshot::channel();
         let item = Settled {

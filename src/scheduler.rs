@@ -678,18 +678,7 @@ mod tests {
             .remove(0);
         let handle = Handle::new(store);
         let (_tx, live) = crate::config::Live::new(config);
-        let client = crate::linkedin::Client::new(
-            "http://127.0.0.1:9",
-            "http://127.0.0.1:9",
-            "202609",
-            std::time::Duration::from_secs(1),
-        );
-        let tokens = Arc::new(crate::auth::Tokens::new(
-            live.clone(),
-            client.clone(),
-            handle.clone(),
-        ));
-        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let publisher = Arc::new(crate::publisher::offline(live.clone(), handle.clone()));
         let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
         *s.busy.entry(post.account.clone()).or_default() += 1;
         let task = s.tasks.spawn(async { panic!("a bug in a send") });
@@ -728,18 +717,7 @@ mod tests {
         let config = Config::parse(&text, &dir.path().join("config.toml")).unwrap();
         let handle = Handle::new(crate::store::with_one_post(&config));
         let (_tx, live) = crate::config::Live::new(config);
-        let client = crate::linkedin::Client::new(
-            "http://127.0.0.1:9",
-            "http://127.0.0.1:9",
-            "202609",
-            std::time::Duration::from_secs(1),
-        );
-        let tokens = Arc::new(crate::auth::Tokens::new(
-            live.clone(),
-            client.clone(),
-            handle.clone(),
-        ));
-        let publisher = Arc::new(Publisher::new(live.clone(), handle.clone(), client, tokens));
+        let publisher = Arc::new(crate::publisher::offline(live.clone(), handle.clone()));
         let mut s = Scheduler::new(live, handle.clone(), publisher, Arc::new(Notify::new()));
         for _ in 0..2 {
             let (post, _attempt) = handle

@@ -528,6 +528,23 @@ fn an_absurd_token_lifetime_is_clamped_and_the_daemon_still_starts() {
     wait_post_logged(&sb, &d, "With a clamped token", Duration::from_secs(10));
 }
 
+/// Makes the config send `version` as `LinkedIn-Version`.
+fn set_version(env: &Env, version: &str) {
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version = ") {
+                format!("version = \"{version}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&env.config, text + "\n").unwrap();
+}
+
 fn months_ago(n: i32) -> String {
     use chrono::Datelike;
     let now = chrono::Utc::now();
@@ -539,16 +556,8 @@ fn months_ago(n: i32) -> String {
 fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
-    let good = std::fs::read_to_string(&env.config).unwrap();
     let retired = months_ago(15);
-    std::fs::write(
-        &env.config,
-        good.replace(
-            &format!("version = \"{}\"", current_version()),
-            &format!("version = \"{retired}\""),
-        ),
-    )
-    .unwrap();
+    set_version(&env, &retired);
     let d = Daemon::start(&env);
     for i in 0..4 {
         env.drop_draft(&format!("p{i}.md"), format!("Waits for a version {i}\n"));
@@ -589,7 +598,7 @@ fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
         "{status}"
     );
 
-    std::fs::write(&env.config, &good).unwrap();
+    set_version(&env, &current_version());
     // SAFETY: signalling our own child.
     unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
     assert!(
@@ -622,16 +631,8 @@ fn a_retired_version_holds_every_post_until_a_reload_sends_each_once() {
 fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
     let sb = Sandbox::start();
     let env = Env::build(&sb, "", "request_timeout = \"20s\"", "");
-    let good = std::fs::read_to_string(&env.config).unwrap();
     let retired = months_ago(15);
-    std::fs::write(
-        &env.config,
-        good.replace(
-            &format!("version = \"{}\"", current_version()),
-            &format!("version = \"{retired}\""),
-        ),
-    )
-    .unwrap();
+    set_version(&env, &retired);
     let d = Daemon::start(&env);
     // The answer (a 426 for the retired version) comes only after the reload.
     sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 6000, "times": 1}]));
@@ -648,7 +649,7 @@ fn a_426_for_the_version_before_a_reload_does_not_retire_the_new_one() {
         "{}",
         d.log_text()
     );
-    std::fs::write(&env.config, &good).unwrap();
+    set_version(&env, &current_version());
     unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
     d.wait_log("config reloaded", Duration::from_secs(15));
     wait_post_logged(&sb, &d, "Sent before the reload", Duration::from_secs(20));
@@ -716,16 +717,8 @@ fn a_held_post_in_doubt_is_dead_in_doubt_once_its_resend_window_ends() {
 fn an_old_version_is_warned_in_the_log_status_and_doctor() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
-    let good = std::fs::read_to_string(&env.config).unwrap();
     let old = months_ago(11);
-    std::fs::write(
-        &env.config,
-        good.replace(
-            &format!("version = \"{}\"", current_version()),
-            &format!("version = \"{old}\""),
-        ),
-    )
-    .unwrap();
+    set_version(&env, &old);
     let d = Daemon::start(&env);
     d.wait_log("11 months old", Duration::from_secs(5));
     assert!(d.log_text().contains("WARN"));
@@ -747,7 +740,7 @@ fn an_old_version_is_warned_in_the_log_status_and_doctor() {
     );
 
     // A young version says nothing.
-    std::fs::write(&env.config, &good).unwrap();
+    set_version(&env, &current_version());
     let status = output(&env.lipost(&["status"]));
     assert!(!status.contains("months old"), "{status}");
 }

@@ -73,10 +73,28 @@ impl Hook {
 
 /// A `command` hook: a shell script appending its stdin to `out`.
 fn script(env: &Env, name: &str, out: &Path) -> PathBuf {
-    let path = env.path(name);
+    write_hook(env.path(name), out)
+}
+
+/// A hook at `path` that appends each event it is given to `out`.
+fn write_hook(path: PathBuf, out: &Path) -> PathBuf {
     std::fs::write(&path, format!("#!/bin/sh\ncat >> '{}'\n", out.display())).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
+}
+
+/// An environment whose `[notify]` command appends each event to `out`; `before` goes ahead
+/// of the section (other sections), `notify` inside it (more `[notify]` keys).
+fn env_with_command(sb: &Sandbox, out: &Path, before: &str, notify: &str) -> Env {
+    // Beside `out`, in the test's folder, which outlives the daemon.
+    let hook = write_hook(out.with_file_name("hook.sh"), out);
+    Env::new(
+        sb,
+        &format!(
+            "{before}\n[notify]\ncommand = [\"{}\"]\n{notify}",
+            hook.display()
+        ),
+    )
 }
 
 fn lines(path: &Path) -> Vec<Value> {
@@ -111,12 +129,7 @@ fn a_command_hook_receives_a_dead_post_event() {
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let probe = Env::new(&sb, "");
-    let hook = script(&probe, "hook.sh", &out);
-    let env = Env::new(
-        &sb,
-        &format!("\n[notify]\ncommand = [\"{}\"]\n", hook.display()),
-    );
+    let env = env_with_command(&sb, &out, "", "");
     let d = Daemon::start(&env);
     sb.faults(json!([{"path": "/rest/posts", "status": 400, "times": 1}]));
     env.drop_draft("refused.md", "LinkedIn says no\n");
@@ -153,15 +166,8 @@ fn post_published_is_sent_only_when_asked_for() {
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let probe = Env::new(&sb, "");
-    let hook = script(&probe, "hook.sh", &out);
-    let env = Env::new(
-        &sb,
-        &format!(
-            "\n[notify]\ncommand = [\"{}\"]\nevents = [\"post_dead\", \"post_published\"]\n",
-            hook.display()
-        ),
-    );
+    let events = "events = [\"post_dead\", \"post_published\"]\n";
+    let env = env_with_command(&sb, &out, "", events);
     let d = Daemon::start(&env);
     env.drop_draft("hello.md", "Out it goes\n");
     wait_state(&env, "hello", "published");
@@ -181,10 +187,7 @@ fn post_published_is_sent_only_when_asked_for() {
     assert_eq!(events[0]["message"], urn.as_str());
 
     // Not asked for (the default events): a published post records nothing.
-    let quiet = Env::new(
-        &sb,
-        &format!("\n[notify]\ncommand = [\"{}\"]\n", hook.display()),
-    );
+    let quiet = env_with_command(&sb, &out, "", "");
     let _d = Daemon::start(&quiet);
     quiet.drop_draft("quiet.md", "Out it goes quietly\n");
     wait_state(&quiet, "quiet", "published");
@@ -260,16 +263,7 @@ fn notify_test_reaches_both_sinks_and_fails_loudly() {
     let hook = Hook::start(0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let probe = Env::new(&sb, "");
-    let cmd = script(&probe, "hook.sh", &out);
-    let env = Env::new(
-        &sb,
-        &format!(
-            "\n[notify]\ncommand = [\"{}\"]\nwebhook = \"{}\"\n",
-            cmd.display(),
-            hook.url
-        ),
-    );
+    let env = env_with_command(&sb, &out, "", &format!("webhook = \"{}\"\n", hook.url));
     let o = env.lipost(&["notify", "test"]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -465,16 +459,8 @@ fn a_post_in_doubt_that_needs_a_person_is_its_own_event() {
     let sb = Sandbox::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("events.jsonl");
-    let probe = Env::new(&sb, "");
-    let hook = script(&probe, "hook.sh", &out);
-    let env = Env::new(
-        &sb,
-        &format!(
-            "\n[retry]\nbase_delay = \"300ms\"\nmax_delay = \"600ms\"\nresend_window = \"1s\"\nmax_attempts = 20\n\
-             \n[notify]\ncommand = [\"{}\"]\n",
-            hook.display()
-        ),
-    );
+    let retry = "\n[retry]\nbase_delay = \"300ms\"\nmax_delay = \"600ms\"\nresend_window = \"1s\"\nmax_attempts = 20\n";
+    let env = env_with_command(&sb, &out, retry, "");
     let d = Daemon::start(&env);
     // Every answer is lost: the post may be on LinkedIn, and only a person can tell.
     sb.faults(json!([{"path": "/rest/posts", "drop": true, "times": 0}]));
