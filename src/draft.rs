@@ -57,6 +57,12 @@ pub struct Draft {
     pub text: String,
     /// The text escaped per LinkedIn's Little Text Format: the exact bytes sent.
     pub commentary: String,
+    /// Attachments, link card or poll (a bundle's front matter); `None` for a text post.
+    pub content: Option<crate::content::Content>,
+    /// `first_comment`: posted as the author once the post is published.
+    pub first_comment: Option<String>,
+    /// `edit = true`: change the text of the published post with this id.
+    pub edit: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,6 +235,9 @@ pub fn parse_at(
         visibility,
         text: body.to_string(),
         commentary,
+        content: None,
+        first_comment: None,
+        edit: false,
     })
 }
 

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod daemon;
 pub mod draft;
 pub mod linkedin;

@@ -139,6 +139,10 @@ pub struct Post {
     /// Why it waits, while it is held (`hold_until` set); see [`HoldReason`].
     pub hold_reason: Option<HoldReason>,
     pub hold_until: Option<DateTime<Utc>>,
+    /// Attachments, link card or poll; `None` for a text post.
+    pub content: Option<crate::content::Content>,
+    /// Posted as a comment by the post's author once the post is published.
+    pub first_comment: Option<String>,
 }
 
 /// One try, as recorded in `attempts`.

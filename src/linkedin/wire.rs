@@ -32,6 +32,74 @@ pub struct PostRequest {
     pub distribution: Distribution,
     pub lifecycle_state: String,
     pub is_reshare_disabled_by_author: bool,
+    /// Absent for a text post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<PostContent>,
+}
+
+/// A post's `content`: one kind per post.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum PostContent {
+    /// One image, a document or a video.
+    Media(MediaContent),
+    /// 2 to 20 images.
+    MultiImage(MultiImage),
+    Article(ArticleContent),
+    Poll(PollContent),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaContent {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MultiImage {
+    pub images: Vec<ImageRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageRef {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArticleContent {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// An image URN, uploaded like any other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PollContent {
+    pub question: String,
+    pub options: Vec<PollOption>,
+    pub settings: PollSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PollOption {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PollSettings {
+    /// `ONE_DAY`, `THREE_DAYS`, `SEVEN_DAYS` or `FOURTEEN_DAYS`.
+    pub duration: String,
 }
 
 impl PostRequest {
@@ -47,6 +115,7 @@ impl PostRequest {
             },
             lifecycle_state: "PUBLISHED".into(),
             is_reshare_disabled_by_author: false,
+            content: None,
         }
     }
 }

@@ -36,7 +36,7 @@ impl Store {
         let existing = tx
             .query_row(
                 "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at, \
-                 source_file, due_at FROM posts WHERE id = ?1",
+                 source_file, due_at, content, first_comment FROM posts WHERE id = ?1",
                 [&d.id],
                 |r| {
                     Ok(Existing {
@@ -49,11 +49,17 @@ impl Store {
                         publish_at: r.get(6)?,
                         source_file: r.get(7)?,
                         due_at: r.get(8)?,
+                        content: r.get(9)?,
+                        first_comment: r.get(10)?,
                     })
                 },
             )
             .optional()?;
         let publish_at = d.publish_at.map(ts);
+        let content = d
+            .content
+            .as_ref()
+            .map(|c| serde_json::to_string(c).expect("content serializes"));
         let (due, slot) = if d.next_slot {
             match Self::free_slot(tx, &d.account, &d.id, intake.slots)? {
                 Some(t) => (ts(t), Some(ts(t))),
@@ -77,12 +83,14 @@ impl Store {
             publish_at: old_publish_at,
             source_file,
             due_at: old_due,
+            content: old_content,
+            first_comment: old_comment,
         }) = existing
         else {
             tx.execute(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, publish_at, commentary, text, \
-                 visibility, source_file, created_at, updated_at, slot_at) \
-                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)",
+                 visibility, source_file, created_at, updated_at, slot_at, content, first_comment) \
+                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
                 params![
                     d.id,
                     d.account,
@@ -93,7 +101,9 @@ impl Store {
                     d.visibility.as_str(),
                     intake.source_file,
                     now_s,
-                    slot
+                    slot,
+                    content,
+                    d.first_comment
                 ],
             )?;
             return Ok(Ok(Taken::Created));
@@ -102,7 +112,9 @@ impl Store {
         let same = account == d.account
             && commentary == d.commentary
             && visibility == d.visibility.as_str()
-            && old_publish_at.as_deref() == publish_at.as_deref();
+            && old_publish_at.as_deref() == publish_at.as_deref()
+            && old_content == content
+            && old_comment == d.first_comment;
         // The same draft again: a crash between commit and move, or a writer that saved twice.
         // For a dead or cancelled post it is the author asking for another go, which the
         // README promises, so it falls through to `Replace` like a changed draft.
@@ -150,8 +162,9 @@ impl Store {
         tx.execute(
             "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
              text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL, \
-             slot_at = ?9, hold_reason = NULL, hold_until = NULL, hold_since = NULL, hold_report_at = NULL WHERE id = ?1",
-            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot],
+             slot_at = ?9, hold_reason = NULL, hold_until = NULL, hold_since = NULL, hold_report_at = NULL, \
+             content = ?10, first_comment = ?11 WHERE id = ?1",
+            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment],
         )?;
         Ok(Ok(Taken::Replaced))
     }
@@ -195,6 +208,9 @@ mod tests {
             visibility: Visibility::Public,
             text: text.into(),
             commentary: text.into(),
+            content: None,
+            first_comment: None,
+            edit: false,
         }
     }
 

@@ -118,4 +118,57 @@ ALTER TABLE posts ADD COLUMN hold_since TEXT;
 ALTER TABLE posts ADD COLUMN hold_report_at TEXT;
 CREATE INDEX posts_hold_report ON posts (hold_report_at) WHERE hold_report_at IS NOT NULL;
 "#,
+    // 8: media posts. `content` is the JSON of `content::Content` (NULL for a text post),
+    // `first_comment` the comment posted once the post is. `media` holds one row per asset
+    // and owner (the author's URN), so the same file for the same owner is uploaded once;
+    // `status` is `pending` (nothing sent), `uploading`, `processing` (uploaded, not yet
+    // known to be AVAILABLE), `available` or `failed`. `media_attempts` records each step
+    // tried (initialize, upload, finalize, status). `comments` holds a post's first comment
+    // with its own retries: `sending` is claimed, so after a crash it is looked for on
+    // LinkedIn, never sent blindly again.
+    r#"
+ALTER TABLE posts ADD COLUMN content TEXT;
+ALTER TABLE posts ADD COLUMN first_comment TEXT;
+CREATE TABLE media (
+    sha256           TEXT NOT NULL,
+    owner            TEXT NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('image', 'document', 'video')),
+    bytes            INTEGER NOT NULL,
+    urn              TEXT,
+    status           TEXT NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'uploading', 'processing', 'available', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    uploaded_at      TEXT,
+    available_at     TEXT,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    PRIMARY KEY (sha256, owner)
+);
+CREATE TABLE media_attempts (
+    id           INTEGER PRIMARY KEY,
+    sha256       TEXT NOT NULL,
+    owner        TEXT NOT NULL,
+    step         TEXT NOT NULL,
+    started_at   TEXT NOT NULL,
+    finished_at  TEXT,
+    http_status  INTEGER,
+    message      TEXT,
+    outcome      TEXT
+);
+CREATE INDEX media_attempts_asset ON media_attempts (sha256, owner, id);
+CREATE TABLE comments (
+    post_id          TEXT PRIMARY KEY REFERENCES posts (id),
+    text             TEXT NOT NULL,
+    status           TEXT NOT NULL DEFAULT 'waiting'
+                     CHECK (status IN ('waiting', 'sending', 'posted', 'refused', 'dead')),
+    comment_urn      TEXT,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+"#,
 ];

@@ -333,12 +333,14 @@ struct Existing {
     publish_at: Option<String>,
     source_file: Option<String>,
     due_at: String,
+    content: Option<String>,
+    first_comment: Option<String>,
 }
 
 const POST_COLUMNS: &str =
     "id, account, state, due_at, next_attempt_at, post_urn, commentary, text, \
     visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at, \
-    updated_at, published_at, slot_at, hold_reason, hold_until";
+    updated_at, published_at, slot_at, hold_reason, hold_until, content, first_comment";
 
 fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
     let state: String = r.get(2)?;
@@ -369,6 +371,27 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
             None => None,
             Some(s) => Some(parse_hold_reason(&s)?),
         },
+        content: match r.get::<_, Option<String>>(20)? {
+            None => None,
+            Some(json) => Some(parse_content(&json)?),
+        },
+        first_comment: r.get(21)?,
+    })
+}
+
+/// A stored `posts.content`; one that does not parse is an error naming the column.
+fn parse_content(json: &str) -> rusqlite::Result<crate::content::Content> {
+    serde_json::from_str(json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            20,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt {
+                table: "posts",
+                column: "content",
+                value: format!("{json} ({e})"),
+                expected: "post content as lipost writes it",
+            }),
+        )
     })
 }
 
