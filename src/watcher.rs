@@ -332,7 +332,7 @@ pub struct Scan {
 }
 
 enum Read {
-    Ready(Draft, Seen),
+    Ready(Box<Draft>, Seen),
     /// Refused; with what was read, when it was read.
     Bad(String, Option<Seen>),
     /// Could not be moved out before, and unchanged since.
@@ -473,7 +473,7 @@ impl Intake {
         for (p, r) in read {
             match r {
                 Read::Ready(d, s) => {
-                    good.push((p, d));
+                    good.push((p, *d));
                     seen.push(s);
                 }
                 Read::Bad(why, s) => bad.push((p, why, s)),
@@ -742,7 +742,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match draft::parse(&bytes, &stem, config) {
-        Ok(d) => Read::Ready(d, seen),
+        Ok(d) => Read::Ready(Box::new(d), seen),
         Err(e) => Read::Bad(e.to_string(), Some(seen)),
     }
 }
