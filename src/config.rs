@@ -5,6 +5,8 @@
 //! against the config file's folder, time zone parsed, accounts cross-checked.
 //! This module reads files and the environment; it never opens the database or the network.
 
+mod media;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,8 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
+
+pub use media::Media;
 
 /// The LinkedIn commentary limit, in characters.
 pub const COMMENTARY_LIMIT: usize = 3000;
@@ -143,6 +147,8 @@ struct RawConfig {
     notify: RawNotify,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    media: media::RawMedia,
 }
 
 fn default_tz() -> String {
@@ -530,6 +536,7 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     pub notify: Notifications,
     pub metrics: Option<Metrics>,
+    pub media: Media,
 }
 
 impl Config {
@@ -634,6 +641,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     validate_durations(&raw.retry, &raw.watcher, &raw.publisher).map_err(invalid)?;
     let notify = validate_notify(raw.notify).map_err(invalid)?;
     let metrics = validate_metrics(raw.metrics).map_err(invalid)?;
+    let media = media::validate(raw.media).map_err(invalid)?;
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
@@ -677,6 +685,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         accounts,
         notify,
         metrics,
+        media,
     })
 }
 
