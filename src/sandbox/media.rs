@@ -413,7 +413,9 @@ fn finalize(sb: &Sandbox, headers: &HeaderMap, body: &str) -> Response {
     let Some(ids) = req.get("uploadedPartIds").and_then(Value::as_array) else {
         return missing("/finalizeUploadRequest/uploadedPartIds");
     };
-    let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+    let Some(ids) = ids.iter().map(Value::as_str).collect::<Option<Vec<&str>>>() else {
+        return illegal("ERROR :: /finalizeUploadRequest/uploadedPartIds :: must be strings");
+    };
     let mut inner = sb.lock();
     let Some(owner) = inner
         .media

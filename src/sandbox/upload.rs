@@ -221,6 +221,15 @@ fn part_checks(
     if let Some(declared) = content_length(headers).filter(|&d| d != len) {
         return Err(wrong_part_length(n, first, len, declared));
     }
+    // The part's bytes are about to change: a finalize meanwhile must not take its old ETag.
+    if let Some(part) = sb
+        .lock()
+        .media
+        .get_mut(&urn)
+        .and_then(|a| a.parts.get_mut(n))
+    {
+        part.etag = None;
+    }
     Ok((urn, file, first, len))
 }
 
