@@ -333,11 +333,14 @@ fn page_documents_and_images_move_from_waiting_to_available() {
     assert_eq!(status["status"], "WAITING_UPLOAD");
     assert_eq!(status["id"], doc.as_str());
 
+    // A second PUT to the same URL replaces the bytes.
     let pdf = bytes(7, 250_000);
-    assert_eq!(
-        put_whole(&init["value"]["uploadUrl"], Some(&me.token), &pdf).status(),
-        201
-    );
+    for data in [&bytes(6, 90_000), &pdf] {
+        assert_eq!(
+            put_whole(&init["value"]["uploadUrl"], Some(&me.token), data).status(),
+            201
+        );
+    }
     wait_status(&me, "documents", &doc, "AVAILABLE");
 
     // A document post needs a title.
