@@ -436,6 +436,10 @@ fn a_video_goes_up_in_4_mib_parts_and_is_finalized_with_its_etags_in_order() {
         .unwrap();
     assert_eq!(json_part.status(), 400);
 
+    // A scripted fault on the upload URLs answers (after reading the part), not a broken pipe.
+    sb.faults(json!([{"path": "/dms-uploads/*", "status": 503}]));
+    assert_eq!(put_part(&parts[0]["uploadUrl"], slice(0)).status(), 503);
+
     // Out of order is fine; a part sent again replaces its bytes.
     let mut etags = vec![String::new(); 3];
     put_part(&parts[1]["uploadUrl"], &bytes(99, MIB4 as usize));
