@@ -554,3 +554,67 @@ fn status(sb: &Sandbox, headers: &HeaderMap, kind: Kind, urn: &str) -> Response 
     }
     Json(body).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(kind: Kind) -> Asset {
+        Asset {
+            urn: format!("{}x", kind.urn_prefix()),
+            kind,
+            owner: "urn:li:person:a".into(),
+            upload_token: "t".into(),
+            urls_expire_at: Utc::now(),
+            parts: Vec::new(),
+            file: None,
+            bytes: 0,
+            sha256: None,
+            finalized: false,
+            completed_at: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_upload_and_the_processing_time_in_force() {
+        let second = Duration::from_secs(1);
+        let t0 = Utc::now();
+        let mut video = asset(Kind::Video);
+        assert_eq!(video.status(t0, second), Status::WaitingUpload);
+        video.finalized = true;
+        // Finalized but not hashed yet: processing.
+        assert_eq!(video.status(t0, Duration::ZERO), Status::Processing);
+        video.sha256 = Some("ab".into());
+        video.completed_at = Some(t0);
+        assert_eq!(video.status(t0, second), Status::Processing);
+        assert_eq!(video.status(t0 + second, second), Status::Available);
+        assert_eq!(video.status(t0, Duration::ZERO), Status::Available);
+        video.failure = Some("bad codec".into());
+        assert_eq!(video.failure_reason(t0, second), None);
+        assert_eq!(video.status(t0 + second, second), Status::ProcessingFailed);
+        assert_eq!(
+            video.failure_reason(t0 + second, second).as_deref(),
+            Some("bad codec")
+        );
+    }
+
+    #[test]
+    fn a_fail_rule_picks_by_every_filter_it_has() {
+        let mut image = asset(Kind::Image);
+        image.sha256 = Some("ABCD".into());
+        let rule = |kind, sha256: Option<&str>, urn: Option<&str>| FailRule {
+            count: 1,
+            kind,
+            sha256: sha256.map(String::from),
+            urn: urn.map(String::from),
+            reason: default_reason(),
+        };
+        assert!(rule(None, None, None).matches(&image));
+        assert!(rule(Some(Kind::Image), Some("abcd"), None).matches(&image));
+        assert!(!rule(Some(Kind::Video), Some("abcd"), None).matches(&image));
+        assert!(!rule(None, Some("ef"), None).matches(&image));
+        assert!(rule(None, None, Some("urn:li:image:x")).matches(&image));
+        assert!(!rule(None, None, Some("urn:li:image:y")).matches(&image));
+    }
+}
