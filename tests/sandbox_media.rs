@@ -575,6 +575,17 @@ fn a_chosen_asset_fails_processing_and_its_post_turns_invisible() {
     assert_eq!(p["assets"][1]["status"], "PROCESSING_FAILED");
     assert_eq!(p["assets"][1]["processing_failure_reason"], "corrupt file");
     assert_eq!(p["assets"][1]["status_at_post"], "PROCESSING");
+    let listed = common::get_json(&format!("{}/_sandbox/media", sb.url));
+    let failed: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "PROCESSING_FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1, "{listed}");
+    assert_eq!(failed[0]["urn"], failing.as_str());
+    assert_eq!(failed[0]["sha256"], sha(&bad).as_str());
+    assert_eq!(listed.as_array().unwrap().len(), 3);
     let again = json!({"media": {"id": failing}});
     assert_eq!(
         code(me.create(ORG, "Again", Some(again))).1,

@@ -102,6 +102,8 @@ pub(super) struct Asset {
     pub urn: String,
     pub kind: Kind,
     pub owner: String,
+    /// When `initializeUpload` made it.
+    pub created_at: DateTime<Utc>,
     upload_token: String,
     pub(super) urls_expire_at: DateTime<Utc>,
     /// Videos only: the declared size's 4 MiB parts.
@@ -134,6 +136,23 @@ impl Asset {
             Some(_) if self.failure.is_some() => Status::ProcessingFailed,
             Some(_) => Status::Available,
         }
+    }
+
+    /// How `GET /_sandbox/media` shows it.
+    pub fn listing(&self, now: DateTime<Utc>, processing: Duration) -> Value {
+        json!({
+            "urn": self.urn,
+            "kind": self.kind,
+            "owner": self.owner,
+            "created_at": self.created_at,
+            "status": self.status(now, processing).as_str(),
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "parts": self.parts.len(),
+            "parts_uploaded": self.parts.iter().filter(|p| p.etag.is_some()).count(),
+            "completed_at": self.completed_at,
+            "processing_failure_reason": self.failure_reason(now, processing),
+        })
     }
 
     /// LinkedIn's reason, once the asset has failed.
@@ -369,6 +388,7 @@ fn initialize(sb: &Sandbox, headers: &HeaderMap, kind: Kind, body: &str) -> Resp
             urn,
             kind,
             owner: owner.to_string(),
+            created_at: Utc::now(),
             upload_token: id,
             urls_expire_at: expires,
             parts,
@@ -564,6 +584,7 @@ mod tests {
             urn: format!("{}x", kind.urn_prefix()),
             kind,
             owner: "urn:li:person:a".into(),
+            created_at: Utc::now(),
             upload_token: "t".into(),
             urls_expire_at: Utc::now(),
             parts: Vec::new(),
