@@ -475,6 +475,9 @@ fn a_folder_without_post_md_is_left_alone_until_one_arrives() {
 
 // ---------------------------------------------------------------- rejected
 
+/// A bundle's name, its post.md, its files, and what its `.error` must say.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a [u8])>, &'a str);
+
 #[test]
 fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     let sb = Sandbox::start();
@@ -496,7 +499,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     let long_alt = "a".repeat(4087);
-    let cases: Vec<(&str, String, Vec<(&str, &[u8])>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "dotdot",
             fm("images = [\"../secret.png\"]"),
@@ -637,7 +640,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         big_pdf
     );
     assert!(rejected(&env, "magic").join("post.md").exists());
-    assert_eq!(std::fs::read(&real.join("a.png")).unwrap(), dot);
+    assert_eq!(std::fs::read(real.join("a.png")).unwrap(), dot);
     // Nothing of theirs was kept, nor any post made.
     let posts: i64 = env
         .db()
