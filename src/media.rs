@@ -549,6 +549,68 @@ mod tests {
         assert!(gif_frames(&mut &b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x99"[..]).is_err());
     }
 
+    fn limits() -> Media {
+        Config::parse(crate::config::TEST_CONFIG, Path::new("/x/config.toml"))
+            .unwrap()
+            .media
+    }
+
+    fn zip_of(names: &[&str]) -> File {
+        let f = tempfile::tempfile().unwrap();
+        let mut w = zip::ZipWriter::new(&f);
+        for n in names {
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file(*n, opts).unwrap();
+            w.write_all(b"<x/>").unwrap();
+        }
+        w.finish().unwrap();
+        f
+    }
+
+    fn ole_of(stream: &str) -> File {
+        let f = tempfile::tempfile().unwrap();
+        let mut cf = cfb::CompoundFile::create(&f).unwrap();
+        cf.create_stream(stream).unwrap().write_all(b"x").unwrap();
+        cf.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn office_documents_are_told_by_their_parts() {
+        let doc = |f: File| check(MediaKind::Document, &f, &limits());
+        let ok = doc(zip_of(&["[Content_Types].xml", "word/document.xml"])).unwrap();
+        assert!(ok.contains("DOCX"), "{ok}");
+        let ok = doc(zip_of(&["[Content_Types].xml", "ppt/presentation.xml"])).unwrap();
+        assert!(ok.contains("PPTX"), "{ok}");
+        let e = doc(zip_of(&["[Content_Types].xml", "xl/workbook.xml"])).unwrap_err();
+        assert!(e.contains("neither Word"), "{e}");
+        let e = doc(zip_of(&["photo.jpg"])).unwrap_err();
+        assert!(e.contains("not an Office document"), "{e}");
+        assert!(doc(ole_of("/WordDocument")).unwrap().contains("(DOC)"));
+        assert!(doc(ole_of("/PowerPoint Document"))
+            .unwrap()
+            .contains("(PPT)"));
+        let e = doc(ole_of("/Workbook")).unwrap_err();
+        assert!(e.contains("neither a Word document"), "{e}");
+        // A document where an image is wanted: the bytes decide.
+        let e = check(MediaKind::Image, &ole_of("/WordDocument"), &limits()).unwrap_err();
+        assert!(e.contains("an Office (OLE) file, not a JPEG"), "{e}");
+    }
+
+    #[test]
+    fn byte_caps_come_from_the_config() {
+        let mut l = limits();
+        l.max_document_bytes = 10;
+        let e = check(
+            MediaKind::Document,
+            &zip_of(&["[Content_Types].xml", "word/document.xml"]),
+            &l,
+        )
+        .unwrap_err();
+        assert!(e.contains("media.max_document_bytes"), "{e}");
+    }
+
     #[test]
     fn store_names_are_hex_sha256_only() {
         let c = Config::parse(crate::config::TEST_CONFIG, Path::new("/srv/l/config.toml")).unwrap();
