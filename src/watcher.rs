@@ -32,7 +32,7 @@ use crate::draft::{self, Draft};
 use crate::store::{self, Handle, Taken};
 
 mod bundle;
-pub use bundle::{validate as validate_bundle, POST};
+pub use bundle::{classify as classify_folder, validate as validate_bundle, POST};
 
 /// How many drafts go into the store in one transaction.
 const BATCH: usize = 500;
@@ -683,7 +683,9 @@ fn list_folder(config: &Config) -> Listing {
         let folder = t.is_some_and(|t| {
             t.is_dir() || (t.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()))
         });
-        if folder && path != accepted && path != rejected {
+        let kind = classify(&name, &config.watcher.extensions);
+        // A folder named like a draft file stays one (refused as a folder, with a hint).
+        if folder && kind == NameKind::Other && path != accepted && path != rejected {
             match bundle::classify(&name) {
                 NameKind::Draft => {
                     drafts.insert(name, (path, true));
@@ -693,7 +695,7 @@ fn list_folder(config: &Config) -> Listing {
             }
             continue;
         }
-        match classify(&name, &config.watcher.extensions) {
+        match kind {
             NameKind::Draft => {
                 drafts.insert(name, (path, false));
             }
@@ -723,6 +725,12 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
         std::fs::symlink_metadata(path).map_err(|e| format!("cannot look at the file: {e}"))?;
     if seen.file_type().is_symlink() {
         return Err(LINK.into());
+    }
+    if seen.is_dir() {
+        return Err(format!(
+            "it is a folder, not a regular file (a bundle is a folder whose name does not end in .{}: rename it)",
+            Path::new(path).extension().unwrap_or_default().to_string_lossy()
+        ));
     }
     not_regular(seen.file_type())?;
     let file = std::fs::OpenOptions::new()

@@ -436,8 +436,21 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        // A folder is a bundle (a link to one is refused there, as the daemon does).
-        if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) {
+        // A folder is a bundle (a link to one is refused there, as the daemon does), unless
+        // it is named like a draft file: the daemon refuses that as a folder.
+        let named_like_draft = crate::watcher::classify(&name, &config.watcher.extensions)
+            != crate::watcher::NameKind::Other;
+        if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) && !named_like_draft {
+            let kind = crate::watcher::classify_folder(&name);
+            if kind != crate::watcher::NameKind::Draft {
+                failed += 1;
+                println!(
+                    "{}: not a bundle: {}; the daemon would leave it alone",
+                    file.display(),
+                    kind.why_not_a_draft()
+                );
+                continue;
+            }
             match crate::watcher::validate_bundle(file, config) {
                 Ok((d, found)) => {
                     print_valid(config, file, &d);

@@ -32,7 +32,7 @@ const STORE_RETRY: Duration = Duration::from_secs(10);
 
 /// What the watcher does with a folder in the queue folder (`accepted/` and `rejected/` are
 /// left out before).
-pub(super) fn classify(name: &str) -> NameKind {
+pub fn classify(name: &str) -> NameKind {
     if is_ignored(name) {
         NameKind::Ignored
     } else if is_conflict_copy(name) {
