@@ -489,6 +489,21 @@ pub fn inspect(
     Ok((asset, found))
 }
 
+/// Removes what a crash left half-copied. Only the daemon writes the store, and one daemon
+/// runs per database, so every temporary file found at its start is a leftover.
+pub fn sweep(config: &Config) {
+    let Ok(entries) = std::fs::read_dir(dir(config)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(INCOMING) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+const INCOMING: &str = ".incoming-";
+
 /// A file being written into the store under a temporary name; removed unless renamed.
 struct Staged {
     path: PathBuf,
@@ -499,7 +514,7 @@ impl Staged {
     fn create(dir: &Path) -> std::io::Result<Staged> {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!(".incoming-{}-{n}", std::process::id()));
+        let path = dir.join(format!("{INCOMING}{}-{n}", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

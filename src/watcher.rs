@@ -397,6 +397,7 @@ impl Intake {
     pub fn start(config: Live, store: Handle, look: Arc<Notify>) -> Result<Intake, WatchError> {
         lease::ignore_break_signal();
         let current = config.get();
+        crate::media::sweep(&current);
         let renamed = RenamedIn::default();
         let events = watch(&current, look.clone(), renamed.clone())?;
         let watching = folder_id(&current.queue_dir).map(|id| (events, id));
