@@ -450,6 +450,100 @@ fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
     );
 }
 
+/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
+struct NoLeaseDaemon {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl NoLeaseDaemon {
+    fn start(env: &Env) -> NoLeaseDaemon {
+        let log = env.path("no-lease.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = NoLeaseDaemon { child, log };
+        assert!(
+            wait_until(LONG, || d.log_text().contains("lipost is running")),
+            "{}",
+            d.log_text()
+        );
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoLeaseDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"4s\"\n");
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let d = NoLeaseDaemon::start(&env);
+    let nobody =
+        |f: &std::fs::File| std::os::unix::fs::fchown(f, Some(65534), Some(65534)).unwrap();
+    let bundle = env.queue.join("unleased");
+    std::fs::create_dir(&bundle).unwrap();
+    let mut post = std::fs::File::create(bundle.join("post.md")).unwrap();
+    nobody(&post);
+    post.write_all(
+        draft(
+            &format!("publish_at = \"{}\"\nimages = [\"late.png\"]", later()),
+            "Owned by nobody",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    drop(post);
+    // The image starts arriving (in place, owned by another user) before the bundle has been
+    // quiet for the settle time; then post.md is settled, the image not yet.
+    std::thread::sleep(Duration::from_millis(2000));
+    let image = png(320, 240);
+    let mut f = std::fs::File::create(bundle.join("late.png")).unwrap();
+    nobody(&f);
+    f.write_all(&image[..20]).unwrap();
+    f.flush().unwrap();
+    // post.md is settled now (sleeps only overshoot); the image is not, by 1.2 s.
+    std::thread::sleep(Duration::from_millis(2800));
+    assert!(bundle.join("post.md").exists(), "{}", d.log_text());
+    assert!(
+        !rejected(&env, "unleased").exists(),
+        "{}",
+        error_text(&env, "unleased")
+    );
+    f.write_all(&image[20..]).unwrap();
+    drop(f);
+    assert!(
+        wait_until(LONG, || accepted(&env, "unleased").exists()),
+        "{}\n{}",
+        error_text(&env, "unleased"),
+        d.log_text()
+    );
+    assert_eq!(
+        content_of(&env, "unleased")["images"][0]["sha256"],
+        sha256(&image)
+    );
+    assert!(d.log_text().contains("read leases are not available"));
+}
+
 #[test]
 fn a_folder_without_post_md_is_left_alone_until_one_arrives() {
     let sb = Sandbox::start();
