@@ -403,7 +403,7 @@ fn documents_videos_link_cards_and_polls_are_taken() {
 #[test]
 fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
     let sb = Sandbox::start();
-    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"2s\"\n");
+    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"5s\"\n");
     let d = Daemon::start(&env);
     let bundle = env.queue.join("slow");
     let image = png(300, 200);
@@ -424,8 +424,8 @@ fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
     let mut writer = std::fs::File::create(bundle.join("slow.png")).unwrap();
     writer.write_all(&image[..20]).unwrap();
     writer.flush().unwrap();
-    // Well past the settle time with the writer paused, holding the file open.
-    std::thread::sleep(Duration::from_secs(5));
+    // Past the settle time with the writer paused, holding the file open.
+    std::thread::sleep(Duration::from_secs(6));
     assert!(bundle.join("post.md").exists(), "{}", d.log_text());
     assert!(
         !rejected(&env, "slow").exists(),
