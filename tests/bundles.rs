@@ -450,6 +450,42 @@ fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
     );
 }
 
+#[test]
+fn a_bundle_is_not_moved_while_a_file_it_does_not_name_is_still_written() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let bundle = env.queue.join("copying");
+    std::fs::create_dir_all(&bundle).unwrap();
+    // The copy tool is still writing the notes when post.md and the image are complete.
+    let mut notes = std::fs::File::create(bundle.join("notes.txt")).unwrap();
+    notes.write_all(b"first half").unwrap();
+    std::fs::write(bundle.join("a.png"), png(8, 8)).unwrap();
+    std::fs::write(
+        bundle.join("post.md"),
+        draft(
+            &format!("publish_at = \"{}\"\nimages = [\"a.png\"]", later()),
+            "Copying",
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(bundle.join("post.md").exists(), "{}", d.log_text());
+    assert_eq!(env.state("copying"), None);
+    notes.write_all(b", second half").unwrap();
+    drop(notes);
+    assert!(
+        wait_until(LONG, || accepted(&env, "copying").exists()),
+        "{}\n{}",
+        error_text(&env, "copying"),
+        d.log_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(accepted(&env, "copying").join("notes.txt")).unwrap(),
+        "first half, second half"
+    );
+}
+
 /// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
 struct NoLeaseDaemon {
     child: std::process::Child,

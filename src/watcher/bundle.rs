@@ -47,6 +47,15 @@ pub fn classify(name: &str) -> NameKind {
 pub(super) fn read(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Read {
     match gather(path, config, renamed_in, fix) {
         Ok((draft, snapshot, _)) => Read::Ready(Box::new(draft), snapshot),
+        // Not refused while a copy is still writing into it: the folder would move under it.
+        Err(Read::Bad(why, snapshot))
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+        {
+            match still_written(path, config.watcher.settle_time, renamed_in) {
+                Some(wait) => Read::Busy(wait),
+                None => Read::Bad(why, snapshot),
+            }
+        }
         Err(r) => r,
     }
 }
@@ -138,6 +147,13 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         };
         checked(&file, None).map_err(bad)?;
         files.push((nf, kind, file));
+    }
+    // A copy still under way may be writing files the draft does not name: moving the folder
+    // now would cut it short.
+    if fix {
+        if let Some(wait) = still_written(path, settle, renamed_in) {
+            return Err(Read::Busy(wait));
+        }
     }
     let mut assets: Vec<Asset> = Vec::new();
     let mut found = Vec::new();
@@ -287,32 +303,72 @@ fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
     }
 }
 
+/// When any file in the bundle may still be written: one open for writing (no lease), or,
+/// without leases, anything changed within the settle time. `None`: all at rest.
+fn still_written(path: &Path, settle: Duration, renamed_in: bool) -> Option<Duration> {
+    let mut files = Vec::new();
+    walk(path, 4, &mut 4096, &mut |p, m| {
+        if m.is_file() {
+            files.push(p.to_path_buf());
+        }
+    });
+    for f in files {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&f)
+        else {
+            continue;
+        };
+        let wait = match lease::try_read(&file) {
+            lease::Outcome::Held(_) => continue,
+            lease::Outcome::Busy => Some(settle),
+            lease::Outcome::Unavailable(_) => {
+                let quiet = quiet_for(path);
+                (!renamed_in && quiet < settle).then(|| settle - quiet)
+            }
+        };
+        return wait;
+    }
+    None
+}
+
+/// Calls `each` on `path` and what is beneath it, at most `depth` levels and `budget` names
+/// deep, never following a link.
+fn walk(
+    path: &Path,
+    depth: usize,
+    budget: &mut usize,
+    each: &mut dyn FnMut(&Path, &std::fs::Metadata),
+) {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    each(path, &m);
+    if !m.is_dir() || depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        walk(&e.path(), depth - 1, budget, each);
+    }
+}
+
 /// How long since anything in the bundle changed (its folder, its names, their contents),
 /// looking at most a few levels and a few thousand names deep.
 fn quiet_for(path: &Path) -> Duration {
-    fn newest(path: &Path, depth: usize, budget: &mut usize, latest: &mut SystemTime) {
-        let Ok(m) = std::fs::symlink_metadata(path) else {
-            return;
-        };
-        if let Ok(t) = m.modified() {
-            *latest = (*latest).max(t);
-        }
-        if !m.is_dir() || depth == 0 {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if *budget == 0 {
-                return;
-            }
-            *budget -= 1;
-            newest(&e.path(), depth - 1, budget, latest);
-        }
-    }
     let mut latest = SystemTime::UNIX_EPOCH;
-    newest(path, 4, &mut 4096, &mut latest);
+    walk(path, 4, &mut 4096, &mut |_, m| {
+        if let Ok(t) = m.modified() {
+            latest = latest.max(t);
+        }
+    });
     SystemTime::now()
         .duration_since(latest)
         .unwrap_or(Duration::ZERO)
