@@ -672,6 +672,12 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "a video of 2.0 s; LinkedIn takes 3 s to 30 min",
         ),
         (
+            "tiny",
+            fm("video = { file = \"clip.mp4\" }"),
+            vec![],
+            "LinkedIn takes videos of at least 75 KB",
+        ),
+        (
             "untitled",
             fm("document = { file = \"deck.pdf\" }"),
             vec![],
@@ -710,6 +716,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     ];
     let big_pdf = pdf(301);
     let short = mp4(2_000, 100_000);
+    let tiny = mp4(10_000, 10_000);
     let deck = pdf(3);
     let dot = png(1, 1);
     let anim = gif(251);
@@ -718,6 +725,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         match name {
             "pages" => files.push(("big.pdf", &big_pdf)),
             "short" => files.push(("clip.mp4", &short)),
+            "tiny" => files.push(("clip.mp4", &tiny)),
             "untitled" => files.push(("deck.pdf", &deck)),
             "mixed" | "alt" => files.push(("a.png", &dot)),
             "frames" => files.push(("anim.gif", &anim)),
@@ -770,6 +778,15 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         assert!(!env.queue.join(name).exists(), "{name} still in the queue");
     }
     // Intact: moved whole, its files with it.
+    for (name, _, files, _) in &cases {
+        assert!(rejected(&env, name).join("post.md").is_file(), "{name}");
+        for (file, bytes) in files {
+            assert_eq!(
+                &std::fs::read(rejected(&env, name).join(file)).unwrap(),
+                bytes
+            );
+        }
+    }
     assert_eq!(
         std::fs::read(rejected(&env, "pages").join("big.pdf")).unwrap(),
         big_pdf
