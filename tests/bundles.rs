@@ -672,6 +672,12 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "a video of 2.0 s; LinkedIn takes 3 s to 30 min",
         ),
         (
+            "twice",
+            fm("images = [\"a.png\", \"copy.png\"]"),
+            vec![],
+            "a.png and copy.png hold the same picture",
+        ),
+        (
             "tiny",
             fm("video = { file = \"clip.mp4\" }"),
             vec![],
@@ -728,6 +734,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "tiny" => files.push(("clip.mp4", &tiny)),
             "untitled" => files.push(("deck.pdf", &deck)),
             "mixed" | "alt" => files.push(("a.png", &dot)),
+            "twice" => files.extend([("a.png", &dot[..]), ("copy.png", &dot[..])]),
             "frames" => files.push(("anim.gif", &anim)),
             "pixels" => files.push(("huge.png", &huge)),
             _ => {}

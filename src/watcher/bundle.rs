@@ -186,6 +186,23 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         ));
         assets.push(asset);
     }
+    // One asset named twice in a multi-image post: LinkedIn's handling is undocumented, and
+    // it is more likely a slip than meant.
+    if assets.len() > 1 {
+        for (i, a) in assets.iter().enumerate() {
+            if let Some(first) = assets[..i].iter().find(|b| b.sha256 == a.sha256) {
+                let why = if first.file == a.file {
+                    format!("{} is named twice; name each image once", a.file)
+                } else {
+                    format!(
+                        "{} and {} hold the same picture (the same bytes); name each image once",
+                        first.file, a.file
+                    )
+                };
+                return Err(Read::Bad(why, Some(snapshot)));
+            }
+        }
+    }
     draft.content = Some(named.into_content(assets));
     Ok((draft, snapshot, found))
 }
