@@ -133,16 +133,22 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
         Some(Format::Ole)
     } else if starts(b"PK\x03\x04") {
         Some(Format::Zip)
-    } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
+    } else if head.len() >= 8 && &head[4..8] == b"ftyp" && !is_quicktime(head) {
         Some(Format::Mp4)
     } else {
         None
     }
 }
 
+/// A QuickTime movie (`.mov`): ISO media too, but not the MP4 LinkedIn takes.
+fn is_quicktime(head: &[u8]) -> bool {
+    head.len() >= 12 && &head[4..8] == b"ftyp" && &head[8..12] == b"qt  "
+}
+
 fn what_it_is(head: &[u8]) -> String {
     match sniff(head) {
         Some(f) => f.name().to_string(),
+        None if is_quicktime(head) => "a QuickTime movie (MOV; export it as MP4)".into(),
         None if head.is_empty() => "an empty file".into(),
         None if std::str::from_utf8(head).is_ok() => "text".into(),
         None => "no format LinkedIn takes".into(),
@@ -549,6 +555,8 @@ mod tests {
         assert_eq!(sniff(b"\0\0\0\x20ftypisom"), Some(Format::Mp4));
         assert_eq!(sniff(b"PK\x03\x04"), Some(Format::Zip));
         assert_eq!(sniff(b"just text, named a.png"), None);
+        assert_eq!(sniff(b"\0\0\0\x14ftypqt  \0\0\0\0"), None);
+        assert!(what_it_is(b"\0\0\0\x14ftypqt  \0\0\0\0").contains("QuickTime"));
         assert_eq!(what_it_is(b"hello"), "text");
     }
 
