@@ -807,6 +807,8 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         .unwrap();
     assert_eq!(posts, 0);
     assert!(!media_file(&env, &sha256(&big_pdf)).exists());
+    // Copied for "twice" before its second name was found to repeat it: taken out again.
+    assert!(!media_file(&env, &sha256(&dot)).exists());
     assert!(!media_file(&env, &sha256(&png(5, 5))).exists());
 
     assert!(d.alive());
@@ -817,6 +819,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         &[("a.png", &dot)],
     );
     assert!(wait_until(LONG, || accepted(&env, "fine").exists()));
+    assert!(media_file(&env, &sha256(&dot)).exists());
 }
 
 // ---------------------------------------------------------------- lipost validate

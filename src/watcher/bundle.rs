@@ -157,6 +157,11 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
     }
     let mut assets: Vec<Asset> = Vec::new();
     let mut found = Vec::new();
+    // Files this intake put in the store are taken out again if the bundle is not taken.
+    let mut created = Created {
+        config,
+        sha256s: Vec::new(),
+    };
     for (nf, kind, file) in files {
         let with_snapshot = |r: Read, snapshot: &Snapshot| match r {
             Read::Bad(why, None) => {
@@ -164,7 +169,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
             }
             other => other,
         };
-        let ((asset, what), after) = when_complete(&file, settle, renamed_in, fix, |f| {
+        let (fixed, after) = when_complete(&file, settle, renamed_in, fix, |f| {
             if fix {
                 media::fix(config, f, kind, &nf.file, nf.alt.clone()).map_err(|e| match e {
                     media::FixError::Refused(why) => Read::Bad(why, None),
@@ -180,6 +185,14 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         })
         .map_err(|r| with_snapshot(r, &snapshot))?;
         snapshot.push((path.join(&nf.file), Seen::of(&after)));
+        let media::Fixed {
+            asset,
+            found: what,
+            created: new,
+        } = fixed;
+        if new {
+            created.sha256s.push(asset.sha256.clone());
+        }
         found.push(format!(
             "{}: {what}, {} bytes, sha256 {}",
             nf.file, asset.bytes, asset.sha256
@@ -203,8 +216,25 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
             }
         }
     }
+    created.sha256s.clear();
     draft.content = Some(named.into_content(assets));
     Ok((draft, snapshot, found))
+}
+
+/// The files one bundle's intake created in the media store; discarded on drop unless
+/// cleared (the bundle was taken). Nothing else can name them yet: a file another draft
+/// of the same scan fixed first was not created here.
+struct Created<'a> {
+    config: &'a Config,
+    sha256s: Vec<String>,
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        for sha in &self.sha256s {
+            media::discard(self.config, sha);
+        }
+    }
 }
 
 /// Runs `work` on `file` once nobody is writing it: under a read lease, or (where leases are
