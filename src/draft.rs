@@ -1356,6 +1356,11 @@ mod tests {
                 5,
             ),
             ("Launch day!\naccount: me\n", "account", 2),
+            (
+                "Launch\nfirst_comment = \"see below\"\n",
+                "first_comment",
+                2,
+            ),
         ] {
             match p(text) {
                 Err(DraftError::MisplacedKey { key: k, line: l }) => {
