@@ -45,18 +45,22 @@ pub fn classify(name: &str) -> NameKind {
 /// Reads a bundle once every file in it is complete; with `fix`, copies its files into the
 /// media store (else only checks them).
 pub(super) fn read(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Read {
-    match gather(path, config, renamed_in, fix) {
+    let read = match gather(path, config, renamed_in, fix) {
         Ok((draft, snapshot, _)) => Read::Ready(Box::new(draft), snapshot),
-        // Not refused while a copy is still writing into it: the folder would move under it.
-        Err(Read::Bad(why, snapshot))
+        Err(r) => r,
+    };
+    // Neither taken nor refused while a copy is still writing into it: the folder would move
+    // under it.
+    match read {
+        Read::Ready(..) | Read::Bad(..)
             if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
         {
             match still_written(path, config.watcher.settle_time, renamed_in) {
                 Some(wait) => Read::Busy(wait),
-                None => Read::Bad(why, snapshot),
+                None => read,
             }
         }
-        Err(r) => r,
+        other => other,
     }
 }
 
@@ -126,8 +130,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         return Ok((draft, snapshot, Vec::new()));
     };
 
-    // Every file there and complete before any is copied: a bundle still arriving costs no
-    // copies.
+    // Every file there before any is copied: a bundle still arriving costs no copies.
     let mut files = Vec::new();
     for (nf, kind) in named.files() {
         let bad = |why: String| Read::Bad(format!("{}: {why}", nf.file), Some(snapshot.clone()));
