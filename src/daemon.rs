@@ -6,8 +6,9 @@
 //! goes to `DATABASE-lock`), then the store opens and
 //! must have been made for the configured mode (sandbox, or live against this API base);
 //! posts left `publishing` by a dead process are marked in doubt and holds from the last run
-//! are lifted. Then the folder's existing drafts are taken, and the watcher and the
-//! scheduler start. In sandbox mode with no `api_base_url`, the sandbox starts in-process.
+//! are lifted. Then the folder's existing drafts are taken, and the watcher, the scheduler
+//! and the first-comment sender (`comments`, which first settles comments a dead process
+//! left `sending`) start. In sandbox mode with no `api_base_url`, the sandbox starts in-process.
 //! With `[metrics] listen`, the metrics endpoint starts once the store is open and migrated
 //! (it reads the store through a read-only connection of its own).
 //! SIGHUP reloads config.toml, `linkedin.version` included.
@@ -189,6 +190,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
+    let social =
+        crate::comments::Sender::new(live.clone(), store.clone(), client.clone(), tokens.clone());
     let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
 
     // Watch first, then scan: a draft arriving between the two is seen by one or the other.
@@ -198,6 +201,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let commenting = tokio::spawn(social.run(stop_rx.clone()));
     let rearm = Arc::new(Notify::new());
     let wake =
         watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake.clone()])?;
@@ -219,10 +223,21 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let scheduler = Scheduler::new(live, store.clone(), publisher, rearm).with_api_version(version);
     let result = scheduler.run(stop_rx).await;
+    // A first comment under way is let finish, so a stop does not leave it in doubt.
+    let grace = live_grace(&config);
+    if tokio::time::timeout(grace, commenting).await.is_err() {
+        warn!("a first comment or edit was still under way at shutdown; a comment left `sending` is reported at the next start, never resent");
+    }
     drop(wake);
     watching.abort();
     info!("lipost stopped");
     result.map_err(DaemonError::from)
+}
+
+/// How long shutdown waits for the first-comment sender: its request's timeout, and a
+/// little for the store.
+fn live_grace(config: &Config) -> std::time::Duration {
+    config.linkedin.request_timeout + std::time::Duration::from_secs(5)
 }
 
 async fn watch_loop(

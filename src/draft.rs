@@ -89,6 +89,8 @@ pub enum DraftError {
     FrontMatter { line: usize, message: String },
     #[error("the post text is empty: write the text after the front matter")]
     Empty,
+    #[error("first_comment is empty: write the comment, or remove the key")]
+    EmptyComment,
     #[error("the post text is {chars} characters after LinkedIn escaping; LinkedIn allows {limit}: shorten it by {over}", over = chars - limit)]
     TooLong { chars: usize, limit: usize },
     #[error("account {name:?} is not in the config (known: {known}); add [accounts.{name}] or fix `account`")]
@@ -110,6 +112,8 @@ struct FrontMatter {
     account: Option<String>,
     publish_at: Option<toml::Value>,
     visibility: Option<String>,
+    first_comment: Option<String>,
+    edit: Option<bool>,
 }
 
 /// How far ahead a `publish_at` may be. Further is a typo (a year 2062 for 2026), and a time
@@ -157,7 +161,16 @@ pub fn parse_at(
             account: None,
             publish_at: None,
             visibility: None,
+            first_comment: None,
+            edit: None,
         },
+    };
+    let edit = fm.edit.unwrap_or(false);
+    let first_comment = match fm.first_comment {
+        Some(c) if c.trim().is_empty() => {
+            return Err(DraftError::EmptyComment);
+        }
+        c => c,
     };
 
     let id = fm.id.unwrap_or_else(|| stem.to_string());
@@ -199,10 +212,13 @@ pub fn parse_at(
             parsed
         }
     };
-    let wants_slot = match &fm.publish_at {
+    // An edit goes out at once: the draft's old `publish_at` (by now in the past) or
+    // `next-slot` is not read.
+    let publish_at_v = if edit { None } else { fm.publish_at };
+    let wants_slot = match &publish_at_v {
         Some(toml::Value::String(s)) => s.trim() == "next-slot",
         Some(_) => false,
-        None => !account.slots.is_empty(),
+        None => !edit && !account.slots.is_empty(),
     };
     if wants_slot && account.slots.is_empty() {
         return Err(DraftError::BadTime {
@@ -210,7 +226,7 @@ pub fn parse_at(
             why: format!("account {account_name:?} has no slots; add slots = [\"0 0 9 * * Mon-Fri\"] to [accounts.{account_name}] or give a time"),
         });
     }
-    let publish_at = match fm.publish_at {
+    let publish_at = match publish_at_v {
         Some(v) if !wants_slot => Some(parse_publish_at(&v, config, now)?),
         _ => None,
     };
@@ -236,8 +252,8 @@ pub fn parse_at(
         text: body.to_string(),
         commentary,
         content: None,
-        first_comment: None,
-        edit: false,
+        first_comment,
+        edit,
     })
 }
 

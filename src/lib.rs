@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod comments;
 pub mod config;
 pub mod content;
 pub mod daemon;

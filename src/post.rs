@@ -17,15 +17,18 @@ pub enum PostState {
     Dead,
     /// Withdrawn by the operator.
     Cancelled,
+    /// Was on LinkedIn; deleted there by `lipost delete` (`post_urn` kept).
+    Deleted,
 }
 
 impl PostState {
-    pub const ALL: [PostState; 5] = [
+    pub const ALL: [PostState; 6] = [
         PostState::Scheduled,
         PostState::Publishing,
         PostState::Published,
         PostState::Dead,
         PostState::Cancelled,
+        PostState::Deleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl PostState {
             PostState::Published => "published",
             PostState::Dead => "dead",
             PostState::Cancelled => "cancelled",
+            PostState::Deleted => "deleted",
         }
     }
 
@@ -75,6 +79,8 @@ pub enum Transition {
     Cancel,
     /// `lipost mark-published`: the operator found it on LinkedIn.
     MarkPublished,
+    /// `lipost delete`: LinkedIn deleted the published post (204).
+    Delete,
 }
 
 impl Transition {
@@ -92,6 +98,7 @@ impl Transition {
             Transition::Requeue => &[Dead],
             Transition::Cancel => &[Scheduled, Dead],
             Transition::MarkPublished => &[Scheduled, Dead],
+            Transition::Delete => &[Published],
         }
     }
 
@@ -107,6 +114,7 @@ impl Transition {
             | Transition::Requeue => Scheduled,
             Transition::Kill | Transition::Expire => Dead,
             Transition::Cancel => Cancelled,
+            Transition::Delete => Deleted,
         }
     }
 }
@@ -263,6 +271,14 @@ spelled! {
         ApiVersionRetired = "api_version_retired",
         /// Given up; the dead letter says why.
         Dead = "dead",
+        /// An edit of a published post's text (PARTIAL_UPDATE, 204): the new text is live.
+        Edited = "edited",
+        /// An edit LinkedIn refused for good, or given up after its tries; the text stays.
+        EditFailed = "edit_failed",
+        /// `lipost delete`: LinkedIn deleted the post (204).
+        Deleted = "deleted",
+        /// `lipost delete` failed; the post is still published.
+        DeleteFailed = "delete_failed",
     }
 }
 
@@ -295,6 +311,11 @@ impl AttemptOutcome {
                 | AttemptOutcome::ResolvedDuplicate
                 | AttemptOutcome::Resolved
         )
+    }
+
+    /// Not a failure: a publish, or an edit or delete that LinkedIn carried out.
+    pub fn is_failure(self) -> bool {
+        !(self.is_success() || matches!(self, AttemptOutcome::Edited | AttemptOutcome::Deleted))
     }
 }
 

@@ -8,7 +8,10 @@
 //! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
 
 pub mod ltf;
+mod social;
 pub mod wire;
+
+pub use social::Commented;
 
 use std::time::Duration;
 
