@@ -191,6 +191,7 @@ impl Sender {
             } => CommentSettle::Refused {
                 why: format!("not permitted for this account ({why}): LinkedIn may not let this account comment through the API; comment by hand"),
             },
+            Failure::Refused { status: None, why, .. } => CommentSettle::Dead { why },
             Failure::Refused { why, .. } => CommentSettle::Dead {
                 why: format!("LinkedIn refused the comment: {why}"),
             },

@@ -5,7 +5,8 @@
 //! policy: deciding what an error means for a post is the publisher's job. The
 //! `LinkedIn-Version` it sends is shared by its clones ([`ApiVersion`]) and can change while
 //! it runs (SIGHUP).
-//! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
+//! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else. The calls on a
+//! published post (comment, edit, delete) live in `social`, with their request bodies.
 
 pub mod ltf;
 mod social;
