@@ -922,6 +922,19 @@ mod tests {
         parse_at(s.as_bytes(), "launch", &config(), now())
     }
 
+    #[test]
+    fn an_edit_ignores_the_original_publish_at_long_past() {
+        let text = "+++\npublish_at = \"2020-01-01T09:00:00Z\"\nedit = true\n+++\nFixed\n";
+        let d = p(text).unwrap();
+        assert!(d.edit);
+        assert_eq!(d.publish_at, None);
+        // Without `edit`, the same time is refused as too far back.
+        assert!(matches!(
+            p(&text.replace("edit = true\n", "")),
+            Err(DraftError::BadTime { .. })
+        ));
+    }
+
     fn bad_time(s: &str) -> String {
         match p(s) {
             Err(e @ DraftError::BadTime { .. }) => e.to_string(),
