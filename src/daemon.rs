@@ -201,7 +201,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let commenting = tokio::spawn(social.run(stop_rx.clone()));
+    // Its own stop, sent once the scheduler is done (however it ended).
+    let (social_stop, social_stop_rx) = watch::channel(false);
+    let commenting = tokio::spawn(social.run(social_stop_rx));
     let rearm = Arc::new(Notify::new());
     let wake =
         watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake.clone()])?;
@@ -225,6 +227,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let result = scheduler.run(stop_rx).await;
     // A first comment under way is let finish, so a stop does not leave it in doubt.
     let grace = live_grace(&config);
+    let _ = social_stop.send(true);
     if tokio::time::timeout(grace, commenting).await.is_err() {
         warn!("a first comment or edit was still under way at shutdown; a comment left `sending` is reported at the next start, never resent");
     }

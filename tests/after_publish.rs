@@ -469,3 +469,29 @@ fn edits_that_change_more_than_the_text_or_have_nothing_to_edit_are_rejected() {
     assert_eq!(n, 0);
     assert!(env.state("ghost").is_none());
 }
+
+#[test]
+fn sigterm_while_commenting_lets_the_comment_finish() {
+    let sb = Sandbox::start();
+    sb.faults(json!([{"path": "/rest/socialActions/*", "delay_ms": 1500, "times": 1}]));
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    env.drop_draft(
+        "c6.md",
+        draft(
+            "id = \"c6\"\nfirst_comment = \"Before the stop\"",
+            "Stopping soon",
+        ),
+    );
+    let post = wait_post_logged(&sb, &d, "Stopping soon", LONG);
+    wait_comment(&env, &d, "c6", "sending");
+    let status = d.term(LONG);
+    assert!(status.success(), "{status:?}");
+    let (state, _, attempts, _) = comment(&env, "c6").unwrap();
+    assert_eq!((state.as_str(), attempts), ("posted", 1));
+    let urn = post["urn"].as_str().unwrap();
+    assert_eq!(
+        sandbox_post(&sb, urn)["comments"].as_array().unwrap().len(),
+        1
+    );
+}
