@@ -5,9 +5,11 @@
 //! policy: deciding what an error means for a post is the publisher's job. The
 //! `LinkedIn-Version` it sends is shared by its clones ([`ApiVersion`]) and can change while
 //! it runs (SIGHUP).
+//! [`media`] holds the upload calls (streamed, with the upload-URL origin check).
 //! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
 
 pub mod ltf;
+pub mod media;
 pub mod wire;
 
 use std::time::Duration;
