@@ -1,5 +1,6 @@
 //! The LinkedIn endpoints the sandbox emulates, answering as LinkedIn documents:
-//! `POST/GET /rest/posts`, `GET /v2/userinfo`, `GET /rest/organizationAcls`.
+//! `POST/GET /rest/posts`, `GET /v2/userinfo`, `GET /rest/organizationAcls`, and the checks
+//! every endpoint shares (version headers, bearer token, who may act for an author or owner).
 
 // The checks' errors are finished HTTP answers; boxing them would buy nothing here.
 #![allow(clippy::result_large_err)]
@@ -13,12 +14,12 @@ use chrono::{Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{Sandbox, StoredPost, TokenInfo};
+use super::{post_content, Inner, Sandbox, StoredPost, TokenInfo};
 use crate::linkedin::wire::{
     Elements, ErrorBody, OrganizationAcl, PostElement, UserInfo, POSTING_ROLES,
 };
 
-const LIMIT: usize = 3000;
+pub(super) const LIMIT: usize = 3000;
 
 pub fn routes() -> Router<Sandbox> {
     Router::new()
@@ -50,7 +51,7 @@ pub fn error(
 }
 
 /// Checks `LinkedIn-Version` (present, active: the last twelve months) and the protocol header.
-fn check_versioned(headers: &HeaderMap) -> Result<(), Response> {
+pub(super) fn check_versioned(headers: &HeaderMap) -> Result<(), Response> {
     let Some(v) = headers
         .get("linkedin-version")
         .and_then(|v| v.to_str().ok())
@@ -96,7 +97,7 @@ fn check_versioned(headers: &HeaderMap) -> Result<(), Response> {
 }
 
 /// The bearer token's holder, or LinkedIn's 401.
-fn authenticate(sb: &Sandbox, headers: &HeaderMap) -> Result<TokenInfo, Response> {
+pub(super) fn authenticate(sb: &Sandbox, headers: &HeaderMap) -> Result<TokenInfo, Response> {
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -125,7 +126,7 @@ fn authenticate(sb: &Sandbox, headers: &HeaderMap) -> Result<TokenInfo, Response
     }
 }
 
-fn access_denied(what: &str) -> Response {
+pub(super) fn access_denied(what: &str) -> Response {
     error(
         StatusCode::FORBIDDEN,
         Some(100),
@@ -219,14 +220,28 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
             &format!("com.linkedin.publishing.util.common.ResponseException: ShareCommentary text length ({length} characters) exceeded the maximum allowed ({LIMIT} characters)"),
         );
     }
+    let content = match body.get("content") {
+        None | Some(Value::Null) => None,
+        Some(c) => {
+            let checked = post_content::check(&sb.lock(), &author, c, Utc::now());
+            match checked {
+                Ok(c) => Some(c),
+                Err(r) => return r,
+            }
+        }
+    };
     let mut inner = sb.lock();
     let now = Utc::now();
     let window = inner.settings.duplicate_window;
-    let key = (author.clone(), commentary.clone());
+    let key = (
+        author.clone(),
+        super::duplicate_key(&commentary, content.as_ref().map(|c| &c.0)),
+    );
     let earlier = inner
         .latest
         .get(&key)
         .map(|&i| &inner.posts[i])
+        .filter(|p| !p.deleted)
         .filter(|p| (now - p.received_at).to_std().is_ok_and(|age| age < window));
     if let Some(earlier) = earlier {
         let body = json!({
@@ -240,7 +255,7 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
             .insert("x-restli-error-response", HeaderValue::from_static("true"));
         return resp;
     }
-    let urn = inner.store(author, commentary, visibility, now);
+    let urn = inner.store(author, commentary, visibility, now, content);
     let mut resp = StatusCode::CREATED.into_response();
     resp.headers_mut().insert(
         "x-restli-id",
@@ -257,9 +272,8 @@ fn may_post_as(
     author: &str,
     visibility: &str,
 ) -> Result<(), Response> {
-    let has = |s: &str| who.scopes.iter().any(|x| x == s);
-    if let Some(person) = author.strip_prefix("urn:li:person:") {
-        if person != who.sub || !has("w_member_social") {
+    if author.starts_with("urn:li:person:") {
+        if !acts_for(&sb.lock(), who, author, POSTING_ROLES) {
             return Err(access_denied(
                 "Not enough permissions to access: partnerApiPostsExternal.CREATE",
             ));
@@ -275,13 +289,7 @@ fn may_post_as(
                 "ERROR :: /visibility :: CONNECTIONS is not allowed for organization authors",
             ));
         }
-        let person = format!("urn:li:person:{}", who.sub);
-        let role_ok = sb.lock().acls.iter().any(|a| {
-            a.organization == author
-                && a.person == person
-                && POSTING_ROLES.contains(&a.role.as_str())
-        });
-        if !has("w_organization_social") || !role_ok {
+        if !acts_for(&sb.lock(), who, author, POSTING_ROLES) {
             return Err(access_denied("Field Value validation failed in REQUEST_BODY: Data Processing Exception while processing fields [/author]"));
         }
         return Ok(());
@@ -292,6 +300,23 @@ fn may_post_as(
         None,
         &format!("ERROR :: /author :: {author:?} is not a valid person or organization URN"),
     ))
+}
+
+/// Whether the token may act as `actor` (post, upload, comment, edit, delete): a member as
+/// themself with `w_member_social`; a page with `w_organization_social` and one of `roles`.
+pub(super) fn acts_for(inner: &Inner, who: &TokenInfo, actor: &str, roles: &[&str]) -> bool {
+    let has = |s: &str| who.scopes.iter().any(|x| x == s);
+    if let Some(person) = actor.strip_prefix("urn:li:person:") {
+        return person == who.sub && has("w_member_social");
+    }
+    if !actor.starts_with("urn:li:organization:") || !has("w_organization_social") {
+        return false;
+    }
+    let person = format!("urn:li:person:{}", who.sub);
+    inner
+        .acls
+        .iter()
+        .any(|a| a.organization == actor && a.person == person && roles.contains(&a.role.as_str()))
 }
 
 #[derive(Deserialize)]
@@ -330,7 +355,11 @@ async fn find_posts(
         );
     }
     let inner = sb.lock();
-    let mut posts: Vec<&StoredPost> = inner.posts.iter().filter(|p| p.author == author).collect();
+    let mut posts: Vec<&StoredPost> = inner
+        .posts
+        .iter()
+        .filter(|p| p.author == author && !p.deleted)
+        .collect();
     // Newest first (text posts are never modified, so last modified is created).
     posts.sort_by_key(|p| std::cmp::Reverse(p.received_at));
     let elements: Vec<PostElement> = posts

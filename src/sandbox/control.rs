@@ -1,6 +1,6 @@
 //! The sandbox's own endpoints under `/_sandbox/` (tokens without a browser, what was posted,
-//! posts seeded as made elsewhere, settings, revocation) and the scripted-fault layer tests
-//! use.
+//! posts seeded as made elsewhere, settings and media faults, revocation) and the
+//! scripted-fault layer tests use.
 
 use std::time::Duration;
 
@@ -13,14 +13,15 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{api, Acl, Hangup, Sandbox, StoredPost, TokenInfo};
+use super::{api, media, post_content, Acl, Hangup, Sandbox, StoredPost, TokenInfo};
 use crate::linkedin::wire::{SandboxTokenRequest, TokenResponse};
 use crate::secret::Secret;
 
 /// A scripted fault: `{"path": "/rest/posts", "status": 429, "times": 3, "retry_after": 2}`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Fault {
-    /// The request path it applies to (exact).
+    /// The request path it applies to: exact, or ending in `*` for every path with that
+    /// prefix (e.g. `/rest/socialActions/*`, `/dms-uploads/*`).
     pub path: String,
     /// Only this method, if given.
     #[serde(default)]
@@ -73,6 +74,7 @@ pub fn routes() -> Router<Sandbox> {
             post(add_faults).get(list_faults).delete(clear_faults),
         )
         .route("/_sandbox/config", post(set_config))
+        .route("/_sandbox/configure", post(set_config))
         .route("/_sandbox/revoke", post(revoke))
         .route("/_sandbox/roles", post(set_role))
         .route("/_sandbox/health", get(|| async { "ok" }))
@@ -139,7 +141,18 @@ pub(super) fn random_token() -> String {
 }
 
 async fn list_posts(State(sb): State<Sandbox>) -> Json<Vec<StoredPost>> {
-    Json(sb.lock().posts.clone())
+    let inner = sb.lock();
+    let now = Utc::now();
+    let posts = inner
+        .posts
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            post_content::refresh(&inner, &mut p, now);
+            p
+        })
+        .collect();
+    Json(posts)
 }
 
 /// A post made outside the client, e.g. by hand last week: `{"author": "urn:li:…",
@@ -160,7 +173,9 @@ fn public() -> String {
 
 async fn seed_post(State(sb): State<Sandbox>, Json(p): Json<Seed>) -> Json<serde_json::Value> {
     let at = p.created_at.unwrap_or_else(Utc::now);
-    let urn = sb.lock().store(p.author, p.commentary, p.visibility, at);
+    let urn = sb
+        .lock()
+        .store(p.author, p.commentary, p.visibility, at, None);
     Json(serde_json::json!({ "urn": urn }))
 }
 
@@ -189,7 +204,9 @@ async fn list_faults(State(sb): State<Sandbox>) -> Json<Vec<Fault>> {
 }
 
 async fn clear_faults(State(sb): State<Sandbox>) -> StatusCode {
-    sb.lock().faults.clear();
+    let mut inner = sb.lock();
+    inner.faults.clear();
+    inner.media_fail.clear();
     StatusCode::NO_CONTENT
 }
 
@@ -208,6 +225,18 @@ struct ConfigChange {
     login_member: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    media_processing_ms: Option<u64>,
+    upload_url_ttl_ms: Option<u64>,
+    comments_forbidden: Option<bool>,
+    /// Appended to the `media_fail` rules (one rule or a list).
+    media_fail: Option<OneOrMany>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(media::FailRule),
+    Many(Vec<media::FailRule>),
 }
 
 async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> StatusCode {
@@ -251,6 +280,20 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(s) = c.access_ttl_secs {
         inner.settings.access_ttl = Duration::from_secs(s);
+    }
+    if let Some(ms) = c.media_processing_ms {
+        inner.settings.media_processing = Duration::from_millis(ms);
+    }
+    if let Some(ms) = c.upload_url_ttl_ms {
+        inner.settings.upload_url_ttl = Duration::from_millis(ms);
+    }
+    if let Some(b) = c.comments_forbidden {
+        inner.settings.comments_forbidden = b;
+    }
+    match c.media_fail {
+        Some(OneOrMany::One(rule)) => inner.media_fail.push(rule),
+        Some(OneOrMany::Many(rules)) => inner.media_fail.extend(rules),
+        None => {}
     }
     StatusCode::NO_CONTENT
 }
@@ -326,7 +369,10 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
         inner.faults.retain(|f| f.until.is_none_or(|u| u > now));
         let method = req.method().as_str().to_string();
         let idx = inner.faults.iter().position(|f| {
-            f.path == path
+            (f.path == path
+                || f.path
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| path.starts_with(prefix)))
                 && f.method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(&method))
@@ -361,8 +407,8 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
     }
     if fault.drop {
         let hangup = req.extensions().get::<Hangup>().cloned();
-        if let Some(status) = fault.status {
-            drop(fault_response(status, fault.retry_after));
+        if fault.status.is_some() {
+            drain(req).await;
         } else {
             drop(next.run(req).await);
         }
@@ -386,9 +432,20 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
         return real;
     }
     match fault.status {
-        Some(status) => fault_response(status, fault.retry_after),
+        Some(status) => {
+            drain(req).await;
+            fault_response(status, fault.retry_after)
+        }
         None => next.run(req).await,
     }
+}
+
+/// Reads a request's body to its end, as LinkedIn's front end does before failing: a client
+/// still sending a large upload then gets the answer rather than a broken pipe.
+async fn drain(req: Request) {
+    use http_body_util::BodyExt;
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 fn fault_response(status: u16, retry_after: Option<u64>) -> Response {

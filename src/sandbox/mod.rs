@@ -1,14 +1,20 @@
 //! The sandbox: a faithful emulator of the LinkedIn endpoints lipost uses, on loopback.
 //!
-//! It owns its own state (members, tokens, page roles, posts, scripted faults) and checks
-//! requests the way LinkedIn does: headers, bearer token, author, body fields, the
-//! 3,000-character limit, duplicate content. It shares only the wire types with the client,
-//! never its logic, and it never talks to the store or the daemon.
+//! It owns its own state (members, tokens, page roles, posts, media assets, comments,
+//! scripted faults) and checks requests the way LinkedIn does: headers, bearer token, author
+//! and owner, body fields, the 3,000-character limit, duplicate content, post content against
+//! its assets' status. It shares only the wire types with the client, never its logic, and it
+//! never talks to the store or the daemon. Uploaded bytes go to unlinked temporary files
+//! (streamed, never held whole in memory), so nothing is left behind however it stops.
 
 mod api;
 mod control;
 pub mod ltf;
+mod media;
 mod oauth;
+mod post_content;
+mod social;
+mod upload;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,6 +27,8 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+use crate::linkedin::wire::PostContent;
 
 /// How the sandbox behaves; all of it can be changed at run time through `/_sandbox/config`.
 #[derive(Debug, Clone)]
@@ -48,6 +56,12 @@ pub struct Settings {
     pub grant_scopes: Option<Vec<String>>,
     /// The member who approves authorization requests.
     pub login_member: String,
+    /// How long an uploaded asset stays `PROCESSING` before it is `AVAILABLE`.
+    pub media_processing: Duration,
+    /// Lifetime of upload URLs (`uploadUrlExpiresAt`, `uploadUrlsExpireAt`).
+    pub upload_url_ttl: Duration,
+    /// Comments answer 403: the account lacks the (disputed) comment permission.
+    pub comments_forbidden: bool,
 }
 
 impl Default for Settings {
@@ -66,6 +80,9 @@ impl Default for Settings {
             deny: false,
             grant_scopes: None,
             login_member: "me".into(),
+            media_processing: Duration::from_millis(1000),
+            upload_url_ttl: Duration::from_secs(3600),
+            comments_forbidden: false,
         }
     }
 }
@@ -80,6 +97,22 @@ pub struct StoredPost {
     pub text: String,
     pub visibility: String,
     pub received_at: DateTime<Utc>,
+    /// `image`, `multi_image`, `document`, `video`, `article`, `poll`; absent for text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_kind: Option<&'static str>,
+    /// LinkedIn's `content` field as received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<PostContent>,
+    /// Every asset the content names, in order, as it was when the post was created.
+    pub assets: Vec<post_content::PostAsset>,
+    /// False once an asset it names failed processing: LinkedIn keeps such a post but never
+    /// shows it. Worked out when listed.
+    pub visible: bool,
+    pub comments: Vec<social::Comment>,
+    pub edits: Vec<social::Edit>,
+    pub deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone)]
@@ -111,6 +144,14 @@ struct Inner {
     codes: HashMap<String, oauth::Code>,
     refresh: HashMap<String, oauth::Refresh>,
     next_share: u64,
+    /// Assets by URN.
+    media: HashMap<String, media::Asset>,
+    /// Upload URL id → asset URN.
+    uploads: HashMap<String, String>,
+    media_fail: Vec<media::FailRule>,
+    next_comment: u64,
+    /// The address it serves, for upload URLs when a request names no host.
+    local: Option<SocketAddr>,
 }
 
 impl Inner {
@@ -121,10 +162,14 @@ impl Inner {
         commentary: String,
         visibility: String,
         at: DateTime<Utc>,
+        content: Option<(PostContent, Vec<post_content::PostAsset>)>,
     ) -> String {
         self.next_share += 1;
         let urn = format!("urn:li:share:{}", self.next_share);
-        let key = (author.clone(), commentary.clone());
+        let key = (
+            author.clone(),
+            duplicate_key(&commentary, content.as_ref().map(|c| &c.0)),
+        );
         let newer = self
             .latest
             .get(&key)
@@ -132,6 +177,7 @@ impl Inner {
         if newer {
             self.latest.insert(key, self.posts.len());
         }
+        let (content, assets) = content.unzip();
         self.posts.push(StoredPost {
             urn: urn.clone(),
             author,
@@ -139,8 +185,21 @@ impl Inner {
             commentary,
             visibility,
             received_at: at,
+            content_kind: content.as_ref().map(post_content::kind),
+            content,
+            assets: assets.unwrap_or_default(),
+            visible: true,
+            comments: Vec::new(),
+            edits: Vec::new(),
+            deleted: false,
+            deleted_at: None,
         });
         urn
+    }
+
+    /// The post with this URN, deleted or not.
+    fn post_mut(&mut self, urn: &str) -> Option<&mut StoredPost> {
+        self.posts.iter_mut().find(|p| p.urn == urn)
     }
 
     /// The member's `sub`, made up (stable, from the name) the first time it is asked for.
@@ -149,6 +208,18 @@ impl Inner {
             .entry(name.to_string())
             .or_insert_with(|| control::sub_for(name))
             .clone()
+    }
+}
+
+/// What LinkedIn's duplicate check compares besides the author: the commentary, and the
+/// content when there is one (two image posts without text are not duplicates).
+fn duplicate_key(commentary: &str, content: Option<&PostContent>) -> String {
+    match content {
+        None => commentary.to_string(),
+        Some(c) => format!(
+            "{commentary}\u{1f}{}",
+            serde_json::to_string(c).unwrap_or_default()
+        ),
     }
 }
 
@@ -174,6 +245,9 @@ impl Sandbox {
 
     fn router(&self) -> Router {
         api::routes()
+            .merge(media::routes())
+            .merge(upload::routes())
+            .merge(social::routes())
             .merge(oauth::routes())
             .merge(control::routes())
             .layer(axum::middleware::from_fn_with_state(
@@ -190,6 +264,7 @@ impl Sandbox {
     ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        self.lock().local = Some(local);
         let task = tokio::spawn(serve(listener, self.router()));
         Ok((local, task))
     }
