@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{AccountKind, Config, COMMENTARY_LIMIT};
+use crate::content::{Asset, Content, MediaKind, PollDuration};
 use crate::linkedin::ltf;
 
 /// Who may see the post.
@@ -101,6 +102,15 @@ pub enum DraftError {
     BadTime { value: String, why: String },
     #[error("visibility = {value:?}: {why}")]
     BadVisibility { value: String, why: String },
+    #[error("`{key}`: {why}")]
+    Content { key: &'static str, why: String },
+    #[error("the draft sets both `{first}` and `{second}`: a post carries one kind of content (images, document, video, article or poll); keep one")]
+    MixedContent {
+        first: &'static str,
+        second: &'static str,
+    },
+    #[error("`{key}` names files: put the draft and its files in a folder (a bundle), the draft as `post.md` beside them, and drop the folder in the queue folder")]
+    NeedsBundle { key: &'static str },
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,7 +120,170 @@ struct FrontMatter {
     account: Option<String>,
     publish_at: Option<toml::Value>,
     visibility: Option<String>,
+    images: Option<Vec<ImageItem>>,
+    document: Option<DocumentTable>,
+    video: Option<VideoTable>,
+    article: Option<ArticleTable>,
+    poll: Option<PollTable>,
+    first_comment: Option<String>,
+    edit: Option<bool>,
 }
+
+/// `images = ["a.png", { file = "b.jpg", alt = "..." }]`: a bare name or a table.
+#[derive(Debug)]
+struct ImageItem(NamedFile);
+
+impl<'de> Deserialize<'de> for ImageItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ImageItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a file name (\"a.png\") or a table ({ file = \"a.png\", alt = \"...\" })",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ImageItem, E> {
+                Ok(ImageItem(NamedFile {
+                    file: v.to_string(),
+                    alt: None,
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<ImageItem, A::Error> {
+                let t = ImageTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(ImageItem(NamedFile {
+                    file: t.file,
+                    alt: t.alt,
+                }))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageTable {
+    file: String,
+    alt: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocumentTable {
+    file: String,
+    title: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VideoTable {
+    file: String,
+    title: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ArticleTable {
+    url: String,
+    title: Option<String>,
+    description: Option<String>,
+    thumbnail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PollTable {
+    question: String,
+    options: Vec<String>,
+    duration: String,
+}
+
+/// A file a bundle's front matter names (a path inside the bundle), with its alt text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedFile {
+    pub file: String,
+    pub alt: Option<String>,
+}
+
+/// Content whose files are still to be read: what a bundle's front matter names. Intake
+/// turns it into a [`Content`] once the files are checked and fixed in the media store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Named {
+    Images(Vec<NamedFile>),
+    Document {
+        file: NamedFile,
+        title: String,
+    },
+    Video {
+        file: NamedFile,
+        title: Option<String>,
+    },
+    /// A link card with a thumbnail (without one, it needs no file: it is [`Content`] at once).
+    Article {
+        url: String,
+        title: Option<String>,
+        description: Option<String>,
+        thumbnail: NamedFile,
+    },
+}
+
+impl Named {
+    /// The front-matter key, for messages.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Named::Images(_) => "images",
+            Named::Document { .. } => "document",
+            Named::Video { .. } => "video",
+            Named::Article { .. } => "article",
+        }
+    }
+
+    /// Every file named, with what it must be, in order.
+    pub fn files(&self) -> Vec<(&NamedFile, MediaKind)> {
+        match self {
+            Named::Images(files) => files.iter().map(|f| (f, MediaKind::Image)).collect(),
+            Named::Document { file, .. } => vec![(file, MediaKind::Document)],
+            Named::Video { file, .. } => vec![(file, MediaKind::Video)],
+            Named::Article { thumbnail, .. } => vec![(thumbnail, MediaKind::Image)],
+        }
+    }
+
+    /// The content, given the asset each file became (in the order of [`Named::files`]).
+    pub fn into_content(self, mut assets: Vec<Asset>) -> Content {
+        match self {
+            Named::Images(_) => Content::Images { images: assets },
+            Named::Document { title, .. } => Content::Document {
+                asset: assets.remove(0),
+                title,
+            },
+            Named::Video { title, .. } => Content::Video {
+                asset: assets.remove(0),
+                title,
+            },
+            Named::Article {
+                url,
+                title,
+                description,
+                ..
+            } => Content::Article {
+                url,
+                title,
+                description,
+                thumbnail: Some(assets.remove(0)),
+            },
+        }
+    }
+}
+
+/// LinkedIn's limits on what a draft's content keys may hold.
+pub const MAX_IMAGES: usize = 20;
+pub const MAX_ALT_TEXT: usize = 4086;
+pub const MAX_POLL_QUESTION: usize = 140;
+pub const MAX_POLL_OPTION: usize = 30;
 
 /// How far ahead a `publish_at` may be. Further is a typo (a year 2062 for 2026), and a time
 /// past year 9999 cannot even be stored.
@@ -121,14 +294,38 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
     parse_at(bytes, stem, config, Utc::now())
 }
 
-/// Parses and validates a draft as of `now`. `stem` is the file name without its extension:
-/// the default id.
+/// Parses and validates a single-file draft as of `now`. `stem` is the file name without its
+/// extension: the default id. Keys that name files are refused: those need a bundle.
 pub fn parse_at(
     bytes: &[u8],
     stem: &str,
     config: &Config,
     now: DateTime<Utc>,
 ) -> Result<Draft, DraftError> {
+    match parse_bundle_at(bytes, stem, config, now)? {
+        (_, Some(named)) => Err(DraftError::NeedsBundle { key: named.key() }),
+        (d, None) => Ok(d),
+    }
+}
+
+/// [`parse_bundle_at`] now.
+pub fn parse_bundle(
+    bytes: &[u8],
+    stem: &str,
+    config: &Config,
+) -> Result<(Draft, Option<Named>), DraftError> {
+    parse_bundle_at(bytes, stem, config, Utc::now())
+}
+
+/// Parses a bundle's `post.md` (`stem`: the folder's name, the default id). Content that
+/// needs no file is in the draft already; the files named come back as [`Named`], for intake
+/// to read from the bundle.
+pub fn parse_bundle_at(
+    bytes: &[u8],
+    stem: &str,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(Draft, Option<Named>), DraftError> {
     let line_of = |offset: usize| bytes[..offset].iter().filter(|&&b| b == b'\n').count() + 1;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
@@ -157,7 +354,24 @@ pub fn parse_at(
             account: None,
             publish_at: None,
             visibility: None,
+            images: None,
+            document: None,
+            video: None,
+            article: None,
+            poll: None,
+            first_comment: None,
+            edit: None,
         },
+    };
+    let (content, named) = content_of(&fm)?;
+    let first_comment = match fm.first_comment {
+        Some(c) if c.trim().is_empty() => {
+            return Err(DraftError::Content {
+                key: "first_comment",
+                why: "it is empty: write the comment, or remove the key".into(),
+            })
+        }
+        c => c,
     };
 
     let id = fm.id.unwrap_or_else(|| stem.to_string());
@@ -227,7 +441,7 @@ pub fn parse_at(
             limit: COMMENTARY_LIMIT,
         });
     }
-    Ok(Draft {
+    let draft = Draft {
         id,
         account: account_name,
         publish_at,
@@ -235,10 +449,204 @@ pub fn parse_at(
         visibility,
         text: body.to_string(),
         commentary,
-        content: None,
-        first_comment: None,
-        edit: false,
-    })
+        content,
+        first_comment,
+        edit: fm.edit.unwrap_or(false),
+    };
+    Ok((draft, named))
+}
+
+/// The content keys of the front matter: at most one kind; content that needs no file, or
+/// the files to read.
+fn content_of(fm: &FrontMatter) -> Result<(Option<Content>, Option<Named>), DraftError> {
+    let set: Vec<&'static str> = [
+        ("images", fm.images.is_some()),
+        ("document", fm.document.is_some()),
+        ("video", fm.video.is_some()),
+        ("article", fm.article.is_some()),
+        ("poll", fm.poll.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    if let [first, second, ..] = set[..] {
+        return Err(DraftError::MixedContent { first, second });
+    }
+    let bad = |key: &'static str, why: String| DraftError::Content { key, why };
+    if let Some(images) = &fm.images {
+        if images.is_empty() {
+            return Err(bad(
+                "images",
+                "the list is empty: name 1 to 20 image files".into(),
+            ));
+        }
+        if images.len() > MAX_IMAGES {
+            return Err(bad(
+                "images",
+                format!(
+                    "{} images; a post holds at most {MAX_IMAGES}: split them over two posts",
+                    images.len()
+                ),
+            ));
+        }
+        let mut files = Vec::with_capacity(images.len());
+        for ImageItem(f) in images {
+            files.push(named_file("images", f.clone())?);
+        }
+        return Ok((None, Some(Named::Images(files))));
+    }
+    if let Some(d) = &fm.document {
+        let title = match d.title.as_deref().map(str::trim) {
+            Some(t) if !t.is_empty() => t.to_string(),
+            _ => {
+                return Err(bad(
+                    "document",
+                    "a title is required (LinkedIn shows it on the document): write document = { file = \"...\", title = \"...\" }".into(),
+                ))
+            }
+        };
+        let file = named_file("document", plain(&d.file))?;
+        return Ok((None, Some(Named::Document { file, title })));
+    }
+    if let Some(v) = &fm.video {
+        let file = named_file("video", plain(&v.file))?;
+        let title = v.title.clone().filter(|t| !t.trim().is_empty());
+        return Ok((None, Some(Named::Video { file, title })));
+    }
+    if let Some(a) = &fm.article {
+        let url = a.url.trim();
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
+            _ => {
+                return Err(bad(
+                    "article",
+                    format!("url = {url:?}: write a full http:// or https:// address"),
+                ))
+            }
+        }
+        let (url, title, description) = (url.to_string(), a.title.clone(), a.description.clone());
+        return Ok(match &a.thumbnail {
+            None => (
+                Some(Content::Article {
+                    url,
+                    title,
+                    description,
+                    thumbnail: None,
+                }),
+                None,
+            ),
+            Some(t) => (
+                None,
+                Some(Named::Article {
+                    url,
+                    title,
+                    description,
+                    thumbnail: named_file("article", plain(t))?,
+                }),
+            ),
+        });
+    }
+    if let Some(p) = &fm.poll {
+        let question = p.question.trim().to_string();
+        if question.is_empty() {
+            return Err(bad("poll", "the question is empty".into()));
+        }
+        let len = question.encode_utf16().count();
+        if len > MAX_POLL_QUESTION {
+            return Err(bad(
+                "poll",
+                format!("the question is {len} characters; LinkedIn allows {MAX_POLL_QUESTION}"),
+            ));
+        }
+        if !(2..=4).contains(&p.options.len()) {
+            return Err(bad(
+                "poll",
+                format!("{} options; a poll has 2 to 4", p.options.len()),
+            ));
+        }
+        let mut options = Vec::with_capacity(p.options.len());
+        for o in &p.options {
+            let o = o.trim();
+            let len = o.encode_utf16().count();
+            if len == 0 || len > MAX_POLL_OPTION {
+                return Err(bad(
+                    "poll",
+                    format!("option {o:?} is {len} characters; write 1 to {MAX_POLL_OPTION}"),
+                ));
+            }
+            options.push(o.to_string());
+        }
+        let duration = PollDuration::parse(&p.duration).ok_or_else(|| {
+            bad(
+                "poll",
+                format!(
+                    "duration = {:?}: use \"1d\", \"3d\", \"7d\" or \"14d\"",
+                    p.duration
+                ),
+            )
+        })?;
+        return Ok((
+            Some(Content::Poll {
+                question,
+                options,
+                duration,
+            }),
+            None,
+        ));
+    }
+    Ok((None, None))
+}
+
+fn plain(file: &str) -> NamedFile {
+    NamedFile {
+        file: file.to_string(),
+        alt: None,
+    }
+}
+
+/// A file named under `key`: a relative path inside the bundle (no `..`, not absolute), and
+/// alt text within LinkedIn's limit.
+fn named_file(key: &'static str, mut f: NamedFile) -> Result<NamedFile, DraftError> {
+    let bad = |why: String| DraftError::Content { key, why };
+    bundle_path(&f.file).map_err(|why| bad(format!("file = {:?}: {why}", f.file)))?;
+    if let Some(alt) = &f.alt {
+        let len = alt.encode_utf16().count();
+        if len > MAX_ALT_TEXT {
+            return Err(bad(format!(
+                "the alt text of {:?} is {len} characters; LinkedIn allows {MAX_ALT_TEXT}: shorten it by {}",
+                f.file,
+                len - MAX_ALT_TEXT
+            )));
+        }
+        if alt.trim().is_empty() {
+            f.alt = None;
+        }
+    }
+    Ok(f)
+}
+
+/// The components of a path a bundle names: relative, inside the bundle. Links are refused
+/// when the file is opened; this refuses what is wrong as written.
+pub fn bundle_path(file: &str) -> Result<Vec<&str>, String> {
+    if file.is_empty() {
+        return Err("the file name is empty".into());
+    }
+    if file.starts_with('/') {
+        return Err(
+            "an absolute path; name a file inside the bundle folder, relative to it".into(),
+        );
+    }
+    let parts: Vec<&str> = file
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err("`..` leaves the bundle folder; put the file inside the bundle and name it relative to it".into());
+    }
+    if parts.is_empty() {
+        return Err("names the bundle folder itself, not a file".into());
+    }
+    Ok(parts)
 }
 
 /// LinkedIn's backend counts UTF-16 code units; counting the escaped text is the safe side
@@ -260,7 +668,9 @@ fn valid_id(id: &str) -> bool {
 type Split<'a> = (Option<(&'a str, usize)>, &'a str);
 
 /// The keys front matter may hold; a body line that assigns one is misplaced front matter.
-const KEYS: [&str; 4] = ["id", "account", "publish_at", "visibility"];
+/// (Not the content keys: "Video:" or "Edit:" opening a line of text is common, and those
+/// keys cannot make a post go out at another time or at all.)
+const KEYS: [&str; 5] = ["id", "account", "publish_at", "visibility", "first_comment"];
 
 /// Splits off `+++`-fenced front matter. Returns the front matter text with the line number
 /// it starts on, and the rest. Blank lines may come before the opening fence and fences may
@@ -623,6 +1033,149 @@ mod tests {
             Err(DraftError::YamlFrontMatter { .. })
         ));
         assert!(p("\"quoted\" = fine\nx").is_ok());
+    }
+
+    fn b(s: &str) -> Result<(Draft, Option<Named>), DraftError> {
+        parse_bundle_at(s.as_bytes(), "launch", &config(), now())
+    }
+
+    fn content_error(s: &str) -> String {
+        match b(s) {
+            Err(e @ (DraftError::Content { .. } | DraftError::MixedContent { .. })) => {
+                e.to_string()
+            }
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bundle_keys_name_files_in_order_with_their_alt_text() {
+        let (d, named) = b("+++\nimages = [\"a.png\", { file = \"./pics/b.jpg\", alt = \"B\" }]\nfirst_comment = \"More below\"\nedit = true\n+++\nx").unwrap();
+        assert_eq!(d.first_comment.as_deref(), Some("More below"));
+        assert!(d.edit);
+        assert_eq!(d.content, None);
+        let named = named.unwrap();
+        let files: Vec<(&str, Option<&str>)> = named
+            .files()
+            .into_iter()
+            .map(|(f, k)| {
+                assert_eq!(k, MediaKind::Image);
+                (f.file.as_str(), f.alt.as_deref())
+            })
+            .collect();
+        assert_eq!(files, [("a.png", None), ("./pics/b.jpg", Some("B"))]);
+        assert_eq!(bundle_path("./pics/b.jpg").unwrap(), ["pics", "b.jpg"]);
+        let (_, named) =
+            b("+++\ndocument = { file = \"d.pdf\", title = \"Deck\" }\n+++\nx").unwrap();
+        assert!(matches!(named, Some(Named::Document { title, .. }) if title == "Deck"));
+        let (_, named) = b("+++\nvideo = { file = \"v.mp4\" }\n+++\nx").unwrap();
+        assert!(matches!(named, Some(Named::Video { title: None, .. })));
+    }
+
+    #[test]
+    fn keys_without_files_work_in_a_single_file_and_file_keys_need_a_bundle() {
+        let d = p("+++\npoll = { question = \"Q?\", options = [\"a\", \"b\", \"c\"], duration = \"14d\" }\n+++\nx").unwrap();
+        assert_eq!(
+            d.content,
+            Some(Content::Poll {
+                question: "Q?".into(),
+                options: vec!["a".into(), "b".into(), "c".into()],
+                duration: PollDuration::FourteenDays,
+            })
+        );
+        let d =
+            p("+++\narticle = { url = \"https://example.com/a\", title = \"T\" }\n+++\nx").unwrap();
+        assert!(matches!(
+            d.content,
+            Some(Content::Article {
+                thumbnail: None,
+                ..
+            })
+        ));
+        for (text, key) in [
+            ("images = [\"a.png\"]", "images"),
+            ("document = { file = \"a.pdf\", title = \"T\" }", "document"),
+            ("video = { file = \"a.mp4\" }", "video"),
+            (
+                "article = { url = \"https://e.com\", thumbnail = \"c.png\" }",
+                "article",
+            ),
+        ] {
+            let e = p(&format!("+++\n{text}\n+++\nx")).unwrap_err();
+            assert_eq!(e, DraftError::NeedsBundle { key }, "{text}");
+            assert!(e
+                .to_string()
+                .contains("put the draft and its files in a folder (a bundle)"));
+        }
+    }
+
+    #[test]
+    fn content_keys_are_checked_against_linkedins_limits() {
+        let many = (0..21)
+            .map(|i| format!("\"{i}.png\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (fm, want) in [
+            (format!("images = [{many}]"), "21 images"),
+            ("images = []".into(), "the list is empty"),
+            ("images = [\"/etc/a.png\"]".into(), "an absolute path"),
+            (
+                "images = [\"x/../../a.png\"]".into(),
+                "`..` leaves the bundle folder",
+            ),
+            (
+                format!(
+                    "images = [{{ file = \"a.png\", alt = \"{}\" }}]",
+                    "é".repeat(4087)
+                ),
+                "4087 characters",
+            ),
+            (
+                "document = { file = \"a.pdf\", title = \" \" }".into(),
+                "a title is required",
+            ),
+            (
+                "article = { url = \"ftp://e.com/x\" }".into(),
+                "http:// or https://",
+            ),
+            (
+                "poll = { question = \"Q\", options = [\"a\"], duration = \"1d\" }".into(),
+                "1 options; a poll has 2 to 4",
+            ),
+            (
+                "poll = { question = \"Q\", options = [\"a\", \"b\"], duration = \"2d\" }".into(),
+                "\"1d\", \"3d\", \"7d\" or \"14d\"",
+            ),
+            (
+                format!(
+                    "poll = {{ question = \"{}\", options = [\"a\", \"b\"], duration = \"1d\" }}",
+                    "q".repeat(141)
+                ),
+                "141 characters",
+            ),
+            (
+                format!(
+                    "poll = {{ question = \"Q\", options = [\"a\", \"{}\"], duration = \"1d\" }}",
+                    "o".repeat(31)
+                ),
+                "write 1 to 30",
+            ),
+            (
+                "video = { file = \"v.mp4\" }\narticle = { url = \"https://e.com\" }".into(),
+                "both `video` and `article`",
+            ),
+            ("first_comment = \"  \"".into(), "it is empty"),
+        ] {
+            let e = content_error(&format!("+++\n{fm}\n+++\nx"));
+            assert!(e.contains(want), "{fm}: {e}");
+        }
+        assert!(b(&format!(
+            "+++\nimages = [{}]\n+++\nx",
+            many.split(',').take(20).collect::<Vec<_>>().join(",")
+        ))
+        .is_ok());
+        let e = b("+++\nimages = [{ file = \"a.png\", colour = \"red\" }]\n+++\nx").unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
     }
 
     #[test]

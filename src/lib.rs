@@ -10,6 +10,7 @@ pub mod content;
 pub mod daemon;
 pub mod draft;
 pub mod linkedin;
+pub mod media;
 pub mod metrics;
 pub mod notify;
 pub mod post;
