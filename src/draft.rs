@@ -1052,6 +1052,149 @@ mod tests {
         assert!(p("\"quoted\" = fine\nx").is_ok());
     }
 
+    fn b(s: &str) -> Result<(Draft, Option<Named>), DraftError> {
+        parse_bundle_at(s.as_bytes(), "launch", &config(), now())
+    }
+
+    fn content_error(s: &str) -> String {
+        match b(s) {
+            Err(e @ (DraftError::Content { .. } | DraftError::MixedContent { .. })) => {
+                e.to_string()
+            }
+            other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bundle_keys_name_files_in_order_with_their_alt_text() {
+        let (d, named) = b("+++\nimages = [\"a.png\", { file = \"./pics/b.jpg\", alt = \"B\" }]\nfirst_comment = \"More below\"\nedit = true\n+++\nx").unwrap();
+        assert_eq!(d.first_comment.as_deref(), Some("More below"));
+        assert!(d.edit);
+        assert_eq!(d.content, None);
+        let named = named.unwrap();
+        let files: Vec<(&str, Option<&str>)> = named
+            .files()
+            .into_iter()
+            .map(|(f, k)| {
+                assert_eq!(k, MediaKind::Image);
+                (f.file.as_str(), f.alt.as_deref())
+            })
+            .collect();
+        assert_eq!(files, [("a.png", None), ("./pics/b.jpg", Some("B"))]);
+        assert_eq!(bundle_path("./pics/b.jpg").unwrap(), ["pics", "b.jpg"]);
+        let (_, named) =
+            b("+++\ndocument = { file = \"d.pdf\", title = \"Deck\" }\n+++\nx").unwrap();
+        assert!(matches!(named, Some(Named::Document { title, .. }) if title == "Deck"));
+        let (_, named) = b("+++\nvideo = { file = \"v.mp4\" }\n+++\nx").unwrap();
+        assert!(matches!(named, Some(Named::Video { title: None, .. })));
+    }
+
+    #[test]
+    fn keys_without_files_work_in_a_single_file_and_file_keys_need_a_bundle() {
+        let d = p("+++\npoll = { question = \"Q?\", options = [\"a\", \"b\", \"c\"], duration = \"14d\" }\n+++\nx").unwrap();
+        assert_eq!(
+            d.content,
+            Some(Content::Poll {
+                question: "Q?".into(),
+                options: vec!["a".into(), "b".into(), "c".into()],
+                duration: PollDuration::FourteenDays,
+            })
+        );
+        let d =
+            p("+++\narticle = { url = \"https://example.com/a\", title = \"T\" }\n+++\nx").unwrap();
+        assert!(matches!(
+            d.content,
+            Some(Content::Article {
+                thumbnail: None,
+                ..
+            })
+        ));
+        for (text, key) in [
+            ("images = [\"a.png\"]", "images"),
+            ("document = { file = \"a.pdf\", title = \"T\" }", "document"),
+            ("video = { file = \"a.mp4\" }", "video"),
+            (
+                "article = { url = \"https://e.com\", thumbnail = \"c.png\" }",
+                "article",
+            ),
+        ] {
+            let e = p(&format!("+++\n{text}\n+++\nx")).unwrap_err();
+            assert_eq!(e, DraftError::NeedsBundle { key }, "{text}");
+            assert!(e
+                .to_string()
+                .contains("put the draft and its files in a folder (a bundle)"));
+        }
+    }
+
+    #[test]
+    fn content_keys_are_checked_against_linkedins_limits() {
+        let many = (0..21)
+            .map(|i| format!("\"{i}.png\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        for (fm, want) in [
+            (format!("images = [{many}]"), "21 images"),
+            ("images = []".into(), "the list is empty"),
+            ("images = [\"/etc/a.png\"]".into(), "an absolute path"),
+            (
+                "images = [\"x/../../a.png\"]".into(),
+                "`..` leaves the bundle folder",
+            ),
+            (
+                format!(
+                    "images = [{{ file = \"a.png\", alt = \"{}\" }}]",
+                    "é".repeat(4087)
+                ),
+                "4087 characters",
+            ),
+            (
+                "document = { file = \"a.pdf\", title = \" \" }".into(),
+                "a title is required",
+            ),
+            (
+                "article = { url = \"ftp://e.com/x\" }".into(),
+                "http:// or https://",
+            ),
+            (
+                "poll = { question = \"Q\", options = [\"a\"], duration = \"1d\" }".into(),
+                "1 options; a poll has 2 to 4",
+            ),
+            (
+                "poll = { question = \"Q\", options = [\"a\", \"b\"], duration = \"2d\" }".into(),
+                "\"1d\", \"3d\", \"7d\" or \"14d\"",
+            ),
+            (
+                format!(
+                    "poll = {{ question = \"{}\", options = [\"a\", \"b\"], duration = \"1d\" }}",
+                    "q".repeat(141)
+                ),
+                "141 characters",
+            ),
+            (
+                format!(
+                    "poll = {{ question = \"Q\", options = [\"a\", \"{}\"], duration = \"1d\" }}",
+                    "o".repeat(31)
+                ),
+                "write 1 to 30",
+            ),
+            (
+                "video = { file = \"v.mp4\" }\narticle = { url = \"https://e.com\" }".into(),
+                "both `video` and `article`",
+            ),
+            ("first_comment = \"  \"".into(), "it is empty"),
+        ] {
+            let e = content_error(&format!("+++\n{fm}\n+++\nx"));
+            assert!(e.contains(want), "{fm}: {e}");
+        }
+        assert!(b(&format!(
+            "+++\nimages = [{}]\n+++\nx",
+            many.split(',').take(20).collect::<Vec<_>>().join(",")
+        ))
+        .is_ok());
+        let e = b("+++\nimages = [{ file = \"a.png\", colour = \"red\" }]\n+++\nx").unwrap_err();
+        assert!(e.to_string().contains("colour"), "{e}");
+    }
+
     #[test]
     fn plain_text_gets_defaults() {
         let d = p("Hello world\n").unwrap();

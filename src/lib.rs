@@ -22,5 +22,6 @@ pub mod secret;
 pub mod service;
 pub mod slots;
 pub mod store;
+pub mod uploader;
 pub mod wallclock;
 pub mod watcher;

@@ -179,7 +179,8 @@ fn too_large(len: u64, kind: MediaKind, limits: &Media) -> Option<String> {
 /// Checks that `file` (read from its start) is what LinkedIn takes as `kind`, within the
 /// configured caps; says what it found ("a PNG image, 640×480"). The error says what is
 /// wrong and what to do.
-pub fn check(kind: MediaKind, file: &mut File, limits: &Media) -> Result<String, String> {
+pub fn check(kind: MediaKind, file: &File, limits: &Media) -> Result<String, String> {
+    let mut file = file;
     let io = |e: std::io::Error| format!("cannot read it: {e}");
     let len = file.metadata().map_err(io)?.len();
     if let Some(why) = too_large(len, kind, limits) {
@@ -187,7 +188,7 @@ pub fn check(kind: MediaKind, file: &mut File, limits: &Media) -> Result<String,
     }
     file.seek(SeekFrom::Start(0)).map_err(io)?;
     let mut head = Vec::with_capacity(16);
-    Read::by_ref(file)
+    Read::by_ref(&mut file)
         .take(16)
         .read_to_end(&mut head)
         .map_err(io)?;
@@ -211,8 +212,8 @@ pub fn check(kind: MediaKind, file: &mut File, limits: &Media) -> Result<String,
     }
 }
 
-fn check_image(format: Format, file: &mut File) -> Result<String, String> {
-    let size = imagesize::reader_size(BufReader::new(&mut *file)).map_err(|e| {
+fn check_image(format: Format, mut file: &File) -> Result<String, String> {
+    let size = imagesize::reader_size(BufReader::new(file)).map_err(|e| {
         format!(
             "{}, but its size cannot be read ({e}): is it damaged?",
             format.name()
@@ -228,7 +229,7 @@ fn check_image(format: Format, file: &mut File) -> Result<String, String> {
     let mut found = format!("{}, {}×{}", format.name(), size.width, size.height);
     if format == Format::Gif {
         file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-        let frames = gif_frames(&mut BufReader::new(&mut *file)).map_err(|e| {
+        let frames = gif_frames(&mut BufReader::new(file)).map_err(|e| {
             format!("a GIF image, but its frames cannot be read ({e}): is it damaged?")
         })?;
         if frames > MAX_GIF_FRAMES {
@@ -304,12 +305,12 @@ fn gif_frames(r: &mut impl BufRead) -> std::io::Result<u64> {
     }
 }
 
-fn check_pdf(file: &mut File) -> Result<String, String> {
+fn check_pdf(file: &File) -> Result<String, String> {
     // Mapped, not read: a 100 MB PDF costs only the pages the cross-reference table and the
     // page tree sit on. The file is the store's private copy (or, for `lipost validate`,
     // the author's), which nobody truncates while it is read.
     // SAFETY: read-only map of a regular file; see above for truncation.
-    let map = unsafe { memmap2::Mmap::map(&*file) }.map_err(|e| format!("cannot read it: {e}"))?;
+    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| format!("cannot read it: {e}"))?;
     let meta = lopdf::Document::load_metadata_mem(&map)
         .map_err(|e| format!("a PDF, but it cannot be read ({e}): is it damaged or encrypted?"))?;
     match meta.page_count {
@@ -323,8 +324,8 @@ fn check_pdf(file: &mut File) -> Result<String, String> {
     }
 }
 
-fn check_ole(file: &mut File) -> Result<String, String> {
-    let cf = cfb::CompoundFile::open(&mut *file).map_err(|e| {
+fn check_ole(file: &File) -> Result<String, String> {
+    let cf = cfb::CompoundFile::open(file).map_err(|e| {
         format!("an Office (OLE) file, but it cannot be read ({e}): is it damaged?")
     })?;
     if cf.is_stream("/WordDocument") {
@@ -336,8 +337,8 @@ fn check_ole(file: &mut File) -> Result<String, String> {
     }
 }
 
-fn check_office_zip(file: &mut File) -> Result<String, String> {
-    let zip = zip::ZipArchive::new(BufReader::new(&mut *file))
+fn check_office_zip(file: &File) -> Result<String, String> {
+    let zip = zip::ZipArchive::new(BufReader::new(file))
         .map_err(|e| format!("a ZIP archive, but it cannot be read ({e}): is it damaged?"))?;
     let has = |name: &str| zip.file_names().any(|n| n == name);
     if !has("[Content_Types].xml") {
@@ -355,13 +356,13 @@ fn check_office_zip(file: &mut File) -> Result<String, String> {
     }
 }
 
-fn check_video(file: &mut File, len: u64) -> Result<String, String> {
+fn check_video(file: &File, len: u64) -> Result<String, String> {
     if len < MIN_VIDEO_BYTES {
         return Err(format!(
             "it is {len} bytes; LinkedIn takes videos of at least 75 KB ({MIN_VIDEO_BYTES} bytes)"
         ));
     }
-    let movie = mp4parse::read_mp4(&mut BufReader::with_capacity(64 * 1024, &mut *file))
+    let movie = mp4parse::read_mp4(&mut BufReader::with_capacity(64 * 1024, file))
         .map_err(|e| format!("an MP4 video, but it cannot be read ({e:?}): is it damaged?"))?;
     // The movie lasts as long as its longest track.
     let seconds = movie
@@ -388,14 +389,16 @@ fn check_video(file: &mut File, len: u64) -> Result<String, String> {
 
 /// Copies `src` (from its start) into the media store, streaming and hashing as it goes;
 /// checks the copy (so what is checked is what goes out), and keeps it under its SHA-256:
-/// the same bytes are kept once. `file` and `alt` are recorded in the [`Asset`].
+/// the same bytes are kept once. `file` and `alt` are recorded in the [`Asset`]; with it,
+/// what the file was found to be.
 pub fn fix(
     config: &Config,
-    src: &mut File,
+    src: &File,
     kind: MediaKind,
     file: &str,
     alt: Option<String>,
-) -> Result<Asset, FixError> {
+) -> Result<(Asset, String), FixError> {
+    let mut src = src;
     let refused = |why: String| FixError::Refused(why);
     let len = src
         .metadata()
@@ -434,13 +437,8 @@ pub fn fix(
         out.write_all(&buf[..n]).map_err(store_err(&tmp.path))?;
     }
     tmp.file.sync_all().map_err(store_err(&tmp.path))?;
-    let mut copy = tmp.file.try_clone().map_err(store_err(&tmp.path))?;
-    check(kind, &mut copy, &config.media).map_err(refused)?;
-    let sha256: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let found = check(kind, &tmp.file, &config.media).map_err(refused)?;
+    let sha256 = hex(hasher);
     let target = dir.join(&sha256);
     if std::fs::symlink_metadata(&target).is_err() {
         std::fs::rename(&tmp.path, &target).map_err(store_err(&target))?;
@@ -448,14 +446,63 @@ pub fn fix(
             .and_then(|d| d.sync_all())
             .map_err(store_err(&dir))?;
     }
-    Ok(Asset {
+    let asset = Asset {
         sha256,
         kind,
         bytes: copied,
         file: file.to_string(),
         alt,
-    })
+    };
+    Ok((asset, found))
 }
+
+fn hex(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What [`fix`] would keep, without copying anything (for `lipost validate`): the file is
+/// checked and hashed where it is.
+pub fn inspect(
+    limits: &Media,
+    src: &File,
+    kind: MediaKind,
+    file: &str,
+    alt: Option<String>,
+) -> Result<(Asset, String), String> {
+    let found = check(kind, src, limits)?;
+    let mut src = src;
+    src.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut src, &mut hasher).map_err(|e| format!("cannot read it: {e}"))?;
+    let asset = Asset {
+        sha256: hex(hasher),
+        kind,
+        bytes,
+        file: file.to_string(),
+        alt,
+    };
+    Ok((asset, found))
+}
+
+/// Removes what a crash left half-copied. Only the daemon writes the store, and one daemon
+/// runs per database, so every temporary file found at its start is a leftover.
+pub fn sweep(config: &Config) {
+    let Ok(entries) = std::fs::read_dir(dir(config)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(INCOMING) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+const INCOMING: &str = ".incoming-";
 
 /// A file being written into the store under a temporary name; removed unless renamed.
 struct Staged {
@@ -467,7 +514,7 @@ impl Staged {
     fn create(dir: &Path) -> std::io::Result<Staged> {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let path = dir.join(format!(".incoming-{}-{n}", std::process::id()));
+        let path = dir.join(format!("{INCOMING}{}-{n}", std::process::id()));
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -515,6 +562,68 @@ mod tests {
         gif.push(0x3b);
         assert_eq!(gif_frames(&mut &gif[..]).unwrap(), 3);
         assert!(gif_frames(&mut &b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x99"[..]).is_err());
+    }
+
+    fn limits() -> Media {
+        Config::parse(crate::config::TEST_CONFIG, Path::new("/x/config.toml"))
+            .unwrap()
+            .media
+    }
+
+    fn zip_of(names: &[&str]) -> File {
+        let f = tempfile::tempfile().unwrap();
+        let mut w = zip::ZipWriter::new(&f);
+        for n in names {
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored);
+            w.start_file(*n, opts).unwrap();
+            w.write_all(b"<x/>").unwrap();
+        }
+        w.finish().unwrap();
+        f
+    }
+
+    fn ole_of(stream: &str) -> File {
+        let f = tempfile::tempfile().unwrap();
+        let mut cf = cfb::CompoundFile::create(&f).unwrap();
+        cf.create_stream(stream).unwrap().write_all(b"x").unwrap();
+        cf.flush().unwrap();
+        f
+    }
+
+    #[test]
+    fn office_documents_are_told_by_their_parts() {
+        let doc = |f: File| check(MediaKind::Document, &f, &limits());
+        let ok = doc(zip_of(&["[Content_Types].xml", "word/document.xml"])).unwrap();
+        assert!(ok.contains("DOCX"), "{ok}");
+        let ok = doc(zip_of(&["[Content_Types].xml", "ppt/presentation.xml"])).unwrap();
+        assert!(ok.contains("PPTX"), "{ok}");
+        let e = doc(zip_of(&["[Content_Types].xml", "xl/workbook.xml"])).unwrap_err();
+        assert!(e.contains("neither Word"), "{e}");
+        let e = doc(zip_of(&["photo.jpg"])).unwrap_err();
+        assert!(e.contains("not an Office document"), "{e}");
+        assert!(doc(ole_of("/WordDocument")).unwrap().contains("(DOC)"));
+        assert!(doc(ole_of("/PowerPoint Document"))
+            .unwrap()
+            .contains("(PPT)"));
+        let e = doc(ole_of("/Workbook")).unwrap_err();
+        assert!(e.contains("neither a Word document"), "{e}");
+        // A document where an image is wanted: the bytes decide.
+        let e = check(MediaKind::Image, &ole_of("/WordDocument"), &limits()).unwrap_err();
+        assert!(e.contains("an Office (OLE) file, not a JPEG"), "{e}");
+    }
+
+    #[test]
+    fn byte_caps_come_from_the_config() {
+        let mut l = limits();
+        l.max_document_bytes = 10;
+        let e = check(
+            MediaKind::Document,
+            &zip_of(&["[Content_Types].xml", "word/document.xml"]),
+            &l,
+        )
+        .unwrap_err();
+        assert!(e.contains("media.max_document_bytes"), "{e}");
     }
 
     #[test]

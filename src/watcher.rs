@@ -1,4 +1,5 @@
-//! The queue folder: finds draft files, takes them once complete, and moves them out.
+//! The queue folder: finds draft files and bundles (a folder holding `post.md` and the files
+//! it names, see [`bundle`]), takes them once complete, and moves them out.
 //!
 //! The folder scan is the truth; notify events only say "look now" (a lost or overflowed
 //! event costs nothing but a later look). Only names with a configured extension are drafts;
@@ -29,6 +30,9 @@ use tracing::{info, warn};
 use crate::config::{Config, Live};
 use crate::draft::{self, Draft};
 use crate::store::{self, Handle, Taken};
+
+mod bundle;
+pub use bundle::{classify as classify_folder, validate as validate_bundle, POST};
 
 /// How many drafts go into the store in one transaction.
 const BATCH: usize = 500;
@@ -165,6 +169,26 @@ pub fn shown(name: &str) -> String {
 /// Keeps notify's watcher alive; dropping it stops the events.
 pub struct Events {
     _watcher: Box<dyn notify::Watcher + Send>,
+    /// Bundle folders watched besides the queue folder.
+    bundles: HashSet<PathBuf>,
+}
+
+impl Events {
+    /// Watches exactly these bundle folders besides the queue folder.
+    fn follow(&mut self, folders: HashSet<PathBuf>) {
+        for gone in self.bundles.difference(&folders) {
+            let _ = self._watcher.unwatch(gone);
+        }
+        for new in folders.difference(&self.bundles) {
+            if let Err(e) = self
+                ._watcher
+                .watch(new, notify::RecursiveMode::NonRecursive)
+            {
+                warn!(folder = %shown(&new.display().to_string()), error = %e, "cannot watch a bundle folder; files arriving in it are seen at the next look");
+            }
+        }
+        self.bundles = folders;
+    }
 }
 
 /// Files renamed into the folder: complete already (the stage-and-rename pattern), so they
@@ -222,7 +246,10 @@ fn watch(config: &Config, look: Arc<Notify>, renamed: RenamedIn) -> Result<Event
     watcher
         .watch(&dir, notify::RecursiveMode::NonRecursive)
         .map_err(watch_err)?;
-    Ok(Events { _watcher: watcher })
+    Ok(Events {
+        _watcher: watcher,
+        bundles: HashSet::new(),
+    })
 }
 
 /// Wakes everyone in `wake` whenever another process pokes the database's wake file
@@ -250,6 +277,7 @@ pub fn watch_wake_file(database: &Path, wake: Vec<Arc<Notify>>) -> Result<Events
         .map_err(|e| watch_err(e.to_string()))?;
     Ok(Events {
         _watcher: Box::new(watcher),
+        bundles: HashSet::new(),
     })
 }
 
@@ -292,7 +320,9 @@ pub struct Intake {
     reported: Mutex<HashSet<String>>,
     /// Drafts taken (or refused) that could not be moved out, as they were then: not taken
     /// again until they change, so a stuck file is neither re-sent nor re-logged.
-    stuck: Arc<Mutex<std::collections::HashMap<PathBuf, Seen>>>,
+    stuck: Arc<Mutex<std::collections::HashMap<PathBuf, Snapshot>>>,
+    /// Folders without a `post.md` already reported, so each is said once.
+    not_bundles: Mutex<HashSet<String>>,
 }
 
 /// Which file a name held when it was read: a name that holds another file, or the same one
@@ -307,13 +337,16 @@ struct Seen {
 }
 
 impl Seen {
+    /// A folder is the same folder while its inode is: its size and mtime change with every
+    /// name added to it, which changes nothing that was read from its files.
     fn of(m: &std::fs::Metadata) -> Seen {
+        let dir = m.is_dir();
         Seen {
             dev: m.dev(),
             ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
+            size: if dir { 0 } else { m.size() },
+            mtime: if dir { 0 } else { m.mtime() },
+            mtime_nsec: if dir { 0 } else { m.mtime_nsec() },
         }
     }
 
@@ -321,6 +354,15 @@ impl Seen {
     fn now(path: &Path) -> Option<Seen> {
         std::fs::symlink_metadata(path).ok().map(|m| Seen::of(&m))
     }
+}
+
+/// Every name a draft was read through (the file; or a bundle's folder, its `post.md` and
+/// the files it names), with what each held then.
+type Snapshot = Vec<(PathBuf, Seen)>;
+
+/// Whether every name still holds what it held when the draft was read.
+fn unchanged(snapshot: &Snapshot) -> bool {
+    snapshot.iter().all(|(p, s)| Seen::now(p) == Some(*s))
 }
 
 /// What one scan did, and when to look again for files not yet complete.
@@ -332,9 +374,11 @@ pub struct Scan {
 }
 
 enum Read {
-    Ready(Box<Draft>, Seen),
+    Ready(Box<Draft>, Snapshot),
     /// Refused; with what was read, when it was read.
-    Bad(String, Option<Seen>),
+    Bad(String, Option<Snapshot>),
+    /// A folder without `post.md`: not a bundle (yet); watched for one to arrive.
+    NoPost,
     /// Could not be moved out before, and unchanged since.
     Stuck,
     /// Someone may still be writing it: look again after this long (or at its close).
@@ -353,6 +397,7 @@ impl Intake {
     pub fn start(config: Live, store: Handle, look: Arc<Notify>) -> Result<Intake, WatchError> {
         lease::ignore_break_signal();
         let current = config.get();
+        crate::media::sweep(&current);
         let renamed = RenamedIn::default();
         let events = watch(&current, look.clone(), renamed.clone())?;
         let watching = folder_id(&current.queue_dir).map(|id| (events, id));
@@ -364,6 +409,7 @@ impl Intake {
             watching: Mutex::new(watching),
             reported: Mutex::default(),
             stuck: Arc::default(),
+            not_bundles: Mutex::default(),
         })
     }
 
@@ -407,6 +453,7 @@ impl Intake {
             .await
             .map_err(|e| store::StoreError::Task(e.to_string()))?;
         self.report_others(listed.others);
+        self.follow_bundles(&listed.drafts);
         let mut scan = Scan::default();
         if !listed.readable {
             scan.recheck_in = Some(self.config.get().watcher.settle_time);
@@ -420,6 +467,15 @@ impl Intake {
             }
         }
         Ok(scan)
+    }
+
+    /// Says once per folder that it holds no `post.md`; forgets folders no longer without.
+    fn report_not_bundles(&self, now: HashSet<String>) {
+        let mut reported = self.not_bundles.lock().unwrap_or_else(|p| p.into_inner());
+        for name in now.difference(&reported) {
+            info!(folder = %shown(name), "a folder without {POST}: not a bundle (yet); taken once {POST} and the files it names are in it");
+        }
+        *reported = now;
     }
 
     /// Says once per name that a file is not a draft; forgets names no longer there.
@@ -438,10 +494,24 @@ impl Intake {
         *reported = others.into_iter().map(|(n, _)| n).collect();
     }
 
+    /// Watches each bundle folder too (notify watches one level), so a file arriving in one
+    /// is seen; drops the watches of folders gone.
+    fn follow_bundles(&self, listed: &[(PathBuf, bool)]) {
+        let folders: HashSet<PathBuf> = listed
+            .iter()
+            .filter(|(p, bundle)| *bundle && std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut watching = self.watching.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((events, _)) = watching.as_mut() {
+            events.follow(folders);
+        }
+    }
+
     /// Reads, parses, stores and moves a batch of drafts; when to look again at busy ones.
     async fn take(
         &self,
-        files: Vec<PathBuf>,
+        files: Vec<(PathBuf, bool)>,
         renamed: Arc<HashSet<PathBuf>>,
     ) -> Result<(usize, usize, Option<Duration>), WatchError> {
         let config = self.config.get().clone();
@@ -451,12 +521,16 @@ impl Intake {
             stuck.retain(|p, _| std::fs::symlink_metadata(p).is_ok());
             files
                 .into_iter()
-                .map(|p| {
+                .map(|(p, is_bundle)| {
                     let r = match stuck.get(&p) {
-                        Some(seen) if Seen::now(&p).as_ref() == Some(seen) => Read::Stuck,
+                        Some(snapshot) if unchanged(snapshot) => Read::Stuck,
                         _ => {
                             stuck.remove(&p);
-                            read_draft(&p, &config, renamed.contains(&p))
+                            if is_bundle {
+                                bundle::read(&p, &config, renamed.contains(&p), true)
+                            } else {
+                                read_draft(&p, &config, renamed.contains(&p))
+                            }
                         }
                     };
                     (p, r)
@@ -468,8 +542,9 @@ impl Intake {
 
         let mut recheck = None;
         let mut good: Vec<(PathBuf, Draft)> = Vec::new();
-        let mut seen: Vec<Seen> = Vec::new();
-        let mut bad: Vec<(PathBuf, String, Option<Seen>)> = Vec::new();
+        let mut seen: Vec<Snapshot> = Vec::new();
+        let mut bad: Vec<(PathBuf, String, Option<Snapshot>)> = Vec::new();
+        let mut no_post = HashSet::new();
         for (p, r) in read {
             match r {
                 Read::Ready(d, s) => {
@@ -478,9 +553,13 @@ impl Intake {
                 }
                 Read::Bad(why, s) => bad.push((p, why, s)),
                 Read::Busy(wait) => recheck = sooner(recheck, wait),
+                Read::NoPost => {
+                    no_post.insert(file_name(&p));
+                }
                 Read::Gone | Read::Stuck => {}
             }
         }
+        self.report_not_bundles(no_post);
         let config = self.config.get();
         let now = Utc::now();
         let slots: Vec<Vec<chrono::DateTime<Utc>>> = good
@@ -521,8 +600,8 @@ impl Intake {
             let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
             // The name is checked right before the rename: a file saved over it (or appended
             // to) since the read is not the one the store holds, so it stays to be read again.
-            let mut move_out = |path: &Path, seen: Option<Seen>, dir: &Path, why: Option<&str>| {
-                if seen.is_some_and(|s| Seen::now(path) != Some(s)) {
+            let mut move_out = |path: &Path, seen: Option<Snapshot>, dir: &Path, why: Option<&str>| {
+                if seen.as_ref().is_some_and(|s| !unchanged(s)) {
                     info!(file = %shown(&file_name(path)), "the draft changed while it was being taken; reading it again");
                     changed = true;
                 } else if !move_to(path, dir, why) {
@@ -541,9 +620,9 @@ impl Intake {
                     Err(refused) => bad.push((path.clone(), refused.to_string(), Some(s))),
                 }
             }
-            for (path, why, s) in &bad {
+            for (path, why, s) in bad.iter_mut() {
                 warn!(file = %shown(&file_name(path)), reason = %why.escape_debug(), "draft rejected");
-                move_out(path, *s, &config.rejected_dir(), Some(why));
+                move_out(path, s.take(), &config.rejected_dir(), Some(why));
             }
             (taken, bad.len(), changed)
         })
@@ -580,7 +659,8 @@ fn file_name(p: &Path) -> String {
 /// What a scan found: drafts (sorted by name), names with another extension, and whether
 /// the folder could be read at all.
 struct Listing {
-    drafts: Vec<PathBuf>,
+    /// With whether each is a bundle (a folder, or a link in its place).
+    drafts: Vec<(PathBuf, bool)>,
     others: Vec<(String, NameKind)>,
     readable: bool,
 }
@@ -596,11 +676,30 @@ fn list_folder(config: &Config) -> Listing {
             readable: false,
         };
     };
+    let (accepted, rejected) = (config.accepted_dir(), config.rejected_dir());
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        match classify(&name, &config.watcher.extensions) {
+        let path = entry.path();
+        let t = entry.file_type().ok();
+        // A folder is a bundle; so is a link to one, to be refused (links are not followed).
+        let folder = t.is_some_and(|t| {
+            t.is_dir() || (t.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()))
+        });
+        let kind = classify(&name, &config.watcher.extensions);
+        // A folder named like a draft file stays one (refused as a folder, with a hint).
+        if folder && kind == NameKind::Other && path != accepted && path != rejected {
+            match bundle::classify(&name) {
+                NameKind::Draft => {
+                    drafts.insert(name, (path, true));
+                }
+                NameKind::ConflictCopy => others.push((name, NameKind::ConflictCopy)),
+                NameKind::Ignored | NameKind::Other => {}
+            }
+            continue;
+        }
+        match kind {
             NameKind::Draft => {
-                drafts.insert(name, entry.path());
+                drafts.insert(name, (path, false));
             }
             // accepted/ and rejected/ live here too: folders are not worth a word.
             kind @ (NameKind::Other | NameKind::ConflictCopy)
@@ -628,6 +727,12 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
         std::fs::symlink_metadata(path).map_err(|e| format!("cannot look at the file: {e}"))?;
     if seen.file_type().is_symlink() {
         return Err(LINK.into());
+    }
+    if seen.is_dir() {
+        return Err(format!(
+            "it is a folder, not a regular file (a bundle is a folder whose name does not end in .{}: rename it)",
+            Path::new(path).extension().unwrap_or_default().to_string_lossy()
+        ));
     }
     not_regular(seen.file_type())?;
     let file = std::fs::OpenOptions::new()
@@ -735,7 +840,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
         }
     };
     let seen = match after {
-        Some(m) if m.len() == bytes.len() as u64 => Seen::of(&m),
+        Some(m) if m.len() == bytes.len() as u64 => vec![(path.to_path_buf(), Seen::of(&m))],
         _ => return Read::Busy(settle),
     };
     let stem = path

@@ -61,7 +61,8 @@ pub enum Command {
     },
     /// Validate the config and print it resolved (secrets masked).
     CheckConfig,
-    /// Check draft files without queuing them; print the exact commentary that would be sent.
+    /// Check draft files and bundle folders without queuing them (nothing is copied); print
+    /// the exact commentary that would be sent.
     Validate {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -411,6 +412,35 @@ fn wake_daemon(config: &Config) {
     }
 }
 
+fn print_valid(config: &Config, file: &std::path::Path, d: &crate::draft::Draft) {
+    let when = d.publish_at.map_or_else(
+        || "as soon as possible".to_string(),
+        |t| t.with_timezone(&config.timezone).to_rfc3339(),
+    );
+    println!("{}: ok", file.display());
+    println!("  id          {}", d.id);
+    println!("  account     {}", d.account);
+    println!("  publish_at  {when}");
+    println!("  visibility  {}", d.visibility.as_str());
+    if let Some(c) = &d.content {
+        println!(
+            "  content     {}",
+            serde_json::to_string(c).expect("content serializes")
+        );
+    }
+    if let Some(c) = &d.first_comment {
+        println!("  first_comment {c:?}");
+    }
+    if d.edit {
+        println!("  edit        true");
+    }
+    println!(
+        "  commentary ({} characters):",
+        crate::draft::commentary_length(&d.commentary)
+    );
+    println!("{}", d.commentary);
+}
+
 fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
     let mut failed = 0;
     for file in files {
@@ -418,6 +448,35 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // A folder is a bundle (a link to one is refused there, as the daemon does), unless
+        // it is named like a draft file: the daemon refuses that as a folder.
+        let named_like_draft = crate::watcher::classify(&name, &config.watcher.extensions)
+            != crate::watcher::NameKind::Other;
+        if std::fs::metadata(file).is_ok_and(|m| m.is_dir()) && !named_like_draft {
+            let kind = crate::watcher::classify_folder(&name);
+            if kind != crate::watcher::NameKind::Draft {
+                failed += 1;
+                println!(
+                    "{}: not a bundle: {}; the daemon would leave it alone",
+                    file.display(),
+                    kind.why_not_a_draft()
+                );
+                continue;
+            }
+            match crate::watcher::validate_bundle(file, config) {
+                Ok((d, found)) => {
+                    print_valid(config, file, &d);
+                    for f in found {
+                        println!("  file        {f}");
+                    }
+                }
+                Err(why) => {
+                    failed += 1;
+                    println!("{}: rejected: {why}", file.display());
+                }
+            }
+            continue;
+        }
         match crate::watcher::classify(&name, &config.watcher.extensions) {
             crate::watcher::NameKind::Draft => {}
             kind => {
@@ -447,22 +506,7 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         match crate::draft::parse(&bytes, &stem, config) {
-            Ok(d) => {
-                let when = d.publish_at.map_or_else(
-                    || "as soon as possible".to_string(),
-                    |t| t.with_timezone(&config.timezone).to_rfc3339(),
-                );
-                println!("{}: ok", file.display());
-                println!("  id          {}", d.id);
-                println!("  account     {}", d.account);
-                println!("  publish_at  {when}");
-                println!("  visibility  {}", d.visibility.as_str());
-                println!(
-                    "  commentary ({} characters):",
-                    crate::draft::commentary_length(&d.commentary)
-                );
-                println!("{}", d.commentary);
-            }
+            Ok(d) => print_valid(config, file, &d),
             Err(e) => {
                 failed += 1;
                 println!("{}: rejected: {e}", file.display());

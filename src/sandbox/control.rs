@@ -407,8 +407,8 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
     }
     if fault.drop {
         let hangup = req.extensions().get::<Hangup>().cloned();
-        if let Some(status) = fault.status {
-            drop(fault_response(status, fault.retry_after));
+        if fault.status.is_some() {
+            drain(req).await;
         } else {
             drop(next.run(req).await);
         }
@@ -432,9 +432,20 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
         return real;
     }
     match fault.status {
-        Some(status) => fault_response(status, fault.retry_after),
+        Some(status) => {
+            drain(req).await;
+            fault_response(status, fault.retry_after)
+        }
         None => next.run(req).await,
     }
+}
+
+/// Reads a request's body to its end, as LinkedIn's front end does before failing: a client
+/// still sending a large upload then gets the answer rather than a broken pipe.
+async fn drain(req: Request) {
+    use http_body_util::BodyExt;
+    let mut body = req.into_body();
+    while let Some(Ok(_)) = body.frame().await {}
 }
 
 fn fault_response(status: u16, retry_after: Option<u64>) -> Response {

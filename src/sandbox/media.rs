@@ -2,15 +2,17 @@
 //! status reads, and the `media_fail` rules. The upload URLs themselves are in `upload`.
 //!
 //! An asset's status is worked out from the clock when it is read: `WAITING_UPLOAD` until its
-//! bytes are in (a video: finalized and hashed), then `PROCESSING` for `media_processing`,
-//! then `AVAILABLE`, or `PROCESSING_FAILED` when a `media_fail` rule picked it as its upload
-//! completed.
+//! bytes are in (a video: finalized and hashed), then `PROCESSING` until `media_processing`
+//! (the setting in force when read, so a test can end processing at will) has passed since
+//! then, then `AVAILABLE`, or `PROCESSING_FAILED` when a `media_fail` rule picked it as its
+//! upload completed.
 
 // The checks' errors are finished HTTP answers; boxing them would buy nothing here.
 #![allow(clippy::result_large_err)]
 
 use std::fs::File;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -110,8 +112,8 @@ pub(super) struct Asset {
     /// Of the whole upload, once complete.
     pub sha256: Option<String>,
     pub(super) finalized: bool,
-    /// Set when the upload completed (and was hashed).
-    processing_ends: Option<DateTime<Utc>>,
+    /// When the upload completed (and was hashed).
+    completed_at: Option<DateTime<Utc>>,
     failure: Option<String>,
 }
 
@@ -123,19 +125,20 @@ pub(super) struct Part {
 }
 
 impl Asset {
-    pub fn status(&self, now: DateTime<Utc>) -> Status {
-        match self.processing_ends {
+    /// The status at `now`, given how long processing takes.
+    pub fn status(&self, now: DateTime<Utc>, processing: Duration) -> Status {
+        match self.completed_at {
             None if self.finalized => Status::Processing,
             None => Status::WaitingUpload,
-            Some(t) if now < t => Status::Processing,
+            Some(t) if now < t + processing => Status::Processing,
             Some(_) if self.failure.is_some() => Status::ProcessingFailed,
             Some(_) => Status::Available,
         }
     }
 
     /// LinkedIn's reason, once the asset has failed.
-    pub fn failure_reason(&self, now: DateTime<Utc>) -> Option<String> {
-        (self.status(now) == Status::ProcessingFailed)
+    pub fn failure_reason(&self, now: DateTime<Utc>, processing: Duration) -> Option<String> {
+        (self.status(now, processing) == Status::ProcessingFailed)
             .then(|| self.failure.clone())
             .flatten()
     }
@@ -373,7 +376,7 @@ fn initialize(sb: &Sandbox, headers: &HeaderMap, kind: Kind, body: &str) -> Resp
             bytes: 0,
             sha256: None,
             finalized: false,
-            processing_ends: None,
+            completed_at: None,
             failure: None,
         },
     );
@@ -410,7 +413,9 @@ fn finalize(sb: &Sandbox, headers: &HeaderMap, body: &str) -> Response {
     let Some(ids) = req.get("uploadedPartIds").and_then(Value::as_array) else {
         return missing("/finalizeUploadRequest/uploadedPartIds");
     };
-    let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+    let Some(ids) = ids.iter().map(Value::as_str).collect::<Option<Vec<&str>>>() else {
+        return illegal("ERROR :: /finalizeUploadRequest/uploadedPartIds :: must be strings");
+    };
     let mut inner = sb.lock();
     let Some(owner) = inner
         .media
@@ -469,7 +474,7 @@ fn finalize(sb: &Sandbox, headers: &HeaderMap, body: &str) -> Response {
                 if let Some(a) = inner.media.get_mut(&urn) {
                     a.sha256 = Some(String::new());
                     a.failure = Some(format!("sandbox storage failed: {e}"));
-                    a.processing_ends = Some(Utc::now());
+                    a.completed_at = Some(Utc::now());
                 }
             }
             None => {}
@@ -481,7 +486,6 @@ fn finalize(sb: &Sandbox, headers: &HeaderMap, body: &str) -> Response {
 /// The upload is complete and hashed: processing starts, and a `media_fail` rule may pick it.
 pub(super) fn completed(inner: &mut Inner, urn: &str) {
     let now = Utc::now();
-    let processing = inner.settings.media_processing;
     let Some(a) = inner.media.get(urn) else {
         return;
     };
@@ -497,7 +501,7 @@ pub(super) fn completed(inner: &mut Inner, urn: &str) {
     });
     let a = inner.media.get_mut(urn).expect("looked up above");
     a.failure = failure;
-    a.processing_ends = Some(now + processing);
+    a.completed_at = Some(now);
 }
 
 async fn image_status(s: State<Sandbox>, h: HeaderMap, Path(urn): Path<String>) -> Response {
@@ -540,9 +544,11 @@ fn status(sb: &Sandbox, headers: &HeaderMap, kind: Kind, urn: &str) -> Response 
         ));
     }
     let now = Utc::now();
-    let mut body = json!({"id": a.urn, "owner": a.owner, "status": a.status(now).as_str()});
+    let processing = inner.settings.media_processing;
+    let mut body =
+        json!({"id": a.urn, "owner": a.owner, "status": a.status(now, processing).as_str()});
     if kind == Kind::Video {
-        if let Some(reason) = a.failure_reason(now) {
+        if let Some(reason) = a.failure_reason(now, processing) {
             body["processingFailureReason"] = Value::String(reason);
         }
     }

@@ -53,8 +53,9 @@ pub fn kind(c: &PostContent) -> &'static str {
 pub fn refresh(inner: &Inner, post: &mut StoredPost, now: DateTime<Utc>) {
     for a in &mut post.assets {
         if let Some(m) = inner.media.get(&a.urn) {
-            a.status = m.status(now);
-            a.processing_failure_reason = m.failure_reason(now);
+            let processing = inner.settings.media_processing;
+            a.status = m.status(now, processing);
+            a.processing_failure_reason = m.failure_reason(now, processing);
         }
     }
     post.visible = post
@@ -228,7 +229,7 @@ fn check_asset(
             a.owner
         )));
     }
-    let status = a.status(now);
+    let status = a.status(now, inner.settings.media_processing);
     match status {
         Status::WaitingUpload => Err(error(
             StatusCode::BAD_REQUEST,

@@ -67,43 +67,13 @@ async fn upload_whole(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (urn, owner, cap) = {
-        let inner = sb.lock();
-        let Some(a) = inner.uploads.get(&id).and_then(|u| inner.media.get(u)) else {
-            return no_upload();
-        };
-        if a.kind == Kind::Video {
-            return no_upload();
-        }
-        if Utc::now() >= a.urls_expire_at {
-            return expired();
-        }
-        let cap = match a.kind {
-            Kind::Document => MAX_DOCUMENT_BYTES,
-            _ => u64::MAX,
-        };
-        (a.urn.clone(), a.owner.clone(), cap)
+    let (urn, cap) = match whole_checks(&sb, &id, &headers) {
+        Ok(target) => target,
+        Err(refusal) => return drained(body, refusal).await,
     };
-    let who = match authenticate(&sb, &headers) {
-        Ok(w) => w,
-        Err(r) => return r,
-    };
-    if !acts_for(&sb.lock(), &who, &owner, POSTING_ROLES) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            Some(65600),
-            Some("INVALID_ACCESS_TOKEN"),
-            "The token does not belong to the asset's owner",
-        );
-    }
-    if content_length(&headers).is_some_and(|n| n > cap) {
-        return illegal(&format!(
-            "The file exceeds the maximum allowed ({cap} bytes)"
-        ));
-    }
     let file = match anonymous_file() {
         Ok(f) => Arc::new(f),
-        Err(e) => return server_error(&e),
+        Err(e) => return drained(body, server_error(&e)).await,
     };
     let (bytes, sha256) = match receive(body, file.clone(), 0, cap).await {
         Ok(got) => got,
@@ -125,6 +95,49 @@ async fn upload_whole(
     StatusCode::CREATED.into_response()
 }
 
+/// Reads and drops the body of a refused upload before answering, so the client, still
+/// sending, gets the answer rather than a broken pipe.
+async fn drained(mut body: Body, refusal: Response) -> Response {
+    while let Some(Ok(_)) = body.frame().await {}
+    refusal
+}
+
+/// The asset a whole-file upload is for and its byte cap, or the refusal.
+fn whole_checks(sb: &Sandbox, id: &str, headers: &HeaderMap) -> Result<(String, u64), Response> {
+    let (urn, owner, cap) = {
+        let inner = sb.lock();
+        let Some(a) = inner.uploads.get(id).and_then(|u| inner.media.get(u)) else {
+            return Err(no_upload());
+        };
+        if a.kind == Kind::Video {
+            return Err(no_upload());
+        }
+        if Utc::now() >= a.urls_expire_at {
+            return Err(expired());
+        }
+        let cap = match a.kind {
+            Kind::Document => MAX_DOCUMENT_BYTES,
+            _ => u64::MAX,
+        };
+        (a.urn.clone(), a.owner.clone(), cap)
+    };
+    let who = authenticate(sb, headers)?;
+    if !acts_for(&sb.lock(), &who, &owner, POSTING_ROLES) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            Some(65600),
+            Some("INVALID_ACCESS_TOKEN"),
+            "The token does not belong to the asset's owner",
+        ));
+    }
+    if content_length(headers).is_some_and(|n| n > cap) {
+        return Err(illegal(&format!(
+            "The file exceeds the maximum allowed ({cap} bytes)"
+        )));
+    }
+    Ok((urn, cap))
+}
+
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -140,41 +153,11 @@ async fn upload_part(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (urn, file, first, len) = {
-        let inner = sb.lock();
-        let Some(a) = inner.uploads.get(&id).and_then(|u| inner.media.get(u)) else {
-            return no_upload();
-        };
-        let (Some(part), Some(file)) = (a.parts.get(n), a.file.clone()) else {
-            return no_upload();
-        };
-        if Utc::now() >= a.urls_expire_at {
-            return expired();
-        }
-        if a.finalized {
-            return illegal("The upload is already finalized");
-        }
-        (a.urn.clone(), file, part.first, part.last - part.first + 1)
+    let (urn, file, first, len) = match part_checks(&sb, &id, n, &headers) {
+        Ok(target) => target,
+        Err(refusal) => return drained(body, refusal).await,
     };
-    if headers.contains_key(header::AUTHORIZATION) {
-        return illegal("Video part upload URLs take no Authorization header");
-    }
-    if headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        != Some("application/octet-stream")
-    {
-        return illegal("Content-Type: application/octet-stream is required for a video part");
-    }
-    let wrong_length = |got: u64| {
-        illegal(&format!(
-            "Part {n} is bytes {first} to {} ({len} bytes); the request carried {got}",
-            first + len - 1
-        ))
-    };
-    if let Some(declared) = content_length(&headers).filter(|&d| d != len) {
-        return wrong_length(declared);
-    }
+    let wrong_length = |got: u64| wrong_part_length(n, first, len, got);
     let got = receive(body, file, first, len).await;
     let mut inner = sb.lock();
     let Some(part) = inner.media.get_mut(&urn).and_then(|a| a.parts.get_mut(n)) else {
@@ -196,6 +179,65 @@ async fn upload_part(
         HeaderValue::from_str(&etag).expect("hex is a header value"),
     );
     resp
+}
+
+/// The video, its file and the part's range (first byte, length), or the refusal.
+fn part_checks(
+    sb: &Sandbox,
+    id: &str,
+    n: usize,
+    headers: &HeaderMap,
+) -> Result<(String, Arc<File>, u64, u64), Response> {
+    let (urn, file, first, len) = {
+        let inner = sb.lock();
+        let Some(a) = inner.uploads.get(id).and_then(|u| inner.media.get(u)) else {
+            return Err(no_upload());
+        };
+        let (Some(part), Some(file)) = (a.parts.get(n), a.file.clone()) else {
+            return Err(no_upload());
+        };
+        if Utc::now() >= a.urls_expire_at {
+            return Err(expired());
+        }
+        if a.finalized {
+            return Err(illegal("The upload is already finalized"));
+        }
+        (a.urn.clone(), file, part.first, part.last - part.first + 1)
+    };
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Err(illegal(
+            "Video part upload URLs take no Authorization header",
+        ));
+    }
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some("application/octet-stream")
+    {
+        return Err(illegal(
+            "Content-Type: application/octet-stream is required for a video part",
+        ));
+    }
+    if let Some(declared) = content_length(headers).filter(|&d| d != len) {
+        return Err(wrong_part_length(n, first, len, declared));
+    }
+    // The part's bytes are about to change: a finalize meanwhile must not take its old ETag.
+    if let Some(part) = sb
+        .lock()
+        .media
+        .get_mut(&urn)
+        .and_then(|a| a.parts.get_mut(n))
+    {
+        part.etag = None;
+    }
+    Ok((urn, file, first, len))
+}
+
+fn wrong_part_length(n: usize, first: u64, len: u64, got: u64) -> Response {
+    illegal(&format!(
+        "Part {n} is bytes {first} to {} ({len} bytes); the request carried {got}",
+        first + len - 1
+    ))
 }
 
 /// The uploaded bytes, streamed from the temporary file (404 until the upload is complete).
@@ -280,6 +322,9 @@ async fn receive(
         }
     };
     drop(tx);
+    if matches!(outcome, Err(Receive::TooLong)) {
+        while let Some(Ok(_)) = body.frame().await {}
+    }
     let written = writer
         .await
         .map_err(|e| Receive::Io(io::Error::other(e.to_string())))?;

@@ -12,6 +12,7 @@
 mod agenda;
 mod guards;
 mod intake;
+mod media;
 mod metrics;
 mod migrations;
 mod operator;
@@ -22,6 +23,7 @@ mod tokens;
 
 pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, HoldGroup, MadeFor};
+pub use media::{MediaGate, MediaOutcome, MediaPost, MediaRow, MediaStatus, MediaStep};
 pub use metrics::{MetricsSnapshot, LATENESS_BUCKETS};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use social::{
@@ -300,6 +302,8 @@ pub struct Due {
     pub due_at: DateTime<Utc>,
     /// Set when an earlier try may have reached LinkedIn.
     pub in_doubt_since: Option<DateTime<Utc>>,
+    /// It names media (or a poll or link card): its assets must be available first.
+    pub has_content: bool,
 }
 
 /// See [`Store::dispatch_view`].
@@ -308,6 +312,9 @@ pub struct DispatchView {
     pub tokens: Vec<Token>,
     /// account → (last published, published since the given instant)
     pub activity: std::collections::HashMap<String, (Option<DateTime<Utc>>, u32)>,
+    /// post id → whether its assets let it be created; filled by the scheduler for the due
+    /// posts with content (none for a text post).
+    pub media: std::collections::HashMap<String, MediaGate>,
 }
 
 /// One finished try, for [`Store::settle_many`].
@@ -628,8 +635,8 @@ impl Store {
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, account, due_at, in_doubt_since FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
-             ORDER BY next_attempt_at, id LIMIT ?2",
+            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL FROM posts \
+             WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
             Ok(Due {
@@ -637,6 +644,7 @@ impl Store {
                 account: r.get(1)?,
                 due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
                 in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
+                has_content: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -1094,6 +1102,7 @@ impl Store {
             due,
             tokens,
             activity,
+            media: std::collections::HashMap::new(),
         })
     }
 }

@@ -1,0 +1,802 @@
+//! Bundles through the real binary: a folder holding `post.md` and the files it names is
+//! taken whole once complete, its files checked by content and fixed in the media store, or
+//! rejected whole with the reason beside it.
+
+mod common;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const LONG: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------- fixtures
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of `w`×`h` pixels, as its header says (the pixel data is one transparent pixel).
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
+    ));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+/// A baseline JPEG header of `w`×`h` (no scan data: only the header is read at intake).
+fn jpeg(w: u16, h: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
+    out.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
+    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
+    out.extend_from_slice(&h.to_be_bytes());
+    out.extend_from_slice(&w.to_be_bytes());
+    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    out.extend_from_slice(&[0xFF, 0xD9]);
+    out
+}
+
+/// A 1×1 GIF of `frames` frames.
+fn gif(frames: usize) -> Vec<u8> {
+    let mut out = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
+    for _ in 0..frames {
+        out.extend_from_slice(b"\x21\xf9\x04\x00\x0a\x00\x00\x00");
+        out.extend_from_slice(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00");
+    }
+    out.push(0x3b);
+    out
+}
+
+/// A PDF of `pages` blank pages, written with lopdf.
+fn pdf(pages: usize) -> Vec<u8> {
+    use lopdf::{dictionary, Document, Object};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let kids: Vec<Object> = (0..pages)
+        .map(|_| {
+            doc.add_object(dictionary! {
+                "Type" => "Page",
+                "Parent" => pages_id,
+                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            })
+            .into()
+        })
+        .collect();
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => pages as i64,
+        }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+fn mp4_box(kind: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}
+
+fn mp4_full(kind: &[u8], version_flags: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = version_flags.to_be_bytes().to_vec();
+    p.extend_from_slice(payload);
+    mp4_box(kind, &p)
+}
+
+fn be(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_be_bytes()).collect()
+}
+
+/// An MP4 of `millis` ms (one video track, as its headers say) padded with `mdat` to `size`
+/// bytes: ftyp, moov (mvhd, trak: tkhd, mdia: mdhd, hdlr, minf), mdat.
+fn mp4(millis: u32, size: usize) -> Vec<u8> {
+    let matrix = be(&[0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000]);
+    let ftyp = mp4_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41");
+    let mut mvhd = be(&[0, 0, 1000, millis, 0x10000]);
+    mvhd.extend_from_slice(&[0x01, 0x00]);
+    mvhd.extend_from_slice(&[0; 10]);
+    mvhd.extend_from_slice(&matrix);
+    mvhd.extend_from_slice(&[0; 24]);
+    mvhd.extend_from_slice(&be(&[2]));
+    let mut tkhd = be(&[0, 0, 1, 0, millis, 0, 0, 0, 0]);
+    tkhd.extend_from_slice(&matrix);
+    tkhd.extend_from_slice(&be(&[640 << 16, 480 << 16]));
+    let mut mdhd = be(&[0, 0, 1000, millis]);
+    mdhd.extend_from_slice(&[0x55, 0xC4, 0, 0]);
+    let mut hdlr = be(&[0]);
+    hdlr.extend_from_slice(b"vide");
+    hdlr.extend_from_slice(&[0; 12]);
+    hdlr.extend_from_slice(b"VideoHandler\0");
+    let stbl = mp4_box(
+        b"stbl",
+        &[
+            mp4_full(b"stsd", 0, &be(&[0])),
+            mp4_full(b"stts", 0, &be(&[0])),
+            mp4_full(b"stsc", 0, &be(&[0])),
+            mp4_full(b"stsz", 0, &be(&[0, 0])),
+            mp4_full(b"stco", 0, &be(&[0])),
+        ]
+        .concat(),
+    );
+    let dinf = mp4_box(
+        b"dinf",
+        &mp4_full(b"dref", 0, &[be(&[1]), mp4_full(b"url ", 1, &[])].concat()),
+    );
+    let minf = mp4_box(
+        b"minf",
+        &[mp4_full(b"vmhd", 1, &[0; 8]), dinf, stbl].concat(),
+    );
+    let mdia = mp4_box(
+        b"mdia",
+        &[
+            mp4_full(b"mdhd", 0, &mdhd),
+            mp4_full(b"hdlr", 0, &hdlr),
+            minf,
+        ]
+        .concat(),
+    );
+    let trak = mp4_box(b"trak", &[mp4_full(b"tkhd", 3, &tkhd), mdia].concat());
+    let moov = mp4_box(b"moov", &[mp4_full(b"mvhd", 0, &mvhd), trak].concat());
+    let mut out = [ftyp, moov].concat();
+    let pad = size.saturating_sub(out.len() + 8);
+    out.extend(mp4_box(b"mdat", &vec![0x42; pad]));
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Builds a bundle beside the queue folder and renames it in (the careful producer).
+fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
+    let staging = env.path(&format!("staging-{name}"));
+    write_bundle(&staging, post, files);
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::fs::rename(&staging, env.queue.join(name)).unwrap();
+}
+
+fn write_bundle(dir: &Path, post: &str, files: &[(&str, &[u8])]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("post.md"), post).unwrap();
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
+fn later() -> String {
+    in_secs(24 * 3600)
+}
+
+fn content_of(env: &Env, id: &str) -> Value {
+    let json: String = env
+        .db()
+        .query_row("SELECT content FROM posts WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+fn media_file(env: &Env, sha: &str) -> PathBuf {
+    env.path("state/media").join(sha)
+}
+
+fn accepted(env: &Env, name: &str) -> PathBuf {
+    env.queue.join("accepted").join(name)
+}
+
+fn rejected(env: &Env, name: &str) -> PathBuf {
+    env.queue.join("rejected").join(name)
+}
+
+fn error_text(env: &Env, name: &str) -> String {
+    std::fs::read_to_string(env.queue.join("rejected").join(format!("{name}.error")))
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- taken
+
+#[test]
+fn a_bundle_renamed_in_is_accepted_with_its_files_fixed_in_the_media_store() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    // Half a copy left by a crash: removed at start.
+    let leftover = env.path("state/media/.incoming-999999-0");
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::write(&leftover, b"half").unwrap();
+    let d = Daemon::start(&env);
+    assert!(!leftover.exists());
+    let (one, two, three) = (png(40, 30), jpeg(64, 48), gif(3));
+    let post = draft(
+        &format!(
+            "publish_at = \"{}\"\nimages = [\"one.png\", {{ file = \"pics/two.jpg\", alt = \"A chart, going up\" }}, \"three.gif\"]\nfirst_comment = \"Details in the deck.\"",
+            later()
+        ),
+        "Three pictures",
+    );
+    drop_bundle(
+        &env,
+        "launch",
+        &post,
+        &[
+            ("one.png", &one),
+            ("pics/two.jpg", &two),
+            ("three.gif", &three),
+            ("notes.txt", b"not named, travels along"),
+        ],
+    );
+    assert!(
+        wait_until(LONG, || accepted(&env, "launch").join("post.md").exists()),
+        "{}",
+        d.log_text()
+    );
+    assert!(accepted(&env, "launch").join("notes.txt").exists());
+    assert_eq!(env.state("launch").as_deref(), Some("scheduled"));
+    let c = content_of(&env, "launch");
+    assert_eq!(c["kind"], "images", "{c}");
+    let images = c["images"].as_array().unwrap();
+    let files: Vec<&str> = images.iter().map(|i| i["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["one.png", "pics/two.jpg", "three.gif"]);
+    assert_eq!(images[1]["alt"], "A chart, going up");
+    assert!(images[0].get("alt").is_none(), "{c}");
+    for (image, bytes) in images.iter().zip([&one, &two, &three]) {
+        assert_eq!(image["sha256"], sha256(bytes));
+        assert_eq!(image["bytes"], bytes.len());
+        assert_eq!(image["kind"], "image");
+        let stored = media_file(&env, &sha256(bytes));
+        assert_eq!(&std::fs::read(&stored).unwrap(), bytes);
+        let mode = std::fs::metadata(&stored).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", stored.display());
+    }
+    let comment: Option<String> = env
+        .db()
+        .query_row(
+            "SELECT first_comment FROM posts WHERE id = 'launch'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(comment.as_deref(), Some("Details in the deck."));
+
+    // The bundle edited afterwards changes nothing kept; the same bytes again are one file.
+    std::fs::write(accepted(&env, "launch").join("one.png"), png(1, 1)).unwrap();
+    assert_eq!(std::fs::read(media_file(&env, &sha256(&one))).unwrap(), one);
+    let again = draft(
+        &format!("publish_at = \"{}\"\nimages = [\"same.png\"]", later()),
+        "Same picture, other post",
+    );
+    drop_bundle(&env, "again", &again, &[("same.png", &one)]);
+    assert!(wait_until(LONG, || accepted(&env, "again").exists()));
+    assert_eq!(
+        content_of(&env, "again")["images"][0]["sha256"],
+        sha256(&one)
+    );
+    let stored: Vec<_> = std::fs::read_dir(env.path("state/media"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+}
+
+#[test]
+fn documents_videos_link_cards_and_polls_are_taken() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let deck = pdf(12);
+    let video = mp4(10_000, 100_000);
+    let cover = png(1200, 627);
+    drop_bundle(
+        &env,
+        "deck",
+        &draft(
+            &format!(
+                "publish_at = \"{}\"\ndocument = {{ file = \"q3.pdf\", title = \"Q3 deck\" }}",
+                later()
+            ),
+            "The deck",
+        ),
+        &[("q3.pdf", &deck)],
+    );
+    drop_bundle(
+        &env,
+        "demo",
+        &draft(
+            &format!(
+                "publish_at = \"{}\"\nvideo = {{ file = \"demo.mp4\", title = \"Demo\" }}",
+                later()
+            ),
+            "The demo",
+        ),
+        &[("demo.mp4", &video)],
+    );
+    drop_bundle(
+        &env,
+        "card",
+        &draft(
+            &format!("publish_at = \"{}\"\narticle = {{ url = \"https://example.com/post\", title = \"Our post\", description = \"Read it\", thumbnail = \"cover.png\" }}", later()),
+            "The card",
+        ),
+        &[("cover.png", &cover)],
+    );
+    // Keys that need no file work in a single-file draft.
+    env.drop_draft(
+        "poll.md",
+        draft(
+            &format!("publish_at = \"{}\"\npoll = {{ question = \"Tabs or spaces?\", options = [\"Tabs\", \"Spaces\"], duration = \"3d\" }}", later()),
+            "Settle it",
+        ),
+    );
+    for name in ["deck", "demo", "card"] {
+        assert!(
+            wait_until(LONG, || accepted(&env, name).exists()),
+            "{name}: {}\n{}",
+            error_text(&env, name),
+            d.log_text()
+        );
+    }
+    assert!(wait_until(LONG, || env.state("poll").is_some()));
+    let c = content_of(&env, "deck");
+    assert_eq!(
+        (c["kind"].as_str(), c["title"].as_str()),
+        (Some("document"), Some("Q3 deck"))
+    );
+    assert_eq!(c["asset"]["sha256"], sha256(&deck));
+    assert_eq!(c["asset"]["kind"], "document");
+    let c = content_of(&env, "demo");
+    assert_eq!(c["kind"], "video");
+    assert_eq!(c["asset"]["sha256"], sha256(&video));
+    assert!(media_file(&env, &sha256(&video)).exists());
+    let c = content_of(&env, "card");
+    assert_eq!(c["url"], "https://example.com/post");
+    assert_eq!(c["thumbnail"]["sha256"], sha256(&cover));
+    let c = content_of(&env, "poll");
+    assert_eq!(c["options"], serde_json::json!(["Tabs", "Spaces"]));
+    assert_eq!(c["duration"], "3d");
+}
+
+#[test]
+fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"5s\"\n");
+    let d = Daemon::start(&env);
+    let bundle = env.queue.join("slow");
+    let image = png(300, 200);
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("post.md"),
+        draft(
+            &format!(
+                "publish_at = \"{}\"\nimages = [{{ file = \"slow.png\", alt = \"Slow\" }}]",
+                later()
+            ),
+            "Copied in slowly",
+        ),
+    )
+    .unwrap();
+    // post.md alone: the image may still be coming, so no rejection within the settle time.
+    std::thread::sleep(Duration::from_millis(800));
+    let mut writer = std::fs::File::create(bundle.join("slow.png")).unwrap();
+    writer.write_all(&image[..20]).unwrap();
+    writer.flush().unwrap();
+    // Past the settle time with the writer paused, holding the file open.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(bundle.join("post.md").exists(), "{}", d.log_text());
+    assert!(
+        !rejected(&env, "slow").exists(),
+        "{}",
+        error_text(&env, "slow")
+    );
+    assert_eq!(env.state("slow"), None);
+
+    writer.write_all(&image[20..]).unwrap();
+    drop(writer);
+    assert!(
+        wait_until(LONG, || accepted(&env, "slow").exists()),
+        "{}\n{}",
+        error_text(&env, "slow"),
+        d.log_text()
+    );
+    let c = content_of(&env, "slow");
+    assert_eq!(c["images"][0]["sha256"], sha256(&image));
+    assert_eq!(
+        std::fs::read(media_file(&env, &sha256(&image))).unwrap(),
+        image
+    );
+}
+
+/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
+struct NoLeaseDaemon {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl NoLeaseDaemon {
+    fn start(env: &Env) -> NoLeaseDaemon {
+        let log = env.path("no-lease.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = NoLeaseDaemon { child, log };
+        assert!(
+            wait_until(LONG, || d.log_text().contains("lipost is running")),
+            "{}",
+            d.log_text()
+        );
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoLeaseDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[watcher]\nsettle_time = \"4s\"\n");
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let d = NoLeaseDaemon::start(&env);
+    let nobody =
+        |f: &std::fs::File| std::os::unix::fs::fchown(f, Some(65534), Some(65534)).unwrap();
+    let bundle = env.queue.join("unleased");
+    std::fs::create_dir(&bundle).unwrap();
+    let mut post = std::fs::File::create(bundle.join("post.md")).unwrap();
+    nobody(&post);
+    post.write_all(
+        draft(
+            &format!("publish_at = \"{}\"\nimages = [\"late.png\"]", later()),
+            "Owned by nobody",
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    drop(post);
+    // The image starts arriving (in place, owned by another user) before the bundle has been
+    // quiet for the settle time; then post.md is settled, the image not yet.
+    std::thread::sleep(Duration::from_millis(2000));
+    let image = png(320, 240);
+    let mut f = std::fs::File::create(bundle.join("late.png")).unwrap();
+    nobody(&f);
+    f.write_all(&image[..20]).unwrap();
+    f.flush().unwrap();
+    // post.md is settled now (sleeps only overshoot); the image is not, by 1.2 s.
+    std::thread::sleep(Duration::from_millis(2800));
+    assert!(bundle.join("post.md").exists(), "{}", d.log_text());
+    assert!(
+        !rejected(&env, "unleased").exists(),
+        "{}",
+        error_text(&env, "unleased")
+    );
+    f.write_all(&image[20..]).unwrap();
+    drop(f);
+    assert!(
+        wait_until(LONG, || accepted(&env, "unleased").exists()),
+        "{}\n{}",
+        error_text(&env, "unleased"),
+        d.log_text()
+    );
+    assert_eq!(
+        content_of(&env, "unleased")["images"][0]["sha256"],
+        sha256(&image)
+    );
+    assert!(d.log_text().contains("read leases are not available"));
+}
+
+#[test]
+fn a_folder_without_post_md_is_left_alone_until_one_arrives() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let folder = env.queue.join("later");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("a.png"), png(10, 10)).unwrap();
+    d.wait_log("a folder without post.md", LONG);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(folder.join("a.png").exists());
+    assert!(!rejected(&env, "later").exists());
+    // Written in place inside the folder: the folder is watched, so its close is seen.
+    std::fs::write(
+        folder.join("post.md"),
+        draft(
+            &format!("publish_at = \"{}\"\nimages = [\"a.png\"]", later()),
+            "Arrived",
+        ),
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || accepted(&env, "later").exists()),
+        "{}",
+        d.log_text()
+    );
+}
+
+// ---------------------------------------------------------------- rejected
+
+/// A bundle's name, its post.md, its files, and what its `.error` must say.
+type Case<'a> = (&'a str, String, Vec<(&'a str, &'a [u8])>, &'a str);
+
+#[test]
+fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    let outside = env.path("secret.png");
+    std::fs::write(&outside, png(5, 5)).unwrap();
+    let at = later();
+    let fm = |keys: &str| draft(&format!("publish_at = \"{at}\"\n{keys}"), "Rejected");
+    let many: String = (0..21)
+        .map(|i| format!("\"p{i}.png\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let many_files: Vec<(String, Vec<u8>)> = (0..21)
+        .map(|i| (format!("p{i}.png"), png(10 + i, 10)))
+        .collect();
+    let many_refs: Vec<(&str, &[u8])> = many_files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let long_alt = "a".repeat(4087);
+    let cases: Vec<Case> = vec![
+        (
+            "dotdot",
+            fm("images = [\"../secret.png\"]"),
+            vec![],
+            "`..` leaves the bundle folder",
+        ),
+        (
+            "absolute",
+            fm(&format!("images = [{:?}]", outside.display().to_string())),
+            vec![],
+            "an absolute path",
+        ),
+        (
+            "magic",
+            fm("images = [\"photo.png\"]"),
+            vec![("photo.png", b"just text, named like a picture\n")],
+            "it is text, not a JPEG, PNG or GIF image",
+        ),
+        (
+            "twentyone",
+            fm(&format!("images = [{many}]")),
+            many_refs,
+            "21 images; a post holds at most 20",
+        ),
+        (
+            "pages",
+            fm("document = { file = \"big.pdf\", title = \"Big\" }"),
+            vec![],
+            "a PDF of 301 pages; LinkedIn takes at most 300",
+        ),
+        (
+            "short",
+            fm("video = { file = \"clip.mp4\" }"),
+            vec![],
+            "a video of 2.0 s; LinkedIn takes 3 s to 30 min",
+        ),
+        (
+            "untitled",
+            fm("document = { file = \"deck.pdf\" }"),
+            vec![],
+            "a title is required",
+        ),
+        (
+            "mixed",
+            fm("images = [\"a.png\"]\npoll = { question = \"Q?\", options = [\"a\", \"b\"], duration = \"1d\" }"),
+            vec![],
+            "sets both `images` and `poll`",
+        ),
+        (
+            "alt",
+            fm(&format!("images = [{{ file = \"a.png\", alt = \"{long_alt}\" }}]")),
+            vec![],
+            "4087 characters; LinkedIn allows 4086",
+        ),
+        (
+            "missing",
+            fm("images = [\"nowhere.png\"]"),
+            vec![],
+            "nowhere.png: named in post.md but not in the bundle folder",
+        ),
+        (
+            "frames",
+            fm("images = [\"anim.gif\"]"),
+            vec![],
+            "a GIF of 251 frames; LinkedIn takes at most 250",
+        ),
+        (
+            "pixels",
+            fm("images = [\"huge.png\"]"),
+            vec![],
+            "6100×6000 is 36600000 pixels",
+        ),
+    ];
+    let big_pdf = pdf(301);
+    let short = mp4(2_000, 100_000);
+    let deck = pdf(3);
+    let dot = png(1, 1);
+    let anim = gif(251);
+    let huge = png(6100, 6000);
+    for (name, post, mut files, _) in cases.clone() {
+        match name {
+            "pages" => files.push(("big.pdf", &big_pdf)),
+            "short" => files.push(("clip.mp4", &short)),
+            "untitled" => files.push(("deck.pdf", &deck)),
+            "mixed" | "alt" => files.push(("a.png", &dot)),
+            "frames" => files.push(("anim.gif", &anim)),
+            "pixels" => files.push(("huge.png", &huge)),
+            _ => {}
+        }
+        drop_bundle(&env, name, &post, &files);
+    }
+    // A link to a picture outside, inside the bundle.
+    let staging = env.path("staging-link");
+    write_bundle(&staging, &fm("images = [\"link.png\"]"), &[]);
+    std::os::unix::fs::symlink(&outside, staging.join("link.png")).unwrap();
+    std::fs::rename(&staging, env.queue.join("link")).unwrap();
+    // A link in a folder on the way.
+    let staging = env.path("staging-linkdir");
+    write_bundle(&staging, &fm("images = [\"pics/a.png\"]"), &[]);
+    std::os::unix::fs::symlink(env.dir.path(), staging.join("pics")).unwrap();
+    std::fs::rename(&staging, env.queue.join("linkdir")).unwrap();
+    // The bundle folder itself a link.
+    let real = env.path("real-bundle");
+    write_bundle(&real, &fm("images = [\"a.png\"]"), &[("a.png", &dot)]);
+    std::os::unix::fs::symlink(&real, env.queue.join("linked")).unwrap();
+    // Media keys in a single file.
+    env.drop_draft("single.md", fm("images = [\"a.png\"]"));
+
+    let mut all: Vec<(&str, &str)> = cases.iter().map(|(n, _, _, why)| (*n, *why)).collect();
+    all.extend([
+        (
+            "link",
+            "link.png is a symbolic link, and links are not followed",
+        ),
+        ("linkdir", "pics is not a folder (or is a link to one"),
+        ("linked", "the bundle folder is a symbolic link"),
+        (
+            "single.md",
+            "put the draft and its files in a folder (a bundle)",
+        ),
+    ]);
+    for (name, why) in &all {
+        assert!(
+            wait_until(LONG, || error_text(&env, name).contains(why)),
+            "{name}: wanted {why:?} in {:?}\n{}",
+            error_text(&env, name),
+            d.log_text()
+        );
+        assert!(
+            std::fs::symlink_metadata(rejected(&env, name)).is_ok(),
+            "{name} not in rejected/"
+        );
+        assert!(!env.queue.join(name).exists(), "{name} still in the queue");
+    }
+    // Intact: moved whole, its files with it.
+    assert_eq!(
+        std::fs::read(rejected(&env, "pages").join("big.pdf")).unwrap(),
+        big_pdf
+    );
+    assert!(rejected(&env, "magic").join("post.md").exists());
+    assert_eq!(std::fs::read(real.join("a.png")).unwrap(), dot);
+    // Nothing of theirs was kept, nor any post made.
+    let posts: i64 = env
+        .db()
+        .query_row("SELECT count(*) FROM posts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(posts, 0);
+    assert!(!media_file(&env, &sha256(&big_pdf)).exists());
+    assert!(!media_file(&env, &sha256(&png(5, 5))).exists());
+
+    assert!(d.alive());
+    drop_bundle(
+        &env,
+        "fine",
+        &fm("images = [\"a.png\"]"),
+        &[("a.png", &dot)],
+    );
+    assert!(wait_until(LONG, || accepted(&env, "fine").exists()));
+}
+
+// ---------------------------------------------------------------- lipost validate
+
+#[test]
+fn validate_checks_a_bundle_folder_without_copying_anything() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let ok = env.path("ok");
+    let deck = pdf(2);
+    write_bundle(
+        &ok,
+        &draft(
+            "document = { file = \"deck.pdf\", title = \"Q3\" }\nfirst_comment = \"Link in bio\"",
+            "Deck",
+        ),
+        &[("deck.pdf", &deck)],
+    );
+    let o = env.lipost(&["validate", ok.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}");
+    assert!(
+        out.contains("ok") && out.contains("a PDF document, 2 pages"),
+        "{out}"
+    );
+    assert!(out.contains(&sha256(&deck)), "{out}");
+    assert!(!env.path("state/media").exists());
+
+    let bad = env.path("bad");
+    write_bundle(
+        &bad,
+        &draft("images = [\"a.png\"]", "Bad"),
+        &[("a.png", b"%PDF-1.4 not an image")],
+    );
+    let o = env.lipost(&["validate", bad.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("a.png: it is a PDF document, not a JPEG, PNG or GIF image"),
+        "{out}"
+    );
+    assert!(bad.join("a.png").exists());
+}
