@@ -415,6 +415,7 @@ fn edits_that_change_more_than_the_text_or_have_nothing_to_edit_are_rejected() {
     );
     wait_state(&env, &d, "base", "published");
     wait_state(&env, &d, "vote", "published");
+    assert_eq!(sandbox_post(&sb, &urn_of(&env, "vote"))["content_kind"], "poll");
 
     env.drop_draft(
         "acc.md",
@@ -494,4 +495,104 @@ fn sigterm_while_commenting_lets_the_comment_finish() {
         sandbox_post(&sb, urn)["comments"].as_array().unwrap().len(),
         1
     );
+}
+
+/// CRC-32 (PNG's), for a valid chunk.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of `w`×`h` pixels, as its header says.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
+    ));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+/// A bundle (`post.md` and its files) built beside the queue and renamed in.
+fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
+    let staging = env.path(&format!("staging-{name}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("post.md"), post).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(staging.join(file), bytes).unwrap();
+    }
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::fs::rename(&staging, env.queue.join(name)).unwrap();
+}
+
+#[test]
+fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_image() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"1s\"\n",
+    );
+    let d = Daemon::start(&env);
+    let front = "id = \"pic\"\nimages = [{ file = \"a.png\", alt = \"A chart\" }]\nfirst_comment = \"Source: our data\"";
+    let image = png(40, 30);
+    drop_bundle(
+        &env,
+        "pic",
+        &draft(front, "Our chart"),
+        &[("a.png", &image)],
+    );
+    let post = wait_post_logged(&sb, &d, "Our chart", Duration::from_secs(60));
+    let urn = post["urn"].as_str().unwrap().to_string();
+    wait_comment(&env, &d, "pic", "posted");
+    let p = sandbox_post(&sb, &urn);
+    assert_eq!(p["comments"][0]["text"], "Source: our data");
+
+    // The same bundle with other text: edited, the image stays.
+    let edit = format!("{front}\nedit = true");
+    drop_bundle(
+        &env,
+        "pic2",
+        &draft(&edit, "Our chart (fixed)"),
+        &[("a.png", &image)],
+    );
+    let ok = wait_until(LONG, || {
+        sandbox_post(&sb, &urn)["text"] == "Our chart (fixed)"
+    });
+    assert!(ok, "{}", d.log_text());
+    assert_eq!(sandbox_post(&sb, &urn)["content"], p["content"]);
+
+    // Another image is not an edit LinkedIn allows.
+    drop_bundle(
+        &env,
+        "pic3",
+        &draft(&edit, "Our chart (new image)"),
+        &[("a.png", &png(50, 30))],
+    );
+    let why = rejected(&env, "pic3");
+    assert!(why.contains("attachments"), "{why}");
+    assert_eq!(sandbox_post(&sb, &urn)["text"], "Our chart (fixed)");
+    assert_eq!(sb.posts().len(), 1);
 }
