@@ -225,7 +225,10 @@ fn a_daemon_killed_while_commenting_never_doubles_the_comment() {
 fn a_daemon_killed_before_commenting_sends_the_comment_once_after_the_restart() {
     let sb = Sandbox::start();
     sb.faults(json!([{"path": "/rest/socialActions/*", "status": 429, "times": 1}]));
-    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"3s\"\nmax_delay = \"6s\"\n");
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"10s\"\nmax_delay = \"20s\"\n",
+    );
     let mut d = Daemon::start(&env);
     env.drop_draft(
         "c5.md",
@@ -415,7 +418,10 @@ fn edits_that_change_more_than_the_text_or_have_nothing_to_edit_are_rejected() {
     );
     wait_state(&env, &d, "base", "published");
     wait_state(&env, &d, "vote", "published");
-    assert_eq!(sandbox_post(&sb, &urn_of(&env, "vote"))["content_kind"], "poll");
+    assert_eq!(
+        sandbox_post(&sb, &urn_of(&env, "vote"))["content_kind"],
+        "poll"
+    );
 
     env.drop_draft(
         "acc.md",
