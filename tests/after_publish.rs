@@ -316,9 +316,27 @@ fn delete_removes_a_published_post_once_and_again_is_fine() {
 }
 
 #[test]
-fn delete_with_the_daemon_stopped_and_a_lapsed_sandbox_token_works() {
+fn delete_with_the_daemon_stopped_refreshes_a_lapsed_token_first() {
     let sb = Sandbox::start();
-    let env = Env::new(&sb, "");
+    sb.configure(json!({"issue_refresh_tokens": true}));
+    // The page `acme` posts through `me`: a login checks that `me` may.
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "ADMINISTRATOR"}),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = Env::build(
+        &sb,
+        "",
+        &format!("redirect_uri = \"http://127.0.0.1:{port}/callback\""),
+        "",
+    );
+    // A login: the account has a refresh token.
+    login_paste(&env);
     let mut d = Daemon::start(&env);
     env.drop_draft("solo.md", draft("id = \"solo\"", "Deleted offline"));
     wait_post_logged(&sb, &d, "Deleted offline", LONG);
@@ -335,6 +353,19 @@ fn delete_with_the_daemon_stopped_and_a_lapsed_sandbox_token_works() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sandbox_post(&sb, &urn_of(&env, "solo"))["deleted"], true);
     assert_eq!(env.state("solo").as_deref(), Some("deleted"));
+    let (source, expires): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT source, access_expires_at FROM tokens WHERE account = 'me'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(source, "login");
+    assert!(
+        expires > chrono::Utc::now().to_rfc3339(),
+        "refreshed: {expires}"
+    );
 }
 
 #[test]
