@@ -633,3 +633,23 @@ fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_im
     assert_eq!(sandbox_post(&sb, &urn)["text"], "Our chart (fixed)");
     assert_eq!(sb.posts().len(), 1);
 }
+
+#[test]
+fn a_page_posts_first_comment_is_made_as_the_page() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "pg.md",
+        draft(
+            "id = \"pg\"\naccount = \"acme\"\nfirst_comment = \"From the page\"",
+            "Page news",
+        ),
+    );
+    let post = wait_post_logged(&sb, &d, "Page news", LONG);
+    wait_comment(&env, &d, "pg", "posted");
+    let p = sandbox_post(&sb, post["urn"].as_str().unwrap());
+    assert_eq!(p["author"], "urn:li:organization:2414183");
+    assert_eq!(p["comments"][0]["actor"], "urn:li:organization:2414183");
+    assert_eq!(p["comments"][0]["text"], "From the page");
+}
