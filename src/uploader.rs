@@ -47,12 +47,7 @@ const QUOTA_SPENT_AFTER: u32 = 5;
 
 /// Where intake put an asset's bytes: `media/` beside the database, named by SHA-256.
 pub fn media_path(config: &Config, sha256: &str) -> PathBuf {
-    config
-        .database
-        .parent()
-        .unwrap_or_else(|| std::path::Path::new("."))
-        .join("media")
-        .join(sha256)
+    crate::media::dir(config).join(sha256)
 }
 
 /// The URN a post of `account` is written by, and so the owner of its assets: the page, or
