@@ -513,3 +513,55 @@ fn an_upload_killed_mid_way_is_redone_and_the_post_goes_out_exactly_once() {
         "initialized afresh after the kill"
     );
 }
+
+#[test]
+fn assets_are_uploaded_upload_ahead_before_the_due_time_not_earlier() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nupload_ahead = \"6s\"\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n",
+    );
+    let d = Daemon::start(&env);
+    let image = png(640, 480);
+    let due = chrono::Utc::now() + chrono::Duration::seconds(18);
+    drop_bundle(
+        &env,
+        "later",
+        &draft(
+            &format!(
+                "publish_at = \"{}\"\nimages = [\"later.png\"]",
+                due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            "Due later",
+        ),
+        &[("later.png", &image)],
+    );
+    assert!(wait_until(LONG, || env.state("later").is_some()));
+    // Well before due − upload_ahead: nothing sent yet.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(chrono::Utc::now() < due - chrono::Duration::seconds(6));
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM media_attempts"), 0);
+    let post = wait_post_logged(&sb, &d, "Due later", LONG);
+    assert_assets(&sb, &post, &[&image]);
+    let first_step: String = env
+        .db()
+        .query_row("SELECT MIN(started_at) FROM media_attempts", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let first_step = chrono::DateTime::parse_from_rfc3339(&first_step).unwrap();
+    assert!(
+        first_step >= due - chrono::Duration::seconds(7) && first_step < due,
+        "first upload step at {first_step}, due {due}"
+    );
+    let published: String = env
+        .db()
+        .query_row(
+            "SELECT published_at FROM posts WHERE id = 'later'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let published = chrono::DateTime::parse_from_rfc3339(&published).unwrap();
+    assert!(published >= due, "published at {published}, due {due}");
+}
