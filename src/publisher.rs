@@ -7,6 +7,8 @@
 //! before anything is resent: by finding it among the page's posts created since that try,
 //! by resending within LinkedIn's duplicate window (whose 422 names the live post), or by
 //! giving up as `in_doubt`. Time arithmetic here is checked: no answer can make it panic.
+//! A post with content names its assets by the URNs stored in `media` (see
+//! [`crate::content::Content::to_wire`]), the same at every try.
 //! It never reads the queue folder and never picks which post goes next.
 
 use std::sync::Arc;

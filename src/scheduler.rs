@@ -18,7 +18,10 @@
 //! API version) last until lifted or the lateness budget ends (for a post in doubt, its resend window,
 //! after which it is given up as `in_doubt`); pacing holds (`daily_cap`,
 //! `min_spacing`) end by time, when the post is due again. While the API version is retired,
-//! nothing is claimed. A post waiting for a request permit or its account's turn (one at a
+//! nothing is claimed. A post with content is claimed only once every asset it names is
+//! available for its author (`store::media_gate`): until then it is held as
+//! `media_processing`, lifted by the uploader, and a failed asset makes it dead as
+//! `media_failed`. A text post skips that look. A post waiting for a request permit or its account's turn (one at a
 //! time when paced) is not held: it goes at the next look. The log says so once per post and
 //! reason, and a hold longer than `notify.held_longer_than` is reported once (`post_held`):
 //! the scheduler wakes for that instant, and only while such a hold exists.

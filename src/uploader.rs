@@ -47,12 +47,7 @@ const QUOTA_SPENT_AFTER: u32 = 5;
 
 /// Where intake put an asset's bytes: `media/` beside the database, named by SHA-256.
 pub fn media_path(config: &Config, sha256: &str) -> PathBuf {
-    config
-        .database
-        .parent()
-        .unwrap_or_else(|| std::path::Path::new("."))
-        .join("media")
-        .join(sha256)
+    crate::media::dir(config).join(sha256)
 }
 
 /// The URN a post of `account` is written by, and so the owner of its assets: the page, or
@@ -280,19 +275,20 @@ impl Uploader {
         Ok(next)
     }
 
-    /// The owner URN of `account`'s assets, asking for a token (which mints one in the
-    /// sandbox); `None` while the account needs a login.
+    /// The owner URN of `account`'s assets, once a token to upload with is at hand (asking
+    /// for one mints it in the sandbox); `None` while there is none (a login wakes us).
     async fn owner(&self, config: &Config, account: &str) -> Option<String> {
         let a = config.account(account)?;
+        let cred = match self.tokens.get(a.token_account()).await {
+            Ok(cred) => cred,
+            Err(e) => {
+                info!(account = %account, error = %e, "no token to upload media with; waiting for one");
+                return None;
+            }
+        };
         match &a.kind {
             AccountKind::Organization { organization, .. } => Some(organization.clone()),
-            AccountKind::Member => match self.tokens.get(a.token_account()).await {
-                Ok(cred) => Some(cred.person_urn),
-                Err(e) => {
-                    info!(account = %account, error = %e, "no token to upload media with; waiting for one");
-                    None
-                }
-            },
+            AccountKind::Member => Some(cred.person_urn),
         }
     }
 
@@ -544,6 +540,15 @@ impl Uploader {
                 let (at, c) = counted(later(now, wait));
                 (at, c, MediaOutcome::Retry)
             }
+            ApiError::Status { status: 426, .. } => {
+                // The operator's problem, not the asset's: no try counted, and the shared
+                // version is marked retired, so the scheduler holds every due post for it.
+                let version = self.client.version().current();
+                if self.client.version().retire(&version) {
+                    warn!(version = %version, error = %message, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a media upload): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`");
+                }
+                (later(now, backoff(&retry, n)), false, MediaOutcome::Retry)
+            }
             e if expired_url(e) => {
                 // Initialized too long ago: the next try initializes afresh, at once.
                 let (at, c) = counted(now);
@@ -658,15 +663,14 @@ fn status_of(e: &ApiError) -> Option<u16> {
     }
 }
 
-/// Worth repeating after a backoff: nothing answered, LinkedIn failed (5xx), or the version
-/// was refused (the scheduler holds the post meanwhile).
+/// Worth repeating after a backoff: nothing answered, or LinkedIn failed (5xx, 429, 408).
 fn transient(e: &ApiError) -> bool {
     matches!(
         e,
         ApiError::NotSent { .. }
             | ApiError::NoAnswer { .. }
             | ApiError::Status {
-                status: 500..=599 | 426 | 429 | 408,
+                status: 500..=599 | 429 | 408,
                 ..
             }
     )
