@@ -6,8 +6,10 @@
 //! goes to `DATABASE-lock`), then the store opens and
 //! must have been made for the configured mode (sandbox, or live against this API base);
 //! posts left `publishing` by a dead process are marked in doubt and holds from the last run
-//! are lifted. Then the folder's existing drafts are taken, and the watcher and the
-//! scheduler start. In sandbox mode with no `api_base_url`, the sandbox starts in-process.
+//! are lifted. Then the folder's existing drafts are taken, and the watcher, the uploader
+//! (media of posts due within `media.upload_ahead`), the scheduler and the first-comment
+//! sender (`comments`, which first settles comments a dead process left `sending`) start.
+//! In sandbox mode with no `api_base_url`, the sandbox starts in-process.
 //! With `[metrics] listen`, the metrics endpoint starts once the store is open and migrated
 //! (it reads the store through a read-only connection of its own).
 //! SIGHUP reloads config.toml, `linkedin.version` included.
@@ -30,6 +32,7 @@ use crate::publisher::Publisher;
 use crate::sandbox::{Sandbox, Settings};
 use crate::scheduler::Scheduler;
 use crate::store::{Handle, MadeFor, Store, StoreError};
+use crate::uploader::Uploader;
 use crate::watcher::{self, Intake, WatchError};
 
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +192,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let tokens = Arc::new(Tokens::new(live.clone(), client.clone(), store.clone()));
     let keeper_wake = Arc::new(Notify::new());
     tokio::spawn(tokens.clone().keep_alive(keeper_wake.clone()));
+    let social =
+        crate::comments::Sender::new(live.clone(), store.clone(), client.clone(), tokens.clone());
+    let uploader_client = client.clone();
+    let uploader_tokens = tokens.clone();
     let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
 
     // Watch first, then scan: a draft arriving between the two is seen by one or the other.
@@ -198,37 +205,68 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Its own stop, sent once the scheduler is done (however it ended).
+    let (social_stop, social_stop_rx) = watch::channel(false);
+    let commenting = tokio::spawn(social.run(social_stop_rx));
     let rearm = Arc::new(Notify::new());
-    let wake =
-        watcher::watch_wake_file(&config.database, vec![rearm.clone(), keeper_wake.clone()])?;
+    let media_wake = Arc::new(Notify::new());
+    let wake = watcher::watch_wake_file(
+        &config.database,
+        vec![rearm.clone(), keeper_wake.clone(), media_wake.clone()],
+    )?;
     crate::service::ready();
     let watching = tokio::spawn(watch_loop(
         intake,
         look.clone(),
-        rearm.clone(),
+        vec![rearm.clone(), media_wake.clone()],
         stop_rx.clone(),
         first.recheck_in,
     ));
+    let uploader = tokio::spawn(
+        Uploader::new(
+            live.clone(),
+            store.clone(),
+            uploader_client,
+            uploader_tokens,
+            media_wake.clone(),
+            rearm.clone(),
+        )
+        .run(stop_rx.clone()),
+    );
     let reload = Reload {
         config: config_tx,
         version: version.clone(),
         store: store.clone(),
-        wake: vec![rearm.clone(), keeper_wake, look],
+        wake: vec![rearm.clone(), keeper_wake, look, media_wake],
     };
     tokio::spawn(signals.handle(stop_tx, reload));
 
     let scheduler = Scheduler::new(live, store.clone(), publisher, rearm).with_api_version(version);
     let result = scheduler.run(stop_rx).await;
+    // A first comment under way is let finish, so a stop does not leave it in doubt.
+    let grace = live_grace(&config);
+    let _ = social_stop.send(true);
+    if tokio::time::timeout(grace, commenting).await.is_err() {
+        warn!("a first comment or edit was still under way at shutdown; a comment left `sending` is reported at the next start, never resent");
+    }
     drop(wake);
     watching.abort();
+    // Uploads publish nothing: one cut short is redone at the next start.
+    uploader.abort();
     info!("lipost stopped");
     result.map_err(DaemonError::from)
+}
+
+/// How long shutdown waits for the first-comment sender: its request's timeout, and a
+/// little for the store.
+fn live_grace(config: &Config) -> std::time::Duration {
+    config.linkedin.request_timeout + std::time::Duration::from_secs(5)
 }
 
 async fn watch_loop(
     intake: Intake,
     look: Arc<Notify>,
-    rearm: Arc<Notify>,
+    rearm: Vec<Arc<Notify>>,
     mut stop: watch::Receiver<bool>,
     mut recheck: Option<std::time::Duration>,
 ) {
@@ -243,7 +281,7 @@ async fn watch_loop(
             Ok(scan) => {
                 recheck = scan.recheck_in;
                 if scan.taken > 0 {
-                    rearm.notify_one();
+                    rearm.iter().for_each(|r| r.notify_one());
                 }
             }
             Err(e) => {

@@ -368,6 +368,7 @@ pub fn parse_bundle_at(
         },
     };
     let (content, named) = content_of(&fm)?;
+    let edit = fm.edit.unwrap_or(false);
     let first_comment = match fm.first_comment {
         Some(c) if c.trim().is_empty() => {
             return Err(DraftError::Content {
@@ -417,10 +418,13 @@ pub fn parse_bundle_at(
             parsed
         }
     };
-    let wants_slot = match &fm.publish_at {
+    // An edit goes out at once: the draft's old `publish_at` (by now in the past) or
+    // `next-slot` is not read.
+    let publish_at_v = if edit { None } else { fm.publish_at };
+    let wants_slot = match &publish_at_v {
         Some(toml::Value::String(s)) => s.trim() == "next-slot",
         Some(_) => false,
-        None => !account.slots.is_empty(),
+        None => !edit && !account.slots.is_empty(),
     };
     if wants_slot && account.slots.is_empty() {
         return Err(DraftError::BadTime {
@@ -428,7 +432,7 @@ pub fn parse_bundle_at(
             why: format!("account {account_name:?} has no slots; add slots = [\"0 0 9 * * Mon-Fri\"] to [accounts.{account_name}] or give a time"),
         });
     }
-    let publish_at = match fm.publish_at {
+    let publish_at = match publish_at_v {
         Some(v) if !wants_slot => Some(parse_publish_at(&v, config, now)?),
         _ => None,
     };
@@ -455,7 +459,7 @@ pub fn parse_bundle_at(
         commentary,
         content,
         first_comment,
-        edit: fm.edit.unwrap_or(false),
+        edit,
     };
     Ok((draft, named))
 }
@@ -920,6 +924,19 @@ mod tests {
 
     fn p(s: &str) -> Result<Draft, DraftError> {
         parse_at(s.as_bytes(), "launch", &config(), now())
+    }
+
+    #[test]
+    fn an_edit_ignores_the_original_publish_at_long_past() {
+        let text = "+++\npublish_at = \"2020-01-01T09:00:00Z\"\nedit = true\n+++\nFixed\n";
+        let d = p(text).unwrap();
+        assert!(d.edit);
+        assert_eq!(d.publish_at, None);
+        // Without `edit`, the same time is refused as too far back.
+        assert!(matches!(
+            p(&text.replace("edit = true\n", "")),
+            Err(DraftError::BadTime { .. })
+        ));
     }
 
     fn bad_time(s: &str) -> String {

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod comments;
 pub mod config;
 pub mod content;
 pub mod daemon;
@@ -21,5 +22,6 @@ pub mod secret;
 pub mod service;
 pub mod slots;
 pub mod store;
+pub mod uploader;
 pub mod wallclock;
 pub mod watcher;

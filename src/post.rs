@@ -17,15 +17,18 @@ pub enum PostState {
     Dead,
     /// Withdrawn by the operator.
     Cancelled,
+    /// Was on LinkedIn; deleted there by `lipost delete` (`post_urn` kept).
+    Deleted,
 }
 
 impl PostState {
-    pub const ALL: [PostState; 5] = [
+    pub const ALL: [PostState; 6] = [
         PostState::Scheduled,
         PostState::Publishing,
         PostState::Published,
         PostState::Dead,
         PostState::Cancelled,
+        PostState::Deleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -35,6 +38,7 @@ impl PostState {
             PostState::Published => "published",
             PostState::Dead => "dead",
             PostState::Cancelled => "cancelled",
+            PostState::Deleted => "deleted",
         }
     }
 
@@ -75,6 +79,8 @@ pub enum Transition {
     Cancel,
     /// `lipost mark-published`: the operator found it on LinkedIn.
     MarkPublished,
+    /// `lipost delete`: LinkedIn deleted the published post (204).
+    Delete,
 }
 
 impl Transition {
@@ -92,6 +98,7 @@ impl Transition {
             Transition::Requeue => &[Dead],
             Transition::Cancel => &[Scheduled, Dead],
             Transition::MarkPublished => &[Scheduled, Dead],
+            Transition::Delete => &[Published],
         }
     }
 
@@ -107,6 +114,7 @@ impl Transition {
             | Transition::Requeue => Scheduled,
             Transition::Kill | Transition::Expire => Dead,
             Transition::Cancel => Cancelled,
+            Transition::Delete => Deleted,
         }
     }
 }
@@ -226,6 +234,9 @@ macro_rules! spelled {
     };
 }
 
+/// For the other contract enums (the `media` table's status, steps and outcomes).
+pub(crate) use spelled;
+
 spelled! {
     /// How one try ended: `attempts.outcome`, read by operators in SQL and in `lipost show`.
     #[derive(Default)]
@@ -263,6 +274,14 @@ spelled! {
         ApiVersionRetired = "api_version_retired",
         /// Given up; the dead letter says why.
         Dead = "dead",
+        /// An edit of a published post's text (PARTIAL_UPDATE, 204): the new text is live.
+        Edited = "edited",
+        /// An edit LinkedIn refused for good, or given up after its tries; the text stays.
+        EditFailed = "edit_failed",
+        /// `lipost delete`: LinkedIn deleted the post (204).
+        Deleted = "deleted",
+        /// `lipost delete` failed; the post is still published.
+        DeleteFailed = "delete_failed",
     }
 }
 
@@ -281,6 +300,9 @@ spelled! {
         TooLate = "too_late",
         /// Its account is no longer in the config.
         AccountRemoved = "account_removed",
+        /// LinkedIn could not process one of its assets (`PROCESSING_FAILED`), or the upload
+        /// failed for good: never created, so it cannot be live.
+        MediaFailed = "media_failed",
     }
 }
 
@@ -296,6 +318,11 @@ impl AttemptOutcome {
                 | AttemptOutcome::Resolved
         )
     }
+
+    /// Not a failure: a publish, or an edit or delete that LinkedIn carried out.
+    pub fn is_failure(self) -> bool {
+        !(self.is_success() || matches!(self, AttemptOutcome::Edited | AttemptOutcome::Deleted))
+    }
 }
 
 impl DeadReason {
@@ -308,8 +335,8 @@ impl DeadReason {
 spelled! {
     /// Why a due post waits instead of going out (`posts.hold_reason`, until `hold_until`).
     ///
-    /// Two kinds of hold. Those a person ends ([`HoldReason::is_lifted`]: `needs_reauth`,
-    /// `api_version_retired`) count no try and leave no dead letter; `hold_until` is the end
+    /// Two kinds of hold. Those an event ends ([`HoldReason::is_lifted`]: `needs_reauth`,
+    /// `api_version_retired`, `media_processing`) count no try and leave no dead letter; `hold_until` is the end
     /// of the lateness budget, and the post goes out once an event lifts the hold, unless it
     /// is too late by then. The others end by time: `hold_until` is when the post goes out
     /// (or is tried again), and `next_attempt_at` is the same instant.
@@ -333,18 +360,19 @@ spelled! {
         /// Never recorded: a post waiting for its posting slot is not due yet. Declared so
         /// readers (show, agenda) have one spelling for "waiting for its slot".
         Slot = "slot",
-        /// Reserved for media uploads: LinkedIn is still processing the post's media.
+        /// Its media is not `AVAILABLE` yet (uploading, processing, or a member asset's
+        /// `media.member_grace`): lifted when the uploader says an asset changed.
         MediaProcessing = "media_processing",
     }
 }
 
 impl HoldReason {
-    /// Ended by an event (a login, a served API version), not by time: `hold_until` is the
-    /// end of the lateness budget.
+    /// Ended by an event (a login, a served API version, an asset that became available or
+    /// failed), not by time: `hold_until` is the end of the lateness budget.
     pub fn is_lifted(self) -> bool {
         matches!(
             self,
-            HoldReason::NeedsReauth | HoldReason::ApiVersionRetired
+            HoldReason::NeedsReauth | HoldReason::ApiVersionRetired | HoldReason::MediaProcessing
         )
     }
 

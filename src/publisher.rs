@@ -7,6 +7,8 @@
 //! before anything is resent: by finding it among the page's posts created since that try,
 //! by resending within LinkedIn's duplicate window (whose 422 names the live post), or by
 //! giving up as `in_doubt`. Time arithmetic here is checked: no answer can make it panic.
+//! A post with content names its assets by the URNs stored in `media` (see
+//! [`crate::content::Content::to_wire`]), the same at every try.
 //! It never reads the queue folder and never picks which post goes next.
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use crate::config::{AccountKind, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptOutcome, AttemptResult, DeadReason, HoldReason, Post};
-use crate::store::{Budget, Handle, Hold, Settle, Settled};
+use crate::store::{Budget, Handle, Hold, MediaGate, Settle, Settled};
 use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
@@ -279,7 +281,13 @@ impl Publisher {
                 );
             }
         }
-        let body = PostRequest::text(&author, &post.commentary, &post.visibility);
+        let mut body = PostRequest::text(&author, &post.commentary, &post.visibility);
+        if let Some(content) = &post.content {
+            match self.content(post, content, &author).await {
+                Ok(wire) => body.content = Some(wire),
+                Err(not_now) => return *not_now,
+            }
+        }
         let version = self.client.version().current();
         match self.client.create_post(&cred.token, &body, &version).await {
             Ok(created) => {
@@ -302,6 +310,53 @@ impl Publisher {
                 self.classify(post, &member, &cred.token, &version, e, started)
                     .await
             }
+        }
+    }
+
+    /// The post's `content`, built from the stored URNs of its assets, which never change
+    /// once available: every try sends the same bytes. The scheduler claims a post only once
+    /// its assets are available; if one is not (it changed since), the post is held again, or
+    /// dead as `media_failed` if an asset failed.
+    async fn content(
+        &self,
+        post: &Post,
+        content: &crate::content::Content,
+        author: &str,
+    ) -> Result<crate::linkedin::wire::PostContent, Box<(AttemptResult, Settle)>> {
+        let (id, owner) = (post.id.clone(), author.to_string());
+        let gate = self
+            .store
+            .call(move |s| s.media_gate(&id, Some(&owner)))
+            .await;
+        let waiting = |why: String| {
+            let config = self.config.get();
+            let until = crate::scheduler::hold_end(post.due_at, post.in_doubt_since, &config);
+            let result = AttemptResult {
+                outcome: AttemptOutcome::Held,
+                ..AttemptResult::message(why)
+            };
+            Box::new((
+                result,
+                Settle::Held(Hold {
+                    reason: HoldReason::MediaProcessing,
+                    until,
+                }),
+            ))
+        };
+        match gate {
+            Ok(MediaGate::Ready(urns)) => content.to_wire(&urns).map_err(waiting),
+            Ok(MediaGate::Waiting) => Err(waiting("its media is not available yet".into())),
+            Ok(MediaGate::Failed(why)) => Err(Box::new(bury(
+                post,
+                false,
+                DeadReason::MediaFailed,
+                AttemptResult::message(why),
+            ))),
+            Err(e) => Err(Box::new(self.retry_plain(
+                post,
+                format!("cannot read its media from the store: {e}"),
+                AttemptOutcome::Retry,
+            ))),
         }
     }
 

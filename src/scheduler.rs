@@ -18,7 +18,10 @@
 //! API version) last until lifted or the lateness budget ends (for a post in doubt, its resend window,
 //! after which it is given up as `in_doubt`); pacing holds (`daily_cap`,
 //! `min_spacing`) end by time, when the post is due again. While the API version is retired,
-//! nothing is claimed. A post waiting for a request permit or its account's turn (one at a
+//! nothing is claimed. A post with content is claimed only once every asset it names is
+//! available for its author (`store::media_gate`): until then it is held as
+//! `media_processing`, lifted by the uploader, and a failed asset makes it dead as
+//! `media_failed`. A text post skips that look. A post waiting for a request permit or its account's turn (one at a
 //! time when paced) is not held: it goes at the next look. The log says so once per post and
 //! reason, and a hold longer than `notify.held_longer_than` is reported once (`post_held`):
 //! the scheduler wakes for that instant, and only while such a hold exists.
@@ -38,7 +41,7 @@ use crate::config::Live;
 use crate::linkedin::ApiVersion;
 use crate::post::{DeadReason, HoldReason, Post};
 use crate::publisher::Publisher;
-use crate::store::{DispatchView, Handle, Hold, StoreError};
+use crate::store::{DispatchView, Handle, Hold, MediaGate, StoreError};
 
 /// How many due posts one look considers.
 const LOOK: usize = 512;
@@ -266,11 +269,20 @@ impl Scheduler {
         let (plan, more, claimed, news, reported) = self
             .store
             .call(move |s| {
-                let view = s.dispatch_view(now, limit, midnight)?;
+                let mut view = s.dispatch_view(now, limit, midnight)?;
                 let more = view.due.len() == limit;
+                // Only posts with content: a text post's path does no media work.
+                for d in view.due.iter().filter(|d| d.has_content) {
+                    let owner = crate::uploader::owner_of(&config, &d.account, &view.tokens);
+                    let gate = s.media_gate(&d.id, owner.as_deref())?;
+                    view.media.insert(d.id.clone(), gate);
+                }
                 let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
                 for (id, why) in &plan.expired {
                     s.expire(id, DeadReason::TooLate, why, Utc::now())?;
+                }
+                for (id, why) in &plan.media_failed {
+                    s.expire(id, DeadReason::MediaFailed, why, Utc::now())?;
                 }
                 let news = if plan.held.is_empty() {
                     Vec::new()
@@ -288,6 +300,9 @@ impl Scheduler {
             .await?;
         for (id, why) in &plan.expired {
             warn!(post_id = %id, reason = %why, "too late to send; moved to dead");
+        }
+        for (id, why) in &plan.media_failed {
+            warn!(post_id = %id, reason = %DeadReason::MediaFailed, error = %why, "its media failed; never created, moved to dead");
         }
         for (id, hold) in &plan.held {
             debug!(post_id = %id, hold_reason = %hold.reason, hold_until = %hold.until, "held");
@@ -396,6 +411,8 @@ struct Plan {
     chosen: Vec<String>,
     /// Held posts past `retry.max_lateness`, with the reason.
     expired: Vec<(String, String)>,
+    /// Posts naming an asset that failed, with why: dead as `media_failed`, never created.
+    media_failed: Vec<(String, String)>,
     /// Posts to hold, out of every look until the hold is lifted or ends.
     held: Vec<(String, Hold)>,
     /// The account of each post in `held`, in the same order, for the log.
@@ -445,6 +462,7 @@ fn plan(
     let mut plan = Plan {
         chosen: Vec::new(),
         expired: Vec::new(),
+        media_failed: Vec::new(),
         held: Vec::new(),
         held_accounts: Vec::new(),
         blocked: false,
@@ -492,6 +510,22 @@ fn plan(
                 &mut plan,
             );
             continue;
+        }
+        match view.media.get(&post.id) {
+            Some(MediaGate::Failed(why)) => {
+                plan.media_failed.push((post.id.clone(), why.clone()));
+                continue;
+            }
+            Some(MediaGate::Waiting) => {
+                // Lifted by the uploader when an asset becomes available or fails.
+                hold(
+                    HoldReason::MediaProcessing,
+                    "its media never became available".into(),
+                    &mut plan,
+                );
+                continue;
+            }
+            Some(MediaGate::Ready(_)) | None => {}
         }
         if available == 0 {
             plan.blocked = true;
@@ -593,9 +627,9 @@ pub fn describe_hold(
             config.linkedin.version
         ),
         HoldReason::Slot => format!("waiting for its posting slot at {at}"),
-        HoldReason::MediaProcessing => {
-            format!("LinkedIn is processing its media; looked at again at {at}")
-        }
+        HoldReason::MediaProcessing => format!(
+            "waiting for its media to be AVAILABLE on LinkedIn (uploading, processing, or a member image's media.member_grace); looked at again when an asset is ready, dead as too_late at {at} if still waiting"
+        ),
     }
 }
 
@@ -651,9 +685,11 @@ mod tests {
                     account: account.to_string(),
                     due_at,
                     in_doubt_since: None,
+                    has_content: false,
                 })
                 .collect(),
             tokens,
+            media: HashMap::new(),
             activity: activity
                 .iter()
                 .map(|(a, n)| (a.to_string(), (Some(due_at), *n)))

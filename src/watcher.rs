@@ -645,6 +645,7 @@ fn log_taken(d: &Draft, how: &Taken, path: &Path) {
         Taken::Created => "draft scheduled",
         Taken::Replaced => "draft replaced the scheduled post",
         Taken::Unchanged => "draft already taken; unchanged",
+        Taken::Edit => "edit of the published post's text taken; sending it",
     };
     info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %shown(&file_name(path)), "{what}");
 }

@@ -300,7 +300,11 @@ fn build(config: &Config, store: &Store, args: &Args<'_>, now: DateTime<Utc>) ->
             let mine = posts.iter().filter(|p| p.account == name);
             let published = mine
                 .clone()
-                .filter(|p| p.state == PostState::Published && in_utc_day(p.at()))
+                // A deleted post went out all the same: it counts against the cap.
+                .filter(|p| {
+                    matches!(p.state, PostState::Published | PostState::Deleted)
+                        && in_utc_day(p.at())
+                })
                 .count() as u32;
             // A post due by now goes out as soon as it may: on today's UTC day.
             let planned = mine
@@ -424,7 +428,7 @@ fn post_line(
 ) -> std::io::Result<()> {
     let state = format!("{:<w$}", p.state.as_str(), w = w.state);
     let state_style = match p.state {
-        PostState::Published => DIM,
+        PostState::Published | PostState::Deleted => DIM,
         _ if p.hold.is_some() => HELD,
         _ => Style::new(),
     };

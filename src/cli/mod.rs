@@ -1,10 +1,12 @@
 //! The command line: clap definitions and one function per subcommand.
 //!
 //! Commands that read state open the store themselves, read-only (WAL lets them run beside
-//! the daemon), and print; they never talk to LinkedIn. Errors go up as `anyhow` to `main`.
+//! the daemon), and print; they never talk to LinkedIn. Of the commands that write, only
+//! `auth`, `doctor`, `notify test` and `delete` talk to the outside. Errors go up as `anyhow` to `main`.
 
 mod agenda;
 mod auth;
+mod delete;
 mod report;
 
 use std::net::SocketAddr;
@@ -121,6 +123,8 @@ pub enum Command {
     },
     /// Record a post found on LinkedIn by hand as published with that URN.
     MarkPublished { id: String, urn: String },
+    /// Delete a published post on LinkedIn; it is then `deleted`. Again is fine.
+    Delete { id: String },
     /// Log in, or import a token.
     #[command(subcommand)]
     Auth(AuthCommand),
@@ -167,7 +171,8 @@ pub enum AuthCommand {
 
 fn parse_state(s: &str) -> Result<PostState, String> {
     PostState::parse(s).ok_or_else(|| {
-        format!("unknown state {s:?}; one of scheduled, publishing, published, dead, cancelled")
+        let all: Vec<&str> = PostState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown state {s:?}; one of {}", all.join(", "))
     })
 }
 
@@ -369,6 +374,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let config = load(&cli)?;
             let store = open_store(&config)?;
             auth::doctor(&config, &store).await
+        }
+        Command::Delete { id } => {
+            let config = load(&cli)?;
+            let store = open_store_to_send(&config)?;
+            delete::delete(&config, store, id).await?;
+            wake_daemon(&config);
+            Ok(())
         }
         Command::MarkPublished { id, urn } => {
             if !(urn.starts_with("urn:li:share:") || urn.starts_with("urn:li:ugcPost:")) {

@@ -1,4 +1,5 @@
-//! What `status`, `list`, `show` and `dead` print, as text or JSON. Read-only.
+//! What `status`, `list`, `show` and `dead` print, as text or JSON. Read-only. `show` includes
+//! a post's first comment and its edits.
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -6,7 +7,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::post::{Attempt, HoldReason, Post, PostState};
-use crate::store::Store;
+use crate::store::{Comment, CommentStatus, EditStatus, Store};
 
 fn local(config: &Config, t: DateTime<Utc>) -> String {
     t.with_timezone(&config.timezone)
@@ -258,6 +259,8 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     let post = store.get(id)?;
     let attempts = store.attempts(id)?;
     let hold = store.hold_of(id)?;
+    let comment = store.comment_of(id)?;
+    let edits = store.edits_of(id)?;
     if as_json {
         let hold = hold
             .as_ref()
@@ -265,7 +268,7 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"post": post, "hold": hold, "attempts": attempts})
+                &json!({"post": post, "hold": hold, "attempts": attempts, "first_comment": comment, "edits": edits})
             )?
         );
         return Ok(());
@@ -324,6 +327,42 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     for line in post.text.lines() {
         println!("  | {line}");
     }
+    match (&comment, &post.first_comment) {
+        (Some(c), _) => {
+            println!("first comment: {}", comment_words(config, c));
+            for line in c.text.lines() {
+                println!("  | {line}");
+            }
+        }
+        (None, Some(text)) => {
+            println!("first comment: posted once the post is published");
+            for line in text.lines() {
+                println!("  | {line}");
+            }
+        }
+        (None, None) => {}
+    }
+    for e in &edits {
+        let words = match e.status {
+            EditStatus::Pending => format!(
+                "pending, next try {} ({} tries so far)",
+                local(config, e.next_attempt_at),
+                e.attempts
+            ),
+            EditStatus::Done => format!("done {}", local(config, e.updated_at)),
+            EditStatus::Failed => format!(
+                "failed {}: {}",
+                local(config, e.updated_at),
+                e.last_error.as_deref().unwrap_or("")
+            ),
+        };
+        println!("edit ({}): {words}", e.status);
+        if e.status != EditStatus::Done {
+            for line in e.text.lines() {
+                println!("  | {line}");
+            }
+        }
+    }
     println!("attempts:");
     if attempts.is_empty() {
         println!("  none yet");
@@ -332,6 +371,33 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
         println!("  {}", attempt_line(config, a));
     }
     Ok(())
+}
+
+/// A first comment's state in words, for `show`.
+fn comment_words(config: &Config, c: &Comment) -> String {
+    let error = c.last_error.as_deref().unwrap_or("");
+    let tries = c.attempts;
+    match c.status {
+        CommentStatus::Waiting => match (c.next_attempt_at, tries) {
+            (Some(t), 0) => format!("waiting (due {})", local(config, t)),
+            (Some(t), n) => format!(
+                "waiting, next try {} after {n} tries: {error}",
+                local(config, t)
+            ),
+            (None, _) => "waiting".into(),
+        },
+        CommentStatus::Sending => "sending".into(),
+        CommentStatus::Posted => format!(
+            "posted {}{}",
+            local(config, c.updated_at),
+            c.comment_urn
+                .as_deref()
+                .map(|u| format!(" as {u}"))
+                .unwrap_or_default()
+        ),
+        CommentStatus::Refused => format!("refused ({error})"),
+        CommentStatus::Dead => format!("dead after {tries} tries: {error}"),
+    }
 }
 
 pub fn dead(config: &Config, store: &Store, as_json: bool) -> Result<()> {

@@ -5,10 +5,16 @@
 //! policy: deciding what an error means for a post is the publisher's job. The
 //! `LinkedIn-Version` it sends is shared by its clones ([`ApiVersion`]) and can change while
 //! it runs (SIGHUP).
-//! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else.
+//! [`media`] holds the upload calls (streamed, with the upload-URL origin check).
+//! [`wire`] holds the JSON shapes; the sandbox shares those and nothing else. The calls on a
+//! published post (comment, edit, delete) live in `social`, with their request bodies.
 
 pub mod ltf;
+pub mod media;
+mod social;
 pub mod wire;
+
+pub use social::Commented;
 
 use std::time::Duration;
 

@@ -32,7 +32,7 @@ impl AgendaPost {
     /// try.
     pub fn at(&self) -> DateTime<Utc> {
         match (self.state, self.published_at) {
-            (PostState::Published, Some(t)) => t,
+            (PostState::Published | PostState::Deleted, Some(t)) => t,
             _ if self.hold_reason.is_some() => self.due_at,
             _ => self.next_attempt_at.max(self.due_at),
         }
@@ -87,7 +87,7 @@ impl Store {
                   due_at <= ?3 \
                   OR (due_at < ?2 AND next_attempt_at >= ?1) \
                   OR (slot_at >= ?1 AND slot_at < ?2))) \
-               OR (state = 'published' AND ( \
+               OR (state IN ('published', 'deleted') AND ( \
                   (published_at >= ?1 AND published_at < ?2) \
                   OR (slot_at >= ?1 AND slot_at < ?2)))) \
              ORDER BY due_at, id"

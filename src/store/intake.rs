@@ -60,6 +60,9 @@ impl Store {
             .content
             .as_ref()
             .map(|c| serde_json::to_string(c).expect("content serializes"));
+        if d.edit {
+            return Self::ingest_edit(tx, intake, existing, content, now_s);
+        }
         let (due, slot) = if d.next_slot {
             match Self::free_slot(tx, &d.account, &d.id, intake.slots)? {
                 Some(t) => (ts(t), Some(ts(t))),
@@ -167,6 +170,61 @@ impl Store {
             params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment],
         )?;
         Ok(Ok(Taken::Replaced))
+    }
+
+    /// An `edit = true` draft: a new text for a published post, nothing else changed.
+    fn ingest_edit(
+        tx: &Connection,
+        intake: &NewPost<'_>,
+        existing: Option<Existing>,
+        content: Option<String>,
+        now_s: &str,
+    ) -> Result<Result<Taken, Refused>> {
+        let d = intake.draft;
+        let id = d.id.clone();
+        let Some(old) = existing else {
+            return Ok(Err(Refused::EditUnknown { id }));
+        };
+        let state = super::parse_state(&old.state)?;
+        if state != PostState::Published {
+            return Ok(Err(Refused::EditNotPublished { id, state }));
+        }
+        let old_poll = old
+            .content
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<crate::content::Content>(c).ok())
+            .is_some_and(|c| matches!(c, crate::content::Content::Poll { .. }));
+        if old_poll {
+            return Ok(Err(Refused::EditPoll { id }));
+        }
+        let mut changed = Vec::new();
+        if old.account != d.account {
+            changed.push(format!("account ({:?} → {:?})", old.account, d.account));
+        }
+        if old.visibility != d.visibility.as_str() {
+            changed.push(format!(
+                "visibility ({} → {})",
+                old.visibility,
+                d.visibility.as_str()
+            ));
+        }
+        if old.content != content {
+            changed.push("attachments, link card or poll".to_string());
+        }
+        if old.first_comment != d.first_comment {
+            changed.push("first_comment".to_string());
+        }
+        if !changed.is_empty() {
+            return Ok(Err(Refused::EditChanges {
+                id,
+                changed: changed.join(", "),
+            }));
+        }
+        if Self::queue_edit(tx, &d.id, &d.text, &d.commentary, intake.source_file, now_s)? {
+            Ok(Ok(Taken::Edit))
+        } else {
+            Ok(Ok(Taken::Unchanged))
+        }
     }
 
     /// The earliest of `candidates` no other live post of the account holds.

@@ -21,7 +21,7 @@ pub struct MetricsSnapshot {
     pub posts: Vec<(String, String, u64)>,
     /// (outcome, settled tries)
     pub attempts: Vec<(String, u64)>,
-    /// Published posts: how many, the sum of their lateness, and per bucket of
+    /// Posts that went out (published, or deleted since): how many, the sum of their lateness, and per bucket of
     /// [`LATENESS_BUCKETS`] how many were at most that late (cumulative).
     pub lateness_count: u64,
     pub lateness_sum: f64,
@@ -72,7 +72,7 @@ impl Store {
                 .collect();
             let sql = format!(
                 "SELECT COUNT(*), TOTAL(l), {} FROM (SELECT ROUND((julianday(published_at) - julianday(due_at)) * 86400.0, 3) AS l \
-                 FROM posts WHERE state = 'published' AND published_at IS NOT NULL)",
+                 FROM posts WHERE state IN ('published', 'deleted') AND published_at IS NOT NULL)",
                 buckets.join(", ")
             );
             tx.query_row(&sql, [], |r| {

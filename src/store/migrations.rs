@@ -171,4 +171,73 @@ CREATE TABLE comments (
     updated_at       TEXT NOT NULL
 );
 "#,
+    // 9: `deleted` (`lipost delete`), and edits of published posts. SQLite cannot change a
+    // CHECK, so `posts` is rebuilt per SQLite's documented 12-step procedure: `Store::migrate`
+    // runs it with foreign keys off and checks them (`PRAGMA foreign_key_check`) before the
+    // commit; every index of migrations 1 to 8 is made again as it was. `edits` holds the
+    // text an `edit = true` draft asks for, at most one `pending` per post, sent by the
+    // daemon (a PARTIAL_UPDATE, safe to repeat) until `done`, or `failed` with the reason.
+    r#"
+CREATE TABLE posts_new (
+    id               TEXT PRIMARY KEY,
+    account          TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('scheduled','publishing','published','dead','cancelled','deleted')),
+    due_at           TEXT NOT NULL,
+    next_attempt_at  TEXT NOT NULL,
+    publish_at       TEXT,
+    post_urn         TEXT,
+    commentary       TEXT NOT NULL,
+    text             TEXT NOT NULL,
+    visibility       TEXT NOT NULL,
+    source_file      TEXT,
+    attempts_used    INTEGER NOT NULL DEFAULT 0,
+    rate_limited     INTEGER NOT NULL DEFAULT 0,
+    in_doubt_since   TEXT,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    published_at     TEXT,
+    slot_at          TEXT,
+    hold_reason      TEXT,
+    hold_until       TEXT,
+    hold_since       TEXT,
+    hold_report_at   TEXT,
+    content          TEXT,
+    first_comment    TEXT
+);
+INSERT INTO posts_new (id, account, state, due_at, next_attempt_at, publish_at, post_urn, commentary,
+    text, visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at,
+    updated_at, published_at, slot_at, hold_reason, hold_until, hold_since, hold_report_at, content,
+    first_comment)
+SELECT id, account, state, due_at, next_attempt_at, publish_at, post_urn, commentary,
+    text, visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at,
+    updated_at, published_at, slot_at, hold_reason, hold_until, hold_since, hold_report_at, content,
+    first_comment
+FROM posts;
+DROP TABLE posts;
+ALTER TABLE posts_new RENAME TO posts;
+CREATE INDEX posts_state_next ON posts (state, next_attempt_at);
+CREATE INDEX posts_account_published ON posts (account, published_at);
+CREATE UNIQUE INDEX posts_slot ON posts (account, slot_at)
+    WHERE slot_at IS NOT NULL AND state IN ('scheduled', 'publishing', 'published');
+CREATE INDEX posts_urn ON posts (post_urn) WHERE post_urn IS NOT NULL;
+CREATE INDEX posts_hold_report ON posts (hold_report_at) WHERE hold_report_at IS NOT NULL;
+
+CREATE TABLE edits (
+    id               INTEGER PRIMARY KEY,
+    post_id          TEXT NOT NULL REFERENCES posts (id),
+    text             TEXT NOT NULL,
+    commentary       TEXT NOT NULL,
+    source_file      TEXT,
+    status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TEXT NOT NULL,
+    last_error       TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+);
+CREATE UNIQUE INDEX edits_pending ON edits (post_id) WHERE status = 'pending';
+CREATE INDEX edits_next ON edits (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX comments_waiting ON comments (next_attempt_at) WHERE status = 'waiting';
+"#,
 ];

@@ -12,17 +12,23 @@
 mod agenda;
 mod guards;
 mod intake;
+mod media;
 mod metrics;
 mod migrations;
 mod operator;
 mod outbox;
 mod reading;
+mod social;
 mod tokens;
 
 pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, HoldGroup, MadeFor};
+pub use media::{MediaGate, MediaOutcome, MediaPost, MediaRow, MediaStatus, MediaStep};
 pub use metrics::{MetricsSnapshot, LATENESS_BUCKETS};
 pub use outbox::{NotificationStatus, PendingNotification};
+pub use social::{
+    Comment, CommentJob, CommentSettle, CommentStatus, Edit, EditJob, EditSettle, EditStatus,
+};
 pub use tokens::{Token, TokenSource};
 
 use std::path::Path;
@@ -70,6 +76,8 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
+    #[error("migrating {path} would leave a broken reference ({detail}); nothing was changed: report this")]
+    Migration { path: String, detail: String },
     #[error("corrupt value in {table}.{column}: {value:?} is not {expected}")]
     Corrupt {
         table: &'static str,
@@ -236,13 +244,23 @@ pub enum Taken {
     Replaced,
     /// The same draft again (e.g. re-read after a crash before the file was moved).
     Unchanged,
+    /// An `edit = true` draft: the published post's new text waits to be sent.
+    Edit,
 }
 
 /// Why a draft was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("post {id:?} is already published as {urn}; give the new draft another id")]
+    #[error("post {id:?} is already published as {urn}; give the new draft another id, or add `edit = true` to its front matter to change the published post's text")]
     AlreadyPublished { id: String, urn: String },
+    #[error("no post with id {id:?} to edit: `edit = true` changes the text of a published post; remove it to schedule a new post")]
+    EditUnknown { id: String },
+    #[error("post {id:?} is {state}, not published: `edit = true` changes the text of a published post. {}", edit_hint(*state, id))]
+    EditNotPublished { id: String, state: PostState },
+    #[error("post {id:?} is a poll: LinkedIn does not allow editing a poll")]
+    EditPoll { id: String },
+    #[error("post {id:?} is published; an edit may change only its text, and this draft changes its {changed}. Put those back as they were, or post a new draft under another id")]
+    EditChanges { id: String, changed: String },
     #[error("post {id:?} is being published right now; drop the draft again once `lipost show {id}` says it settled")]
     Publishing { id: String },
     #[error("post {id:?} may already be on LinkedIn (a try is in doubt); settle it first with `lipost mark-published {id} URN`, or check the feed and `lipost retry {id} --force`")]
@@ -260,6 +278,22 @@ pub enum Refused {
     NoFreeSlot { account: String, looked: usize },
 }
 
+/// What to do instead of editing a post in `state`.
+fn edit_hint(state: PostState, id: &str) -> String {
+    match state {
+        PostState::Scheduled | PostState::Dead | PostState::Cancelled => {
+            "Remove `edit = true` to replace the post that has not gone out.".to_string()
+        }
+        PostState::Publishing => {
+            format!("Drop the draft again once `lipost show {id}` says it is published.")
+        }
+        PostState::Published => String::new(),
+        PostState::Deleted => {
+            "It was deleted on LinkedIn; post a new draft under another id.".to_string()
+        }
+    }
+}
+
 /// A due post as the scheduler weighs it: what pacing and holds need, not the text.
 #[derive(Debug, Clone)]
 pub struct Due {
@@ -268,6 +302,8 @@ pub struct Due {
     pub due_at: DateTime<Utc>,
     /// Set when an earlier try may have reached LinkedIn.
     pub in_doubt_since: Option<DateTime<Utc>>,
+    /// It names media (or a poll or link card): its assets must be available first.
+    pub has_content: bool,
 }
 
 /// See [`Store::dispatch_view`].
@@ -276,6 +312,9 @@ pub struct DispatchView {
     pub tokens: Vec<Token>,
     /// account → (last published, published since the given instant)
     pub activity: std::collections::HashMap<String, (Option<DateTime<Utc>>, u32)>,
+    /// post id → whether its assets let it be created; filled by the scheduler for the due
+    /// posts with content (none for a text post).
+    pub media: std::collections::HashMap<String, MediaGate>,
 }
 
 /// One finished try, for [`Store::settle_many`].
@@ -471,6 +510,22 @@ impl Store {
     }
 
     fn migrate(&mut self, path: &Path) -> Result<()> {
+        let done: usize = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if done == migrations::MIGRATIONS.len() {
+            return Ok(());
+        }
+        // A migration that rebuilds a table (SQLite's 12-step procedure) drops a table other
+        // tables reference: foreign keys are off while they run (the pragma is a no-op inside
+        // a transaction), and checked before the commit instead.
+        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
+        let r = self.migrate_tx(path);
+        self.conn.pragma_update(None, "foreign_keys", "ON")?;
+        r
+    }
+
+    fn migrate_tx(&mut self, path: &Path) -> Result<()> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -487,6 +542,23 @@ impl Store {
         for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(done) {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i + 1)?;
+        }
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| {
+                Ok(format!(
+                    "{} row {} references a missing {} row",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?
+                ))
+            })
+            .optional()?;
+        if let Some(broken) = broken {
+            // Rolled back: the database stays as it was.
+            return Err(StoreError::Migration {
+                path: path.display().to_string(),
+                detail: broken,
+            });
         }
         tx.commit()?;
         Ok(())
@@ -563,8 +635,8 @@ impl Store {
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, account, due_at, in_doubt_since FROM posts WHERE state = 'scheduled' AND next_attempt_at <= ?1 \
-             ORDER BY next_attempt_at, id LIMIT ?2",
+            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL FROM posts \
+             WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
             Ok(Due {
@@ -572,6 +644,7 @@ impl Store {
                 account: r.get(1)?,
                 due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
                 in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
+                has_content: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -763,6 +836,7 @@ impl Store {
                     Self::apply_or_explain(tx, post_id, Transition::Publish, "publish", now_s)?;
                 }
                 outbox::published(tx, post_id, urn, now_s)?;
+                Self::queue_first_comment(tx, post_id, now_s)?;
             }
             Settle::Retry {
                 at,
@@ -1028,6 +1102,7 @@ impl Store {
             due,
             tokens,
             activity,
+            media: std::collections::HashMap::new(),
         })
     }
 }

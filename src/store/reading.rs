@@ -125,7 +125,7 @@ impl Store {
     pub fn recent_failures(&self, limit: usize) -> Result<Vec<Attempt>> {
         let settled = AttemptOutcome::ALL
             .iter()
-            .filter(|o| o.is_success())
+            .filter(|o| !o.is_failure())
             .map(|o| format!("'{}'", o.as_str()))
             .collect::<Vec<_>>()
             .join(", ");

@@ -1,0 +1,104 @@
+//! `lipost delete ID`: deletes a published post on LinkedIn (DELETE, 204) and records it as
+//! `deleted`, with an attempt row. Idempotent: a post already deleted is said so, exit 0.
+//! Works with or without a running daemon: the token comes from the store (refreshed, or
+//! minted in the sandbox, by the same code the daemon uses).
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use chrono::Utc;
+
+use crate::auth::Tokens;
+use crate::config::{Config, Live};
+use crate::linkedin::ApiError;
+use crate::post::{AttemptOutcome, AttemptResult, PostState};
+use crate::store::{Handle, Store};
+
+pub async fn delete(config: &Config, store: Store, id: &str) -> Result<()> {
+    let post = store.get(id)?;
+    match post.state {
+        PostState::Published => {}
+        PostState::Deleted => {
+            println!(
+                "{id} is already deleted ({})",
+                post.post_urn.as_deref().unwrap_or("no URN")
+            );
+            return Ok(());
+        }
+        PostState::Scheduled => bail!(
+            "{id} is scheduled, not published: nothing of it is on LinkedIn. To stop it going out: `lipost cancel {id}`"
+        ),
+        PostState::Publishing => bail!(
+            "{id} is being published right now: run `lipost delete {id}` again once `lipost show {id}` says published"
+        ),
+        PostState::Dead => bail!(
+            "{id} is dead, not published. If it is on LinkedIn after all (`lipost dead` says in_doubt or duplicate), record it with `lipost mark-published {id} URN` first, then delete it; otherwise `lipost cancel {id}` withdraws it"
+        ),
+        PostState::Cancelled => {
+            bail!("{id} was cancelled before it went out: nothing of it is on LinkedIn")
+        }
+    }
+    let urn = post
+        .post_urn
+        .clone()
+        .with_context(|| format!("{id} is published but has no URN recorded"))?;
+    let account = config.account(&post.account).with_context(|| {
+        format!(
+            "account {:?} of {id} is not in the config: add it back to delete the post",
+            post.account
+        )
+    })?;
+    let member = account.token_account().to_string();
+    let client = super::auth::client(config)?;
+    let (_config_tx, live) = Live::new(config.clone());
+    let store = Handle::new(store);
+    let tokens = Arc::new(Tokens::new(live, client.clone(), store.clone()));
+
+    let started = Utc::now();
+    let mut cred = tokens.get(&member).await?;
+    let mut answer = client.delete_post(&cred.token, &urn).await;
+    if let Err(ApiError::Status { status: 401, .. }) = &answer {
+        // Once, like a publish: a refreshed (or replaced) token may be taken.
+        let wait = tokens.unauthorized(&member, &cred.token).await?;
+        tokio::time::sleep(wait).await;
+        cred = tokens.get(&member).await?;
+        answer = client.delete_post(&cred.token, &urn).await;
+    }
+    let (id_s, now) = (id.to_string(), Utc::now());
+    match answer {
+        Ok(()) => {
+            let result = AttemptResult {
+                http_status: Some(204),
+                outcome: AttemptOutcome::Deleted,
+                ..AttemptResult::message(format!("deleted on LinkedIn ({urn})"))
+            };
+            store
+                .call(move |s| s.delete_post(&id_s, &result, started, now))
+                .await?;
+            println!("deleted {id} ({urn}) on LinkedIn");
+            Ok(())
+        }
+        Err(e) => {
+            let mut result = match &e {
+                ApiError::Status {
+                    status,
+                    code,
+                    service_error_code,
+                    message,
+                    ..
+                } => AttemptResult {
+                    http_status: Some(*status),
+                    error_code: code.clone(),
+                    service_error_code: *service_error_code,
+                    ..AttemptResult::message(message.clone())
+                },
+                other => AttemptResult::message(other.to_string()),
+            };
+            result.outcome = AttemptOutcome::DeleteFailed;
+            store
+                .call(move |s| s.delete_failed(&id_s, &result, started, now))
+                .await?;
+            bail!("LinkedIn did not delete {id} ({urn}): {e}. It is still published; run `lipost delete {id}` again later")
+        }
+    }
+}

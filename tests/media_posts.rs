@@ -1,0 +1,567 @@
+//! Media posts end to end: a bundle dropped in the queue, its assets uploaded ahead to the
+//! sandbox, the post created only once every asset is AVAILABLE, and the bytes arriving
+//! intact. Real binary, real sandbox child process, real SQLite file, 127.0.0.1 only.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const LONG: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------- fixtures
+// (as in tests/bundles.rs)
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A PNG of `w`×`h` pixels, as its header says.
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        c.extend_from_slice(&body);
+        c.extend_from_slice(&crc32(&body).to_be_bytes());
+        c
+    };
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(chunk(b"IHDR", &ihdr));
+    out.extend(chunk(
+        b"IDAT",
+        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
+    ));
+    out.extend(chunk(b"IEND", &[]));
+    out
+}
+
+/// A PDF of `pages` blank pages.
+fn pdf(pages: usize) -> Vec<u8> {
+    use lopdf::{dictionary, Document, Object};
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let kids: Vec<Object> = (0..pages)
+        .map(|_| {
+            doc.add_object(dictionary! {
+                "Type" => "Page",
+                "Parent" => pages_id,
+                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
+            })
+            .into()
+        })
+        .collect();
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages",
+            "Kids" => kids,
+            "Count" => pages as i64,
+        }),
+    );
+    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+    doc.trailer.set("Root", catalog);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).unwrap();
+    out
+}
+
+fn mp4_box(kind: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
+    b.extend_from_slice(kind);
+    b.extend_from_slice(payload);
+    b
+}
+
+fn mp4_full(kind: &[u8], version_flags: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = version_flags.to_be_bytes().to_vec();
+    p.extend_from_slice(payload);
+    mp4_box(kind, &p)
+}
+
+fn be(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_be_bytes()).collect()
+}
+
+/// An MP4 of `millis` ms padded with `mdat` to `size` bytes; the padding varies with `seed`
+/// so every part of the file is distinct.
+fn mp4(millis: u32, size: usize, seed: u8) -> Vec<u8> {
+    let matrix = be(&[0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000]);
+    let ftyp = mp4_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41");
+    let mut mvhd = be(&[0, 0, 1000, millis, 0x10000]);
+    mvhd.extend_from_slice(&[0x01, 0x00]);
+    mvhd.extend_from_slice(&[0; 10]);
+    mvhd.extend_from_slice(&matrix);
+    mvhd.extend_from_slice(&[0; 24]);
+    mvhd.extend_from_slice(&be(&[2]));
+    let mut tkhd = be(&[0, 0, 1, 0, millis, 0, 0, 0, 0]);
+    tkhd.extend_from_slice(&matrix);
+    tkhd.extend_from_slice(&be(&[640 << 16, 480 << 16]));
+    let mut mdhd = be(&[0, 0, 1000, millis]);
+    mdhd.extend_from_slice(&[0x55, 0xC4, 0, 0]);
+    let mut hdlr = be(&[0]);
+    hdlr.extend_from_slice(b"vide");
+    hdlr.extend_from_slice(&[0; 12]);
+    hdlr.extend_from_slice(b"VideoHandler\0");
+    let stbl = mp4_box(
+        b"stbl",
+        &[
+            mp4_full(b"stsd", 0, &be(&[0])),
+            mp4_full(b"stts", 0, &be(&[0])),
+            mp4_full(b"stsc", 0, &be(&[0])),
+            mp4_full(b"stsz", 0, &be(&[0, 0])),
+            mp4_full(b"stco", 0, &be(&[0])),
+        ]
+        .concat(),
+    );
+    let dinf = mp4_box(
+        b"dinf",
+        &mp4_full(b"dref", 0, &[be(&[1]), mp4_full(b"url ", 1, &[])].concat()),
+    );
+    let minf = mp4_box(
+        b"minf",
+        &[mp4_full(b"vmhd", 1, &[0; 8]), dinf, stbl].concat(),
+    );
+    let mdia = mp4_box(
+        b"mdia",
+        &[
+            mp4_full(b"mdhd", 0, &mdhd),
+            mp4_full(b"hdlr", 0, &hdlr),
+            minf,
+        ]
+        .concat(),
+    );
+    let trak = mp4_box(b"trak", &[mp4_full(b"tkhd", 3, &tkhd), mdia].concat());
+    let moov = mp4_box(b"moov", &[mp4_full(b"mvhd", 0, &mvhd), trak].concat());
+    let mut out = [ftyp, moov].concat();
+    let pad = size.saturating_sub(out.len() + 8);
+    let padding: Vec<u8> = (0..pad)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
+        .collect();
+    out.extend(mp4_box(b"mdat", &padding));
+    out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A daemon config for media: short grace and polls, so tests wait seconds, not minutes.
+fn env(sb: &Sandbox, grace: &str) -> Env {
+    Env::new(
+        sb,
+        &format!("\n[media]\nmember_grace = \"{grace}\"\npoll_interval = \"200ms\"\n"),
+    )
+}
+
+/// Builds a bundle beside the queue folder and renames it in.
+fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
+    let staging = env.path(&format!("staging-{name}"));
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("post.md"), post).unwrap();
+    for (file, bytes) in files {
+        std::fs::write(staging.join(file), bytes).unwrap();
+    }
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::fs::rename(&staging, env.queue.join(name)).unwrap();
+}
+
+/// The bytes the sandbox holds for `urn`.
+fn uploaded(sb: &Sandbox, urn: &str) -> Vec<u8> {
+    let url = format!(
+        "{}/_sandbox/media/{}",
+        sb.url,
+        url::form_urlencoded::byte_serialize(urn.as_bytes()).collect::<String>()
+    );
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.bytes().unwrap().to_vec()
+}
+
+/// Every asset the post named was AVAILABLE when it did, and holds exactly `files`' bytes,
+/// in order.
+fn assert_assets(sb: &Sandbox, post: &Value, files: &[&[u8]]) {
+    let assets = post["assets"].as_array().expect("assets listed");
+    assert_eq!(assets.len(), files.len(), "{post:#}");
+    for (a, bytes) in assets.iter().zip(files) {
+        assert_eq!(a["status_at_post"], "AVAILABLE", "{post:#}");
+        assert_eq!(a["sha256"], sha256(bytes), "{post:#}");
+        let urn = a["urn"].as_str().unwrap();
+        assert_eq!(sha256(&uploaded(sb, urn)), sha256(bytes), "bytes of {urn}");
+    }
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    env.db().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+fn posts_with_text(sb: &Sandbox, text: &str) -> usize {
+    sb.posts().iter().filter(|p| p["text"] == text).count()
+}
+
+// ---------------------------------------------------------------- one test per kind
+
+#[test]
+fn one_image_with_alt_waits_the_member_grace_visibly_then_goes_out_once() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "3s");
+    let d = Daemon::start(&env);
+    let image = png(800, 600);
+    drop_bundle(
+        &env,
+        "cat",
+        &draft(
+            "images = [{ file = \"cat.png\", alt = \"A cat on a mat\" }]",
+            "Our cat",
+        ),
+        &[("cat.png", &image)],
+    );
+    // While the grace runs, the hold is visible in `lipost show`.
+    let mut shown = String::new();
+    let seen = wait_until(LONG, || {
+        let o = env.lipost(&["show", "cat"]);
+        shown = String::from_utf8_lossy(&o.stdout).to_string();
+        shown.contains("media_processing") || !sb.posts().is_empty()
+    });
+    assert!(
+        seen && shown.contains("media_processing"),
+        "{shown}\n{}",
+        d.log_text()
+    );
+    let post = wait_post_logged(&sb, &d, "Our cat", LONG);
+    assert_eq!(post["content_kind"], "image", "{post:#}");
+    assert_eq!(post["content"]["media"]["altText"], "A cat on a mat");
+    assert_assets(&sb, &post, &[&image]);
+    // A member image's status cannot be read: the post waited the grace after the upload.
+    let (uploaded_at, published_at): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT m.uploaded_at, p.published_at FROM media m, posts p WHERE p.id = 'cat' AND m.sha256 = ?1",
+            [sha256(&image)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let waited = chrono::DateTime::parse_from_rfc3339(&published_at).unwrap()
+        - chrono::DateTime::parse_from_rfc3339(&uploaded_at).unwrap();
+    assert!(waited >= chrono::Duration::seconds(3), "waited {waited}");
+    assert!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE outcome = 'not_readable'"
+        ) >= 1
+    );
+    assert_eq!(posts_with_text(&sb, "Our cat"), 1);
+    assert_eq!(env.state("cat").as_deref(), Some("published"));
+}
+
+#[test]
+fn a_page_multi_image_keeps_order_and_alts_and_polls_the_status() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    let d = Daemon::start(&env);
+    let (a, b, c) = (png(100, 100), png(200, 100), png(300, 100));
+    drop_bundle(
+        &env,
+        "trio",
+        &draft(
+            "account = \"acme\"\nimages = [{ file = \"c.png\", alt = \"third made first\" }, \"a.png\", { file = \"b.png\", alt = \"bee\" }]",
+            "Three pictures",
+        ),
+        &[("a.png", &a), ("b.png", &b), ("c.png", &c)],
+    );
+    // Page assets are read, so no 10-minute grace: it goes out once processing ends.
+    let post = wait_post_logged(&sb, &d, "Three pictures", LONG);
+    assert_eq!(post["content_kind"], "multi_image", "{post:#}");
+    let images = post["content"]["multiImage"]["images"].as_array().unwrap();
+    assert_eq!(images[0]["altText"], "third made first");
+    assert!(images[1].get("altText").is_none(), "{post:#}");
+    assert_eq!(images[2]["altText"], "bee");
+    assert_assets(&sb, &post, &[&c, &a, &b]);
+    assert_eq!(post["author"], "urn:li:organization:2414183");
+    assert_eq!(
+        count(&env, "SELECT COUNT(*) FROM media WHERE status = 'available' AND owner = 'urn:li:organization:2414183'"),
+        3
+    );
+}
+
+#[test]
+fn a_document_goes_out_with_its_title() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "2s");
+    let d = Daemon::start(&env);
+    let deck = pdf(5);
+    drop_bundle(
+        &env,
+        "deck",
+        &draft(
+            "document = { file = \"q3.pdf\", title = \"Q3 deck\" }",
+            "The deck",
+        ),
+        &[("q3.pdf", &deck)],
+    );
+    let post = wait_post_logged(&sb, &d, "The deck", LONG);
+    assert_eq!(post["content_kind"], "document", "{post:#}");
+    assert_eq!(post["content"]["media"]["title"], "Q3 deck");
+    assert_assets(&sb, &post, &[&deck]);
+}
+
+#[test]
+fn a_video_in_several_parts_arrives_intact_and_is_polled_until_available() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    let d = Daemon::start(&env);
+    // Three parts: 4 MiB, 4 MiB and the rest.
+    let video = mp4(10_000, 9_000_000, 7);
+    drop_bundle(
+        &env,
+        "demo",
+        &draft(
+            "video = { file = \"demo.mp4\", title = \"Demo\" }",
+            "The demo",
+        ),
+        &[("demo.mp4", &video)],
+    );
+    let post = wait_post_logged(&sb, &d, "The demo", LONG);
+    assert_eq!(post["content_kind"], "video", "{post:#}");
+    assert_eq!(post["content"]["media"]["title"], "Demo");
+    assert_assets(&sb, &post, &[&video]);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND outcome = 'done'"
+        ),
+        3
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'finalize' AND outcome = 'done'"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_link_card_with_a_thumbnail_and_a_poll_go_out_as_written() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "1s");
+    let d = Daemon::start(&env);
+    let cover = png(1200, 627);
+    drop_bundle(
+        &env,
+        "card",
+        &draft(
+            "article = { url = \"https://example.com/post\", title = \"Our post\", description = \"Read it\", thumbnail = \"cover.png\" }",
+            "The card",
+        ),
+        &[("cover.png", &cover)],
+    );
+    env.drop_draft(
+        "poll.md",
+        draft(
+            "poll = { question = \"Tabs or spaces?\", options = [\"Tabs\", \"Spaces\", \"Both\"], duration = \"7d\" }",
+            "Settle it",
+        ),
+    );
+    let card = wait_post_logged(&sb, &d, "The card", LONG);
+    assert_eq!(card["content_kind"], "article", "{card:#}");
+    let article = &card["content"]["article"];
+    assert_eq!(article["source"], "https://example.com/post");
+    assert_eq!(article["title"], "Our post");
+    assert_eq!(article["description"], "Read it");
+    assert_assets(&sb, &card, &[&cover]);
+    assert_eq!(article["thumbnail"], card["assets"][0]["urn"]);
+    let poll = wait_post_logged(&sb, &d, "Settle it", LONG);
+    assert_eq!(
+        poll["content"]["poll"],
+        json!({"question": "Tabs or spaces?", "options": [{"text": "Tabs"}, {"text": "Spaces"}, {"text": "Both"}], "settings": {"duration": "SEVEN_DAYS"}}),
+        "{poll:#}"
+    );
+}
+
+// ---------------------------------------------------------------- failures
+
+#[test]
+fn processing_failed_makes_the_post_dead_as_media_failed_and_it_is_never_created() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    let video = mp4(10_000, 200_000, 3);
+    sb.configure(
+        json!({"media_fail": {"sha256": sha256(&video), "reason": "the codec is not supported"}}),
+    );
+    let d = Daemon::start(&env);
+    drop_bundle(
+        &env,
+        "broken",
+        &draft(
+            "video = { file = \"broken.mp4\", title = \"Broken\" }",
+            "Never shown",
+        ),
+        &[("broken.mp4", &video)],
+    );
+    let dead = wait_until(LONG, || env.state("broken").as_deref() == Some("dead"));
+    assert!(dead, "{}", d.log_text());
+    let (reason, message): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT reason, message FROM dead_letters WHERE post_id = 'broken'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(reason, "media_failed");
+    assert!(message.contains("the codec is not supported"), "{message}");
+    assert_eq!(posts_with_text(&sb, "Never shown"), 0);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'broken'"
+        ),
+        0
+    );
+}
+
+#[test]
+fn an_upload_killed_mid_way_is_redone_and_the_post_goes_out_exactly_once() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    // The first part hangs long enough to kill the daemon while it is being sent.
+    sb.faults(json!([{"path": "/dms-uploads/*", "method": "PUT", "delay_ms": 30000, "times": 1}]));
+    let mut d = Daemon::start(&env);
+    let video = mp4(10_000, 5_000_000, 9);
+    drop_bundle(
+        &env,
+        "killed",
+        &draft(
+            "video = { file = \"k.mp4\", title = \"Again\" }",
+            "Said once",
+        ),
+        &[("k.mp4", &video)],
+    );
+    let mid_way = wait_until(LONG, || {
+        env.db.exists()
+            && count(
+                &env,
+                "SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND finished_at IS NULL",
+            ) == 1
+    });
+    assert!(mid_way, "{}", d.log_text());
+    d.kill9();
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media WHERE status = 'uploading'"
+        ),
+        1
+    );
+    let _ = reqwest::blocking::Client::new()
+        .delete(format!("{}/_sandbox/faults", sb.url))
+        .send();
+    let d = Daemon::start(&env);
+    let post = wait_post_logged(&sb, &d, "Said once", LONG);
+    assert_assets(&sb, &post, &[&video]);
+    // Nothing more comes: one post, one claim.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(posts_with_text(&sb, "Said once"), 1);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'killed'"
+        ),
+        1
+    );
+    assert!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE outcome = 'interrupted'"
+        ) >= 1
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize'"
+        ),
+        2,
+        "initialized afresh after the kill"
+    );
+}
+
+#[test]
+fn assets_are_uploaded_upload_ahead_before_the_due_time_not_earlier() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nupload_ahead = \"6s\"\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n",
+    );
+    let d = Daemon::start(&env);
+    let image = png(640, 480);
+    let due = chrono::Utc::now() + chrono::Duration::seconds(18);
+    drop_bundle(
+        &env,
+        "later",
+        &draft(
+            &format!(
+                "publish_at = \"{}\"\nimages = [\"later.png\"]",
+                due.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            "Due later",
+        ),
+        &[("later.png", &image)],
+    );
+    assert!(wait_until(LONG, || env.state("later").is_some()));
+    // Well before due − upload_ahead: nothing sent yet.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(chrono::Utc::now() < due - chrono::Duration::seconds(6));
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM media_attempts"), 0);
+    let post = wait_post_logged(&sb, &d, "Due later", LONG);
+    assert_assets(&sb, &post, &[&image]);
+    let first_step: String = env
+        .db()
+        .query_row("SELECT MIN(started_at) FROM media_attempts", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let first_step = chrono::DateTime::parse_from_rfc3339(&first_step).unwrap();
+    assert!(
+        first_step >= due - chrono::Duration::seconds(7) && first_step < due,
+        "first upload step at {first_step}, due {due}"
+    );
+    let published: String = env
+        .db()
+        .query_row(
+            "SELECT published_at FROM posts WHERE id = 'later'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let published = chrono::DateTime::parse_from_rfc3339(&published).unwrap();
+    assert!(published >= due, "published at {published}, due {due}");
+}
