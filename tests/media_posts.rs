@@ -411,3 +411,56 @@ fn assets_are_uploaded_upload_ahead_before_the_due_time_not_earlier() {
     let published = chrono::DateTime::parse_from_rfc3339(&published).unwrap();
     assert!(published >= due, "published at {published}, due {due}");
 }
+
+#[test]
+fn a_failed_video_part_is_retried_on_its_own_and_429s_back_off() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    sb.faults(json!([
+        {"path": "/rest/videos", "method": "POST", "status": 429, "times": 2},
+        {"path": "/dms-uploads/*", "method": "PUT", "status": 503, "times": 1}
+    ]));
+    let d = Daemon::start(&env);
+    let video = mp4(10_000, 9_000_000, 5);
+    drop_bundle(
+        &env,
+        "bumpy",
+        &draft("video = { file = \"b.mp4\" }", "Bumpy ride"),
+        &[("b.mp4", &video)],
+    );
+    let post = wait_post_logged(&sb, &d, "Bumpy ride", LONG);
+    assert_assets(&sb, &post, &[&video]);
+    let steps = |sql: &str| count(&env, sql);
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'rate_limited'"),
+        2
+    );
+    // The part that got a 503 was sent again by itself: one upload, one initialize after
+    // the 429s, three parts done.
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'done'"),
+        1
+    );
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND outcome = 'retry' AND http_status = 503"),
+        1
+    );
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND outcome = 'done'"),
+        3
+    );
+    // The 429s waited: the tries are at least the backoff apart.
+    let times: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT started_at FROM media_attempts WHERE step = 'initialize' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(
+        t(&times[1]) - t(&times[0]) >= chrono::Duration::milliseconds(400),
+        "{times:?}"
+    );
+}
