@@ -575,6 +575,17 @@ fn a_chosen_asset_fails_processing_and_its_post_turns_invisible() {
     assert_eq!(p["assets"][1]["status"], "PROCESSING_FAILED");
     assert_eq!(p["assets"][1]["processing_failure_reason"], "corrupt file");
     assert_eq!(p["assets"][1]["status_at_post"], "PROCESSING");
+    let listed = common::get_json(&format!("{}/_sandbox/media", sb.url));
+    let failed: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["status"] == "PROCESSING_FAILED")
+        .collect();
+    assert_eq!(failed.len(), 1, "{listed}");
+    assert_eq!(failed[0]["urn"], failing.as_str());
+    assert_eq!(failed[0]["sha256"], sha(&bad).as_str());
+    assert_eq!(listed.as_array().unwrap().len(), 3);
     let again = json!({"media": {"id": failing}});
     assert_eq!(
         code(me.create(ORG, "Again", Some(again))).1,
@@ -772,8 +783,11 @@ fn comments_edits_and_deletes_only_by_the_author() {
         404
     );
 
-    // A deleted page post leaves the author finder.
+    // The author finder sorts by last modification (an edit counts), and a deleted page post
+    // leaves it.
     let page_post = created_urn(me.create(ORG, "Page post", None));
+    std::thread::sleep(Duration::from_millis(20));
+    let later = created_urn(me.create(ORG, "Later page post", None));
     let finder = format!("/rest/posts?author={}&q=author&count=10", enc(ORG));
     let ids = |m: &Member| -> Vec<String> {
         m.get(&finder).json::<Value>().unwrap()["elements"]
@@ -783,7 +797,19 @@ fn comments_edits_and_deletes_only_by_the_author() {
             .map(|e| e["id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids(&me), std::slice::from_ref(&page_post));
+    assert_eq!(ids(&me), [later.clone(), page_post.clone()]);
+    std::thread::sleep(Duration::from_millis(20));
+    let edited = me
+        .call(
+            reqwest::Method::POST,
+            &format!("/rest/posts/{}", enc(&page_post)),
+        )
+        .header("X-RestLi-Method", "PARTIAL_UPDATE")
+        .json(&json!({"patch": {"$set": {"commentary": "Page post, edited"}}}))
+        .send()
+        .unwrap();
+    assert_eq!(edited.status(), 204);
+    assert_eq!(ids(&me), [page_post.clone(), later.clone()]);
     assert_eq!(delete(&me, &page_post).status(), 204);
-    assert!(ids(&me).is_empty());
+    assert_eq!(ids(&me), [later]);
 }

@@ -360,8 +360,8 @@ async fn find_posts(
         .iter()
         .filter(|p| p.author == author && !p.deleted)
         .collect();
-    // Newest first (text posts are never modified, so last modified is created).
-    posts.sort_by_key(|p| std::cmp::Reverse(p.received_at));
+    // LAST_MODIFIED: an edit counts as a modification.
+    posts.sort_by_key(|p| std::cmp::Reverse(p.edits.last().map_or(p.received_at, |e| e.at)));
     let elements: Vec<PostElement> = posts
         .into_iter()
         .take(q.count.unwrap_or(10).min(100))

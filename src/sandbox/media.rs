@@ -102,6 +102,8 @@ pub(super) struct Asset {
     pub urn: String,
     pub kind: Kind,
     pub owner: String,
+    /// When `initializeUpload` made it.
+    pub created_at: DateTime<Utc>,
     upload_token: String,
     pub(super) urls_expire_at: DateTime<Utc>,
     /// Videos only: the declared size's 4 MiB parts.
@@ -134,6 +136,23 @@ impl Asset {
             Some(_) if self.failure.is_some() => Status::ProcessingFailed,
             Some(_) => Status::Available,
         }
+    }
+
+    /// How `GET /_sandbox/media` shows it.
+    pub fn listing(&self, now: DateTime<Utc>, processing: Duration) -> Value {
+        json!({
+            "urn": self.urn,
+            "kind": self.kind,
+            "owner": self.owner,
+            "created_at": self.created_at,
+            "status": self.status(now, processing).as_str(),
+            "sha256": self.sha256,
+            "bytes": self.bytes,
+            "parts": self.parts.len(),
+            "parts_uploaded": self.parts.iter().filter(|p| p.etag.is_some()).count(),
+            "completed_at": self.completed_at,
+            "processing_failure_reason": self.failure_reason(now, processing),
+        })
     }
 
     /// LinkedIn's reason, once the asset has failed.
@@ -369,6 +388,7 @@ fn initialize(sb: &Sandbox, headers: &HeaderMap, kind: Kind, body: &str) -> Resp
             urn,
             kind,
             owner: owner.to_string(),
+            created_at: Utc::now(),
             upload_token: id,
             urls_expire_at: expires,
             parts,
@@ -553,4 +573,69 @@ fn status(sb: &Sandbox, headers: &HeaderMap, kind: Kind, urn: &str) -> Response 
         }
     }
     Json(body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asset(kind: Kind) -> Asset {
+        Asset {
+            urn: format!("{}x", kind.urn_prefix()),
+            kind,
+            owner: "urn:li:person:a".into(),
+            created_at: Utc::now(),
+            upload_token: "t".into(),
+            urls_expire_at: Utc::now(),
+            parts: Vec::new(),
+            file: None,
+            bytes: 0,
+            sha256: None,
+            finalized: false,
+            completed_at: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_upload_and_the_processing_time_in_force() {
+        let second = Duration::from_secs(1);
+        let t0 = Utc::now();
+        let mut video = asset(Kind::Video);
+        assert_eq!(video.status(t0, second), Status::WaitingUpload);
+        video.finalized = true;
+        // Finalized but not hashed yet: processing.
+        assert_eq!(video.status(t0, Duration::ZERO), Status::Processing);
+        video.sha256 = Some("ab".into());
+        video.completed_at = Some(t0);
+        assert_eq!(video.status(t0, second), Status::Processing);
+        assert_eq!(video.status(t0 + second, second), Status::Available);
+        assert_eq!(video.status(t0, Duration::ZERO), Status::Available);
+        video.failure = Some("bad codec".into());
+        assert_eq!(video.failure_reason(t0, second), None);
+        assert_eq!(video.status(t0 + second, second), Status::ProcessingFailed);
+        assert_eq!(
+            video.failure_reason(t0 + second, second).as_deref(),
+            Some("bad codec")
+        );
+    }
+
+    #[test]
+    fn a_fail_rule_picks_by_every_filter_it_has() {
+        let mut image = asset(Kind::Image);
+        image.sha256 = Some("ABCD".into());
+        let rule = |kind, sha256: Option<&str>, urn: Option<&str>| FailRule {
+            count: 1,
+            kind,
+            sha256: sha256.map(String::from),
+            urn: urn.map(String::from),
+            reason: default_reason(),
+        };
+        assert!(rule(None, None, None).matches(&image));
+        assert!(rule(Some(Kind::Image), Some("abcd"), None).matches(&image));
+        assert!(!rule(Some(Kind::Video), Some("abcd"), None).matches(&image));
+        assert!(!rule(None, Some("ef"), None).matches(&image));
+        assert!(rule(None, None, Some("urn:li:image:x")).matches(&image));
+        assert!(!rule(None, None, Some("urn:li:image:y")).matches(&image));
+    }
 }

@@ -100,7 +100,7 @@ pub struct StoredPost {
     /// `image`, `multi_image`, `document`, `video`, `article`, `poll`; absent for text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_kind: Option<&'static str>,
-    /// LinkedIn's `content` field as received.
+    /// LinkedIn's `content` field as received (read into the wire type: unknown fields go).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<PostContent>,
     /// Every asset the content names, in order, as it was when the post was created.

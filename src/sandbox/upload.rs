@@ -20,10 +20,11 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::Router;
+use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::BodyExt;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::api::{acts_for, authenticate, error};
@@ -35,6 +36,7 @@ pub fn routes() -> Router<Sandbox> {
     Router::new()
         .route("/dms-uploads/{id}", put(upload_whole))
         .route("/dms-uploads/{id}/parts/{n}", put(upload_part))
+        .route("/_sandbox/media", get(list_media))
         .route("/_sandbox/media/{urn}", get(media_bytes))
 }
 
@@ -238,6 +240,15 @@ fn wrong_part_length(n: usize, first: u64, len: u64, got: u64) -> Response {
         "Part {n} is bytes {first} to {} ({len} bytes); the request carried {got}",
         first + len - 1
     ))
+}
+
+/// Every asset ever initialized, oldest first: tests count uploads with it.
+async fn list_media(State(sb): State<Sandbox>) -> Json<Vec<Value>> {
+    let inner = sb.lock();
+    let (now, processing) = (Utc::now(), inner.settings.media_processing);
+    let mut assets: Vec<_> = inner.media.values().collect();
+    assets.sort_by_key(|a| a.created_at);
+    Json(assets.iter().map(|a| a.listing(now, processing)).collect())
 }
 
 /// The uploaded bytes, streamed from the temporary file (404 until the upload is complete).
