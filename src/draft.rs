@@ -7,6 +7,10 @@
 //! Control characters are refused, and so is a `publish_at` that cannot be what the author
 //! meant: ambiguous in local time, more than [`MAX_AHEAD_YEARS`] ahead, or further in the
 //! past than `retry.max_lateness`.
+//! Content keys (`images`, `document`, `video`, `article`, `poll`, `first_comment`, `edit`)
+//! are checked against LinkedIn's limits here; keys that name files come back as [`Named`]
+//! from [`parse_bundle_at`] (a bundle's `post.md`) for intake to read, and are refused in a
+//! single-file draft ([`parse_at`]).
 //! [`parse_at`] is pure: bytes, the config and the current time in, a `Draft` or a
 //! [`DraftError`] that says what is wrong and where, out. [`parse`] only adds the clock. It
 //! never touches the file system, the store or the network.
@@ -1352,6 +1356,11 @@ mod tests {
                 5,
             ),
             ("Launch day!\naccount: me\n", "account", 2),
+            (
+                "Launch\nfirst_comment = \"see below\"\n",
+                "first_comment",
+                2,
+            ),
         ] {
             match p(text) {
                 Err(DraftError::MisplacedKey { key: k, line: l }) => {

@@ -133,16 +133,22 @@ pub fn sniff(head: &[u8]) -> Option<Format> {
         Some(Format::Ole)
     } else if starts(b"PK\x03\x04") {
         Some(Format::Zip)
-    } else if head.len() >= 8 && &head[4..8] == b"ftyp" {
+    } else if head.len() >= 8 && &head[4..8] == b"ftyp" && !is_quicktime(head) {
         Some(Format::Mp4)
     } else {
         None
     }
 }
 
+/// A QuickTime movie (`.mov`): ISO media too, but not the MP4 LinkedIn takes.
+fn is_quicktime(head: &[u8]) -> bool {
+    head.len() >= 12 && &head[4..8] == b"ftyp" && &head[8..12] == b"qt  "
+}
+
 fn what_it_is(head: &[u8]) -> String {
     match sniff(head) {
         Some(f) => f.name().to_string(),
+        None if is_quicktime(head) => "a QuickTime movie (MOV; export it as MP4)".into(),
         None if head.is_empty() => "an empty file".into(),
         None if std::str::from_utf8(head).is_ok() => "text".into(),
         None => "no format LinkedIn takes".into(),
@@ -387,17 +393,26 @@ fn check_video(file: &File, len: u64) -> Result<String, String> {
     Ok(format!("an MP4 video, {seconds:.1} s"))
 }
 
+/// A file checked (and, by [`fix`], kept in the store).
+#[derive(Debug)]
+pub struct Fixed {
+    pub asset: Asset,
+    /// What it was found to be ("a PNG image, 640×480").
+    pub found: String,
+    /// Whether this call put it in the store (it was not there before).
+    pub created: bool,
+}
+
 /// Copies `src` (from its start) into the media store, streaming and hashing as it goes;
 /// checks the copy (so what is checked is what goes out), and keeps it under its SHA-256:
-/// the same bytes are kept once. `file` and `alt` are recorded in the [`Asset`]; with it,
-/// what the file was found to be.
+/// the same bytes are kept once. `file` and `alt` are recorded in the [`Asset`].
 pub fn fix(
     config: &Config,
     src: &File,
     kind: MediaKind,
     file: &str,
     alt: Option<String>,
-) -> Result<(Asset, String), FixError> {
+) -> Result<Fixed, FixError> {
     let mut src = src;
     let refused = |why: String| FixError::Refused(why);
     let len = src
@@ -440,7 +455,8 @@ pub fn fix(
     let found = check(kind, &tmp.file, &config.media).map_err(refused)?;
     let sha256 = hex(hasher);
     let target = dir.join(&sha256);
-    if std::fs::symlink_metadata(&target).is_err() {
+    let created = std::fs::symlink_metadata(&target).is_err();
+    if created {
         std::fs::rename(&tmp.path, &target).map_err(store_err(&target))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -453,7 +469,18 @@ pub fn fix(
         file: file.to_string(),
         alt,
     };
-    Ok((asset, found))
+    Ok(Fixed {
+        asset,
+        found,
+        created,
+    })
+}
+
+/// Takes out of the store what a failed intake put there: no post names it.
+pub fn discard(config: &Config, sha256: &str) {
+    if let Ok(p) = path(config, sha256) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn hex(hasher: Sha256) -> String {
@@ -472,7 +499,7 @@ pub fn inspect(
     kind: MediaKind,
     file: &str,
     alt: Option<String>,
-) -> Result<(Asset, String), String> {
+) -> Result<Fixed, String> {
     let found = check(kind, src, limits)?;
     let mut src = src;
     src.seek(SeekFrom::Start(0))
@@ -486,7 +513,11 @@ pub fn inspect(
         file: file.to_string(),
         alt,
     };
-    Ok((asset, found))
+    Ok(Fixed {
+        asset,
+        found,
+        created: false,
+    })
 }
 
 /// Removes what a crash left half-copied. Only the daemon writes the store, and one daemon
@@ -549,6 +580,8 @@ mod tests {
         assert_eq!(sniff(b"\0\0\0\x20ftypisom"), Some(Format::Mp4));
         assert_eq!(sniff(b"PK\x03\x04"), Some(Format::Zip));
         assert_eq!(sniff(b"just text, named a.png"), None);
+        assert_eq!(sniff(b"\0\0\0\x14ftypqt  \0\0\0\0"), None);
+        assert!(what_it_is(b"\0\0\0\x14ftypqt  \0\0\0\0").contains("QuickTime"));
         assert_eq!(what_it_is(b"hello"), "text");
     }
 

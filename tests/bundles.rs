@@ -450,6 +450,42 @@ fn a_bundle_copied_file_by_file_is_taken_only_once_complete() {
     );
 }
 
+#[test]
+fn a_bundle_is_not_moved_while_a_file_it_does_not_name_is_still_written() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let bundle = env.queue.join("copying");
+    std::fs::create_dir_all(&bundle).unwrap();
+    // The copy tool is still writing the notes when post.md and the image are complete.
+    let mut notes = std::fs::File::create(bundle.join("notes.txt")).unwrap();
+    notes.write_all(b"first half").unwrap();
+    std::fs::write(bundle.join("a.png"), png(8, 8)).unwrap();
+    std::fs::write(
+        bundle.join("post.md"),
+        draft(
+            &format!("publish_at = \"{}\"\nimages = [\"a.png\"]", later()),
+            "Copying",
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(bundle.join("post.md").exists(), "{}", d.log_text());
+    assert_eq!(env.state("copying"), None);
+    notes.write_all(b", second half").unwrap();
+    drop(notes);
+    assert!(
+        wait_until(LONG, || accepted(&env, "copying").exists()),
+        "{}\n{}",
+        error_text(&env, "copying"),
+        d.log_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(accepted(&env, "copying").join("notes.txt")).unwrap(),
+        "first half, second half"
+    );
+}
+
 /// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
 struct NoLeaseDaemon {
     child: std::process::Child,
@@ -636,6 +672,18 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "a video of 2.0 s; LinkedIn takes 3 s to 30 min",
         ),
         (
+            "twice",
+            fm("images = [\"a.png\", \"copy.png\"]"),
+            vec![],
+            "a.png and copy.png hold the same picture",
+        ),
+        (
+            "tiny",
+            fm("video = { file = \"clip.mp4\" }"),
+            vec![],
+            "LinkedIn takes videos of at least 75 KB",
+        ),
+        (
             "untitled",
             fm("document = { file = \"deck.pdf\" }"),
             vec![],
@@ -674,6 +722,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     ];
     let big_pdf = pdf(301);
     let short = mp4(2_000, 100_000);
+    let tiny = mp4(10_000, 10_000);
     let deck = pdf(3);
     let dot = png(1, 1);
     let anim = gif(251);
@@ -682,8 +731,10 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         match name {
             "pages" => files.push(("big.pdf", &big_pdf)),
             "short" => files.push(("clip.mp4", &short)),
+            "tiny" => files.push(("clip.mp4", &tiny)),
             "untitled" => files.push(("deck.pdf", &deck)),
             "mixed" | "alt" => files.push(("a.png", &dot)),
+            "twice" => files.extend([("a.png", &dot[..]), ("copy.png", &dot[..])]),
             "frames" => files.push(("anim.gif", &anim)),
             "pixels" => files.push(("huge.png", &huge)),
             _ => {}
@@ -734,6 +785,15 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         assert!(!env.queue.join(name).exists(), "{name} still in the queue");
     }
     // Intact: moved whole, its files with it.
+    for (name, _, files, _) in &cases {
+        assert!(rejected(&env, name).join("post.md").is_file(), "{name}");
+        for (file, bytes) in files {
+            assert_eq!(
+                &std::fs::read(rejected(&env, name).join(file)).unwrap(),
+                bytes
+            );
+        }
+    }
     assert_eq!(
         std::fs::read(rejected(&env, "pages").join("big.pdf")).unwrap(),
         big_pdf
@@ -747,6 +807,8 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         .unwrap();
     assert_eq!(posts, 0);
     assert!(!media_file(&env, &sha256(&big_pdf)).exists());
+    // Copied for "twice" before its second name was found to repeat it: taken out again.
+    assert!(!media_file(&env, &sha256(&dot)).exists());
     assert!(!media_file(&env, &sha256(&png(5, 5))).exists());
 
     assert!(d.alive());
@@ -757,6 +819,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         &[("a.png", &dot)],
     );
     assert!(wait_until(LONG, || accepted(&env, "fine").exists()));
+    assert!(media_file(&env, &sha256(&dot)).exists());
 }
 
 // ---------------------------------------------------------------- lipost validate

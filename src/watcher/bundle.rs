@@ -45,9 +45,22 @@ pub fn classify(name: &str) -> NameKind {
 /// Reads a bundle once every file in it is complete; with `fix`, copies its files into the
 /// media store (else only checks them).
 pub(super) fn read(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Read {
-    match gather(path, config, renamed_in, fix) {
+    let read = match gather(path, config, renamed_in, fix) {
         Ok((draft, snapshot, _)) => Read::Ready(Box::new(draft), snapshot),
         Err(r) => r,
+    };
+    // Neither taken nor refused while a copy is still writing into it: the folder would move
+    // under it.
+    match read {
+        Read::Ready(..) | Read::Bad(..)
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) =>
+        {
+            match still_written(path, config.watcher.settle_time, renamed_in) {
+                Some(wait) => Read::Busy(wait),
+                None => read,
+            }
+        }
+        other => other,
     }
 }
 
@@ -117,8 +130,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         return Ok((draft, snapshot, Vec::new()));
     };
 
-    // Every file there and complete before any is copied: a bundle still arriving costs no
-    // copies.
+    // Every file there before any is copied: a bundle still arriving costs no copies.
     let mut files = Vec::new();
     for (nf, kind) in named.files() {
         let bad = |why: String| Read::Bad(format!("{}: {why}", nf.file), Some(snapshot.clone()));
@@ -139,8 +151,20 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         checked(&file, None).map_err(bad)?;
         files.push((nf, kind, file));
     }
+    // A copy still under way may be writing files the draft does not name: moving the folder
+    // now would cut it short.
+    if fix {
+        if let Some(wait) = still_written(path, settle, renamed_in) {
+            return Err(Read::Busy(wait));
+        }
+    }
     let mut assets: Vec<Asset> = Vec::new();
     let mut found = Vec::new();
+    // Files this intake put in the store are taken out again if the bundle is not taken.
+    let mut created = Created {
+        config,
+        sha256s: Vec::new(),
+    };
     for (nf, kind, file) in files {
         let with_snapshot = |r: Read, snapshot: &Snapshot| match r {
             Read::Bad(why, None) => {
@@ -148,7 +172,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
             }
             other => other,
         };
-        let ((asset, what), after) = when_complete(&file, settle, renamed_in, fix, |f| {
+        let (fixed, after) = when_complete(&file, settle, renamed_in, fix, |f| {
             if fix {
                 media::fix(config, f, kind, &nf.file, nf.alt.clone()).map_err(|e| match e {
                     media::FixError::Refused(why) => Read::Bad(why, None),
@@ -164,14 +188,56 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         })
         .map_err(|r| with_snapshot(r, &snapshot))?;
         snapshot.push((path.join(&nf.file), Seen::of(&after)));
+        let media::Fixed {
+            asset,
+            found: what,
+            created: new,
+        } = fixed;
+        if new {
+            created.sha256s.push(asset.sha256.clone());
+        }
         found.push(format!(
             "{}: {what}, {} bytes, sha256 {}",
             nf.file, asset.bytes, asset.sha256
         ));
         assets.push(asset);
     }
+    // One asset named twice in a multi-image post: LinkedIn's handling is undocumented, and
+    // it is more likely a slip than meant.
+    if assets.len() > 1 {
+        for (i, a) in assets.iter().enumerate() {
+            if let Some(first) = assets[..i].iter().find(|b| b.sha256 == a.sha256) {
+                let why = if first.file == a.file {
+                    format!("{} is named twice; name each image once", a.file)
+                } else {
+                    format!(
+                        "{} and {} hold the same picture (the same bytes); name each image once",
+                        first.file, a.file
+                    )
+                };
+                return Err(Read::Bad(why, Some(snapshot)));
+            }
+        }
+    }
+    created.sha256s.clear();
     draft.content = Some(named.into_content(assets));
     Ok((draft, snapshot, found))
+}
+
+/// The files one bundle's intake created in the media store; discarded on drop unless
+/// cleared (the bundle was taken). Nothing else can name them yet: a file another draft
+/// of the same scan fixed first was not created here.
+struct Created<'a> {
+    config: &'a Config,
+    sha256s: Vec<String>,
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        for sha in &self.sha256s {
+            media::discard(self.config, sha);
+        }
+    }
 }
 
 /// Runs `work` on `file` once nobody is writing it: under a read lease, or (where leases are
@@ -287,32 +353,72 @@ fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
     }
 }
 
+/// When any file in the bundle may still be written: one open for writing (no lease), or,
+/// without leases, anything changed within the settle time. `None`: all at rest.
+fn still_written(path: &Path, settle: Duration, renamed_in: bool) -> Option<Duration> {
+    let mut files = Vec::new();
+    walk(path, 4, &mut 4096, &mut |p, m| {
+        if m.is_file() {
+            files.push(p.to_path_buf());
+        }
+    });
+    for f in files {
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&f)
+        else {
+            continue;
+        };
+        let wait = match lease::try_read(&file) {
+            lease::Outcome::Held(_) => continue,
+            lease::Outcome::Busy => Some(settle),
+            lease::Outcome::Unavailable(_) => {
+                let quiet = quiet_for(path);
+                (!renamed_in && quiet < settle).then(|| settle - quiet)
+            }
+        };
+        return wait;
+    }
+    None
+}
+
+/// Calls `each` on `path` and what is beneath it, at most `depth` levels and `budget` names
+/// deep, never following a link.
+fn walk(
+    path: &Path,
+    depth: usize,
+    budget: &mut usize,
+    each: &mut dyn FnMut(&Path, &std::fs::Metadata),
+) {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    each(path, &m);
+    if !m.is_dir() || depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        walk(&e.path(), depth - 1, budget, each);
+    }
+}
+
 /// How long since anything in the bundle changed (its folder, its names, their contents),
 /// looking at most a few levels and a few thousand names deep.
 fn quiet_for(path: &Path) -> Duration {
-    fn newest(path: &Path, depth: usize, budget: &mut usize, latest: &mut SystemTime) {
-        let Ok(m) = std::fs::symlink_metadata(path) else {
-            return;
-        };
-        if let Ok(t) = m.modified() {
-            *latest = (*latest).max(t);
-        }
-        if !m.is_dir() || depth == 0 {
-            return;
-        }
-        let Ok(entries) = std::fs::read_dir(path) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if *budget == 0 {
-                return;
-            }
-            *budget -= 1;
-            newest(&e.path(), depth - 1, budget, latest);
-        }
-    }
     let mut latest = SystemTime::UNIX_EPOCH;
-    newest(path, 4, &mut 4096, &mut latest);
+    walk(path, 4, &mut 4096, &mut |_, m| {
+        if let Ok(t) = m.modified() {
+            latest = latest.max(t);
+        }
+    });
     SystemTime::now()
         .duration_since(latest)
         .unwrap_or(Duration::ZERO)
