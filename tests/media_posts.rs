@@ -464,3 +464,38 @@ fn a_failed_video_part_is_retried_on_its_own_and_429s_back_off() {
         "{times:?}"
     );
 }
+
+#[test]
+fn the_same_file_for_the_same_author_is_uploaded_once_and_reused() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "1s");
+    let d = Daemon::start(&env);
+    let logo = png(400, 400);
+    drop_bundle(
+        &env,
+        "first",
+        &draft("images = [\"logo.png\"]", "Logo once"),
+        &[("logo.png", &logo)],
+    );
+    let first = wait_post_logged(&sb, &d, "Logo once", LONG);
+    drop_bundle(
+        &env,
+        "second",
+        &draft(
+            "images = [{ file = \"same.png\", alt = \"Our logo\" }]",
+            "Logo twice",
+        ),
+        &[("same.png", &logo)],
+    );
+    let second = wait_post_logged(&sb, &d, "Logo twice", LONG);
+    assert_eq!(first["assets"][0]["urn"], second["assets"][0]["urn"]);
+    assert_assets(&sb, &second, &[&logo]);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM media"), 1);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize'"
+        ),
+        1
+    );
+}
