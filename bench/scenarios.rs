@@ -940,6 +940,121 @@ fn drop_to_send(_size: &Size, rows: &mut Vec<Row>) {
     ));
 }
 
+/// A video uploaded by the daemon (in 4 MiB parts, streamed from the media store) beside
+/// `curl --upload-file` of the same parts to the same sandbox in the same run; and the
+/// daemon's peak RSS (VmHWM) while it does it.
+fn video_upload(_size: &Size, rows: &mut Vec<Row>) {
+    let smoke = std::env::var("LIPOST_BENCH").is_ok_and(|v| v == "smoke");
+    let bytes = if smoke { 20_000_000 } else { 200_000_000 };
+    let sb = Sandbox::start();
+    sb.configure(json!({"media_processing_ms": 0}));
+    let env = Env::new(&sb, "\n[media]\npoll_interval = \"100ms\"\n");
+    let d = Daemon::start(&env);
+    let video = common::fixtures::mp4(600_000, bytes, 1);
+    let staging = env.path("staging-video");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(
+        staging.join("post.md"),
+        draft(
+            "video = { file = \"v.mp4\", title = \"Bench\" }",
+            "video bench",
+        ),
+    )
+    .unwrap();
+    std::fs::write(staging.join("v.mp4"), &video).unwrap();
+    std::fs::rename(&staging, env.queue.join("video")).unwrap();
+    wait_post_logged(&sb, &d, "video bench", Duration::from_secs(600));
+    let hwm_kb = std::fs::read_to_string(format!("/proc/{}/status", d.pid()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(f64::NAN);
+    let (started, finished): (String, String) = env
+        .db()
+        .query_row(
+            "SELECT (SELECT MIN(started_at) FROM media_attempts WHERE step = 'initialize'), \
+             (SELECT MAX(finished_at) FROM media_attempts WHERE step = 'finalize')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let secs = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+    let lipost = (secs(&finished) - secs(&started)).num_milliseconds() as f64 / 1000.0;
+    drop(d);
+
+    // The reference: the same parts, one curl process, the same sandbox.
+    let token: Value = agent_post(
+        &format!("{}/_sandbox/token", sb.url),
+        &json!({"member": "bench", "scope": "openid profile w_member_social"}),
+        None,
+    );
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let init = agent_post(
+        &format!("{}/rest/videos?action=initializeUpload", sb.url),
+        &json!({"initializeUploadRequest": {"owner": "urn:li:person:sbx-bench", "fileSizeBytes": bytes, "uploadCaptions": false, "uploadThumbnail": false}}),
+        Some(&token),
+    );
+    let parts = init["value"]["uploadInstructions"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let dir = tempfile::tempdir().unwrap();
+    let mut curl = Command::new("curl");
+    curl.args(["-sS", "-f", "-H", "Content-Type: application/octet-stream"]);
+    for (i, p) in parts.iter().enumerate() {
+        let (first, last) = (
+            p["firstByte"].as_u64().unwrap() as usize,
+            p["lastByte"].as_u64().unwrap() as usize,
+        );
+        let file = dir.path().join(format!("part{i}"));
+        std::fs::write(&file, &video[first..=last]).unwrap();
+        curl.arg("--upload-file")
+            .arg(&file)
+            .arg(p["uploadUrl"].as_str().unwrap());
+    }
+    drop(video);
+    let t = Instant::now();
+    let status = curl.stdout(Stdio::null()).status().expect("curl");
+    let reference = t.elapsed().as_secs_f64();
+    assert!(status.success(), "curl failed: {status}");
+    let mb = bytes as f64 / 1e6;
+    rows.push(row(
+        "video_upload",
+        &format!("{mb:.0} MB in {} parts", parts.len()),
+        lipost,
+        "s",
+        Some(reference),
+        "≤ 1.5× curl",
+        Some(lipost <= reference * 1.5),
+    ));
+    rows.push(row(
+        "video_upload",
+        "daemon peak RSS (VmHWM)",
+        hwm_kb / 1024.0,
+        "MiB",
+        None,
+        "< 64 MB",
+        Some(hwm_kb * 1024.0 < 64e6),
+    ));
+}
+
+/// A JSON POST to the sandbox, with LinkedIn's headers when a token is given.
+fn agent_post(url: &str, body: &Value, token: Option<&str>) -> Value {
+    let mut req = reqwest::blocking::Client::new().post(url).json(body);
+    if let Some(t) = token {
+        req = req
+            .bearer_auth(t)
+            .header("LinkedIn-Version", current_version())
+            .header("X-Restli-Protocol-Version", "2.0.0");
+    }
+    let r = req.send().unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().unwrap()
+}
+
 /// A bare client's create-post round trips to `sb`, paced like the drafts: the floor under
 /// any drop-to-send time.
 fn bare_round_trips(sb: &Sandbox, n: usize, gap: Duration) -> Vec<f64> {
@@ -994,13 +1109,14 @@ fn main() {
     let size = if smoke { &SMOKE } else { &FULL };
     let mut rows = Vec::new();
     type Scenario = fn(&Size, &mut Vec<Row>);
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("ingest", ingest),
         ("punctuality", punctuality),
         ("idle", idle),
         ("recovery", recovery),
         ("backlog", backlog),
         ("drop_to_send", drop_to_send),
+        ("video_upload", video_upload),
     ];
     for (name, f) in scenarios {
         if want(name) {

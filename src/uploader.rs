@@ -282,7 +282,8 @@ impl Uploader {
         let cred = match self.tokens.get(a.token_account()).await {
             Ok(cred) => cred,
             Err(e) => {
-                info!(account = %account, error = %e, "no token to upload media with; waiting for one");
+                // The scheduler says so once, as a `needs_reauth` hold; this runs at every look.
+                tracing::debug!(account = %account, error = %e, "no token to upload media with; waiting for one");
                 return None;
             }
         };

@@ -6,165 +6,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::fixtures::{mp4, pdf, png, sha256};
 use common::*;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const LONG: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------- fixtures
-// (as in tests/bundles.rs)
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG of `w`×`h` pixels, as its header says.
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut c = (data.len() as u32).to_be_bytes().to_vec();
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        c.extend_from_slice(&body);
-        c.extend_from_slice(&crc32(&body).to_be_bytes());
-        c
-    };
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &ihdr));
-    out.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
-    ));
-    out.extend(chunk(b"IEND", &[]));
-    out
-}
-
-/// A PDF of `pages` blank pages.
-fn pdf(pages: usize) -> Vec<u8> {
-    use lopdf::{dictionary, Document, Object};
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let kids: Vec<Object> = (0..pages)
-        .map(|_| {
-            doc.add_object(dictionary! {
-                "Type" => "Page",
-                "Parent" => pages_id,
-                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-            })
-            .into()
-        })
-        .collect();
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages",
-            "Kids" => kids,
-            "Count" => pages as i64,
-        }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).unwrap();
-    out
-}
-
-fn mp4_box(kind: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(kind);
-    b.extend_from_slice(payload);
-    b
-}
-
-fn mp4_full(kind: &[u8], version_flags: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = version_flags.to_be_bytes().to_vec();
-    p.extend_from_slice(payload);
-    mp4_box(kind, &p)
-}
-
-fn be(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_be_bytes()).collect()
-}
-
-/// An MP4 of `millis` ms padded with `mdat` to `size` bytes; the padding varies with `seed`
-/// so every part of the file is distinct.
-fn mp4(millis: u32, size: usize, seed: u8) -> Vec<u8> {
-    let matrix = be(&[0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000]);
-    let ftyp = mp4_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41");
-    let mut mvhd = be(&[0, 0, 1000, millis, 0x10000]);
-    mvhd.extend_from_slice(&[0x01, 0x00]);
-    mvhd.extend_from_slice(&[0; 10]);
-    mvhd.extend_from_slice(&matrix);
-    mvhd.extend_from_slice(&[0; 24]);
-    mvhd.extend_from_slice(&be(&[2]));
-    let mut tkhd = be(&[0, 0, 1, 0, millis, 0, 0, 0, 0]);
-    tkhd.extend_from_slice(&matrix);
-    tkhd.extend_from_slice(&be(&[640 << 16, 480 << 16]));
-    let mut mdhd = be(&[0, 0, 1000, millis]);
-    mdhd.extend_from_slice(&[0x55, 0xC4, 0, 0]);
-    let mut hdlr = be(&[0]);
-    hdlr.extend_from_slice(b"vide");
-    hdlr.extend_from_slice(&[0; 12]);
-    hdlr.extend_from_slice(b"VideoHandler\0");
-    let stbl = mp4_box(
-        b"stbl",
-        &[
-            mp4_full(b"stsd", 0, &be(&[0])),
-            mp4_full(b"stts", 0, &be(&[0])),
-            mp4_full(b"stsc", 0, &be(&[0])),
-            mp4_full(b"stsz", 0, &be(&[0, 0])),
-            mp4_full(b"stco", 0, &be(&[0])),
-        ]
-        .concat(),
-    );
-    let dinf = mp4_box(
-        b"dinf",
-        &mp4_full(b"dref", 0, &[be(&[1]), mp4_full(b"url ", 1, &[])].concat()),
-    );
-    let minf = mp4_box(
-        b"minf",
-        &[mp4_full(b"vmhd", 1, &[0; 8]), dinf, stbl].concat(),
-    );
-    let mdia = mp4_box(
-        b"mdia",
-        &[
-            mp4_full(b"mdhd", 0, &mdhd),
-            mp4_full(b"hdlr", 0, &hdlr),
-            minf,
-        ]
-        .concat(),
-    );
-    let trak = mp4_box(b"trak", &[mp4_full(b"tkhd", 3, &tkhd), mdia].concat());
-    let moov = mp4_box(b"moov", &[mp4_full(b"mvhd", 0, &mvhd), trak].concat());
-    let mut out = [ftyp, moov].concat();
-    let pad = size.saturating_sub(out.len() + 8);
-    let padding: Vec<u8> = (0..pad)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[0] ^ seed)
-        .collect();
-    out.extend(mp4_box(b"mdat", &padding));
-    out
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -564,4 +410,92 @@ fn assets_are_uploaded_upload_ahead_before_the_due_time_not_earlier() {
         .unwrap();
     let published = chrono::DateTime::parse_from_rfc3339(&published).unwrap();
     assert!(published >= due, "published at {published}, due {due}");
+}
+
+#[test]
+fn a_failed_video_part_is_retried_on_its_own_and_429s_back_off() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "10m");
+    sb.faults(json!([
+        {"path": "/rest/videos", "method": "POST", "status": 429, "times": 2},
+        {"path": "/dms-uploads/*", "method": "PUT", "status": 503, "times": 1}
+    ]));
+    let d = Daemon::start(&env);
+    let video = mp4(10_000, 9_000_000, 5);
+    drop_bundle(
+        &env,
+        "bumpy",
+        &draft("video = { file = \"b.mp4\" }", "Bumpy ride"),
+        &[("b.mp4", &video)],
+    );
+    let post = wait_post_logged(&sb, &d, "Bumpy ride", LONG);
+    assert_assets(&sb, &post, &[&video]);
+    let steps = |sql: &str| count(&env, sql);
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'rate_limited'"),
+        2
+    );
+    // The part that got a 503 was sent again by itself: one upload, one initialize after
+    // the 429s, three parts done.
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'done'"),
+        1
+    );
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND outcome = 'retry' AND http_status = 503"),
+        1
+    );
+    assert_eq!(
+        steps("SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND outcome = 'done'"),
+        3
+    );
+    // The 429s waited: the tries are at least the backoff apart.
+    let times: Vec<String> = {
+        let db = env.db();
+        let mut stmt = db
+            .prepare("SELECT started_at FROM media_attempts WHERE step = 'initialize' ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let t = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(
+        t(&times[1]) - t(&times[0]) >= chrono::Duration::milliseconds(400),
+        "{times:?}"
+    );
+}
+
+#[test]
+fn the_same_file_for_the_same_author_is_uploaded_once_and_reused() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "1s");
+    let d = Daemon::start(&env);
+    let logo = png(400, 400);
+    drop_bundle(
+        &env,
+        "first",
+        &draft("images = [\"logo.png\"]", "Logo once"),
+        &[("logo.png", &logo)],
+    );
+    let first = wait_post_logged(&sb, &d, "Logo once", LONG);
+    drop_bundle(
+        &env,
+        "second",
+        &draft(
+            "images = [{ file = \"same.png\", alt = \"Our logo\" }]",
+            "Logo twice",
+        ),
+        &[("same.png", &logo)],
+    );
+    let second = wait_post_logged(&sb, &d, "Logo twice", LONG);
+    assert_eq!(first["assets"][0]["urn"], second["assets"][0]["urn"]);
+    assert_assets(&sb, &second, &[&logo]);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM media"), 1);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize'"
+        ),
+        1
+    );
 }

@@ -428,3 +428,122 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, TEST_CONFIG};
+    use crate::store::NewPost;
+
+    fn asset(n: u8) -> Asset {
+        Asset {
+            sha256: format!("{n:064x}"),
+            kind: MediaKind::Image,
+            bytes: 10,
+            file: format!("{n}.png"),
+            alt: None,
+        }
+    }
+
+    /// A store with post `p` naming images 1 and 2, written at `at`.
+    fn store_with_media_post(dir: &std::path::Path, at: DateTime<Utc>) -> Store {
+        let config = Config::parse(TEST_CONFIG, &dir.join("config.toml")).unwrap();
+        let mut store = Store::open(&config.database).unwrap();
+        let mut draft = crate::draft::parse(b"Pictures\n", "p", &config).unwrap();
+        draft.content = Some(Content::Images {
+            images: vec![asset(1), asset(2)],
+        });
+        let post = NewPost {
+            draft: &draft,
+            source_file: "p",
+            slots: &[],
+        };
+        store.ingest(&[post], at).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_post_is_ready_only_once_every_asset_is_available_for_its_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let mut s = store_with_media_post(dir.path(), t0);
+        let me = "urn:li:person:1";
+        assert_eq!(s.media_gate("p", None).unwrap(), MediaGate::Waiting);
+        assert_eq!(s.media_gate("p", Some(me)).unwrap(), MediaGate::Waiting);
+        let (a, b) = (asset(1), asset(2));
+        let rows = s.ensure_media(me, &[&a, &b], t0, t0).unwrap();
+        assert!(rows.iter().all(|r| r.status == MediaStatus::Pending));
+        for (n, x) in [(1, &a), (2, &b)] {
+            assert!(s.media_claim(&x.sha256, me, t0).unwrap());
+            s.media_uploaded(&x.sha256, me, &format!("urn:li:image:{n}"), t0, t0)
+                .unwrap();
+        }
+        assert_eq!(s.media_gate("p", Some(me)).unwrap(), MediaGate::Waiting);
+        s.media_available(&a.sha256, me, t0).unwrap();
+        s.media_available(&b.sha256, me, t0).unwrap();
+        let MediaGate::Ready(urns) = s.media_gate("p", Some(me)).unwrap() else {
+            panic!("not ready");
+        };
+        assert_eq!(urns[&b.sha256], "urn:li:image:2");
+        // Another owner (a page) has uploaded nothing: its own rows are needed.
+        assert_eq!(
+            s.media_gate("p", Some("urn:li:organization:9")).unwrap(),
+            MediaGate::Waiting
+        );
+    }
+
+    #[test]
+    fn a_failed_asset_fails_the_post_until_the_post_is_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let mut s = store_with_media_post(dir.path(), t0);
+        let me = "urn:li:person:1";
+        let (a, b) = (asset(1), asset(2));
+        s.ensure_media(me, &[&a, &b], t0, t0).unwrap();
+        let t1 = t0 + chrono::Duration::seconds(1);
+        s.media_failed(&a.sha256, me, "PROCESSING_FAILED: corrupt", t1)
+            .unwrap();
+        match s.media_gate("p", Some(me)).unwrap() {
+            MediaGate::Failed(why) => assert!(why.contains("corrupt") && why.contains("1.png")),
+            other => panic!("{other:?}"),
+        }
+        // Ensured again for the same post: still failed, not retried behind its back.
+        let rows = s.ensure_media(me, &[&a], t0, t1).unwrap();
+        assert_eq!(rows[0].status, MediaStatus::Failed);
+        // The post changed after the failure (`lipost retry`, a new draft): tried afresh.
+        let t2 = t1 + chrono::Duration::seconds(1);
+        s.conn
+            .execute("UPDATE posts SET updated_at = ?1 WHERE id = 'p'", [ts(t2)])
+            .unwrap();
+        assert_eq!(s.media_gate("p", Some(me)).unwrap(), MediaGate::Waiting);
+        let rows = s.ensure_media(me, &[&a], t2, t2).unwrap();
+        assert_eq!(rows[0].status, MediaStatus::Pending);
+        assert_eq!(rows[0].urn, None);
+    }
+
+    #[test]
+    fn an_upload_cut_short_is_pending_again_and_its_step_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let mut s = store_with_media_post(dir.path(), t0);
+        let me = "urn:li:person:1";
+        let a = asset(1);
+        s.ensure_media(me, &[&a], t0, t0).unwrap();
+        assert!(s.media_claim(&a.sha256, me, t0).unwrap());
+        let step = s
+            .media_step_start(&a.sha256, me, MediaStep::Upload, t0)
+            .unwrap();
+        assert_eq!(s.media_recover_interrupted(t0).unwrap(), 1);
+        let row = s.media_row(&a.sha256, me).unwrap().unwrap();
+        assert_eq!(row.status, MediaStatus::Pending);
+        let outcome: String = s
+            .conn
+            .query_row(
+                "SELECT outcome FROM media_attempts WHERE id = ?1",
+                [step],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(outcome, MediaOutcome::Interrupted.as_str());
+    }
+}

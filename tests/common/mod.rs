@@ -2,6 +2,8 @@
 //! daemon), a temporary folder with a real queue and SQLite file, real HTTP on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
