@@ -124,8 +124,8 @@ CREATE INDEX posts_hold_report ON posts (hold_report_at) WHERE hold_report_at IS
     // `status` is `pending` (nothing sent), `uploading`, `processing` (uploaded, not yet
     // known to be AVAILABLE), `available` or `failed`. `media_attempts` records each step
     // tried (initialize, upload, finalize, status). `comments` holds a post's first comment
-    // with its own retries: `sending` is claimed, so after a crash it is looked for on
-    // LinkedIn, never sent blindly again.
+    // with its own retries: `sending` is claimed before the request, so one found after a
+    // crash may be on LinkedIn and is never sent again (it goes `dead`, for a person).
     r#"
 ALTER TABLE posts ADD COLUMN content TEXT;
 ALTER TABLE posts ADD COLUMN first_comment TEXT;
