@@ -1059,6 +1059,16 @@ impl fmt::Display for Config {
             self.watcher.extensions.join(", ")
         )?;
         writeln!(f, "  max_draft_size  {} bytes", self.watcher.max_draft_size)?;
+        let m = &self.media;
+        writeln!(f, "[media]")?;
+        writeln!(f, "  upload_ahead    {}", fmt_dur(m.upload_ahead))?;
+        writeln!(f, "  member_grace    {}", fmt_dur(m.member_grace))?;
+        writeln!(f, "  poll_interval   {}", fmt_dur(m.poll_interval))?;
+        writeln!(
+            f,
+            "  max bytes       image {}, document {}, video {}",
+            m.max_image_bytes, m.max_document_bytes, m.max_video_bytes
+        )?;
         writeln!(f, "[publisher]")?;
         writeln!(f, "  max_concurrent  {}", self.publisher.max_concurrent)?;
         writeln!(
