@@ -102,6 +102,10 @@ fn one_image_with_alt_waits_the_member_grace_visibly_then_goes_out_once() {
         "{shown}\n{}",
         d.log_text()
     );
+    // And what it waits on: the image, its alt text, and where its upload stands.
+    assert!(shown.contains("content     an image"), "{shown}");
+    assert!(shown.contains("alt \"A cat on a mat\""), "{shown}");
+    assert!(shown.contains("    upload  "), "{shown}");
     let post = wait_post_logged(&sb, &d, "Our cat", LONG);
     assert_eq!(post["content_kind"], "image", "{post:#}");
     assert_eq!(post["content"]["media"]["altText"], "A cat on a mat");

@@ -327,6 +327,9 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     for line in post.text.lines() {
         println!("  | {line}");
     }
+    if let Some(content) = &post.content {
+        show_content(config, store, content)?;
+    }
     match (&comment, &post.first_comment) {
         (Some(c), _) => {
             println!("first comment: {}", comment_words(config, c));
@@ -369,6 +372,67 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
     }
     for a in &attempts {
         println!("  {}", attempt_line(config, a));
+    }
+    Ok(())
+}
+
+/// What a post carries besides its text, and where each of its files stands on LinkedIn's
+/// side (one line per owner it was uploaded for).
+fn show_content(config: &Config, store: &Store, content: &crate::content::Content) -> Result<()> {
+    use crate::content::Content;
+    match content {
+        Content::Images { images } if images.len() == 1 => println!("content     an image"),
+        Content::Images { images } => println!("content     {} images", images.len()),
+        Content::Document { title, .. } => println!("content     a document: {title:?}"),
+        Content::Video { title, .. } => match title {
+            Some(t) => println!("content     a video: {t:?}"),
+            None => println!("content     a video"),
+        },
+        Content::Article { url, title, .. } => match title {
+            Some(t) => println!("content     a link card to {url}: {t:?}"),
+            None => println!("content     a link card to {url}"),
+        },
+        Content::Poll {
+            question,
+            options,
+            duration,
+        } => println!(
+            "content     a poll ({}): {question:?}, options {options:?}",
+            serde_json::to_value(duration)?.as_str().unwrap_or("?")
+        ),
+    }
+    for a in content.assets() {
+        let alt = a
+            .alt
+            .as_deref()
+            .map(|t| format!(", alt {t:?}"))
+            .unwrap_or_default();
+        println!(
+            "  file      {} ({}, {} bytes, sha256 {}{alt})",
+            a.file,
+            a.kind.as_str(),
+            a.bytes,
+            &a.sha256[..12.min(a.sha256.len())]
+        );
+        let rows = store.media_rows(&a.sha256)?;
+        if rows.is_empty() {
+            println!("    upload  not started yet (uploads begin media.upload_ahead before the due time)");
+        }
+        for r in rows {
+            let mut line = format!("    upload  {} for {}", r.status.as_str(), r.owner);
+            if let Some(urn) = &r.urn {
+                line.push_str(&format!(", {urn}"));
+            }
+            if let Some(t) = r.available_at {
+                line.push_str(&format!(", available since {}", local(config, t)));
+            } else if let Some(t) = r.uploaded_at {
+                line.push_str(&format!(", uploaded {}", local(config, t)));
+            }
+            if let Some(e) = &r.last_error {
+                line.push_str(&format!("; last error: {e}"));
+            }
+            println!("{line}");
+        }
     }
     Ok(())
 }
