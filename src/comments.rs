@@ -216,7 +216,16 @@ impl Sender {
             }
         }
         self.store
-            .call(move |s| s.settle_edit(job.id, &result, &settle, started, Utc::now()))
+            .call(move |s| {
+                s.settle_edit(
+                    job.id,
+                    (&job.text, &job.commentary),
+                    &result,
+                    &settle,
+                    started,
+                    Utc::now(),
+                )
+            })
             .await
     }
 

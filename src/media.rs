@@ -312,22 +312,67 @@ fn gif_frames(r: &mut impl BufRead) -> std::io::Result<u64> {
 }
 
 fn check_pdf(file: &File) -> Result<String, String> {
-    // Mapped, not read: a 100 MB PDF costs only the pages the cross-reference table and the
-    // page tree sit on. The file is the store's private copy (or, for `lipost validate`,
-    // the author's), which nobody truncates while it is read.
+    // Mapped, not read: the file is the store's private copy (or, for `lipost validate`, the
+    // author's), which nobody truncates while it is read.
     // SAFETY: read-only map of a regular file; see above for truncation.
     let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| format!("cannot read it: {e}"))?;
-    let meta = lopdf::Document::load_metadata_mem(&map)
+    // The whole document, through lopdf's parser (which bounds nesting), but the page tree is
+    // walked here: lopdf's own page count trusts `/Count` and recurses once per tree level, so
+    // a small hostile file could claim any count or overflow the stack.
+    let doc = lopdf::Document::load_mem(&map)
         .map_err(|e| format!("a PDF, but it cannot be read ({e}): is it damaged or encrypted?"))?;
-    match meta.page_count {
-        0 => Err(
+    match count_pdf_pages(&doc) {
+        Err(why) => Err(format!("a PDF, but {why}: is it damaged? Save it again as PDF")),
+        Ok(0) => Err(
             "a PDF, but its pages cannot be counted: is it damaged? Save it again as PDF".into(),
         ),
-        n if n > MAX_PDF_PAGES => Err(format!(
-            "a PDF of {n} pages; LinkedIn takes at most {MAX_PDF_PAGES}: split it"
+        Ok(n) if n > MAX_PDF_PAGES => Err(format!(
+            "a PDF of more than {MAX_PDF_PAGES} pages; LinkedIn takes at most {MAX_PDF_PAGES}: split it"
         )),
-        n => Ok(format!("a PDF document, {n} pages")),
+        Ok(n) => Ok(format!("a PDF document, {n} pages")),
     }
+}
+
+/// Leaves of the page tree, counted without recursion; stops as soon as there are more than
+/// [`MAX_PDF_PAGES`], so the answer is exact up to that and "more" beyond.
+fn count_pdf_pages(doc: &lopdf::Document) -> Result<u32, String> {
+    use lopdf::Object;
+    // A tree with at most MAX_PDF_PAGES leaves has no business being deeper or wider than this.
+    const MAX_NODES: usize = 20 * MAX_PDF_PAGES as usize;
+    let root = doc
+        .catalog()
+        .and_then(|c| c.get(b"Pages"))
+        .and_then(Object::as_reference)
+        .map_err(|_| "it names no page tree".to_string())?;
+    let mut todo = vec![root];
+    let mut seen = std::collections::HashSet::new();
+    let mut pages = 0u32;
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            return Err("its page tree loops".into());
+        }
+        if seen.len() > MAX_NODES {
+            return Err("its page tree is absurdly large".into());
+        }
+        let Ok(node) = doc.get_dictionary(id) else {
+            continue;
+        };
+        match node.get_type() {
+            Ok(t) if t == b"Pages" => {
+                if let Ok(kids) = node.get(b"Kids").and_then(Object::as_array) {
+                    // Reversed, so pages are met in order (not that the count cares).
+                    todo.extend(kids.iter().rev().filter_map(|k| k.as_reference().ok()));
+                }
+            }
+            _ => {
+                pages += 1;
+                if pages > MAX_PDF_PAGES {
+                    return Ok(pages);
+                }
+            }
+        }
+    }
+    Ok(pages)
 }
 
 fn check_ole(file: &File) -> Result<String, String> {
@@ -595,6 +640,66 @@ mod tests {
         gif.push(0x3b);
         assert_eq!(gif_frames(&mut &gif[..]).unwrap(), 3);
         assert!(gif_frames(&mut &b"GIF89a\x01\x00\x01\x00\x00\x00\x00\x99"[..]).is_err());
+    }
+
+    /// A PDF by hand: a catalog, then `nodes` (each a dictionary body), in order from object 2.
+    fn pdf_of(nodes: &[String]) -> File {
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = vec![out.len()];
+        out.extend_from_slice(b"1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n");
+        for (i, body) in nodes.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj{body}endobj\n", i + 2).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+        );
+        for o in &offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer<</Size {}/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n",
+                offsets.len() + 1
+            )
+            .as_bytes(),
+        );
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(&out).unwrap();
+        f
+    }
+
+    /// Review finding: a page tree 5,000 levels deep overflowed lopdf's recursive count (and
+    /// aborted the daemon at every start). Checked on a thread with the blocking pool's 2 MiB.
+    #[test]
+    fn a_deep_page_tree_is_counted_without_recursion() {
+        let depth = 5_000;
+        let mut nodes: Vec<String> = (0..depth)
+            .map(|i| format!("<</Type/Pages/Kids[{} 0 R]>>", i + 3))
+            .collect();
+        nodes.push("<</Type/Page>>".into());
+        let f = pdf_of(&nodes);
+        let r = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || check(MediaKind::Document, &f, &limits()))
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert!(r.is_ok(), "{r:?}");
+    }
+
+    /// Review finding: `/Count` is not trusted; 301 pages claiming one are 301.
+    #[test]
+    fn a_page_count_that_lies_is_not_believed() {
+        let kids: Vec<String> = (0..301).map(|i| format!("{} 0 R", i + 3)).collect();
+        let mut nodes = vec![format!("<</Type/Pages/Count 1/Kids[{}]>>", kids.join(" "))];
+        nodes.extend((0..301).map(|_| "<</Type/Page/Parent 2 0 R>>".to_string()));
+        let e = check(MediaKind::Document, &pdf_of(&nodes), &limits()).unwrap_err();
+        assert!(e.contains("more than 300 pages"), "{e}");
+        let looped = pdf_of(&["<</Type/Pages/Kids[2 0 R]>>".to_string()]);
+        let e = check(MediaKind::Document, &looped, &limits()).unwrap_err();
+        assert!(e.contains("loops"), "{e}");
     }
 
     fn limits() -> Media {

@@ -526,11 +526,29 @@ impl Intake {
                         Some(snapshot) if unchanged(snapshot) => Read::Stuck,
                         _ => {
                             stuck.remove(&p);
-                            if is_bundle {
-                                bundle::read(&p, &config, renamed.contains(&p), true)
-                            } else {
-                                read_draft(&p, &config, renamed.contains(&p))
-                            }
+                            // A parser that panics on a hostile file (the media checks run
+                            // third-party parsers) rejects that draft, not the whole batch,
+                            // and never stops the daemon.
+                            let was_renamed = renamed.contains(&p);
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                if is_bundle {
+                                    bundle::read(&p, &config, was_renamed, true)
+                                } else {
+                                    read_draft(&p, &config, was_renamed)
+                                }
+                            }))
+                            .unwrap_or_else(|panic| {
+                                let what = panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_default();
+                                warn!(file = %shown(&file_name(&p)), error = %what, "checking a draft failed unexpectedly; it is rejected");
+                                Read::Bad(
+                                    format!("checking it failed unexpectedly ({what}): a file in it is malformed in a way lipost does not handle; save it again, or report it"),
+                                    None,
+                                )
+                            })
                         }
                     };
                     (p, r)
@@ -873,6 +891,17 @@ mod lease {
     }
 
     pub struct Held<'a>(&'a File);
+
+    impl Held<'_> {
+        /// Whether the lease is still ours: the kernel breaks it when a writer opens the
+        /// file, and after `lease-break-time` (45 s by default) lets the writer in even
+        /// though we never released it (we ignore SIGIO). Work that long must check.
+        pub fn intact(&self) -> bool {
+            // SAFETY: fcntl on a descriptor this `File` owns; no memory is passed.
+            let r = unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_GETLEASE) };
+            r == libc::F_RDLCK
+        }
+    }
 
     impl Drop for Held<'_> {
         fn drop(&mut self) {

@@ -663,7 +663,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "pages",
             fm("document = { file = \"big.pdf\", title = \"Big\" }"),
             vec![],
-            "a PDF of 301 pages; LinkedIn takes at most 300",
+            "a PDF of more than 300 pages; LinkedIn takes at most 300",
         ),
         (
             "short",

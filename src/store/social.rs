@@ -423,17 +423,27 @@ impl Store {
                     "edit not sent: the post is {state}, not published"
                 ))
             };
-            self.settle_edit(id, &result, &EditSettle::Failed, now, now)?;
+            let sent = (job.text.clone(), job.commentary.clone());
+            self.settle_edit(
+                id,
+                (&sent.0, &sent.1),
+                &result,
+                &EditSettle::Failed,
+                now,
+                now,
+            )?;
             return Ok(None);
         };
         Ok(Some(EditJob { post_urn, ..job }))
     }
 
     /// Records an edit's try as an attempt of its post; on `Done` the post's text becomes
-    /// the edit's.
+    /// the edit's. `sent` is the (text, commentary) the try carried: a newer edit may have
+    /// replaced the pending row meanwhile.
     pub fn settle_edit(
         &mut self,
         id: i64,
+        sent: (&str, &str),
         result: &AttemptResult,
         outcome: &EditSettle,
         started: DateTime<Utc>,
@@ -441,16 +451,34 @@ impl Store {
     ) -> Result<()> {
         let now_s = ts(now);
         let tx = self.write()?;
-        let Some(post_id) = tx
+        let Some((post_id, pending)) = tx
             .query_row(
-                "SELECT post_id FROM edits WHERE id = ?1 AND status = 'pending'",
+                "SELECT post_id, commentary FROM edits WHERE id = ?1 AND status = 'pending'",
                 [id],
-                |r| r.get::<_, String>(0),
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )
             .optional()?
         else {
             return Ok(());
         };
+        if pending != sent.1 {
+            // Replaced by a newer edit while this one was under way: the row is the newer
+            // edit's now and stays pending, untouched, so it is sent next. This try is only
+            // recorded; if it landed, the post's text is what LinkedIn shows until then.
+            if matches!(outcome, EditSettle::Done) {
+                tx.execute(
+                    "UPDATE posts SET text = ?2, commentary = ?3, updated_at = ?4 WHERE id = ?1",
+                    params![post_id, sent.0, sent.1, now_s],
+                )?;
+            }
+            let next = match outcome {
+                EditSettle::Retry { at } => Some(ts(*at)),
+                _ => None,
+            };
+            Self::record_attempt(&tx, &post_id, result, ts(started), &now_s, next)?;
+            tx.commit()?;
+            return Ok(());
+        }
         let (status, next) = match outcome {
             EditSettle::Done => (EditStatus::Done, None),
             EditSettle::Retry { at } => (EditStatus::Pending, Some(ts(*at))),
@@ -721,6 +749,59 @@ mod tests {
         );
     }
 
+    /// Review finding: an edit replaced while the previous one was under way is still sent,
+    /// and the store never claims text LinkedIn does not show.
+    #[test]
+    fn an_edit_replaced_while_under_way_is_still_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        published_with_comment(&mut store, "p");
+        let queue = |store: &mut Store, text: &str| {
+            let tx = store.write().unwrap();
+            assert!(Store::queue_edit(&tx, "p", text, text, "p.md", &ts(now())).unwrap());
+            tx.commit().unwrap();
+        };
+        queue(&mut store, "A");
+        let (_, edits) = store.social_due(now(), 10).unwrap();
+        let a = store.edit_job(edits[0], now()).unwrap().unwrap();
+        // B arrives while A's request is in flight; then A's 204.
+        queue(&mut store, "B");
+        let landed = AttemptResult {
+            http_status: Some(204),
+            outcome: AttemptOutcome::Edited,
+            ..AttemptResult::default()
+        };
+        store
+            .settle_edit(
+                a.id,
+                (&a.text, &a.commentary),
+                &landed,
+                &EditSettle::Done,
+                now(),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(store.get("p").unwrap().text, "A", "what LinkedIn shows now");
+        let (_, edits) = store.social_due(now(), 10).unwrap();
+        let b = store
+            .edit_job(edits[0], now())
+            .unwrap()
+            .expect("B still pending");
+        assert_eq!(b.text, "B");
+        store
+            .settle_edit(
+                b.id,
+                (&b.text, &b.commentary),
+                &landed,
+                &EditSettle::Done,
+                now(),
+                now(),
+            )
+            .unwrap();
+        assert_eq!(store.get("p").unwrap().text, "B");
+        assert!(store.social_due(now(), 10).unwrap().1.is_empty());
+    }
+
     #[test]
     fn an_edit_is_queued_once_and_done_changes_the_text() {
         let dir = tempfile::tempdir().unwrap();
@@ -745,7 +826,14 @@ mod tests {
             ..AttemptResult::default()
         };
         store
-            .settle_edit(job.id, &r, &EditSettle::Done, now(), now())
+            .settle_edit(
+                job.id,
+                (&job.text, &job.commentary),
+                &r,
+                &EditSettle::Done,
+                now(),
+                now(),
+            )
             .unwrap();
         let p = store.get("p").unwrap();
         assert_eq!(

@@ -260,9 +260,16 @@ fn when_complete<T>(
         return Ok((out, meta(file)?));
     }
     match lease::try_read(file) {
-        lease::Outcome::Held(_lease) => {
+        lease::Outcome::Held(lease) => {
             let out = work(file)?;
-            Ok((out, meta(file)?))
+            let after = meta(file)?;
+            // Copying a large file can outlast the kernel's lease-break time, after which a
+            // writer gets in: what was copied may be half old, half new. Then it is not taken
+            // (the copy is discarded with `out`), and looked at again once the writer is done.
+            if !lease.intact() || changed(&before, &after) {
+                return Err(Read::Busy(settle));
+            }
+            Ok((out, after))
         }
         lease::Outcome::Busy => Err(Read::Busy(settle)),
         lease::Outcome::Unavailable(e) => {
@@ -277,12 +284,20 @@ fn when_complete<T>(
             }
             let out = work(file)?;
             let after = meta(file)?;
-            if after.len() != before.len() || after.modified().ok() != before.modified().ok() {
+            if changed(&before, &after) {
                 return Err(Read::Busy(settle));
             }
             Ok((out, after))
         }
     }
+}
+
+/// Whether a file changed between two looks: size, modification or status-change time.
+fn changed(before: &std::fs::Metadata, after: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    after.len() != before.len()
+        || after.modified().ok() != before.modified().ok()
+        || (after.ctime(), after.ctime_nsec()) != (before.ctime(), before.ctime_nsec())
 }
 
 /// A regular file with one name, within `cap` when given (checked on the descriptor).
