@@ -286,6 +286,12 @@ fn delete_removes_a_published_post_once_and_again_is_fine() {
     assert_eq!(sandbox_post(&sb, &urn)["deleted"], true);
     assert_eq!(outcomes(&env, "gone"), vec!["published", "deleted"]);
 
+    // Its draft again: refused with what to do, not "being published".
+    env.drop_draft("gone-again.md", draft("id = \"gone\"", "To be deleted"));
+    let why = rejected(&env, "gone-again.md");
+    assert!(why.contains("deleted") && why.contains("new id"), "{why}");
+    assert_eq!(env.state("gone").as_deref(), Some("deleted"));
+
     // Again, with the daemon stopped: says so, exits 0, sends nothing new.
     d.term(LONG);
     let o = env.lipost(&["delete", "gone"]);

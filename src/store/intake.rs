@@ -137,6 +137,7 @@ impl Store {
                 }))
             }
             PostState::Publishing => return Ok(Err(Refused::Publishing { id })),
+            PostState::Deleted => return Ok(Err(Refused::Deleted { id })),
             _ if in_doubt.is_some() => return Ok(Err(Refused::InDoubt { id })),
             // Like `lipost retry`: a dead letter that may be live is not resent unasked.
             PostState::Dead => {

@@ -253,6 +253,8 @@ pub enum Taken {
 pub enum Refused {
     #[error("post {id:?} is already published as {urn}; give the new draft another id, or add `edit = true` to its front matter to change the published post's text")]
     AlreadyPublished { id: String, urn: String },
+    #[error("post {id:?} was published and then deleted (`lipost delete`); to post this text again, give the draft a new id (`id = \"...\"` or a new file name)")]
+    Deleted { id: String },
     #[error("no post with id {id:?} to edit: `edit = true` changes the text of a published post; remove it to schedule a new post")]
     EditUnknown { id: String },
     #[error("post {id:?} is {state}, not published: `edit = true` changes the text of a published post. {}", edit_hint(*state, id))]
