@@ -176,6 +176,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     let (api, oauth) = api_base(&config).await?;
+    if config.linkedin.api_base_url.is_none() {
+        // The built-in sandbox starts empty: last run's uploads are not on it.
+        let n = store.call(|s| s.media_forget_uploads(Utc::now())).await?;
+        if n > 0 {
+            info!(assets = n, "the built-in sandbox starts empty: media uploaded to it last run will be uploaded again");
+        }
+    }
     let client = Client::new(
         &api,
         &oauth,

@@ -503,3 +503,51 @@ fn the_same_file_for_the_same_author_is_uploaded_once_and_reused() {
         1
     );
 }
+
+/// The built-in sandbox (no `api_base_url`) starts empty at every run: an image uploaded to
+/// it before a restart is uploaded again, not named in a post as if it still existed (which
+/// made the post dead as `rejected`: "urn:li:image:… does not exist").
+#[test]
+fn with_the_built_in_sandbox_a_restart_uploads_the_media_again() {
+    let sb = Sandbox::start();
+    let env = env(&sb, "2s");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(&format!("api_base_url = \"{}\"\n", sb.url), "");
+    std::fs::write(&env.config, text).unwrap();
+    let mut d = Daemon::start(&env);
+    drop_bundle(
+        &env,
+        "pic",
+        &draft("images = [\"pic.png\"]", "Built-in sandbox picture"),
+        &[("pic.png", &png(40, 30))],
+    );
+    // Uploaded and in its grace: then the daemon (and its sandbox) stops.
+    assert!(
+        wait_until(LONG, || count(
+            &env,
+            "SELECT COUNT(*) FROM media WHERE status = 'processing'"
+        ) == 1),
+        "{}",
+        d.log_text()
+    );
+    d.term(LONG);
+    let d = Daemon::start(&env);
+    assert!(
+        wait_until(LONG, || env.state("pic").as_deref() == Some("published")),
+        "state {:?}\n{}",
+        env.state("pic"),
+        d.log_text()
+    );
+    assert!(
+        d.log_text().contains("will be uploaded again"),
+        "{}",
+        d.log_text()
+    );
+    // Once per run at least (the first try after the restart may meet last run's token).
+    let initialized = count(
+        &env,
+        "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize'",
+    );
+    assert!(initialized >= 2, "{initialized}");
+}

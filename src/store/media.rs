@@ -374,6 +374,18 @@ impl Store {
         Ok(n)
     }
 
+    /// Forgets every upload not failed: for the built-in sandbox, which starts empty at each
+    /// run, so an asset "available" there last run no longer exists. Returns how many.
+    pub fn media_forget_uploads(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        let now_s = ts(now);
+        Ok(self.conn.execute(
+            "UPDATE media SET status = 'pending', urn = NULL, uploaded_at = NULL, available_at = NULL, \
+             attempts = 0, next_attempt_at = ?1, last_error = NULL, updated_at = ?1 \
+             WHERE status IN ('uploading', 'processing', 'available')",
+            [&now_s],
+        )?)
+    }
+
     /// The assets of post `id` and whether it may be created, for `owner` (its author). A
     /// post without content is `Ready` with no URNs. A `failed` row that failed before the
     /// post was last queued counts as waiting: the uploader tries it afresh.
