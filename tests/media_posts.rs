@@ -106,6 +106,12 @@ fn one_image_with_alt_waits_the_member_grace_visibly_then_goes_out_once() {
     assert!(shown.contains("content     an image"), "{shown}");
     assert!(shown.contains("alt \"A cat on a mat\""), "{shown}");
     assert!(shown.contains("    upload  "), "{shown}");
+    // `status` lists it under "next due" as held, with a time that is its deadline.
+    let status = String::from_utf8_lossy(&env.lipost(&["status"]).stdout).to_string();
+    assert!(
+        status.contains("cat  (me)  (held: media_processing; goes out once that ends"),
+        "{status}"
+    );
     let post = wait_post_logged(&sb, &d, "Our cat", LONG);
     assert_eq!(post["content_kind"], "image", "{post:#}");
     assert_eq!(post["content"]["media"]["altText"], "A cat on a mat");

@@ -194,10 +194,16 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     } else {
         println!("next due:");
         for p in &next {
-            let doubt = if p.in_doubt_since.is_some() {
-                "  (in doubt: resolving before any resend)"
-            } else {
-                ""
+            let doubt = match (p.hold_reason, p.hold_until) {
+                // Ended by an event: the time shown is the deadline, not when it goes out.
+                (Some(r), Some(_)) if r.is_lifted() => {
+                    format!("  (held: {r}; goes out once that ends, or is dead as too_late at this time)")
+                }
+                (Some(r), Some(_)) => format!("  (held: {r})"),
+                _ if p.in_doubt_since.is_some() => {
+                    "  (in doubt: resolving before any resend)".to_string()
+                }
+                _ => String::new(),
             };
             println!(
                 "  {}  {}  ({}){doubt}",
