@@ -5,6 +5,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::fixtures::png;
 use common::*;
 use serde_json::{json, Value};
 
@@ -540,57 +541,6 @@ fn sigterm_while_commenting_lets_the_comment_finish() {
     );
 }
 
-/// CRC-32 (PNG's), for a valid chunk.
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG of `w`×`h` pixels, as its header says.
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut c = (data.len() as u32).to_be_bytes().to_vec();
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        c.extend_from_slice(&body);
-        c.extend_from_slice(&crc32(&body).to_be_bytes());
-        c
-    };
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &ihdr));
-    out.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
-    ));
-    out.extend(chunk(b"IEND", &[]));
-    out
-}
-
-/// A bundle (`post.md` and its files) built beside the queue and renamed in.
-fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
-    let staging = env.path(&format!("staging-{name}"));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::write(staging.join("post.md"), post).unwrap();
-    for (file, bytes) in files {
-        std::fs::write(staging.join(file), bytes).unwrap();
-    }
-    std::fs::create_dir_all(&env.queue).unwrap();
-    std::fs::rename(&staging, env.queue.join(name)).unwrap();
-}
-
 #[test]
 fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_image() {
     let sb = Sandbox::start();
@@ -601,12 +551,7 @@ fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_im
     let d = Daemon::start(&env);
     let front = "id = \"pic\"\nimages = [{ file = \"a.png\", alt = \"A chart\" }]\nfirst_comment = \"Source: our data\"";
     let image = png(40, 30);
-    drop_bundle(
-        &env,
-        "pic",
-        &draft(front, "Our chart"),
-        &[("a.png", &image)],
-    );
+    env.drop_bundle("pic", &draft(front, "Our chart"), &[("a.png", &image)]);
     let post = wait_post_logged(&sb, &d, "Our chart", Duration::from_secs(60));
     let urn = post["urn"].as_str().unwrap().to_string();
     wait_comment(&env, &d, "pic", "posted");
@@ -615,8 +560,7 @@ fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_im
 
     // The same bundle with other text: edited, the image stays.
     let edit = format!("{front}\nedit = true");
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "pic2",
         &draft(&edit, "Our chart (fixed)"),
         &[("a.png", &image)],
@@ -628,8 +572,7 @@ fn an_image_post_gets_its_comment_and_an_edit_may_change_its_text_but_not_its_im
     assert_eq!(sandbox_post(&sb, &urn)["content"], p["content"]);
 
     // Another image is not an edit LinkedIn allows.
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "pic3",
         &draft(&edit, "Our chart (new image)"),
         &[("a.png", &png(50, 30))],

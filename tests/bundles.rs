@@ -6,207 +6,16 @@ mod common;
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::fixtures::*;
 use common::*;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 const LONG: Duration = Duration::from_secs(30);
 
-// ---------------------------------------------------------------- fixtures
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG of `w`×`h` pixels, as its header says (the pixel data is one transparent pixel).
-fn png(w: u32, h: u32) -> Vec<u8> {
-    let chunk = |kind: &[u8], data: &[u8]| {
-        let mut c = (data.len() as u32).to_be_bytes().to_vec();
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        c.extend_from_slice(&body);
-        c.extend_from_slice(&crc32(&body).to_be_bytes());
-        c
-    };
-    let mut ihdr = w.to_be_bytes().to_vec();
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend(chunk(b"IHDR", &ihdr));
-    out.extend(chunk(
-        b"IDAT",
-        &[0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01],
-    ));
-    out.extend(chunk(b"IEND", &[]));
-    out
-}
-
-/// A baseline JPEG header of `w`×`h` (no scan data: only the header is read at intake).
-fn jpeg(w: u16, h: u16) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10];
-    out.extend_from_slice(b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00");
-    out.extend_from_slice(&[0xFF, 0xC0, 0x00, 0x11, 0x08]);
-    out.extend_from_slice(&h.to_be_bytes());
-    out.extend_from_slice(&w.to_be_bytes());
-    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
-    out.extend_from_slice(&[0xFF, 0xD9]);
-    out
-}
-
-/// A 1×1 GIF of `frames` frames.
-fn gif(frames: usize) -> Vec<u8> {
-    let mut out = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff".to_vec();
-    for _ in 0..frames {
-        out.extend_from_slice(b"\x21\xf9\x04\x00\x0a\x00\x00\x00");
-        out.extend_from_slice(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02\x44\x01\x00");
-    }
-    out.push(0x3b);
-    out
-}
-
-/// A PDF of `pages` blank pages, written with lopdf.
-fn pdf(pages: usize) -> Vec<u8> {
-    use lopdf::{dictionary, Document, Object};
-    let mut doc = Document::with_version("1.5");
-    let pages_id = doc.new_object_id();
-    let kids: Vec<Object> = (0..pages)
-        .map(|_| {
-            doc.add_object(dictionary! {
-                "Type" => "Page",
-                "Parent" => pages_id,
-                "MediaBox" => vec![0.into(), 0.into(), 595.into(), 842.into()],
-            })
-            .into()
-        })
-        .collect();
-    doc.objects.insert(
-        pages_id,
-        Object::Dictionary(dictionary! {
-            "Type" => "Pages",
-            "Kids" => kids,
-            "Count" => pages as i64,
-        }),
-    );
-    let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
-    doc.trailer.set("Root", catalog);
-    let mut out = Vec::new();
-    doc.save_to(&mut out).unwrap();
-    out
-}
-
-fn mp4_box(kind: &[u8], payload: &[u8]) -> Vec<u8> {
-    let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
-    b.extend_from_slice(kind);
-    b.extend_from_slice(payload);
-    b
-}
-
-fn mp4_full(kind: &[u8], version_flags: u32, payload: &[u8]) -> Vec<u8> {
-    let mut p = version_flags.to_be_bytes().to_vec();
-    p.extend_from_slice(payload);
-    mp4_box(kind, &p)
-}
-
-fn be(words: &[u32]) -> Vec<u8> {
-    words.iter().flat_map(|w| w.to_be_bytes()).collect()
-}
-
-/// An MP4 of `millis` ms (one video track, as its headers say) padded with `mdat` to `size`
-/// bytes: ftyp, moov (mvhd, trak: tkhd, mdia: mdhd, hdlr, minf), mdat.
-fn mp4(millis: u32, size: usize) -> Vec<u8> {
-    let matrix = be(&[0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x4000_0000]);
-    let ftyp = mp4_box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2avc1mp41");
-    let mut mvhd = be(&[0, 0, 1000, millis, 0x10000]);
-    mvhd.extend_from_slice(&[0x01, 0x00]);
-    mvhd.extend_from_slice(&[0; 10]);
-    mvhd.extend_from_slice(&matrix);
-    mvhd.extend_from_slice(&[0; 24]);
-    mvhd.extend_from_slice(&be(&[2]));
-    let mut tkhd = be(&[0, 0, 1, 0, millis, 0, 0, 0, 0]);
-    tkhd.extend_from_slice(&matrix);
-    tkhd.extend_from_slice(&be(&[640 << 16, 480 << 16]));
-    let mut mdhd = be(&[0, 0, 1000, millis]);
-    mdhd.extend_from_slice(&[0x55, 0xC4, 0, 0]);
-    let mut hdlr = be(&[0]);
-    hdlr.extend_from_slice(b"vide");
-    hdlr.extend_from_slice(&[0; 12]);
-    hdlr.extend_from_slice(b"VideoHandler\0");
-    let stbl = mp4_box(
-        b"stbl",
-        &[
-            mp4_full(b"stsd", 0, &be(&[0])),
-            mp4_full(b"stts", 0, &be(&[0])),
-            mp4_full(b"stsc", 0, &be(&[0])),
-            mp4_full(b"stsz", 0, &be(&[0, 0])),
-            mp4_full(b"stco", 0, &be(&[0])),
-        ]
-        .concat(),
-    );
-    let dinf = mp4_box(
-        b"dinf",
-        &mp4_full(b"dref", 0, &[be(&[1]), mp4_full(b"url ", 1, &[])].concat()),
-    );
-    let minf = mp4_box(
-        b"minf",
-        &[mp4_full(b"vmhd", 1, &[0; 8]), dinf, stbl].concat(),
-    );
-    let mdia = mp4_box(
-        b"mdia",
-        &[
-            mp4_full(b"mdhd", 0, &mdhd),
-            mp4_full(b"hdlr", 0, &hdlr),
-            minf,
-        ]
-        .concat(),
-    );
-    let trak = mp4_box(b"trak", &[mp4_full(b"tkhd", 3, &tkhd), mdia].concat());
-    let moov = mp4_box(b"moov", &[mp4_full(b"mvhd", 0, &mvhd), trak].concat());
-    let mut out = [ftyp, moov].concat();
-    let pad = size.saturating_sub(out.len() + 8);
-    out.extend(mp4_box(b"mdat", &vec![0x42; pad]));
-    out
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 // ---------------------------------------------------------------- helpers
-
-/// Builds a bundle beside the queue folder and renames it in (the careful producer).
-fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
-    let staging = env.path(&format!("staging-{name}"));
-    write_bundle(&staging, post, files);
-    std::fs::create_dir_all(&env.queue).unwrap();
-    std::fs::rename(&staging, env.queue.join(name)).unwrap();
-}
-
-fn write_bundle(dir: &Path, post: &str, files: &[(&str, &[u8])]) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("post.md"), post).unwrap();
-    for (name, bytes) in files {
-        let p = dir.join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-}
 
 fn later() -> String {
     in_secs(24 * 3600)
@@ -259,8 +68,7 @@ fn a_bundle_renamed_in_is_accepted_with_its_files_fixed_in_the_media_store() {
         ),
         "Three pictures",
     );
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "launch",
         &post,
         &[
@@ -310,7 +118,7 @@ fn a_bundle_renamed_in_is_accepted_with_its_files_fixed_in_the_media_store() {
         &format!("publish_at = \"{}\"\nimages = [\"same.png\"]", later()),
         "Same picture, other post",
     );
-    drop_bundle(&env, "again", &again, &[("same.png", &one)]);
+    env.drop_bundle("again", &again, &[("same.png", &one)]);
     assert!(wait_until(LONG, || accepted(&env, "again").exists()));
     assert_eq!(
         content_of(&env, "again")["images"][0]["sha256"],
@@ -329,10 +137,9 @@ fn documents_videos_link_cards_and_polls_are_taken() {
     let env = Env::new(&sb, "");
     let d = Daemon::start(&env);
     let deck = pdf(12);
-    let video = mp4(10_000, 100_000);
+    let video = mp4(10_000, 100_000, 0);
     let cover = png(1200, 627);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "deck",
         &draft(
             &format!(
@@ -343,8 +150,7 @@ fn documents_videos_link_cards_and_polls_are_taken() {
         ),
         &[("q3.pdf", &deck)],
     );
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "demo",
         &draft(
             &format!(
@@ -355,9 +161,7 @@ fn documents_videos_link_cards_and_polls_are_taken() {
         ),
         &[("demo.mp4", &video)],
     );
-    drop_bundle(
-        &env,
-        "card",
+    env.drop_bundle("card",
         &draft(
             &format!("publish_at = \"{}\"\narticle = {{ url = \"https://example.com/post\", title = \"Our post\", description = \"Read it\", thumbnail = \"cover.png\" }}", later()),
             "The card",
@@ -721,8 +525,8 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         ),
     ];
     let big_pdf = pdf(301);
-    let short = mp4(2_000, 100_000);
-    let tiny = mp4(10_000, 10_000);
+    let short = mp4(2_000, 100_000, 0);
+    let tiny = mp4(10_000, 10_000, 0);
     let deck = pdf(3);
     let dot = png(1, 1);
     let anim = gif(251);
@@ -739,7 +543,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             "pixels" => files.push(("huge.png", &huge)),
             _ => {}
         }
-        drop_bundle(&env, name, &post, &files);
+        env.drop_bundle(name, &post, &files);
     }
     // A link to a picture outside, inside the bundle.
     let staging = env.path("staging-link");
@@ -812,12 +616,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     assert!(!media_file(&env, &sha256(&png(5, 5))).exists());
 
     assert!(d.alive());
-    drop_bundle(
-        &env,
-        "fine",
-        &fm("images = [\"a.png\"]"),
-        &[("a.png", &dot)],
-    );
+    env.drop_bundle("fine", &fm("images = [\"a.png\"]"), &[("a.png", &dot)]);
     assert!(wait_until(LONG, || accepted(&env, "fine").exists()));
     assert!(media_file(&env, &sha256(&dot)).exists());
 }

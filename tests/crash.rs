@@ -132,14 +132,12 @@ fn drop_media(env: &Env, m: &Media, due: &str) {
         env.drop_draft(&format!("{}.md", m.id), post);
         return;
     }
-    let staging = env.path(&format!("staging-{}", m.id));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::write(staging.join("post.md"), post).unwrap();
-    for (name, bytes) in &m.files {
-        std::fs::write(staging.join(name), bytes).unwrap();
-    }
-    std::fs::create_dir_all(&env.queue).unwrap();
-    std::fs::rename(&staging, env.queue.join(&m.id)).unwrap();
+    let files: Vec<(&str, &[u8])> = m
+        .files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    env.drop_bundle(&m.id, &post, &files);
 }
 
 #[test]

@@ -22,18 +22,6 @@ fn env(sb: &Sandbox, grace: &str) -> Env {
     )
 }
 
-/// Builds a bundle beside the queue folder and renames it in.
-fn drop_bundle(env: &Env, name: &str, post: &str, files: &[(&str, &[u8])]) {
-    let staging = env.path(&format!("staging-{name}"));
-    std::fs::create_dir_all(&staging).unwrap();
-    std::fs::write(staging.join("post.md"), post).unwrap();
-    for (file, bytes) in files {
-        std::fs::write(staging.join(file), bytes).unwrap();
-    }
-    std::fs::create_dir_all(&env.queue).unwrap();
-    std::fs::rename(&staging, env.queue.join(name)).unwrap();
-}
-
 /// The bytes the sandbox holds for `urn`.
 fn uploaded(sb: &Sandbox, urn: &str) -> Vec<u8> {
     let url = format!(
@@ -81,8 +69,7 @@ fn one_image_with_alt_waits_the_member_grace_visibly_then_goes_out_once() {
     let env = env(&sb, "3s");
     let d = Daemon::start(&env);
     let image = png(800, 600);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "cat",
         &draft(
             "images = [{ file = \"cat.png\", alt = \"A cat on a mat\" }]",
@@ -144,9 +131,7 @@ fn a_page_multi_image_keeps_order_and_alts_and_polls_the_status() {
     let env = env(&sb, "10m");
     let d = Daemon::start(&env);
     let (a, b, c) = (png(100, 100), png(200, 100), png(300, 100));
-    drop_bundle(
-        &env,
-        "trio",
+    env.drop_bundle("trio",
         &draft(
             "account = \"acme\"\nimages = [{ file = \"c.png\", alt = \"third made first\" }, \"a.png\", { file = \"b.png\", alt = \"bee\" }]",
             "Three pictures",
@@ -174,8 +159,7 @@ fn a_document_goes_out_with_its_title() {
     let env = env(&sb, "2s");
     let d = Daemon::start(&env);
     let deck = pdf(5);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "deck",
         &draft(
             "document = { file = \"q3.pdf\", title = \"Q3 deck\" }",
@@ -196,8 +180,7 @@ fn a_video_in_several_parts_arrives_intact_and_is_polled_until_available() {
     let d = Daemon::start(&env);
     // Three parts: 4 MiB, 4 MiB and the rest.
     let video = mp4(10_000, 9_000_000, 7);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "demo",
         &draft(
             "video = { file = \"demo.mp4\", title = \"Demo\" }",
@@ -231,9 +214,7 @@ fn a_link_card_with_a_thumbnail_and_a_poll_go_out_as_written() {
     let env = env(&sb, "1s");
     let d = Daemon::start(&env);
     let cover = png(1200, 627);
-    drop_bundle(
-        &env,
-        "card",
+    env.drop_bundle("card",
         &draft(
             "article = { url = \"https://example.com/post\", title = \"Our post\", description = \"Read it\", thumbnail = \"cover.png\" }",
             "The card",
@@ -274,8 +255,7 @@ fn processing_failed_makes_the_post_dead_as_media_failed_and_it_is_never_created
         json!({"media_fail": {"sha256": sha256(&video), "reason": "the codec is not supported"}}),
     );
     let d = Daemon::start(&env);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "broken",
         &draft(
             "video = { file = \"broken.mp4\", title = \"Broken\" }",
@@ -313,8 +293,7 @@ fn an_upload_killed_mid_way_is_redone_and_the_post_goes_out_exactly_once() {
     sb.faults(json!([{"path": "/dms-uploads/*", "method": "PUT", "delay_ms": 30000, "times": 1}]));
     let mut d = Daemon::start(&env);
     let video = mp4(10_000, 5_000_000, 9);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "killed",
         &draft(
             "video = { file = \"k.mp4\", title = \"Again\" }",
@@ -380,8 +359,7 @@ fn assets_are_uploaded_upload_ahead_before_the_due_time_not_earlier() {
     let d = Daemon::start(&env);
     let image = png(640, 480);
     let due = chrono::Utc::now() + chrono::Duration::seconds(18);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "later",
         &draft(
             &format!(
@@ -432,8 +410,7 @@ fn a_failed_video_part_is_retried_on_its_own_and_429s_back_off() {
     ]));
     let d = Daemon::start(&env);
     let video = mp4(10_000, 9_000_000, 5);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "bumpy",
         &draft("video = { file = \"b.mp4\" }", "Bumpy ride"),
         &[("b.mp4", &video)],
@@ -481,15 +458,13 @@ fn the_same_file_for_the_same_author_is_uploaded_once_and_reused() {
     let env = env(&sb, "1s");
     let d = Daemon::start(&env);
     let logo = png(400, 400);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "first",
         &draft("images = [\"logo.png\"]", "Logo once"),
         &[("logo.png", &logo)],
     );
     let first = wait_post_logged(&sb, &d, "Logo once", LONG);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "second",
         &draft(
             "images = [{ file = \"same.png\", alt = \"Our logo\" }]",
@@ -522,8 +497,7 @@ fn with_the_built_in_sandbox_a_restart_uploads_the_media_again() {
         .replace(&format!("api_base_url = \"{}\"\n", sb.url), "");
     std::fs::write(&env.config, text).unwrap();
     let mut d = Daemon::start(&env);
-    drop_bundle(
-        &env,
+    env.drop_bundle(
         "pic",
         &draft("images = [\"pic.png\"]", "Built-in sandbox picture"),
         &[("pic.png", &png(40, 30))],

@@ -161,6 +161,15 @@ via = "me"
         std::fs::rename(&tmp, self.queue.join(name)).unwrap();
     }
 
+    /// Writes a bundle (`post.md` and its files, subfolders made as needed) beside the queue
+    /// folder and renames it in, as a careful producer does.
+    pub fn drop_bundle(&self, name: &str, post: &str, files: &[(&str, &[u8])]) {
+        let staging = self.path(&format!("staging-{name}"));
+        write_bundle(&staging, post, files);
+        std::fs::create_dir_all(&self.queue).unwrap();
+        std::fs::rename(&staging, self.queue.join(name)).unwrap();
+    }
+
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -191,6 +200,17 @@ via = "me"
 }
 
 /// An active LinkedIn-Version (this month).
+/// A bundle folder at `dir`: `post.md` and `files` (names may hold subfolders).
+pub fn write_bundle(dir: &Path, post: &str, files: &[(&str, &[u8])]) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("post.md"), post).unwrap();
+    for (name, bytes) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+}
+
 pub fn current_version() -> String {
     chrono::Utc::now().format("%Y%m").to_string()
 }
