@@ -290,48 +290,6 @@ fn a_bundle_is_not_moved_while_a_file_it_does_not_name_is_still_written() {
     );
 }
 
-/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
-struct NoLeaseDaemon {
-    child: std::process::Child,
-    log: PathBuf,
-}
-
-impl NoLeaseDaemon {
-    fn start(env: &Env) -> NoLeaseDaemon {
-        let log = env.path("no-lease.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = std::process::Command::new("setpriv")
-            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
-            .arg(BIN)
-            .arg("--config")
-            .arg(&env.config)
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        let d = NoLeaseDaemon { child, log };
-        assert!(
-            wait_until(LONG, || d.log_text().contains("lipost is running")),
-            "{}",
-            d.log_text()
-        );
-        d
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for NoLeaseDaemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
     let sb = Sandbox::start();

@@ -394,3 +394,47 @@ pub fn login_paste(env: &Env) {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// The daemon without CAP_LEASE (as root, the only way to lose it is the bounding set).
+pub struct NoLeaseDaemon {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl NoLeaseDaemon {
+    pub fn start(env: &Env) -> NoLeaseDaemon {
+        let log = env.path("no-lease.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("setpriv")
+            .args(["--inh-caps=-lease", "--bounding-set=-lease", "--"])
+            .arg(BIN)
+            .arg("--config")
+            .arg(&env.config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let d = NoLeaseDaemon { child, log };
+        assert!(
+            wait_until(Duration::from_secs(30), || d
+                .log_text()
+                .contains("lipost is running")),
+            "{}",
+            d.log_text()
+        );
+        d
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for NoLeaseDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
