@@ -202,9 +202,18 @@ impl FailRule {
 
 pub fn routes() -> Router<Sandbox> {
     Router::new()
-        .route("/rest/images", post(images_action))
-        .route("/rest/documents", post(documents_action))
-        .route("/rest/videos", post(videos_action))
+        .route(
+            "/rest/images",
+            post(|s, h, q, b| action(Kind::Image, s, h, q, b)),
+        )
+        .route(
+            "/rest/documents",
+            post(|s, h, q, b| action(Kind::Document, s, h, q, b)),
+        )
+        .route(
+            "/rest/videos",
+            post(|s, h, q, b| action(Kind::Video, s, h, q, b)),
+        )
         .route("/rest/images/{urn}", get(image_status))
         .route("/rest/documents/{urn}", get(document_status))
         .route("/rest/videos/{urn}", get(video_status))
@@ -240,40 +249,19 @@ fn unknown_action(action: Option<&str>) -> Response {
     ))
 }
 
-async fn images_action(
+/// `POST /rest/{images,documents,videos}?action=…`: the same actions for each kind, and
+/// `finalizeUpload` for videos only.
+async fn action(
+    kind: Kind,
     State(sb): State<Sandbox>,
     headers: HeaderMap,
     Query(q): Query<Action>,
     body: String,
 ) -> Response {
-    match q.action.as_deref() {
-        Some("initializeUpload") => initialize(&sb, &headers, Kind::Image, &body),
-        other => unknown_action(other),
-    }
-}
-
-async fn documents_action(
-    State(sb): State<Sandbox>,
-    headers: HeaderMap,
-    Query(q): Query<Action>,
-    body: String,
-) -> Response {
-    match q.action.as_deref() {
-        Some("initializeUpload") => initialize(&sb, &headers, Kind::Document, &body),
-        other => unknown_action(other),
-    }
-}
-
-async fn videos_action(
-    State(sb): State<Sandbox>,
-    headers: HeaderMap,
-    Query(q): Query<Action>,
-    body: String,
-) -> Response {
-    match q.action.as_deref() {
-        Some("initializeUpload") => initialize(&sb, &headers, Kind::Video, &body),
-        Some("finalizeUpload") => finalize(&sb, &headers, &body),
-        other => unknown_action(other),
+    match (q.action.as_deref(), kind) {
+        (Some("initializeUpload"), _) => initialize(&sb, &headers, kind, &body),
+        (Some("finalizeUpload"), Kind::Video) => finalize(&sb, &headers, &body),
+        (other, _) => unknown_action(other),
     }
 }
 
