@@ -22,7 +22,7 @@ use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live};
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptOutcome, AttemptResult};
-use crate::publisher::{backoff, later, RETRY_AFTER_MAX};
+use crate::publisher::{backoff, later, result_of, RETRY_AFTER_MAX};
 use crate::secret::Secret;
 use crate::store::{CommentJob, CommentSettle, EditJob, EditSettle, Handle, StoreError};
 
@@ -380,24 +380,5 @@ impl Sender {
                 result,
             },
         }
-    }
-}
-
-fn result_of(e: &ApiError) -> AttemptResult {
-    match e {
-        ApiError::Status {
-            status,
-            code,
-            service_error_code,
-            message,
-            ..
-        } => AttemptResult {
-            http_status: Some(*status),
-            error_code: code.clone(),
-            service_error_code: *service_error_code,
-            message: Some(message.clone()),
-            outcome: AttemptOutcome::Pending,
-        },
-        other => AttemptResult::message(other.to_string()),
     }
 }

@@ -643,7 +643,9 @@ fn bury(
     (result, Settle::Dead { reason })
 }
 
-fn result_of(e: &ApiError) -> AttemptResult {
+/// What an error from LinkedIn records in an attempt row (for posts, comments, edits and
+/// deletes alike); the caller sets the outcome.
+pub(crate) fn result_of(e: &ApiError) -> AttemptResult {
     match e {
         ApiError::Status {
             status,

@@ -79,21 +79,7 @@ pub async fn delete(config: &Config, store: Store, id: &str) -> Result<()> {
             Ok(())
         }
         Err(e) => {
-            let mut result = match &e {
-                ApiError::Status {
-                    status,
-                    code,
-                    service_error_code,
-                    message,
-                    ..
-                } => AttemptResult {
-                    http_status: Some(*status),
-                    error_code: code.clone(),
-                    service_error_code: *service_error_code,
-                    ..AttemptResult::message(message.clone())
-                },
-                other => AttemptResult::message(other.to_string()),
-            };
+            let mut result = crate::publisher::result_of(&e);
             result.outcome = AttemptOutcome::DeleteFailed;
             store
                 .call(move |s| s.delete_failed(&id_s, &result, started, now))

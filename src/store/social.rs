@@ -14,57 +14,29 @@ use serde::Serialize;
 use super::{opt_ts, parse_state, parse_ts, ts, Result, Store, StoreError};
 use crate::post::{AttemptOutcome, AttemptResult, PostState, Transition};
 
-/// Declares a contract enum: one `as_str` spelling per variant.
-macro_rules! status_enum {
-    ($(#[$m:meta])* $name:ident, $column:literal { $($(#[$vm:meta])* $v:ident = $s:literal,)+ }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($(#[$vm])* $v,)+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$v,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$v => $s,)+ }
-            }
-
-            pub fn parse(s: &str) -> Option<$name> {
-                $name::ALL.iter().copied().find(|x| x.as_str() == s)
-            }
-
-            fn from_sql(s: &str) -> rusqlite::Result<$name> {
-                $name::parse(s).ok_or_else(|| {
-                    rusqlite::Error::FromSqlConversionFailure(
-                        0,
-                        rusqlite::types::Type::Text,
-                        Box::new(StoreError::Corrupt {
-                            table: $column,
-                            column: "status",
-                            value: s.to_string(),
-                            expected: stringify!($name),
-                        }),
-                    )
-                })
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
+/// A stored status: an unknown one is an error naming the table and the value.
+fn status_from_sql<T>(
+    table: &'static str,
+    s: &str,
+    parse: fn(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            Box::new(StoreError::Corrupt {
+                table,
+                column: "status",
+                value: s.to_string(),
+                expected: "a status lipost writes",
+            }),
+        )
+    })
 }
 
-status_enum! {
+crate::post::spelled! {
     /// Where a first comment is: `comments.status`.
-    CommentStatus, "comments" {
+    CommentStatus {
         /// Not sent yet, or sent and refused in a way worth repeating (`next_attempt_at`).
         Waiting = "waiting",
         /// Claimed: its request may be on its way. Found so at start-up, it is in doubt.
@@ -78,9 +50,9 @@ status_enum! {
     }
 }
 
-status_enum! {
+crate::post::spelled! {
     /// Where an edit is: `edits.status`.
-    EditStatus, "edits" {
+    EditStatus {
         /// Waiting to be sent (again) at `next_attempt_at`.
         Pending = "pending",
         /// LinkedIn took the new text; `posts.text` and `commentary` are it.
@@ -170,7 +142,7 @@ fn comment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Comment> {
     Ok(Comment {
         post_id: r.get(0)?,
         text: r.get(1)?,
-        status: CommentStatus::from_sql(&r.get::<_, String>(2)?)?,
+        status: status_from_sql("comments", &r.get::<_, String>(2)?, CommentStatus::parse)?,
         comment_urn: r.get(3)?,
         attempts: r.get(4)?,
         next_attempt_at: opt_ts("comments", "next_attempt_at", r.get(5)?)?,
@@ -516,7 +488,7 @@ impl Store {
                 id: r.get(0)?,
                 post_id: r.get(1)?,
                 text: r.get(2)?,
-                status: EditStatus::from_sql(&r.get::<_, String>(3)?)?,
+                status: status_from_sql("edits", &r.get::<_, String>(3)?, EditStatus::parse)?,
                 attempts: r.get(4)?,
                 next_attempt_at: parse_ts("edits", "next_attempt_at", &r.get::<_, String>(5)?)?,
                 last_error: r.get(6)?,
