@@ -58,11 +58,15 @@ pub async fn delete(config: &Config, store: Store, id: &str) -> Result<()> {
     let mut cred = tokens.get(&member).await?;
     let mut answer = client.delete_post(&cred.token, &urn).await;
     if let Err(ApiError::Status { status: 401, .. }) = &answer {
-        // Once, like a publish: a refreshed (or replaced) token may be taken.
-        let wait = tokens.unauthorized(&member, &cred.token).await?;
-        tokio::time::sleep(wait).await;
-        cred = tokens.get(&member).await?;
-        answer = client.delete_post(&cred.token, &urn).await;
+        // Once, like a publish: a refreshed (or replaced) token may be taken. Where none can
+        // be had, the 401 stands and is recorded below like any refusal.
+        if let Ok(wait) = tokens.unauthorized(&member, &cred.token).await {
+            tokio::time::sleep(wait).await;
+            if let Ok(fresh) = tokens.get(&member).await {
+                cred = fresh;
+                answer = client.delete_post(&cred.token, &urn).await;
+            }
+        }
     }
     let (id_s, now) = (id.to_string(), Utc::now());
     match answer {

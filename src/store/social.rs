@@ -433,43 +433,29 @@ impl Store {
         else {
             return Ok(());
         };
-        if pending != sent.1 {
-            // Replaced by a newer edit while this one was under way: the row is the newer
-            // edit's now and stays pending, untouched, so it is sent next. This try is only
-            // recorded; if it landed, the post's text is what LinkedIn shows until then.
-            if matches!(outcome, EditSettle::Done) {
-                tx.execute(
-                    "UPDATE posts SET text = ?2, commentary = ?3, updated_at = ?4 WHERE id = ?1",
-                    params![post_id, sent.0, sent.1, now_s],
-                )?;
-            }
-            let next = match outcome {
-                EditSettle::Retry { at } => Some(ts(*at)),
-                _ => None,
-            };
-            Self::record_attempt(&tx, &post_id, result, ts(started), &now_s, next)?;
-            tx.commit()?;
-            return Ok(());
-        }
         let (status, next) = match outcome {
             EditSettle::Done => (EditStatus::Done, None),
             EditSettle::Retry { at } => (EditStatus::Pending, Some(ts(*at))),
             EditSettle::Failed => (EditStatus::Failed, None),
         };
-        let error = match status {
-            EditStatus::Done => None,
-            _ => result.message.clone(),
-        };
-        tx.execute(
-            "UPDATE edits SET status = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), \
-             last_error = ?4, updated_at = ?5 WHERE id = ?1",
-            params![id, status.as_str(), next, error, now_s],
-        )?;
         if status == EditStatus::Done {
+            // What LinkedIn shows now: the text this try carried.
             tx.execute(
-                "UPDATE posts SET text = e.text, commentary = e.commentary, updated_at = ?2 \
-                 FROM (SELECT text, commentary FROM edits WHERE id = ?1) AS e WHERE posts.id = ?3",
-                params![id, now_s, post_id],
+                "UPDATE posts SET text = ?2, commentary = ?3, updated_at = ?4 WHERE id = ?1",
+                params![post_id, sent.0, sent.1, now_s],
+            )?;
+        }
+        // A newer edit may have replaced the pending row while this one was under way: the
+        // row is the newer edit's then and stays pending, untouched, so it is sent next.
+        if pending == sent.1 {
+            let error = match status {
+                EditStatus::Done => None,
+                _ => result.message.clone(),
+            };
+            tx.execute(
+                "UPDATE edits SET status = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), \
+                 last_error = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, status.as_str(), next, error, now_s],
             )?;
         }
         Self::record_attempt(&tx, &post_id, result, ts(started), &now_s, next)?;

@@ -113,9 +113,14 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
     };
     let cap = config.watcher.max_draft_size;
     checked(&post, Some(cap)).map_err(|why| Read::Bad(format!("{POST}: {why}"), None))?;
-    let (bytes, after) = when_complete(&post, settle, renamed_in, fix, |f| {
-        read_capped(f, cap).map_err(|why| Read::Bad(format!("{POST}: {why}"), None))
-    })?;
+    let (bytes, after) = when_complete(
+        &post,
+        settle,
+        renamed_in,
+        fix,
+        |f| read_capped(f, cap).map_err(|why| Read::Bad(format!("{POST}: {why}"), None)),
+        drop,
+    )?;
     if after.len() != bytes.len() as u64 {
         return Err(Read::Busy(settle));
     }
@@ -185,6 +190,10 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
                 media::inspect(&config.media, f, kind, &nf.file, nf.alt.clone())
                     .map_err(|why| Read::Bad(why, None))
             }
+        }, |fixed: media::Fixed| {
+            if fixed.created {
+                media::discard(config, &fixed.asset.sha256);
+            }
         })
         .map_err(|r| with_snapshot(r, &snapshot))?;
         snapshot.push((path.join(&nf.file), Seen::of(&after)));
@@ -242,13 +251,15 @@ impl Drop for Created<'_> {
 
 /// Runs `work` on `file` once nobody is writing it: under a read lease, or (where leases are
 /// unavailable) once unchanged for the settle time and still unchanged after `work`. Without
-/// `wait` (`lipost validate`: the author asks now) at once.
+/// `wait` (`lipost validate`: the author asks now) at once. Work whose file turns out to have
+/// changed under it is handed to `undo` (a copy made into the media store is taken out).
 fn when_complete<T>(
     file: &File,
     settle: Duration,
     renamed_in: bool,
     wait: bool,
     work: impl FnOnce(&File) -> Result<T, Read>,
+    undo: impl FnOnce(T),
 ) -> Result<(T, std::fs::Metadata), Read> {
     let meta = |f: &File| {
         f.metadata()
@@ -265,8 +276,9 @@ fn when_complete<T>(
             let after = meta(file)?;
             // Copying a large file can outlast the kernel's lease-break time, after which a
             // writer gets in: what was copied may be half old, half new. Then it is not taken
-            // (the copy is discarded with `out`), and looked at again once the writer is done.
+            // (the copy is undone), and looked at again once the writer is done.
             if !lease.intact() || changed(&before, &after) {
+                undo(out);
                 return Err(Read::Busy(settle));
             }
             Ok((out, after))
@@ -285,6 +297,7 @@ fn when_complete<T>(
             let out = work(file)?;
             let after = meta(file)?;
             if changed(&before, &after) {
+                undo(out);
                 return Err(Read::Busy(settle));
             }
             Ok((out, after))
