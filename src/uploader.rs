@@ -14,7 +14,6 @@
 //! asset step, the next post entering the upload window) or a wake-up.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,11 +43,6 @@ const PART_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// Consecutive 429s after which the daily quota is taken as spent (as for posts).
 const QUOTA_SPENT_AFTER: u32 = 5;
-
-/// Where intake put an asset's bytes: `media/` beside the database, named by SHA-256.
-pub fn media_path(config: &Config, sha256: &str) -> PathBuf {
-    crate::media::dir(config).join(sha256)
-}
 
 /// The URN a post of `account` is written by, and so the owner of its assets: the page, or
 /// the member the stored token belongs to. `None` when no token says who the member is.
@@ -331,8 +325,19 @@ impl Uploader {
                 return Changed::Nothing;
             }
         }
-        let path = media_path(&self.config.get(), &row.sha256);
         let step = self.step_start(row, MediaStep::Initialize).await;
+        // The name is checked (64 hex digits): a stored content that says otherwise is not a
+        // path to read and upload.
+        let path = match crate::media::path(&self.config.get(), &row.sha256) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = ApiError::NotSent {
+                    url: String::new(),
+                    detail: e.to_string(),
+                };
+                return self.failed_step(row, step, member, token, e).await;
+            }
+        };
         let plan = match self
             .client
             .initialize_upload(token, row.kind, &row.owner, row.bytes)

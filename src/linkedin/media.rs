@@ -367,7 +367,13 @@ async fn file_body(
         url: url.to_string(),
         detail: format!("cannot read {}: {e}", path.display()),
     };
-    let mut file = tokio::fs::File::open(path).await.map_err(not_sent)?;
+    // The store's own file, never followed through a link.
+    let mut file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .await
+        .map_err(not_sent)?;
     let size = file.metadata().await.map_err(not_sent)?.len();
     if offset.checked_add(len).is_none_or(|end| end > size) {
         return Err(not_sent(std::io::Error::other(format!(
