@@ -124,13 +124,78 @@ impl Config {
     }
 }
 
+/// The node's own file with PostgreSQL, in `data_dir` (see [`Config::database`]).
+const NODE_FILE: &str = "lipost.node";
+
+impl Config {
+    /// Where this node keeps its local files: the media store, the wake file, the lock. The
+    /// SQLite file's folder, or `data_dir` with PostgreSQL.
+    pub fn data_dir(&self) -> &Path {
+        self.database.parent().unwrap_or_else(|| Path::new("."))
+    }
+}
+
+/// `database`, `LIPOST_DATABASE_URL` or `database_url_file`, and `data_dir`: the local file
+/// (see [`Config::database`]) and, with PostgreSQL, its URL.
+fn where_the_schedule_is(
+    database: Option<&str>,
+    url_file: Option<&str>,
+    data_dir: Option<&str>,
+    base: &Path,
+) -> Result<(PathBuf, Option<crate::secret::Secret>), String> {
+    let is_url = |s: &str| s.starts_with("postgres://") || s.starts_with("postgresql://");
+    let from_env = std::env::var("LIPOST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    let url = if let Some(u) = from_env {
+        let u = u.trim().to_string();
+        if !is_url(&u) {
+            return Err("LIPOST_DATABASE_URL must start with postgres:// or postgresql://".into());
+        }
+        Some(u)
+    } else if let Some(f) = url_file.filter(|f| !f.is_empty()) {
+        let path = crate::secret::expand_credentials(&base.join(f));
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("database_url_file {}: {e}", path.display()))?;
+        let u = text.trim().to_string();
+        if !is_url(&u) {
+            return Err(format!(
+                "database_url_file {} must hold one URL starting with postgres:// or postgresql://",
+                path.display()
+            ));
+        }
+        Some(u)
+    } else {
+        database.filter(|d| is_url(d)).map(str::to_string)
+    };
+    match url {
+        Some(u) => {
+            let dir = base.join(data_dir.filter(|d| !d.is_empty()).unwrap_or("data"));
+            Ok((dir.join(NODE_FILE), Some(crate::secret::Secret::new(u))))
+        }
+        None => {
+            if data_dir.is_some() {
+                return Err("data_dir is for PostgreSQL (database = \"postgresql://...\"); with SQLite, lipost's files are beside the database file".into());
+            }
+            match database.filter(|d| !d.is_empty()) {
+                Some(d) => Ok((base.join(d), None)),
+                None => {
+                    Err("set `database`: a SQLite file (\"lipost.db\") or a PostgreSQL URL".into())
+                }
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------- raw (TOML mirror)
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     queue_dir: String,
-    database: String,
+    database: Option<String>,
+    database_url_file: Option<String>,
+    data_dir: Option<String>,
     #[serde(default = "default_tz")]
     timezone: String,
     default_account: Option<String>,
@@ -526,7 +591,11 @@ pub struct Metrics {
 pub struct Config {
     pub path: PathBuf,
     pub queue_dir: PathBuf,
+    /// The SQLite file. With PostgreSQL, this node's own file in `data_dir` that the
+    /// single-instance lock and the wake file hang on (the media store is beside it).
     pub database: PathBuf,
+    /// A PostgreSQL connection URL: the schedule is there, not in `database`.
+    pub database_url: Option<crate::secret::Secret>,
     pub timezone: Tz,
     pub default_account: Option<String>,
     pub linkedin: LinkedIn,
@@ -645,6 +714,13 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     if raw.retry.max_attempts == 0 {
         return Err(invalid("retry.max_attempts must be at least 1".into()));
     }
+    let (database, database_url) = where_the_schedule_is(
+        raw.database.as_deref(),
+        raw.database_url_file.as_deref(),
+        raw.data_dir.as_deref(),
+        base,
+    )
+    .map_err(invalid)?;
     let extensions = validate_extensions(&raw.watcher.extensions).map_err(&invalid)?;
     if raw.watcher.max_draft_size == 0 || raw.watcher.max_draft_size > MAX_DRAFT_SIZE_LIMIT {
         return Err(invalid(format!(
@@ -660,7 +736,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
     Ok(Config {
         path: std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
         queue_dir: base.join(&raw.queue_dir),
-        database: base.join(&raw.database),
+        database,
+        database_url,
         timezone,
         default_account: raw.default_account,
         linkedin,
@@ -998,7 +1075,14 @@ impl fmt::Display for Config {
         let l = &self.linkedin;
         writeln!(f, "config          {}", self.path.display())?;
         writeln!(f, "queue_dir       {}", self.queue_dir.display())?;
-        writeln!(f, "database        {}", self.database.display())?;
+        match &self.database_url {
+            None => writeln!(f, "database        {}", self.database.display())?,
+            Some(url) => {
+                let t = crate::store::Target::Postgres(url.clone());
+                writeln!(f, "database        {t}")?;
+                writeln!(f, "data_dir        {}", self.data_dir().display())?;
+            }
+        }
         writeln!(f, "timezone        {}", self.timezone)?;
         writeln!(
             f,

@@ -151,11 +151,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let signals = Signals::install()?;
     let _instance = lock_instance(&config.database)?;
     watcher::prepare_folders(&config)?;
-    let path = config.database.clone();
+    let target = crate::store::Target::of(&config);
     let made_for = MadeFor::of(&config.linkedin);
     let store = Handle::new(
         tokio::task::spawn_blocking(move || {
-            let mut store = Store::open(&path)?;
+            let mut store = Store::connect(&target)?;
+            store.lock_schedule()?;
             store.check_made_for(&made_for, true)?;
             Ok::<_, StoreError>(store)
         })
@@ -172,7 +173,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
 
     if let Some(m) = &config.metrics {
-        crate::metrics::serve(m.listen, &config.database).await?;
+        crate::metrics::serve(m.listen, crate::store::Target::of(&config)).await?;
     }
 
     let (api, oauth) = api_base(&config).await?;
@@ -209,7 +210,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let look = Arc::new(Notify::new());
     let intake = Intake::start(live.clone(), store.clone(), look.clone())?;
     let first = intake.scan().await?;
-    info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %config.database.display(), "lipost is running");
+    info!(taken = first.taken, rejected = first.rejected, queue = %config.queue_dir.display(), database = %crate::store::Target::of(&config), "lipost is running");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     // Its own stop, sent once the scheduler is done (however it ended).

@@ -12,7 +12,6 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,9 +42,11 @@ pub enum MetricsError {
 
 /// Binds `listen` and serves `GET /metrics` until the process ends; the bound address (which
 /// differs from `listen` for port 0).
-pub async fn serve(listen: SocketAddr, database: &Path) -> Result<SocketAddr, MetricsError> {
-    let path = database.to_path_buf();
-    let store = tokio::task::spawn_blocking(move || Store::open_read_only(&path))
+pub async fn serve(
+    listen: SocketAddr,
+    target: crate::store::Target,
+) -> Result<SocketAddr, MetricsError> {
+    let store = tokio::task::spawn_blocking(move || Store::connect_read_only(&target))
         .await
         .map_err(|e| StoreError::Task(e.to_string()))??;
     let store = Handle::new(store);

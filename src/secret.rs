@@ -44,16 +44,20 @@ pub const CLIENT_SECRET_ENV: &str = "LIPOST_CLIENT_SECRET";
 /// The file the client secret is read from, if any: `client_secret_file`, which may use
 /// `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`).
 fn secret_file(l: &LinkedIn) -> Option<PathBuf> {
-    let f = l.client_secret_file.as_ref()?;
+    l.client_secret_file.as_deref().map(expand_credentials)
+}
+
+/// A secret file's path with `$CREDENTIALS_DIRECTORY` (systemd's `LoadCredential=`) filled in.
+pub fn expand_credentials(f: &std::path::Path) -> PathBuf {
     let s = f.to_string_lossy();
     if let (Some(idx), Ok(dir)) = (
         s.find("$CREDENTIALS_DIRECTORY"),
         std::env::var("CREDENTIALS_DIRECTORY"),
     ) {
         let rest = &s[idx + "$CREDENTIALS_DIRECTORY".len()..];
-        return Some(PathBuf::from(format!("{dir}{rest}")));
+        return PathBuf::from(format!("{dir}{rest}"));
     }
-    Some(f.clone())
+    f.to_path_buf()
 }
 
 /// The client secret, from `LIPOST_CLIENT_SECRET` or `client_secret_file`.

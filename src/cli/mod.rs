@@ -133,6 +133,10 @@ pub enum Command {
     Notify(NotifyCommand),
     /// Check config, credentials, tokens, scopes, page roles, the API and its version.
     Doctor,
+    /// Bring the database schema up to date. A daemon migrates a SQLite file (and creates an
+    /// empty PostgreSQL schema) by itself; a PostgreSQL schema other nodes may use is
+    /// upgraded only here: stop the nodes, migrate, start the new version.
+    Migrate,
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
@@ -191,7 +195,8 @@ fn load(cli: &Cli) -> Result<Config> {
 }
 
 fn open_store(config: &Config) -> Result<Store> {
-    Store::open(&config.database).with_context(|| format!("opening {}", config.database.display()))
+    let target = crate::store::Target::of(config);
+    Store::connect(&target).with_context(|| format!("opening {target}"))
 }
 
 /// For commands whose work goes out (tokens, retries): the database must have been made for
@@ -370,6 +375,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
             Ok(())
         }
+        Command::Migrate => {
+            let config = load(&cli)?;
+            let target = crate::store::Target::of(&config);
+            let (was, now) =
+                Store::migrate(&target).with_context(|| format!("migrating {target}"))?;
+            if was == now {
+                println!("{target}: schema version {now}, up to date");
+            } else {
+                println!("{target}: schema version {was} -> {now}");
+            }
+            Ok(())
+        }
         Command::Doctor => {
             let config = load(&cli)?;
             let store = open_store(&config)?;
@@ -399,7 +416,7 @@ pub async fn run(cli: Cli) -> Result<()> {
 /// created, nothing migrated).
 fn read(cli: &Cli, f: impl FnOnce(&Config, &Store) -> Result<()>) -> Result<()> {
     let config = load(cli)?;
-    let store = Store::open_read_only(&config.database)?;
+    let store = Store::connect_read_only(&crate::store::Target::of(&config))?;
     f(&config, &store)
 }
 

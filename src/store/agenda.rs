@@ -4,8 +4,8 @@
 //! Hold reasons are read as stored text, not parsed into `HoldReason`: the agenda shows a
 //! reason a newer lipost wrote rather than hiding the post's hold.
 
+use super::db::{params, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Row};
 
 use super::{opt_ts, parse_state, parse_ts, ts, Result, Store};
 use crate::post::PostState;
@@ -54,7 +54,7 @@ pub struct NeedsPerson {
 const AGENDA_COLUMNS: &str = "id, account, state, due_at, next_attempt_at, published_at, slot_at, \
     text, hold_reason, hold_until";
 
-fn agenda_post(r: &Row<'_>) -> rusqlite::Result<AgendaPost> {
+fn agenda_post(r: &Row<'_>) -> Result<AgendaPost> {
     Ok(AgendaPost {
         id: r.get(0)?,
         account: r.get(1)?,
@@ -80,7 +80,7 @@ impl Store {
         now: DateTime<Utc>,
         account: Option<&str>,
     ) -> Result<Vec<AgendaPost>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.db.prepare(&format!(
             "SELECT {AGENDA_COLUMNS} FROM posts \
              WHERE (?4 IS NULL OR account = ?4) AND ( \
                (state IN ('scheduled', 'publishing') AND ( \
@@ -93,13 +93,13 @@ impl Store {
              ORDER BY due_at, id"
         ))?;
         let rows = stmt.query_map(params![ts(from), ts(to), ts(now), account], agenda_post)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// Dead posts with the reason of their latest dead letter, oldest due first; of
     /// `account` only when given.
     pub fn needs_person(&self, account: Option<&str>) -> Result<Vec<NeedsPerson>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.db.prepare(
             "SELECT p.id, p.account, p.due_at, p.text, d.reason, d.message FROM posts p \
              JOIN dead_letters d ON d.id = (SELECT MAX(id) FROM dead_letters WHERE post_id = p.id) \
              WHERE p.state = 'dead' AND (?1 IS NULL OR p.account = ?1) ORDER BY p.due_at, p.id",
@@ -114,6 +114,6 @@ impl Store {
                 message: r.get(5)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 }

@@ -3,8 +3,8 @@
 //! (`posts.hold_reason`, `posts.hold_until`, `hold_since`), with the `post_held` event for a
 //! hold that lasts longer than `notify.held_longer_than`.
 
+use super::db::{params, Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{opt_ts, parse_hold_reason, parse_ts, ts, Result, Store, StoreError};
 use crate::config::{LinkedIn, Mode};
@@ -65,22 +65,33 @@ pub struct HoldGroup {
 /// same reason again keeps both. `true` when the reason is new (also for the same reason
 /// set again within the same millisecond, which at worst logs it twice).
 pub(super) fn hold_one(
-    tx: &Connection,
+    tx: &Db,
     id: &str,
     reason: HoldReason,
     until: &str,
     now_s: &str,
 ) -> Result<bool> {
+    let after: Option<i64> = tx
+        .prepare_cached("SELECT after_ms FROM notify_held")?
+        .query_row(params![], |r| r.get(0))
+        .optional()?;
+    // No row, no report time: `post_held` is not routed.
+    let report_at = match after {
+        None => None,
+        Some(ms) => parse_ts("posts", "hold_since", now_s)?
+            .checked_add_signed(chrono::TimeDelta::milliseconds(ms))
+            .map(ts),
+    };
     Ok(tx
         .prepare_cached(
             "UPDATE posts SET \
-             hold_since = CASE WHEN hold_reason IS ?2 AND hold_since IS NOT NULL THEN hold_since ELSE ?4 END, \
-             hold_report_at = CASE WHEN hold_reason IS ?2 AND hold_since IS NOT NULL THEN hold_report_at \
-                 ELSE strftime('%Y-%m-%dT%H:%M:%fZ', ?4, (SELECT after FROM temp.notify_held)) END, \
+             hold_since = CASE WHEN hold_reason IS NOT DISTINCT FROM ?2 AND hold_since IS NOT NULL THEN hold_since ELSE ?4 END, \
+             hold_report_at = CASE WHEN hold_reason IS NOT DISTINCT FROM ?2 AND hold_since IS NOT NULL THEN hold_report_at \
+                 ELSE ?5 END, \
              hold_reason = ?2, hold_until = ?3, next_attempt_at = ?3 \
              WHERE id = ?1 AND state = 'scheduled' RETURNING hold_since = ?4",
         )?
-        .query_row(params![id, reason.as_str(), until, now_s], |r| r.get::<_, bool>(0))
+        .query_row(params![id, reason.as_str(), until, now_s, report_at], |r| r.get::<_, bool>(0))
         .optional()?
         .unwrap_or(false))
 }
@@ -105,10 +116,9 @@ pub struct Hold {
 
 impl Store {
     fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
+        self.db
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 
     /// What the database says it was made for; `None` if an older lipost made it.
@@ -170,12 +180,12 @@ impl Store {
                 if record {
                     let tx = self.write()?;
                     tx.execute(
-                        "INSERT OR REPLACE INTO meta (key, value) VALUES ('mode', ?1)",
+                        "INSERT INTO meta (key, value) VALUES ('mode', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                         [want.mode()],
                     )?;
                     if let MadeFor::Live { api_base } = want {
                         tx.execute(
-                            "INSERT OR REPLACE INTO meta (key, value) VALUES ('api_base', ?1)",
+                            "INSERT INTO meta (key, value) VALUES ('api_base', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                             [api_base],
                         )?;
                     }
@@ -193,16 +203,16 @@ impl Store {
     fn inferred_made_for(&self) -> Result<Inferred> {
         const SANDBOX: &str = "(source = 'sandbox' OR access_token LIKE 'AQsbx%' \
              OR member_urn LIKE 'urn:li:person:sbx-%')";
-        let (sandbox, live, tokens): (i64, i64, i64) = self.conn.query_row(
+        let (sandbox, live, tokens): (i64, i64, i64) = self.db.query_row(
             &format!(
-                "SELECT COALESCE(SUM({SANDBOX}), 0), COALESCE(SUM(NOT {SANDBOX}), 0), COUNT(*) FROM tokens"
+                "SELECT COALESCE(SUM(CASE WHEN {SANDBOX} THEN 1 ELSE 0 END), 0), COALESCE(SUM(CASE WHEN {SANDBOX} THEN 0 ELSE 1 END), 0), COUNT(*) FROM tokens"
             ),
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?;
         let posts: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))?;
+            .db
+            .query_row("SELECT COUNT(*) FROM posts", params![], |r| r.get(0))?;
         Ok(match (sandbox > 0, live > 0) {
             (true, true) => Inferred::Unknown(format!(
                 "it holds both sandbox tokens ({sandbox}) and LinkedIn tokens ({live})"
@@ -251,14 +261,14 @@ impl Store {
         if lifted.is_empty() {
             return Ok(0);
         }
-        Ok(self.conn.execute(
+        self.db.execute(
             &format!(
                 "UPDATE posts SET hold_until = NULL, next_attempt_at = ?1 \
                  WHERE state = 'scheduled' AND hold_until IS NOT NULL AND hold_reason IN ({})",
                 lifted.join(", ")
             ),
             params![ts(now)],
-        )?)
+        )
     }
 
     /// How many scheduled posts each hold reason keeps.
@@ -276,12 +286,12 @@ impl Store {
 
     /// Held scheduled posts per reason and account, the biggest group first.
     pub fn holds_by_account(&self) -> Result<Vec<HoldGroup>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.db.prepare(
             "SELECT hold_reason, account, COUNT(*), MIN(hold_until) FROM posts \
              WHERE state = 'scheduled' AND hold_reason IS NOT NULL AND hold_until IS NOT NULL \
              GROUP BY hold_reason, account ORDER BY COUNT(*) DESC, hold_reason, account",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             Ok(HoldGroup {
                 reason: parse_hold_reason(&r.get::<_, String>(0)?)?,
                 account: r.get(1)?,
@@ -289,7 +299,7 @@ impl Store {
                 until: parse_ts("posts", "hold_until", &r.get::<_, String>(3)?)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// Records a `post_held` event for every post whose hold passed
@@ -298,7 +308,7 @@ impl Store {
     pub fn report_long_holds(&mut self, now: DateTime<Utc>) -> Result<Vec<String>> {
         let now_s = ts(now);
         let any: bool = self
-            .conn
+            .db
             .prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM posts WHERE hold_report_at IS NOT NULL AND hold_report_at <= ?1)",
             )?
@@ -316,7 +326,7 @@ impl Store {
             let rows = stmt.query_map([&now_s], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })?;
-            rows.collect::<rusqlite::Result<_>>()?
+            rows.collect::<Result<_>>()?
         };
         for (id, account, reason, since, until) in &found {
             let reason = parse_hold_reason(reason)?;
@@ -349,18 +359,18 @@ impl Store {
     /// and only then, to report it.
     pub fn next_hold_report(&self) -> Result<Option<DateTime<Utc>>> {
         let t: Option<String> = self
-            .conn
+            .db
             .prepare_cached(
                 "SELECT MIN(hold_report_at) FROM posts WHERE hold_report_at IS NOT NULL",
             )?
-            .query_row([], |r| r.get(0))?;
-        Ok(opt_ts("posts", "hold_report_at", t)?)
+            .query_row(params![], |r| r.get(0))?;
+        opt_ts("posts", "hold_report_at", t)
     }
 
     /// A post's hold, if it has one.
     pub fn hold_of(&self, id: &str) -> Result<Option<Hold>> {
         let row: Option<(Option<String>, Option<String>)> = self
-            .conn
+            .db
             .query_row(
                 "SELECT hold_reason, hold_until FROM posts WHERE id = ?1",
                 [id],
@@ -439,7 +449,7 @@ mod tests {
         assert_eq!(store.next_hold_report().unwrap(), Some(t0 + h * 3));
         assert_eq!(store.lift_holds(None, t0 + h * 2).unwrap(), 1);
         assert!(store.hold_of("p").unwrap().is_none(), "lifted: not held");
-        assert_eq!(store.hold_counts().unwrap(), []);
+        assert_eq!(store.hold_counts().unwrap(), vec![]);
         assert!(store
             .hold_many(
                 &hold(HoldReason::NeedsReauth, t0 + h * 9),
@@ -448,10 +458,10 @@ mod tests {
             .unwrap()
             .is_empty());
         let n: i64 = store
-            .conn
+            .db
             .query_row(
                 "SELECT COUNT(*) FROM notifications WHERE kind = 'post_held'",
-                [],
+                params![],
                 |r| r.get(0),
             )
             .unwrap();

@@ -3,8 +3,8 @@
 //! may be live (in doubt, or dead as `in_doubt`/`duplicate`), and a draft from another file
 //! never moves a scheduled post earlier.
 
+use super::db::{params, Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{ts, Existing, NewPost, Refused, Result, Store, Taken};
 use crate::post::{PostState, Transition};
@@ -27,7 +27,7 @@ impl Store {
     }
 
     fn ingest_one(
-        tx: &Connection,
+        tx: &Db,
         intake: &NewPost<'_>,
         now: DateTime<Utc>,
         now_s: &str,
@@ -175,7 +175,7 @@ impl Store {
 
     /// An `edit = true` draft: a new text for a published post, nothing else changed.
     fn ingest_edit(
-        tx: &Connection,
+        tx: &Db,
         intake: &NewPost<'_>,
         existing: Option<Existing>,
         content: Option<String>,
@@ -230,7 +230,7 @@ impl Store {
 
     /// The earliest of `candidates` no other live post of the account holds.
     fn free_slot(
-        tx: &Connection,
+        tx: &Db,
         account: &str,
         id: &str,
         candidates: &[DateTime<Utc>],
@@ -352,7 +352,7 @@ mod tests {
         assert_eq!(take(&mut store, &d, "maybe.md"), Ok(Taken::Created));
         // As a dead settle without in_doubt_since leaves it.
         store
-            .conn
+            .db
             .execute_batch(
                 "UPDATE posts SET state = 'dead' WHERE id = 'maybe'; \
                  INSERT INTO dead_letters (post_id, reason, created_at) VALUES ('maybe', 'in_doubt', '2026-11-23T10:00:00.000Z');",
@@ -366,7 +366,7 @@ mod tests {
             })
         );
         store
-            .conn
+            .db
             .execute_batch("UPDATE dead_letters SET reason = 'rejected' WHERE post_id = 'maybe'")
             .unwrap();
         assert_eq!(take(&mut store, &d, "maybe.md"), Ok(Taken::Replaced));

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
+use super::db::{params, Optional, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Row};
 
 use super::{opt_ts, parse_ts, ts, Result, Store, StoreError};
 use crate::content::{Asset, Content, MediaKind};
@@ -107,20 +107,16 @@ pub enum MediaGate {
 const MEDIA_COLUMNS: &str = "sha256, owner, kind, bytes, urn, status, attempts, next_attempt_at, \
      uploaded_at, available_at, last_error, updated_at";
 
-fn corrupt(column: &'static str, value: &str, expected: &'static str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        Box::new(StoreError::Corrupt {
-            table: "media",
-            column,
-            value: value.to_string(),
-            expected,
-        }),
-    )
+fn corrupt(column: &'static str, value: &str, expected: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        table: "media",
+        column,
+        value: value.to_string(),
+        expected,
+    }
 }
 
-fn media_from_row(r: &Row<'_>) -> rusqlite::Result<MediaRow> {
+fn media_from_row(r: &Row<'_>) -> Result<MediaRow> {
     let kind: String = r.get(2)?;
     let status: String = r.get(5)?;
     Ok(MediaRow {
@@ -143,7 +139,7 @@ fn media_from_row(r: &Row<'_>) -> rusqlite::Result<MediaRow> {
 impl Store {
     /// Scheduled posts with content due at or before `until`, earliest first.
     pub fn posts_with_media_due(&self, until: DateTime<Utc>) -> Result<Vec<MediaPost>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.db.prepare_cached(
             "SELECT id, account, due_at, content, updated_at FROM posts \
              WHERE state = 'scheduled' AND content IS NOT NULL AND due_at <= ?1 ORDER BY due_at, id",
         )?;
@@ -156,17 +152,17 @@ impl Store {
                 updated_at: parse_ts("posts", "updated_at", &r.get::<_, String>(4)?)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// The earliest `due_at` after `after` of a scheduled post with content.
     pub fn next_media_post_after(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = self.conn.query_row(
+        let t: Option<String> = self.db.query_row(
             "SELECT MIN(due_at) FROM posts WHERE state = 'scheduled' AND content IS NOT NULL AND due_at > ?1",
             [ts(after)],
             |r| r.get(0),
         )?;
-        Ok(opt_ts("posts", "due_at", t)?)
+        opt_ts("posts", "due_at", t)
     }
 
     /// A row per asset for `owner` (new ones `pending`), in the order given. A `failed` row
@@ -184,10 +180,16 @@ impl Store {
         let mut rows = Vec::with_capacity(assets.len());
         for a in assets {
             tx.prepare_cached(
-                "INSERT OR IGNORE INTO media (sha256, owner, kind, bytes, status, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5)",
+                "INSERT INTO media (sha256, owner, kind, bytes, status, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?5) ON CONFLICT DO NOTHING",
             )?
-            .execute(params![a.sha256, owner, a.kind.as_str(), a.bytes as i64, now_s])?;
+            .execute(params![
+                a.sha256,
+                owner,
+                a.kind.as_str(),
+                a.bytes as i64,
+                now_s
+            ])?;
             tx.prepare_cached(
                 "UPDATE media SET status = 'pending', attempts = 0, next_attempt_at = NULL, urn = NULL, \
                  uploaded_at = NULL, available_at = NULL, updated_at = ?4 \
@@ -206,29 +208,28 @@ impl Store {
     }
 
     pub fn media_row(&self, sha256: &str, owner: &str) -> Result<Option<MediaRow>> {
-        Ok(self
-            .conn
+        self.db
             .prepare_cached(&format!(
                 "SELECT {MEDIA_COLUMNS} FROM media WHERE sha256 = ?1 AND owner = ?2"
             ))?
             .query_row(params![sha256, owner], media_from_row)
-            .optional()?)
+            .optional()
     }
 
     /// Every row of an asset, whoever owns it (for `lipost show` and tests).
     pub fn media_rows(&self, sha256: &str) -> Result<Vec<MediaRow>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let mut stmt = self.db.prepare_cached(&format!(
             "SELECT {MEDIA_COLUMNS} FROM media WHERE sha256 = ?1 ORDER BY owner"
         ))?;
         let rows = stmt.query_map([sha256], media_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// Claims a `pending` (or interrupted `uploading`) row for an upload try: `uploading`.
     /// `false` if it is in another state.
     pub fn media_claim(&mut self, sha256: &str, owner: &str, now: DateTime<Utc>) -> Result<bool> {
         Ok(self
-            .conn
+            .db
             .prepare_cached(
                 "UPDATE media SET status = 'uploading', updated_at = ?3 \
                  WHERE sha256 = ?1 AND owner = ?2 AND status IN ('pending', 'uploading')",
@@ -245,12 +246,12 @@ impl Store {
         step: MediaStep,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        Ok(self
-            .conn
+        self
+            .db
             .prepare_cached(
                 "INSERT INTO media_attempts (sha256, owner, step, started_at) VALUES (?1, ?2, ?3, ?4)",
             )?
-            .insert(params![sha256, owner, step.as_str(), ts(now)])?)
+            .insert(params![sha256, owner, step.as_str(), ts(now)])
     }
 
     /// Closes a `media_attempts` row.
@@ -262,7 +263,7 @@ impl Store {
         outcome: MediaOutcome,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE media_attempts SET finished_at = ?2, http_status = ?3, message = ?4, outcome = ?5 \
                  WHERE id = ?1",
@@ -280,7 +281,7 @@ impl Store {
         next: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE media SET status = 'processing', urn = ?3, uploaded_at = ?5, next_attempt_at = ?4, \
                  attempts = 0, last_error = NULL, updated_at = ?5 WHERE sha256 = ?1 AND owner = ?2",
@@ -291,7 +292,7 @@ impl Store {
 
     /// `AVAILABLE` (or a member asset's grace passed).
     pub fn media_available(&mut self, sha256: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE media SET status = 'available', available_at = ?3, next_attempt_at = NULL, \
                  last_error = NULL, updated_at = ?3 WHERE sha256 = ?1 AND owner = ?2 AND status = 'processing'",
@@ -308,7 +309,7 @@ impl Store {
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE media SET status = 'failed', next_attempt_at = NULL, last_error = ?3, updated_at = ?4 \
                  WHERE sha256 = ?1 AND owner = ?2",
@@ -328,7 +329,7 @@ impl Store {
         why: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn
+        self.db
             .prepare_cached(
                 "UPDATE media SET status = CASE WHEN status = 'uploading' THEN 'pending' ELSE status END, \
                  next_attempt_at = ?3, attempts = attempts + ?4, last_error = COALESCE(?5, last_error), \
@@ -340,7 +341,7 @@ impl Store {
 
     /// How many of the asset's last steps in a row were answered 429.
     pub fn media_rate_limited_in_a_row(&self, sha256: &str, owner: &str) -> Result<u32> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.db.prepare_cached(
             "SELECT outcome FROM media_attempts WHERE sha256 = ?1 AND owner = ?2 AND finished_at IS NOT NULL \
              ORDER BY id DESC LIMIT 10",
         )?;
@@ -378,12 +379,12 @@ impl Store {
     /// run, so an asset "available" there last run no longer exists. Returns how many.
     pub fn media_forget_uploads(&mut self, now: DateTime<Utc>) -> Result<usize> {
         let now_s = ts(now);
-        Ok(self.conn.execute(
+        self.db.execute(
             "UPDATE media SET status = 'pending', urn = NULL, uploaded_at = NULL, available_at = NULL, \
              attempts = 0, next_attempt_at = ?1, last_error = NULL, updated_at = ?1 \
              WHERE status IN ('uploading', 'processing', 'available')",
             [&now_s],
-        )?)
+        )
     }
 
     /// The assets of post `id` and whether it may be created, for `owner` (its author). A
@@ -392,7 +393,7 @@ impl Store {
     /// `owner` is `None` while no token says who the author is: any asset is then waiting.
     pub fn media_gate(&self, id: &str, owner: Option<&str>) -> Result<MediaGate> {
         let row: Option<(Option<String>, String)> = self
-            .conn
+            .db
             .prepare_cached("SELECT content, updated_at FROM posts WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
@@ -524,8 +525,7 @@ mod tests {
         assert_eq!(rows[0].status, MediaStatus::Failed);
         // The post changed after the failure (`lipost retry`, a new draft): tried afresh.
         let t2 = t1 + chrono::Duration::seconds(1);
-        s.conn
-            .execute("UPDATE posts SET updated_at = ?1 WHERE id = 'p'", [ts(t2)])
+        s.db.execute("UPDATE posts SET updated_at = ?1 WHERE id = 'p'", [ts(t2)])
             .unwrap();
         assert_eq!(s.media_gate("p", Some(me)).unwrap(), MediaGate::Waiting);
         let rows = s.ensure_media(me, &[&a], t2, t2).unwrap();
@@ -548,9 +548,8 @@ mod tests {
         assert_eq!(s.media_recover_interrupted(t0).unwrap(), 1);
         let row = s.media_row(&a.sha256, me).unwrap().unwrap();
         assert_eq!(row.status, MediaStatus::Pending);
-        let outcome: String = s
-            .conn
-            .query_row(
+        let outcome: String =
+            s.db.query_row(
                 "SELECT outcome FROM media_attempts WHERE id = ?1",
                 [step],
                 |r| r.get(0),

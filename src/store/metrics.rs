@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::db::{params, Db, Dialect};
 use super::{parse_ts, Result, Store};
 use crate::store::NotificationStatus;
 
@@ -36,16 +37,18 @@ pub struct MetricsSnapshot {
     pub in_doubt: u64,
 }
 
-fn grouped(conn: &rusqlite::Connection, sql: &str) -> Result<Vec<(String, u64)>> {
+fn grouped(conn: &Db, sql: &str) -> Result<Vec<(String, u64)>> {
     let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map(params![], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+    })?;
+    rows.collect::<Result<_>>()
 }
 
 impl Store {
     /// The values of one scrape: a handful of aggregate queries in one read transaction.
     pub fn metrics_snapshot(&mut self) -> Result<MetricsSnapshot> {
-        let tx = self.conn.transaction()?;
+        let tx = self.db.read()?;
         let mut s = MetricsSnapshot::default();
         {
             // A hold means something only while the post waits: a post that died held (too
@@ -54,8 +57,8 @@ impl Store {
                 "SELECT state, CASE WHEN state = 'scheduled' THEN COALESCE(hold_reason, '') ELSE '' END, COUNT(*) \
                  FROM posts GROUP BY 1, 2",
             )?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            s.posts = rows.collect::<rusqlite::Result<_>>()?;
+            let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            s.posts = rows.collect::<Result<_>>()?;
         }
         // An unfinished try has no outcome yet; it is counted once settled.
         s.attempts = grouped(
@@ -66,21 +69,36 @@ impl Store {
             // Lateness from `due_at` to when lipost recorded the post published, bucketed
             // here so a scrape reads one row however many posts went out. Rounded to the
             // stored milliseconds: julianday's doubles would blur a bucket's bound.
+            // SUM of PostgreSQL's `1.0` is NUMERIC, which the store does not read: float8.
+            let (total, seconds, one) = match tx.dialect() {
+                Dialect::Sqlite => (
+                    "TOTAL",
+                    "ROUND((julianday(published_at) - julianday(due_at)) * 86400.0, 3)",
+                    "1.0",
+                ),
+                Dialect::Postgres => (
+                    "SUM",
+                    "ROUND(EXTRACT(EPOCH FROM (published_at::timestamptz - due_at::timestamptz)), 3)::float8",
+                    "1.0::float8",
+                ),
+            };
             let buckets: Vec<String> = LATENESS_BUCKETS
                 .iter()
-                .map(|b| format!("TOTAL(l <= {b:?})"))
+                .map(|b| {
+                    format!("COALESCE({total}(CASE WHEN l <= {b:?} THEN {one} ELSE 0 END), 0)")
+                })
                 .collect();
             let sql = format!(
-                "SELECT COUNT(*), TOTAL(l), {} FROM (SELECT ROUND((julianday(published_at) - julianday(due_at)) * 86400.0, 3) AS l \
-                 FROM posts WHERE state IN ('published', 'deleted') AND published_at IS NOT NULL)",
+                "SELECT COUNT(*), COALESCE({total}(l), 0), {} FROM (SELECT {seconds} AS l \
+                 FROM posts WHERE state IN ('published', 'deleted') AND published_at IS NOT NULL) AS gone",
                 buckets.join(", ")
             );
-            tx.query_row(&sql, [], |r| {
+            tx.query_row(&sql, params![], |r| {
                 s.lateness_count = r.get(0)?;
                 s.lateness_sum = r.get(1)?;
                 s.lateness_buckets = (0..LATENESS_BUCKETS.len())
                     .map(|i| r.get::<_, f64>(i + 2).map(|n| n as u64))
-                    .collect::<rusqlite::Result<_>>()?;
+                    .collect::<Result<_>>()?;
                 Ok(())
             })?;
         }
@@ -88,7 +106,7 @@ impl Store {
             let mut stmt = tx.prepare(
                 "SELECT account, access_expires_at, refresh_expires_at FROM tokens ORDER BY account",
             )?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map(params![], |r| {
                 let access = parse_ts("tokens", "access_expires_at", &r.get::<_, String>(1)?)?;
                 let refresh = r
                     .get::<_, Option<String>>(2)?
@@ -96,14 +114,14 @@ impl Store {
                     .transpose()?;
                 Ok((r.get(0)?, access, refresh))
             })?;
-            s.tokens = rows.collect::<rusqlite::Result<_>>()?;
+            s.tokens = rows.collect::<Result<_>>()?;
         }
         let count = |status: NotificationStatus| -> Result<u64> {
-            Ok(tx.query_row(
+            tx.query_row(
                 "SELECT COUNT(*) FROM notifications WHERE status = ?1",
                 [status.as_str()],
                 |r| r.get(0),
-            )?)
+            )
         };
         s.notifications_pending = count(NotificationStatus::Pending)?;
         s.notifications_failed = count(NotificationStatus::Failed)?;
@@ -115,7 +133,7 @@ impl Store {
         )?;
         s.in_doubt = tx.query_row(
             "SELECT COUNT(*) FROM posts WHERE in_doubt_since IS NOT NULL AND state IN ('scheduled', 'publishing')",
-            [],
+            params![],
             |r| r.get(0),
         )?;
         tx.commit()?;
@@ -132,7 +150,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
         store
-            .conn
+            .db
             .execute_batch(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at, hold_reason, published_at) VALUES \
                  ('held', 'me', 'scheduled', '2030-01-01T00:00:00.000Z', '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', 'needs_reauth', NULL), \

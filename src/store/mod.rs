@@ -10,6 +10,7 @@
 //! blocking pool.
 
 mod agenda;
+pub mod db;
 mod guards;
 mod intake;
 mod media;
@@ -17,8 +18,11 @@ mod metrics;
 mod migrations;
 mod operator;
 mod outbox;
+mod pg;
+mod pg_migrations;
 mod reading;
 mod social;
+mod sqlite;
 mod tokens;
 
 pub use agenda::{AgendaPost, NeedsPerson};
@@ -35,7 +39,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use db::{params, Db, Optional, Row, Tx};
 
 use crate::draft::Draft;
 use crate::post::{
@@ -46,6 +50,14 @@ use crate::post::{
 pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(rusqlite::Error),
+    #[error("database: {}", pg::explain(.0))]
+    Postgres(postgres::Error),
+    /// A query found no row where one was expected (`db::Optional` makes it `None`).
+    #[error("database: no row")]
+    NoRow,
+    /// A value of the wrong type for where it was read or bound.
+    #[error("database: {0}")]
+    Type(String),
     #[error("cannot create database {path}: {source}")]
     Create {
         path: String,
@@ -76,6 +88,16 @@ pub enum StoreError {
         found: usize,
         known: usize,
     },
+    #[error("{target} has lipost schema version {found}, and this lipost needs {known}. Other nodes may be using it, so a daemon does not migrate it: stop every lipost on it (or upgrade them together), then run `lipost migrate`")]
+    NeedsMigrate {
+        target: String,
+        found: usize,
+        known: usize,
+    },
+    #[error("{0}")]
+    Url(String),
+    #[error("another `lipost run` ({holder}) is working this PostgreSQL database: stop it first. This version runs one daemon per database (two would resend each other's posts)")]
+    DaemonRunning { holder: String },
     #[error("migrating {path} would leave a broken reference ({detail}); nothing was changed: report this")]
     Migration { path: String, detail: String },
     #[error("corrupt value in {table}.{column}: {value:?} is not {expected}")]
@@ -157,52 +179,38 @@ impl serde::Serialize for Ts {
     }
 }
 
-impl rusqlite::ToSql for Ts {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+impl db::Arg for Ts {
+    fn value(&self) -> Result<db::Value<'_>> {
         if !self.storable() {
-            return Err(rusqlite::Error::ToSqlConversionFailure(Box::new(
-                StoreError::TimeOutOfRange {
-                    value: self.0.clone(),
-                },
-            )));
+            return Err(StoreError::TimeOutOfRange {
+                value: self.0.clone(),
+            });
         }
-        Ok(self.0.as_str().into())
+        Ok(db::Value::Text(&self.0))
     }
 }
 
 /// A stored time; a value that is not one is an error naming where it is, never a default
 /// (1970 would make a post due at once).
-fn parse_ts(table: &'static str, column: &'static str, s: &str) -> rusqlite::Result<DateTime<Utc>> {
+fn parse_ts(table: &'static str, column: &'static str, s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                Box::new(StoreError::Corrupt {
-                    table,
-                    column,
-                    value: s.to_string(),
-                    expected: "an RFC 3339 time",
-                }),
-            )
+        .map_err(|_| StoreError::Corrupt {
+            table,
+            column,
+            value: s.to_string(),
+            expected: "an RFC 3339 time",
         })
 }
 
 /// A stored post state; an unknown one is an error naming the value, never a default (taking
 /// it for `dead` would hide a post that may still go out, or may have).
-fn parse_state(s: &str) -> rusqlite::Result<PostState> {
-    PostState::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(StoreError::Corrupt {
-                table: "posts",
-                column: "state",
-                value: s.to_string(),
-                expected: "a post state",
-            }),
-        )
+fn parse_state(s: &str) -> Result<PostState> {
+    PostState::parse(s).ok_or_else(|| StoreError::Corrupt {
+        table: "posts",
+        column: "state",
+        value: s.to_string(),
+        expected: "a post state",
     })
 }
 
@@ -210,22 +218,58 @@ fn opt_ts(
     table: &'static str,
     column: &'static str,
     s: Option<String>,
-) -> rusqlite::Result<Option<DateTime<Utc>>> {
+) -> Result<Option<DateTime<Utc>>> {
     s.map(|s| parse_ts(table, column, &s)).transpose()
 }
 
 impl From<rusqlite::Error> for StoreError {
-    /// Unwraps a [`StoreError::Corrupt`] raised inside a row mapper.
     fn from(e: rusqlite::Error) -> StoreError {
         match e {
-            rusqlite::Error::FromSqlConversionFailure(_, _, inner) if inner.is::<StoreError>() => {
-                *inner.downcast::<StoreError>().expect("checked")
-            }
-            rusqlite::Error::ToSqlConversionFailure(inner) if inner.is::<StoreError>() => {
-                *inner.downcast::<StoreError>().expect("checked")
-            }
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NoRow,
             e => StoreError::Sqlite(e),
         }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        StoreError::Postgres(e)
+    }
+}
+
+/// Which database holds the schedule.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`); never printed, as it
+    /// may hold a password.
+    Postgres(crate::secret::Secret),
+}
+
+impl Target {
+    /// Where `config` keeps the schedule.
+    pub fn of(config: &crate::config::Config) -> Target {
+        match &config.database_url {
+            Some(url) => Target::Postgres(url.clone()),
+            None => Target::Sqlite(config.database.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    /// The file, or the URL's server and database without user, password or options.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Sqlite(p) => write!(f, "{}", p.display()),
+            Target::Postgres(url) => f.write_str(&pg::describe(url.expose())),
+        }
+    }
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 
@@ -360,7 +404,7 @@ pub enum Budget {
 }
 
 pub struct Store {
-    conn: Connection,
+    db: Db,
 }
 
 /// A post's row as intake compares it with a new draft of the same id.
@@ -383,7 +427,7 @@ const POST_COLUMNS: &str =
     visibility, source_file, attempts_used, rate_limited, in_doubt_since, last_error, created_at, \
     updated_at, published_at, slot_at, hold_reason, hold_until, content, first_comment";
 
-fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
+fn post_from_row(r: &Row<'_>) -> Result<Post> {
     let state: String = r.get(2)?;
     // A lift keeps the reason (so a re-hold for the same cause is not news) and clears the
     // time: only a post with `hold_until` is held.
@@ -421,171 +465,139 @@ fn post_from_row(r: &Row<'_>) -> rusqlite::Result<Post> {
 }
 
 /// A stored `posts.content`; one that does not parse is an error naming the column.
-fn parse_content(json: &str) -> rusqlite::Result<crate::content::Content> {
-    serde_json::from_str(json).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            20,
-            rusqlite::types::Type::Text,
-            Box::new(StoreError::Corrupt {
-                table: "posts",
-                column: "content",
-                value: format!("{json} ({e})"),
-                expected: "post content as lipost writes it",
-            }),
-        )
+fn parse_content(json: &str) -> Result<crate::content::Content> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+        table: "posts",
+        column: "content",
+        value: format!("{json} ({e})"),
+        expected: "post content as lipost writes it",
     })
 }
 
 /// A stored hold reason; an unknown one is an error naming the value.
-fn parse_hold_reason(s: &str) -> rusqlite::Result<HoldReason> {
-    HoldReason::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(StoreError::Corrupt {
-                table: "posts",
-                column: "hold_reason",
-                value: s.to_string(),
-                expected: "a hold reason",
-            }),
-        )
+fn parse_hold_reason(s: &str) -> Result<HoldReason> {
+    HoldReason::parse(s).ok_or_else(|| StoreError::Corrupt {
+        table: "posts",
+        column: "hold_reason",
+        value: s.to_string(),
+        expected: "a hold reason",
     })
 }
 
 impl Store {
-    /// Opens (creating it mode 0600 if needed) and migrates the database.
+    /// Opens (creating it mode 0600 if needed) and migrates a SQLite database file.
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| StoreError::Create {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        Store::attach(sqlite::open(path)?)
+    }
+
+    /// Opens the database `target` names, creating and migrating it as `lipost run` does.
+    pub fn connect(target: &Target) -> Result<Store> {
+        match target {
+            Target::Sqlite(path) => Store::open(path),
+            Target::Postgres(url) => Store::attach(pg::connect(url, pg::Open::Write)?),
         }
-        if !path.exists() {
-            use std::os::unix::fs::OpenOptionsExt;
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(path)
-                .map_err(|source| StoreError::Create {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-        }
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Store { conn };
-        store.migrate(path)?;
-        outbox::attach(&store.conn)?;
-        Ok(store)
     }
 
     /// Opens an existing database for reading only: nothing is created or migrated, so a
-    /// command that only looks (`status`, `list`, `show`, `dead`) changes nothing on disk.
-    pub fn open_read_only(path: &Path) -> Result<Store> {
-        if !path.is_file() {
-            return Err(StoreError::Missing {
-                path: path.display().to_string(),
-            });
-        }
-        use rusqlite::OpenFlags;
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let found: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = migrations::MIGRATIONS.len();
-        let path = path.display().to_string();
-        if found > known {
-            return Err(StoreError::TooNew { path, found, known });
-        }
-        if found < known {
-            return Err(StoreError::TooOld { path, found, known });
-        }
-        Ok(Store { conn })
+    /// command that only looks (`status`, `list`, `show`, `dead`) changes nothing.
+    pub fn connect_read_only(target: &Target) -> Result<Store> {
+        Ok(Store {
+            db: match target {
+                Target::Sqlite(path) => sqlite::open_read_only(path)?,
+                Target::Postgres(url) => pg::connect(url, pg::Open::ReadOnly)?,
+            },
+        })
     }
 
-    fn migrate(&mut self, path: &Path) -> Result<()> {
-        let done: usize = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if done == migrations::MIGRATIONS.len() {
+    /// `lipost migrate`: brings the schema up to date; (version before, version after).
+    pub fn migrate(target: &Target) -> Result<(usize, usize)> {
+        match target {
+            Target::Sqlite(path) => {
+                let was = if path.is_file() {
+                    Store::open_read_only(path)
+                        .map(|s| s.schema_version().map(|v| v.0))
+                        .unwrap_or_else(|e| match e {
+                            StoreError::TooOld { found, .. } => Ok(found),
+                            e => Err(e),
+                        })?
+                } else {
+                    0
+                };
+                let now = Store::open(path)?.schema_version()?.0;
+                Ok((was, now))
+            }
+            Target::Postgres(url) => {
+                let db = pg::connect(url, pg::Open::ReadOnly);
+                let was = match db {
+                    Ok(_) => pg::schema_version_known(),
+                    Err(StoreError::Missing { .. }) => 0,
+                    Err(StoreError::TooOld { found, .. }) => found,
+                    Err(e) => return Err(e),
+                };
+                let db = pg::connect(url, pg::Open::Migrate)?;
+                Ok((was, pg::schema_version(&db)?.0))
+            }
+        }
+    }
+
+    /// (the schema version of this database, the version this lipost writes).
+    pub fn schema_version(&self) -> Result<(usize, usize)> {
+        match &self.db {
+            Db::Sqlite(c) => Ok((
+                c.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+                migrations::MIGRATIONS.len(),
+            )),
+            Db::Postgres(_) => pg::schema_version(&self.db),
+        }
+    }
+
+    /// SQLite's [`Store::connect_read_only`].
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        Store::connect_read_only(&Target::Sqlite(path.to_path_buf()))
+    }
+
+    fn attach(db: Db) -> Result<Store> {
+        outbox::attach(&db)?;
+        Ok(Store { db })
+    }
+
+    /// For `lipost run`: makes sure no other daemon works this schedule. A SQLite file is
+    /// locked beside it (`daemon::lock_instance`); a PostgreSQL database by a lock this
+    /// connection holds until the process ends.
+    pub fn lock_schedule(&mut self) -> Result<()> {
+        if self.db.dialect() == db::Dialect::Sqlite {
             return Ok(());
         }
-        // A migration that rebuilds a table (SQLite's 12-step procedure) drops a table other
-        // tables reference: foreign keys are off while they run (the pragma is a no-op inside
-        // a transaction), and checked before the commit instead.
-        self.conn.pragma_update(None, "foreign_keys", "OFF")?;
-        let r = self.migrate_tx(path);
-        self.conn.pragma_update(None, "foreign_keys", "ON")?;
-        r
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let who = format!("pid {} on {host}", std::process::id());
+        match pg::lock_daemon(&self.db, &who)? {
+            Ok(()) => Ok(()),
+            Err(holder) => Err(StoreError::DaemonRunning { holder }),
+        }
     }
 
-    fn migrate_tx(&mut self, path: &Path) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let done: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = migrations::MIGRATIONS.len();
-        if done > known {
-            // Written by a newer lipost: its rows may mean things this one cannot read.
-            return Err(StoreError::TooNew {
-                path: path.display().to_string(),
-                found: done,
-                known,
-            });
-        }
-        for (i, sql) in migrations::MIGRATIONS.iter().enumerate().skip(done) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i + 1)?;
-        }
-        let broken: Option<String> = tx
-            .query_row("PRAGMA foreign_key_check", [], |r| {
-                Ok(format!(
-                    "{} row {} references a missing {} row",
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
-                    r.get::<_, String>(2)?
-                ))
-            })
-            .optional()?;
-        if let Some(broken) = broken {
-            // Rolled back: the database stays as it was.
-            return Err(StoreError::Migration {
-                path: path.display().to_string(),
-                detail: broken,
-            });
-        }
-        tx.commit()?;
-        Ok(())
+    /// Which engine holds the schedule.
+    pub fn dialect(&self) -> db::Dialect {
+        self.db.dialect()
     }
 
-    /// `PRAGMA synchronous` FULL or NORMAL, from a cached statement: settles switch it twice
-    /// per batch.
+    /// SQLite's `synchronous` FULL or NORMAL around a settle batch; PostgreSQL commits are
+    /// durable either way (nothing to switch).
     fn synchronous(&self, full: bool) -> Result<()> {
-        let sql = if full {
-            "PRAGMA synchronous = FULL"
-        } else {
-            "PRAGMA synchronous = NORMAL"
-        };
-        self.conn.prepare_cached(sql)?.execute([])?;
-        Ok(())
+        match self.db.sqlite() {
+            Some(c) => sqlite::synchronous(c, full),
+            None => Ok(()),
+        }
     }
 
-    fn write(&mut self) -> Result<Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    fn write(&mut self) -> Result<Tx<'_>> {
+        self.db.write()
     }
 
     /// Moves a post along `t` if it is in one of `t`'s source states. `false` if it was not.
-    fn apply(tx: &Connection, id: &str, t: Transition, now: &str) -> Result<bool> {
+    fn apply(tx: &Db, id: &str, t: Transition, now: &str) -> Result<bool> {
         let from = t
             .from()
             .iter()
@@ -603,7 +615,7 @@ impl Store {
 
     /// Like `Store::apply`, but an error that says what state the post is in.
     fn apply_or_explain(
-        tx: &Connection,
+        tx: &Db,
         id: &str,
         t: Transition,
         action: &'static str,
@@ -636,7 +648,7 @@ impl Store {
     /// Scheduled posts whose time has come, earliest first. Only what choosing needs: the
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.db.prepare_cached(
             "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL FROM posts \
              WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
@@ -649,17 +661,17 @@ impl Store {
                 has_content: r.get(4)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// The earliest `next_attempt_at` of a scheduled post that is later than `now`.
     pub fn next_due_after(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = self.conn.query_row(
+        let t: Option<String> = self.db.query_row(
             "SELECT MIN(next_attempt_at) FROM posts WHERE state = 'scheduled' AND next_attempt_at > ?1",
             [ts(now)],
             |r| r.get(0),
         )?;
-        Ok(opt_ts("posts", "next_attempt_at", t)?)
+        opt_ts("posts", "next_attempt_at", t)
     }
 
     /// Claims scheduled posts and opens an attempt row for each, in one durable transaction,
@@ -745,7 +757,7 @@ impl Store {
         Ok(out)
     }
 
-    fn settle_one(tx: &Connection, item: &Settled, now_s: &str) -> Result<()> {
+    fn settle_one(tx: &Db, item: &Settled, now_s: &str) -> Result<()> {
         let mut r = &item.result;
         let mut outcome = &item.outcome;
         let taken;
@@ -797,11 +809,10 @@ impl Store {
     }
 
     /// The post other than `except` that holds `urn`, if any.
-    fn urn_holder(tx: &Connection, urn: &str, except: &str) -> Result<Option<String>> {
-        Ok(tx
-            .prepare_cached("SELECT id FROM posts WHERE post_urn = ?1 AND id != ?2 LIMIT 1")?
+    fn urn_holder(tx: &Db, urn: &str, except: &str) -> Result<Option<String>> {
+        tx.prepare_cached("SELECT id FROM posts WHERE post_urn = ?1 AND id != ?2 LIMIT 1")?
             .query_row(params![urn, except], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 
     /// Which of `urns` are recorded for a post other than `except`: an in-doubt post must
@@ -809,7 +820,7 @@ impl Store {
     pub fn urns_held_by_others(&self, urns: &[String], except: &str) -> Result<Vec<String>> {
         let mut held = Vec::new();
         for urn in urns {
-            if Self::urn_holder(&self.conn, urn, except)?.is_some() {
+            if Self::urn_holder(&self.db, urn, except)?.is_some() {
                 held.push(urn.clone());
             }
         }
@@ -817,7 +828,7 @@ impl Store {
     }
 
     fn move_after_try(
-        tx: &Connection,
+        tx: &Db,
         post_id: &str,
         result: &AttemptResult,
         outcome: &Settle,
@@ -889,7 +900,7 @@ impl Store {
     }
 
     fn bury(
-        tx: &Connection,
+        tx: &Db,
         post_id: &str,
         reason: DeadReason,
         result: &AttemptResult,
@@ -951,8 +962,8 @@ impl Store {
         let ids: Vec<String> = {
             let mut stmt =
                 tx.prepare("SELECT id FROM posts WHERE state = 'publishing' ORDER BY id")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            let rows = stmt.query_map(params![], |r| r.get(0))?;
+            rows.collect::<Result<_>>()?
         };
         for id in &ids {
             let started: Option<String> = tx
@@ -1037,7 +1048,7 @@ impl Store {
     }
 
     fn recover_tx(
-        tx: &Connection,
+        tx: &Db,
         id: &str,
         started: Option<String>,
         why: &str,
@@ -1069,11 +1080,11 @@ impl Store {
         // Only published posts have a published_at: both are ranges of the
         // (account, published_at) index, however many posts the account has.
         let last: Option<String> = self
-            .conn
+            .db
             .prepare_cached("SELECT MAX(published_at) FROM posts WHERE account = ?1")?
             .query_row([account], |r| r.get(0))?;
         let count: u32 = self
-            .conn
+            .db
             .prepare_cached("SELECT COUNT(*) FROM posts WHERE account = ?1 AND published_at >= ?2")?
             .query_row(params![account, ts(since)], |r| r.get(0))?;
         Ok((opt_ts("posts", "published_at", last)?, count))
@@ -1177,11 +1188,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         store
-            .conn
+            .db
             .execute(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \
                  VALUES ('p', 'me', 'scheduled', '2030-01-01T00:00:00.000Z', 'soon', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-                [],
+                params![],
             )
             .unwrap();
         match store.get("p") {
@@ -1202,7 +1213,7 @@ mod tests {
         // The CHECK constraint keeps this out of a healthy database; a newer binary's state
         // or a hand edit with checks off is how one gets in.
         store
-            .conn
+            .db
             .execute_batch(
                 "PRAGMA ignore_check_constraints = ON; \
                  INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \

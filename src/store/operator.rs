@@ -1,15 +1,15 @@
 //! Operator actions: `lipost cancel`, `retry` and `mark-published`. Each is one transition
 //! with the rows that explain it.
 
+use super::db::{params, Db, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension};
 
 use super::{ts, Result, Store};
 use crate::post::{AttemptOutcome, DeadReason, Transition};
 
 impl Store {
     /// A post leaving `dead` (retried, cancelled, found published): its dead letters close.
-    fn close_dead_letters(tx: &rusqlite::Connection, id: &str, now_s: &str) -> Result<()> {
+    fn close_dead_letters(tx: &Db, id: &str, now_s: &str) -> Result<()> {
         tx.prepare_cached(
             "UPDATE dead_letters SET requeued_at = ?2 WHERE post_id = ?1 AND requeued_at IS NULL",
         )?
@@ -45,14 +45,11 @@ impl Store {
     /// Why a dead post may already be on LinkedIn: its open dead letter says `in_doubt` or
     /// `duplicate`, or a try of it is still in doubt. `None` for other posts.
     pub fn may_be_live(&self, id: &str) -> Result<Option<DeadReason>> {
-        Self::may_be_live_in(&self.conn, id)
+        Self::may_be_live_in(&self.db, id)
     }
 
     /// [`Store::may_be_live`] inside a transaction (intake asks before a `Replace`).
-    pub(super) fn may_be_live_in(
-        conn: &rusqlite::Connection,
-        id: &str,
-    ) -> Result<Option<DeadReason>> {
+    pub(super) fn may_be_live_in(conn: &Db, id: &str) -> Result<Option<DeadReason>> {
         let row: Option<(Option<String>, Option<String>)> = conn
             .query_row(
                 "SELECT (SELECT reason FROM dead_letters WHERE post_id = p.id AND requeued_at IS NULL \
@@ -74,10 +71,10 @@ impl Store {
 
     pub fn dead_ids(&self) -> Result<Vec<String>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT id FROM posts WHERE state = 'dead' ORDER BY id")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(params![], |r| r.get(0))?;
+        rows.collect::<Result<_>>()
     }
 
     /// The operator found the post on LinkedIn: record it as published with that URN.

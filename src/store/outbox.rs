@@ -6,8 +6,8 @@
 //! alone, so the dead-letter and re-auth paths each need one call and no new parameter, and a
 //! disabled kind costs one indexed lookup and writes nothing. Sending is `crate::notify`'s job.
 
+use super::db::{params, Db, Dialect, Optional};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{opt_ts, parse_ts, ts, Result, Store, StoreError};
 use crate::notify::{self, Event, Kind, Routes, Sink};
@@ -47,30 +47,32 @@ impl NotificationStatus {
 /// `notify_held`: one row, the SQLite time modifier for `notify.held_longer_than`, while
 /// `post_held` is routed (a new hold's report time is computed in its statement; no row, no
 /// report time, no wake-up).
-pub(super) fn attach(conn: &Connection) -> Result<()> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS notify_routes (kind TEXT NOT NULL, sink TEXT NOT NULL, \
-         PRIMARY KEY (kind, sink)) WITHOUT ROWID; \
-         CREATE TEMP TABLE IF NOT EXISTS notify_held (after TEXT NOT NULL)",
-    )?;
-    Ok(())
+pub(super) fn attach(conn: &Db) -> Result<()> {
+    conn.execute_batch(match conn.dialect() {
+        Dialect::Sqlite => {
+            "CREATE TEMP TABLE IF NOT EXISTS notify_routes (kind TEXT NOT NULL, sink TEXT NOT NULL, \
+             PRIMARY KEY (kind, sink)) WITHOUT ROWID; \
+             CREATE TEMP TABLE IF NOT EXISTS notify_held (after_ms INTEGER NOT NULL)"
+        }
+        Dialect::Postgres => {
+            "CREATE TEMP TABLE IF NOT EXISTS notify_routes (kind TEXT COLLATE \"C\" NOT NULL, \
+             sink TEXT COLLATE \"C\" NOT NULL, PRIMARY KEY (kind, sink)); \
+             CREATE TEMP TABLE IF NOT EXISTS notify_held (after_ms BIGINT NOT NULL)"
+        }
+    })
 }
 
-fn corrupt(column: &'static str, value: &str, expected: &'static str) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        0,
-        rusqlite::types::Type::Text,
-        Box::new(StoreError::Corrupt {
-            table: "notifications",
-            column,
-            value: value.to_string(),
-            expected,
-        }),
-    )
+fn corrupt(column: &'static str, value: &str, expected: &'static str) -> StoreError {
+    StoreError::Corrupt {
+        table: "notifications",
+        column,
+        value: value.to_string(),
+        expected,
+    }
 }
 
 /// Records `event` for every sink its kind is routed to, inside `tx`; how many rows.
-pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usize> {
+pub(super) fn record(tx: &Db, event: &Event, now_s: &str) -> Result<usize> {
     if !routed(tx, event.kind)? {
         return Ok(0);
     }
@@ -78,7 +80,7 @@ pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usiz
     let n = tx
         .prepare_cached(
             "INSERT INTO notifications (id, kind, sink, post_id, account, payload, created_at, next_attempt_at) \
-             SELECT ?1, kind, sink, ?3, ?4, ?5, ?6, ?6 FROM temp.notify_routes WHERE kind = ?2",
+             SELECT ?1, kind, sink, ?3, ?4, ?5, ?6, ?6 FROM notify_routes WHERE kind = ?2",
         )?
         .execute(params![
             id,
@@ -96,15 +98,14 @@ pub(super) fn record(tx: &Connection, event: &Event, now_s: &str) -> Result<usiz
 }
 
 /// Whether `kind` goes to any sink: one cached lookup, so an event nobody wants costs no more.
-fn routed(tx: &Connection, kind: Kind) -> Result<bool> {
-    Ok(tx
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM temp.notify_routes WHERE kind = ?1)")?
-        .query_row([kind.as_str()], |r| r.get(0))?)
+fn routed(tx: &Db, kind: Kind) -> Result<bool> {
+    tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM notify_routes WHERE kind = ?1)")?
+        .query_row([kind.as_str()], |r| r.get(0))
 }
 
 /// The hook where a post is recorded published (`post_published`, off by default: then it
 /// costs the publish path one cached lookup and nothing else).
-pub(super) fn published(tx: &Connection, post_id: &str, urn: &str, now_s: &str) -> Result<()> {
+pub(super) fn published(tx: &Db, post_id: &str, urn: &str, now_s: &str) -> Result<()> {
     if !routed(tx, Kind::PostPublished)? {
         return Ok(());
     }
@@ -125,7 +126,7 @@ pub(super) fn published(tx: &Connection, post_id: &str, urn: &str, now_s: &str) 
 
 /// The hook in the one place a dead letter is written.
 pub(super) fn dead(
-    tx: &Connection,
+    tx: &Db,
     post_id: &str,
     reason: DeadReason,
     result: &AttemptResult,
@@ -162,7 +163,7 @@ pub(super) fn dead(
 }
 
 /// The hook where an account is marked `needs_reauth` (only when it was not already).
-pub(super) fn needs_reauth(tx: &Connection, account: &str, why: &str, now_s: &str) -> Result<()> {
+pub(super) fn needs_reauth(tx: &Db, account: &str, why: &str, now_s: &str) -> Result<()> {
     let mut e = Event::new(
         Kind::NeedsReauth,
         format!("Account {account} needs a new login ({why}); its posts are held until `lipost auth login --account {account}`"),
@@ -177,23 +178,19 @@ pub(super) fn needs_reauth(tx: &Connection, account: &str, why: &str, now_s: &st
 impl Store {
     /// Which kinds go to which sinks from now on (at start and on reload).
     pub fn set_notify_routes(&mut self, routes: &Routes) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM temp.notify_routes", [])?;
-        tx.execute("DELETE FROM temp.notify_held", [])?;
+        let tx = self.db.write()?;
+        tx.execute("DELETE FROM notify_routes", params![])?;
+        tx.execute("DELETE FROM notify_held", params![])?;
         if let Some(after) = routes.held_after {
             tx.execute(
-                "INSERT INTO temp.notify_held (after) VALUES (?1)",
-                [format!(
-                    "+{}.{:03} seconds",
-                    after.as_secs(),
-                    after.subsec_millis()
-                )],
+                "INSERT INTO notify_held (after_ms) VALUES (?1)",
+                [i64::try_from(after.as_millis()).unwrap_or(i64::MAX)],
             )?;
         }
         for k in &routes.kinds {
             for s in &routes.sinks {
                 tx.execute(
-                    "INSERT OR IGNORE INTO temp.notify_routes (kind, sink) VALUES (?1, ?2)",
+                    "INSERT INTO notify_routes (kind, sink) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                     params![k.as_str(), s.as_str()],
                 )?;
             }
@@ -208,11 +205,31 @@ impl Store {
         let now_s = ts(now);
         let tx = self.write()?;
         for e in events {
+            // The payload's fields compared as text, as both engines' `->>` can read them.
+            let sql = match tx.dialect() {
+                Dialect::Sqlite => {
+                    "SELECT EXISTS (SELECT 1 FROM notifications WHERE kind = ?1 AND account IS NOT DISTINCT FROM ?2 \
+                     AND CAST(payload ->> '$.reason' AS TEXT) IS NOT DISTINCT FROM ?3 \
+                     AND CAST(payload ->> '$.expires_at' AS TEXT) IS NOT DISTINCT FROM ?4 \
+                     AND CAST(payload ->> '$.days_left' AS TEXT) IS NOT DISTINCT FROM ?5)"
+                }
+                Dialect::Postgres => {
+                    "SELECT EXISTS (SELECT 1 FROM notifications WHERE kind = ?1 AND account IS NOT DISTINCT FROM ?2 \
+                     AND (payload::jsonb ->> 'reason') IS NOT DISTINCT FROM ?3 \
+                     AND (payload::jsonb ->> 'expires_at') IS NOT DISTINCT FROM ?4 \
+                     AND (payload::jsonb ->> 'days_left') IS NOT DISTINCT FROM ?5)"
+                }
+            };
+            let days_left = e.days_left.map(|d| d.to_string());
             let seen: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM notifications WHERE kind = ?1 AND account IS ?2 \
-                 AND json_extract(payload, '$.reason') IS ?3 AND json_extract(payload, '$.expires_at') IS ?4 \
-                 AND json_extract(payload, '$.days_left') IS ?5)",
-                params![e.kind.as_str(), e.account, e.reason, e.expires_at.map(ts), e.days_left],
+                sql,
+                params![
+                    e.kind.as_str(),
+                    e.account,
+                    e.reason,
+                    e.expires_at.map(ts),
+                    days_left
+                ],
                 |r| r.get(0),
             )?;
             if !seen {
@@ -263,7 +280,7 @@ impl Store {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingNotification>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.db.prepare_cached(
             "SELECT id, kind, sink, payload, created_at, attempts FROM notifications \
              WHERE status = 'pending' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
@@ -281,23 +298,23 @@ impl Store {
                 attempts: r.get(5)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// The earliest pending `next_attempt_at`, if any.
     pub fn next_notification_at(&self) -> Result<Option<DateTime<Utc>>> {
         let t: Option<String> = self
-            .conn
+            .db
             .prepare_cached(
                 "SELECT MIN(next_attempt_at) FROM notifications WHERE status = 'pending'",
             )?
-            .query_row([], |r| r.get(0))?;
-        Ok(opt_ts("notifications", "next_attempt_at", t)?)
+            .query_row(params![], |r| r.get(0))?;
+        opt_ts("notifications", "next_attempt_at", t)
     }
 
     /// A success answer came back.
     pub fn notification_sent(&mut self, id: &str, sink: Sink, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE notifications SET status = ?3, sent_at = ?4, attempts = attempts + 1, next_attempt_at = NULL \
              WHERE id = ?1 AND sink = ?2",
             params![id, sink.as_str(), NotificationStatus::Sent.as_str(), ts(now)],
@@ -317,7 +334,7 @@ impl Store {
             Some(_) => NotificationStatus::Pending,
             None => NotificationStatus::Failed,
         };
-        self.conn.execute(
+        self.db.execute(
             "UPDATE notifications SET status = ?3, attempts = attempts + 1, next_attempt_at = ?4, last_error = ?5 \
              WHERE id = ?1 AND sink = ?2",
             params![id, sink.as_str(), status.as_str(), next.map(ts), error],

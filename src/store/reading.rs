@@ -1,13 +1,13 @@
 //! Reading the store: what `status`, `list`, `show` and `dead` print. No writes.
 
-use rusqlite::{params, OptionalExtension, Row};
+use super::db::{params, Optional, Row};
 
 use super::{opt_ts, parse_ts, post_from_row, Result, Store, StoreError, POST_COLUMNS};
 use crate::post::{Attempt, AttemptOutcome, DeadLetter, Post, PostState};
 
 impl Store {
     pub fn get(&self, id: &str) -> Result<Post> {
-        self.conn
+        self.db
             .query_row(
                 &format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"),
                 [id],
@@ -18,22 +18,24 @@ impl Store {
     }
 
     pub fn list(&self, state: Option<PostState>, limit: usize) -> Result<Vec<Post>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.db.prepare(&format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE ?1 IS NULL OR state = ?1 ORDER BY due_at, id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
             params![state.map(|s| s.as_str()), limit as i64],
             post_from_row,
         )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     pub fn counts(&self) -> Result<Vec<(PostState, u64)>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare("SELECT state, COUNT(*) FROM posts GROUP BY state")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
-        let found: Vec<(String, u64)> = rows.collect::<rusqlite::Result<_>>()?;
+        let rows = stmt.query_map(params![], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        let found: Vec<(String, u64)> = rows.collect::<Result<_>>()?;
         Ok(PostState::ALL
             .iter()
             .map(|s| {
@@ -86,18 +88,18 @@ impl Store {
     }
 
     pub fn next_scheduled(&self, limit: usize) -> Result<Vec<Post>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.db.prepare(&format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE state = 'scheduled' ORDER BY next_attempt_at, id LIMIT ?1"
         ))?;
         let rows = stmt.query_map([limit as i64], post_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     const ATTEMPT_COLUMNS: &'static str =
         "id, post_id, started_at, finished_at, http_status, error_code, \
         service_error_code, message, outcome, next_attempt_at";
 
-    fn attempt_from_row(r: &Row<'_>) -> rusqlite::Result<Attempt> {
+    fn attempt_from_row(r: &Row<'_>) -> Result<Attempt> {
         Ok(Attempt {
             id: r.get(0)?,
             post_id: r.get(1)?,
@@ -113,12 +115,12 @@ impl Store {
     }
 
     pub fn attempts(&self, post_id: &str) -> Result<Vec<Attempt>> {
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.db.prepare(&format!(
             "SELECT {} FROM attempts WHERE post_id = ?1 ORDER BY id",
             Self::ATTEMPT_COLUMNS
         ))?;
         let rows = stmt.query_map([post_id], Self::attempt_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// The latest tries that did not publish.
@@ -129,23 +131,23 @@ impl Store {
             .map(|o| format!("'{}'", o.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut stmt = self.conn.prepare(&format!(
+        let mut stmt = self.db.prepare(&format!(
             "SELECT {} FROM attempts WHERE outcome IS NOT NULL AND outcome NOT IN ({settled}) \
              ORDER BY id DESC LIMIT ?1",
             Self::ATTEMPT_COLUMNS
         ))?;
         let rows = stmt.query_map([limit as i64], Self::attempt_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     /// Dead letters of posts that are still dead, newest first.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.db.prepare(
             "SELECT d.id, d.post_id, p.account, d.reason, d.http_status, d.error_code, d.message, d.created_at \
              FROM dead_letters d JOIN posts p ON p.id = d.post_id \
              WHERE p.state = 'dead' AND d.requeued_at IS NULL ORDER BY d.id DESC",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![], |r| {
             Ok(DeadLetter {
                 id: r.get(0)?,
                 post_id: r.get(1)?,
@@ -157,6 +159,6 @@ impl Store {
                 created_at: parse_ts("dead_letters", "created_at", &r.get::<_, String>(7)?)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 }

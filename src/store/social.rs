@@ -7,30 +7,20 @@
 //! for it, so it is `dead` for a person to check. An edit is safe to repeat and needs no
 //! claim. Edits and deletes are recorded in `attempts` like every try of a post.
 
+use super::db::{params, Db, Optional, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{opt_ts, parse_state, parse_ts, ts, Result, Store, StoreError};
 use crate::post::{AttemptOutcome, AttemptResult, PostState, Transition};
 
 /// A stored status: an unknown one is an error naming the table and the value.
-fn status_from_sql<T>(
-    table: &'static str,
-    s: &str,
-    parse: fn(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            Box::new(StoreError::Corrupt {
-                table,
-                column: "status",
-                value: s.to_string(),
-                expected: "a status lipost writes",
-            }),
-        )
+fn status_from_sql<T>(table: &'static str, s: &str, parse: fn(&str) -> Option<T>) -> Result<T> {
+    parse(s).ok_or_else(|| StoreError::Corrupt {
+        table,
+        column: "status",
+        value: s.to_string(),
+        expected: "a status lipost writes",
     })
 }
 
@@ -138,7 +128,7 @@ pub enum EditSettle {
 const COMMENT_COLUMNS: &str = "post_id, text, status, comment_urn, attempts, next_attempt_at, \
     last_error, created_at, updated_at";
 
-fn comment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Comment> {
+fn comment_from_row(r: &Row<'_>) -> Result<Comment> {
     Ok(Comment {
         post_id: r.get(0)?,
         text: r.get(1)?,
@@ -155,7 +145,7 @@ fn comment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Comment> {
 impl Store {
     /// In the transaction that records `post_id` published: its first comment, if it has
     /// one, waits to be sent now. Once per post, whatever happens later.
-    pub(super) fn queue_first_comment(tx: &Connection, post_id: &str, now_s: &str) -> Result<()> {
+    pub(super) fn queue_first_comment(tx: &Db, post_id: &str, now_s: &str) -> Result<()> {
         let n = tx
             .prepare_cached(
                 "INSERT INTO comments (post_id, text, status, next_attempt_at, created_at, updated_at) \
@@ -179,8 +169,8 @@ impl Store {
             let mut stmt = tx.prepare(
                 "SELECT post_id FROM comments WHERE status = 'sending' ORDER BY post_id",
             )?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
+            let rows = stmt.query_map(params![], |r| r.get(0))?;
+            rows.collect::<Result<_>>()?
         };
         tx.execute(
             "UPDATE comments SET status = 'dead', next_attempt_at = NULL, updated_at = ?1, last_error = \
@@ -196,33 +186,33 @@ impl Store {
     pub fn social_due(&self, now: DateTime<Utc>, limit: usize) -> Result<(Vec<String>, Vec<i64>)> {
         let now_s = ts(now);
         let comments = self
-            .conn
+            .db
             .prepare_cached(
                 "SELECT post_id FROM comments WHERE status = 'waiting' AND next_attempt_at <= ?1 \
                  ORDER BY next_attempt_at, post_id LIMIT ?2",
             )?
             .query_map(params![now_s, limit as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         let edits = self
-            .conn
+            .db
             .prepare_cached(
                 "SELECT id FROM edits WHERE status = 'pending' AND next_attempt_at <= ?1 \
                  ORDER BY next_attempt_at, id LIMIT ?2",
             )?
             .query_map(params![now_s, limit as i64], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            .collect::<Result<_>>()?;
         Ok((comments, edits))
     }
 
     /// When the next waiting comment or pending edit is due (`None`: nothing waits).
     pub fn next_social_at(&self) -> Result<Option<DateTime<Utc>>> {
-        let t: Option<String> = self.conn.query_row(
+        let t: Option<String> = self.db.query_row(
             "SELECT MIN(t) FROM (SELECT MIN(next_attempt_at) AS t FROM comments WHERE status = 'waiting' \
-             UNION ALL SELECT MIN(next_attempt_at) FROM edits WHERE status = 'pending')",
-            [],
+             UNION ALL SELECT MIN(next_attempt_at) FROM edits WHERE status = 'pending') AS soonest",
+            params![],
             |r| r.get(0),
         )?;
-        Ok(opt_ts("comments", "next_attempt_at", t)?)
+        opt_ts("comments", "next_attempt_at", t)
     }
 
     /// Claims a waiting first comment: `sending`, its try counted, committed (FULL) before
@@ -304,14 +294,13 @@ impl Store {
 
     /// A post's first comment, if it has been queued.
     pub fn comment_of(&self, post_id: &str) -> Result<Option<Comment>> {
-        Ok(self
-            .conn
+        self.db
             .query_row(
                 &format!("SELECT {COMMENT_COLUMNS} FROM comments WHERE post_id = ?1"),
                 [post_id],
                 comment_from_row,
             )
-            .optional()?)
+            .optional()
     }
 
     // ------------------------------------------------------------ edits
@@ -320,7 +309,7 @@ impl Store {
     /// now. A pending edit of the same post is replaced (the latest text wins). `false` if
     /// the text is already the post's, or the pending edit's: the same draft again.
     pub(super) fn queue_edit(
-        tx: &Connection,
+        tx: &Db,
         post_id: &str,
         text: &str,
         commentary: &str,
@@ -365,7 +354,7 @@ impl Store {
     /// (deleted meanwhile) fails here, unsent.
     pub fn edit_job(&mut self, id: i64, now: DateTime<Utc>) -> Result<Option<EditJob>> {
         let row: Option<(String, Option<String>, EditJob)> = self
-            .conn
+            .db
             .query_row(
                 "SELECT p.state, p.post_urn, e.post_id, p.account, e.text, e.commentary, e.attempts \
                  FROM edits e JOIN posts p ON p.id = e.post_id WHERE e.id = ?1 AND e.status = 'pending'",
@@ -465,7 +454,7 @@ impl Store {
 
     /// A post's edits, oldest first.
     pub fn edits_of(&self, post_id: &str) -> Result<Vec<Edit>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.db.prepare(
             "SELECT id, post_id, text, status, attempts, next_attempt_at, last_error, created_at, updated_at \
              FROM edits WHERE post_id = ?1 ORDER BY id",
         )?;
@@ -482,7 +471,7 @@ impl Store {
                 updated_at: parse_ts("edits", "updated_at", &r.get::<_, String>(8)?)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        rows.collect::<Result<_>>()
     }
 
     // ------------------------------------------------------------ delete
@@ -520,7 +509,7 @@ impl Store {
     }
 
     fn record_attempt(
-        tx: &Connection,
+        tx: &Db,
         post_id: &str,
         r: &AttemptResult,
         started: super::Ts,
@@ -558,7 +547,7 @@ mod tests {
     /// A database as lipost before migration 9 left it, with a post and the rows that
     /// reference it.
     fn at_version_8(path: &std::path::Path) {
-        let conn = Connection::open(path).unwrap();
+        let conn = rusqlite::Connection::open(path).unwrap();
         for sql in &super::super::migrations::MIGRATIONS[..8] {
             conn.execute_batch(sql).unwrap();
         }
@@ -575,12 +564,14 @@ mod tests {
         .unwrap();
     }
 
-    fn indexes(conn: &Connection) -> Vec<(String, String)> {
+    fn indexes(conn: &Db) -> Vec<(String, String)> {
         let mut stmt = conn
             .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'posts' AND sql IS NOT NULL ORDER BY name")
             .unwrap();
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-        rows.collect::<rusqlite::Result<_>>().unwrap()
+        let rows = stmt
+            .query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        rows.collect::<Result<_>>().unwrap()
     }
 
     #[test]
@@ -588,7 +579,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         at_version_8(&path);
-        let before = indexes(&Connection::open(&path).unwrap());
+        let before = indexes(&Db::Sqlite(rusqlite::Connection::open(&path).unwrap()));
         assert_eq!(before.len(), 5, "{before:?}");
         let mut store = Store::open(&path).unwrap();
         let p = store.get("p").unwrap();
@@ -598,19 +589,19 @@ mod tests {
         );
         assert_eq!(store.attempts("p").unwrap().len(), 1);
         assert_eq!(
-            indexes(&store.conn),
+            indexes(&store.db),
             before,
             "every index made again as it was"
         );
         let fk: bool = store
-            .conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .db
+            .query_row("PRAGMA foreign_keys", params![], |r| r.get(0))
             .unwrap();
         assert!(fk, "foreign keys are on again");
         // Still enforced against the rebuilt table.
-        let orphan = store.conn.execute(
+        let orphan = store.db.execute(
             "INSERT INTO attempts (post_id, started_at) VALUES ('nope', '2026-01-01T00:00:00.000Z')",
-            [],
+            params![],
         );
         assert!(orphan.is_err());
         let result = AttemptResult {

@@ -1,7 +1,7 @@
 //! The `tokens` table: one OAuth token set per member account.
 
+use super::db::{params, Optional, Row};
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Row};
 
 use super::{opt_ts, parse_ts, ts, Result, Store};
 use crate::secret::Secret;
@@ -68,7 +68,7 @@ impl Token {
 const COLUMNS: &str = "account, member_urn, access_token, access_expires_at, refresh_token, \
     refresh_expires_at, scopes, source, status, status_reason, updated_at";
 
-fn token_from_row(r: &Row<'_>) -> rusqlite::Result<Token> {
+fn token_from_row(r: &Row<'_>) -> Result<Token> {
     let status: String = r.get(8)?;
     let reason: Option<String> = r.get(9)?;
     Ok(Token {
@@ -93,7 +93,7 @@ impl Store {
     /// Stores a fresh token set. A response without a refresh token keeps the stored one
     /// (and its expiry) when it is the same member: re-login must not wipe it.
     pub fn save_token(&mut self, t: &Token) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "INSERT INTO tokens (account, member_urn, access_token, access_expires_at, refresh_token, \
              refresh_expires_at, scopes, source, status, status_reason, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'ok', NULL, ?9) \
@@ -131,7 +131,7 @@ impl Store {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.db.execute(
             "UPDATE tokens SET access_token = ?2, access_expires_at = ?3, status = 'ok', status_reason = NULL, \
              updated_at = ?4 WHERE account = ?1",
             params![
@@ -171,22 +171,21 @@ impl Store {
     }
 
     pub fn token(&self, account: &str) -> Result<Option<Token>> {
-        Ok(self
-            .conn
+        self.db
             .query_row(
                 &format!("SELECT {COLUMNS} FROM tokens WHERE account = ?1"),
                 [account],
                 token_from_row,
             )
-            .optional()?)
+            .optional()
     }
 
     pub fn tokens(&self) -> Result<Vec<Token>> {
         let mut stmt = self
-            .conn
+            .db
             .prepare(&format!("SELECT {COLUMNS} FROM tokens ORDER BY account"))?;
-        let rows = stmt.query_map([], token_from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = stmt.query_map(params![], token_from_row)?;
+        rows.collect::<Result<_>>()
     }
 }
 
