@@ -124,6 +124,33 @@ impl Config {
     }
 }
 
+/// `node_id`: LIPOST_NODE_ID wins, then the config key, then the host name.
+fn node_id(configured: Option<&str>) -> Result<String, String> {
+    let id = std::env::var("LIPOST_NODE_ID")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| configured.map(str::to_string))
+        .unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "lipost".to_string())
+        });
+    let id = id.trim().to_string();
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "node_id {id:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(id)
+}
+
 /// The node's own file with PostgreSQL, in `data_dir` (see [`Config::database`]).
 const NODE_FILE: &str = "lipost.node";
 
@@ -196,6 +223,7 @@ struct RawConfig {
     database: Option<String>,
     database_url_file: Option<String>,
     data_dir: Option<String>,
+    node_id: Option<String>,
     #[serde(default = "default_tz")]
     timezone: String,
     default_account: Option<String>,
@@ -348,6 +376,8 @@ struct RawPublisher {
     max_concurrent: usize,
     #[serde(deserialize_with = "duration")]
     shutdown_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
+    claim_lease: Duration,
 }
 
 impl Default for RawPublisher {
@@ -355,6 +385,7 @@ impl Default for RawPublisher {
         RawPublisher {
             max_concurrent: 8,
             shutdown_timeout: Duration::from_secs(20),
+            claim_lease: Duration::from_secs(60),
         }
     }
 }
@@ -548,6 +579,9 @@ pub struct Watcher {
 pub struct Publisher {
     pub max_concurrent: usize,
     pub shutdown_timeout: Duration,
+    /// With PostgreSQL: how long a node's claim on a post holds without a heartbeat; after
+    /// that another node resolves the post as in doubt.
+    pub claim_lease: Duration,
 }
 
 /// `[notify]`: where failures are reported (see `crate::notify`).
@@ -596,6 +630,9 @@ pub struct Config {
     pub database: PathBuf,
     /// A PostgreSQL connection URL: the schedule is there, not in `database`.
     pub database_url: Option<crate::secret::Secret>,
+    /// This daemon's name among the nodes sharing a PostgreSQL database: `node_id`, or
+    /// LIPOST_NODE_ID, or the host name.
+    pub node_id: String,
     pub timezone: Tz,
     pub default_account: Option<String>,
     pub linkedin: LinkedIn,
@@ -738,6 +775,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         queue_dir: base.join(&raw.queue_dir),
         database,
         database_url,
+        node_id: node_id(raw.node_id.as_deref()).map_err(invalid)?,
         timezone,
         default_account: raw.default_account,
         linkedin,
@@ -758,6 +796,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
         publisher: Publisher {
             max_concurrent: raw.publisher.max_concurrent,
             shutdown_timeout: raw.publisher.shutdown_timeout,
+            claim_lease: raw.publisher.claim_lease,
         },
         accounts,
         notify,
@@ -894,6 +933,18 @@ fn validate_durations(r: &RawRetry, w: &RawWatcher, p: &RawPublisher) -> Result<
         HOUR,
         quick,
     )?;
+    at_most(
+        "publisher.claim_lease",
+        p.claim_lease,
+        HOUR,
+        "a node that dies would keep its posts that long",
+    )?;
+    if p.claim_lease < Duration::from_secs(2) {
+        return Err(format!(
+            "publisher.claim_lease = {}: at least 2s (a node renews its leases every third of it)",
+            humantime::format_duration(p.claim_lease)
+        ));
+    }
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub enum DaemonError {
     Sandbox(std::io::Error),
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    #[error("cannot start listening for other nodes: {0}")]
+    Listen(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
     #[error("another `lipost run` ({pid}) is using the database {database}: stop it first (two daemons on one database would resend each other's posts)")]
@@ -147,16 +149,54 @@ async fn api_base(config: &Config) -> Result<(String, String), DaemonError> {
     Ok((api.clone(), format!("{api}/oauth/v2")))
 }
 
+/// This machine's name, for `lipost nodes`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// With PostgreSQL: renews this node's leases every third of `claim_lease`, and resolves
+/// the posts of nodes whose leases ran out.
+async fn heartbeat(live: Live, store: Handle, rearm: Arc<Notify>) {
+    loop {
+        let lease = live.get().publisher.claim_lease;
+        tokio::time::sleep(lease / 3).await;
+        if let Err(e) = store.call(|s| s.heartbeat()).await {
+            warn!(error = %e, "cannot renew this node's leases; if it stays so, another node will resolve its posts in flight as in doubt");
+            continue;
+        }
+        let why = "the node that was sending it stopped answering (its lease ran out); it may have reached LinkedIn";
+        match store
+            .call(move |s| s.recover_expired(false, why, Utc::now()))
+            .await
+        {
+            Ok(ids) if !ids.is_empty() => {
+                for id in &ids {
+                    warn!(post_id = %id, "its node's lease ran out while sending: in doubt, will be resolved before any resend");
+                }
+                rearm.notify_one();
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot look for posts of stopped nodes"),
+        }
+    }
+}
+
 pub async fn run(config: Config) -> Result<(), DaemonError> {
     let signals = Signals::install()?;
     let _instance = lock_instance(&config.database)?;
     watcher::prepare_folders(&config)?;
     let target = crate::store::Target::of(&config);
     let made_for = MadeFor::of(&config.linkedin);
+    let node = crate::store::Node {
+        id: config.node_id.clone(),
+        lease: config.publisher.claim_lease,
+    };
     let store = Handle::new(
         tokio::task::spawn_blocking(move || {
             let mut store = Store::connect(&target)?;
-            store.lock_schedule()?;
+            store.join(node, &host_name(), Utc::now())?;
             store.check_made_for(&made_for, true)?;
             Ok::<_, StoreError>(store)
         })
@@ -222,6 +262,17 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         &config.database,
         vec![rearm.clone(), keeper_wake.clone(), media_wake.clone()],
     )?;
+    if let Some(url) = &config.database_url {
+        // Other nodes' drafts and commands wake this one too.
+        let wakes = vec![rearm.clone(), keeper_wake.clone(), media_wake.clone()];
+        crate::store::listen_for_nodes(url.clone(), move || {
+            for w in &wakes {
+                w.notify_one();
+            }
+        })
+        .map_err(DaemonError::Listen)?;
+        tokio::spawn(heartbeat(live.clone(), store.clone(), rearm.clone()));
+    }
     crate::service::ready();
     let watching = tokio::spawn(watch_loop(
         intake,

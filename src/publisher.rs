@@ -185,7 +185,10 @@ impl Publisher {
     /// post can go while this one is recorded.
     pub async fn publish<T: Send>(&self, post: Post, attempt: i64, turn: T) {
         let started = Utc::now();
-        let (result, settle) = self.try_once(&post, started).await;
+        let Some((result, settle)) = self.try_once(&post, attempt, started).await else {
+            warn!(post_id = %post.id, account = %post.account, "not sent: another node took this post over while this one was stopped past its lease; it resolves the post");
+            return;
+        };
         drop(turn);
         log_outcome(&post, &result, &settle);
         let (done, committed) = oneshot::channel();
@@ -229,10 +232,17 @@ impl Publisher {
         }
     }
 
-    async fn try_once(&self, post: &Post, started: DateTime<Utc>) -> (AttemptResult, Settle) {
+    /// One try; `None` when the try is no longer this node's to make (see
+    /// `Store::renew_claim`), and nothing was sent.
+    async fn try_once(
+        &self,
+        post: &Post,
+        attempt: i64,
+        started: DateTime<Utc>,
+    ) -> Option<(AttemptResult, Settle)> {
         let config = self.config.get();
         let Some(account) = config.account(&post.account) else {
-            return bury(
+            return Some(bury(
                 post,
                 false,
                 DeadReason::AccountRemoved,
@@ -240,10 +250,10 @@ impl Publisher {
                     "account {:?} is no longer in the config",
                     post.account
                 )),
-            );
+            ));
         };
         if let Some(dead) = first_try_too_late(post, &config.retry, started) {
-            return dead;
+            return Some(dead);
         }
         let member = account.token_account().to_string();
         let cred = match self.tokens.get(&member).await {
@@ -254,10 +264,14 @@ impl Publisher {
                     outcome: AttemptOutcome::Held,
                     ..AttemptResult::message(e.to_string())
                 };
-                return self.retry_at(post, result, Utc::now(), Budget::Free, None);
+                return Some(self.retry_at(post, result, Utc::now(), Budget::Free, None));
             }
             Err(e) => {
-                return self.retry_plain(post, e.to_string(), AttemptOutcome::TokenUnavailable)
+                return Some(self.retry_plain(
+                    post,
+                    e.to_string(),
+                    AttemptOutcome::TokenUnavailable,
+                ));
             }
         };
         let author = match &account.kind {
@@ -266,11 +280,11 @@ impl Publisher {
         };
         if let Some(since) = post.in_doubt_since {
             if let Some(found) = self.find_on_page(post, &author, &cred.token, since).await {
-                return found;
+                return Some(found);
             }
             let window = self.config.get().retry.resend_window;
             if started - since > std_to_chrono(window) {
-                return bury(
+                return Some(bury(
                     post,
                     true,
                     DeadReason::InDoubt,
@@ -278,39 +292,54 @@ impl Publisher {
                         "a try at {since} may have reached LinkedIn and no answer came back; it is past the {} resend window, so it was not sent again",
                         humantime::format_duration(window),
                     )),
-                );
+                ));
             }
         }
         let mut body = PostRequest::text(&author, &post.commentary, &post.visibility);
         if let Some(content) = &post.content {
             match self.content(post, content, &author).await {
                 Ok(wire) => body.content = Some(wire),
-                Err(not_now) => return *not_now,
+                Err(not_now) => return Some(*not_now),
+            }
+        }
+        // The fence: the request leaves only while this node's claim holds (renewed now);
+        // after a stop past its lease, another node resolves the post instead.
+        // SQLite has one daemon: nothing to renew, and no store call on the hot path.
+        if config.database_url.is_some() {
+            let id = post.id.clone();
+            match self.store.call(move |s| s.renew_claim(&id, attempt)).await {
+                Ok(true) => {}
+                Ok(false) => return None,
+                Err(e) => {
+                    return Some(self.retry_plain(post, e.to_string(), AttemptOutcome::Retry))
+                }
             }
         }
         let version = self.client.version().current();
-        match self.client.create_post(&cred.token, &body, &version).await {
-            Ok(created) => {
-                let outcome = if post.in_doubt_since.is_some() {
-                    AttemptOutcome::PublishedAfterDoubt
-                } else {
-                    AttemptOutcome::Published
-                };
-                (
-                    AttemptResult {
-                        http_status: Some(201),
-                        outcome,
-                        message: Some(created.urn.clone()),
-                        ..AttemptResult::default()
-                    },
-                    Settle::Published { urn: created.urn },
-                )
-            }
-            Err(e) => {
-                self.classify(post, &member, &cred.token, &version, e, started)
-                    .await
-            }
-        }
+        Some(
+            match self.client.create_post(&cred.token, &body, &version).await {
+                Ok(created) => {
+                    let outcome = if post.in_doubt_since.is_some() {
+                        AttemptOutcome::PublishedAfterDoubt
+                    } else {
+                        AttemptOutcome::Published
+                    };
+                    (
+                        AttemptResult {
+                            http_status: Some(201),
+                            outcome,
+                            message: Some(created.urn.clone()),
+                            ..AttemptResult::default()
+                        },
+                        Settle::Published { urn: created.urn },
+                    )
+                }
+                Err(e) => {
+                    self.classify(post, &member, &cred.token, &version, e, started)
+                        .await
+                }
+            },
+        )
     }
 
     /// The post's `content`, built from the stored URNs of its assets, which never change

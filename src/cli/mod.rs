@@ -133,6 +133,11 @@ pub enum Command {
     Notify(NotifyCommand),
     /// Check config, credentials, tokens, scopes, page roles, the API and its version.
     Doctor,
+    /// The daemons sharing a PostgreSQL database: id, host, last heartbeat, posts in flight.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
     /// Bring the database schema up to date. A daemon migrates a SQLite file (and creates an
     /// empty PostgreSQL schema) by itself; a PostgreSQL schema other nodes may use is
     /// upgraded only here: stop the nodes, migrate, start the new version.
@@ -375,6 +380,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
             Ok(())
         }
+        Command::Nodes { json } => read(&cli, |config, store| report::nodes(config, store, *json)),
         Command::Migrate => {
             let config = load(&cli)?;
             let target = crate::store::Target::of(&config);
@@ -422,6 +428,17 @@ fn read(cli: &Cli, f: impl FnOnce(&Config, &Store) -> Result<()>) -> Result<()> 
 
 /// Lets a running daemon know the schedule changed.
 fn wake_daemon(config: &Config) {
+    if config.database_url.is_some() {
+        // Every node, through the database; a local daemon also through its wake file.
+        let target = crate::store::Target::of(config);
+        if let Err(e) = Store::connect_read_only(&target).and_then(|s| s.announce()) {
+            eprintln!("note: could not wake the daemons ({e}); they will notice the change at their next wake-up");
+        }
+        if config.data_dir().is_dir() {
+            let _ = crate::store::poke(&config.database);
+        }
+        return;
+    }
     if let Err(e) = crate::store::poke(&config.database) {
         eprintln!(
             "note: could not wake the daemon ({e}); it will notice the change at its next wake-up"

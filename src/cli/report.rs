@@ -135,13 +135,16 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     let failures = store.recent_failures(5)?;
     let dead = store.dead_letters()?;
     let holds = store.holds_by_account()?;
+    let nodes = store.nodes(config.publisher.claim_lease)?;
+    let target = crate::store::Target::of(config).to_string();
     if as_json {
         let counts: serde_json::Map<String, serde_json::Value> = counts
             .iter()
             .map(|(s, n)| (s.as_str().to_string(), json!(n)))
             .collect();
         let out = json!({
-            "database": config.database,
+            "database": target,
+            "nodes": nodes,
             "version_warning": crate::linkedin::version_warning(&config.linkedin.version, Utc::now()),
             "counts": counts,
             "next": next,
@@ -153,7 +156,7 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("lipost status ({})", config.database.display());
+    println!("lipost status ({target})");
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("posts: {}", summary.join(", "));
     if let Some(w) = crate::linkedin::version_warning(&config.linkedin.version, Utc::now()) {
@@ -177,6 +180,10 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
                 h.reason.meaning()
             );
         }
+    }
+    if !nodes.is_empty() {
+        println!();
+        print_nodes(config, &nodes);
     }
     println!();
     println!("accounts:");
@@ -227,6 +234,52 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
         println!("{} dead letters: see `lipost dead`", dead.len());
     }
     Ok(())
+}
+
+/// `lipost nodes`: the daemons sharing a PostgreSQL database.
+pub fn nodes(config: &Config, store: &Store, as_json: bool) -> Result<()> {
+    let nodes = store.nodes(config.publisher.claim_lease)?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&nodes)?);
+        return Ok(());
+    }
+    if config.database_url.is_none() {
+        println!("one node: SQLite has one daemon at a time (the lock beside {}); several nodes need PostgreSQL", config.database.display());
+        return Ok(());
+    }
+    if nodes.is_empty() {
+        println!("no node has run on this database yet");
+        return Ok(());
+    }
+    print_nodes(config, &nodes);
+    Ok(())
+}
+
+fn print_nodes(config: &Config, nodes: &[crate::store::NodeRow]) {
+    println!("nodes (id, host, pid, last heartbeat, posts in flight):");
+    for n in nodes {
+        let state = if n.alive {
+            format!("{:.0}s ago", n.silent_for)
+        } else {
+            format!(
+                "{:.0}s ago: stopped (its claims are resolved by the others)",
+                n.silent_for
+            )
+        };
+        println!(
+            "  {:<16} {:<16} {:>7}  {}  {state}  {} in flight{}",
+            n.node_id,
+            n.host,
+            n.pid,
+            local(config, n.heartbeat_at),
+            n.in_flight,
+            if n.node_id == config.node_id {
+                "  (this config's node_id)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 pub fn list(config: &Config, store: &Store, state: Option<PostState>, as_json: bool) -> Result<()> {

@@ -82,7 +82,7 @@ impl Store {
     ) -> Result<Vec<AgendaPost>> {
         let mut stmt = self.db.prepare(&format!(
             "SELECT {AGENDA_COLUMNS} FROM posts \
-             WHERE (?4 IS NULL OR account = ?4) AND ( \
+             WHERE (CAST(?4 AS TEXT) IS NULL OR account = ?4) AND ( \
                (state IN ('scheduled', 'publishing') AND ( \
                   due_at <= ?3 \
                   OR (due_at < ?2 AND next_attempt_at >= ?1) \
@@ -102,7 +102,7 @@ impl Store {
         let mut stmt = self.db.prepare(
             "SELECT p.id, p.account, p.due_at, p.text, d.reason, d.message FROM posts p \
              JOIN dead_letters d ON d.id = (SELECT MAX(id) FROM dead_letters WHERE post_id = p.id) \
-             WHERE p.state = 'dead' AND (?1 IS NULL OR p.account = ?1) ORDER BY p.due_at, p.id",
+             WHERE p.state = 'dead' AND (CAST(?1 AS TEXT) IS NULL OR p.account = ?1) ORDER BY p.due_at, p.id",
         )?;
         let rows = stmt.query_map(params![account], |r| {
             Ok(NeedsPerson {

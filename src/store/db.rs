@@ -361,7 +361,10 @@ impl PgConn {
         if let Some(s) = self.cache.borrow().get(sql) {
             return Ok(s.clone());
         }
-        let prepared = self.with(|c| c.prepare(&to_dollars(sql)))?;
+        let prepared = self.with(|c| c.prepare(&to_dollars(sql))).inspect_err(|e| {
+            // A statement PostgreSQL cannot prepare is a bug in the store's SQL: say which.
+            tracing::error!(error = %super::pg::explain(e), sql, "PostgreSQL refused a statement");
+        })?;
         let mut cache = self.cache.borrow_mut();
         if cache.len() >= PG_CACHE {
             cache.clear();

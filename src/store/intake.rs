@@ -22,6 +22,10 @@ impl Store {
         for intake in batch {
             out.push(Self::ingest_one(&tx, intake, now, &now_s)?);
         }
+        if !batch.is_empty() {
+            // Every node looks again once this commits: the draft may be due now.
+            super::nodes::notify_nodes(&tx)?;
+        }
         tx.commit()?;
         Ok(out)
     }

@@ -16,6 +16,7 @@ mod intake;
 mod media;
 mod metrics;
 mod migrations;
+mod nodes;
 mod operator;
 mod outbox;
 mod pg;
@@ -29,6 +30,7 @@ pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, HoldGroup, MadeFor};
 pub use media::{MediaGate, MediaOutcome, MediaPost, MediaRow, MediaStatus, MediaStep};
 pub use metrics::{MetricsSnapshot, LATENESS_BUCKETS};
+pub use nodes::{listen as listen_for_nodes, Node, NodeRow};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use social::{
     Comment, CommentJob, CommentSettle, CommentStatus, Edit, EditJob, EditSettle, EditStatus,
@@ -96,8 +98,11 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Url(String),
-    #[error("another `lipost run` ({holder}) is working this PostgreSQL database: stop it first. This version runs one daemon per database (two would resend each other's posts)")]
-    DaemonRunning { holder: String },
+    #[error("another `lipost run` with node_id {node:?} ({holder}) is working this PostgreSQL database: stop it, or give this one another node_id (config `node_id` or LIPOST_NODE_ID); two daemons with one id would take each other's claims for their own")]
+    NodeRunning { node: String, holder: String },
+    /// A settle for a try that is no longer open: another node resolved the post meanwhile.
+    #[error("post {id:?}: this try was taken over by another node (this one was stopped past its lease); its outcome is not recorded")]
+    Fenced { id: String },
     #[error("migrating {path} would leave a broken reference ({detail}); nothing was changed: report this")]
     Migration { path: String, detail: String },
     #[error("corrupt value in {table}.{column}: {value:?} is not {expected}")]
@@ -405,6 +410,8 @@ pub enum Budget {
 
 pub struct Store {
     db: Db,
+    /// The daemon this store claims for (`Store::join`); `None` in commands.
+    node: Option<Node>,
 }
 
 /// A post's row as intake compares it with a new draft of the same id.
@@ -502,6 +509,7 @@ impl Store {
     /// command that only looks (`status`, `list`, `show`, `dead`) changes nothing.
     pub fn connect_read_only(target: &Target) -> Result<Store> {
         Ok(Store {
+            node: None,
             db: match target {
                 Target::Sqlite(path) => sqlite::open_read_only(path)?,
                 Target::Postgres(url) => pg::connect(url, pg::Open::ReadOnly)?,
@@ -558,24 +566,7 @@ impl Store {
 
     fn attach(db: Db) -> Result<Store> {
         outbox::attach(&db)?;
-        Ok(Store { db })
-    }
-
-    /// For `lipost run`: makes sure no other daemon works this schedule. A SQLite file is
-    /// locked beside it (`daemon::lock_instance`); a PostgreSQL database by a lock this
-    /// connection holds until the process ends.
-    pub fn lock_schedule(&mut self) -> Result<()> {
-        if self.db.dialect() == db::Dialect::Sqlite {
-            return Ok(());
-        }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
-        let who = format!("pid {} on {host}", std::process::id());
-        match pg::lock_daemon(&self.db, &who)? {
-            Ok(()) => Ok(()),
-            Err(holder) => Err(StoreError::DaemonRunning { holder }),
-        }
+        Ok(Store { db, node: None })
     }
 
     /// Which engine holds the schedule.
@@ -679,22 +670,36 @@ impl Store {
     /// scheduled are skipped.
     pub fn claim_many(&mut self, ids: &[String], now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
         let now_s = ts(now);
+        let node = self.claiming_node().cloned();
         let tx = self.write()?;
         let mut claimed = Vec::with_capacity(ids.len());
         {
             // The Claim transition (scheduled → publishing). Not `RETURNING`: in SQLite it
-            // costs more than reading the row again.
+            // costs more than reading the row again. On PostgreSQL the claim names its node
+            // and lease (see `nodes`); SKIP LOCKED passes over a row another node is
+            // claiming this instant instead of waiting for it.
             debug_assert_eq!(Transition::Claim.from(), &[PostState::Scheduled]);
-            let mut claim = tx.prepare_cached(
-                "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL, \
-                 hold_since = NULL, hold_report_at = NULL WHERE id = ?1 AND state = 'scheduled'",
-            )?;
+            let sql = match &node {
+                None => "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL, \
+                 hold_since = NULL, hold_report_at = NULL WHERE id = ?1 AND state = 'scheduled'".to_string(),
+                Some(_) => format!(
+                    "UPDATE posts SET state = 'publishing', updated_at = ?2, hold_reason = NULL, hold_until = NULL, \
+                     hold_since = NULL, hold_report_at = NULL, claimed_by = ?3, lease_until = {} \
+                     WHERE id = (SELECT id FROM posts WHERE id = ?1 AND state = 'scheduled' FOR UPDATE SKIP LOCKED)",
+                    nodes::db_later(4)
+                ),
+            };
+            let mut claim = tx.prepare_cached(&sql)?;
             let mut read =
                 tx.prepare_cached(&format!("SELECT {POST_COLUMNS} FROM posts WHERE id = ?1"))?;
             let mut open =
                 tx.prepare_cached("INSERT INTO attempts (post_id, started_at) VALUES (?1, ?2)")?;
             for id in ids {
-                if claim.execute(params![id, now_s])? != 1 {
+                let n = match &node {
+                    None => claim.execute(params![id, now_s])?,
+                    Some(n) => claim.execute(params![id, now_s, n.id, n.lease.as_secs_f64()])?,
+                };
+                if n != 1 {
                     continue;
                 }
                 let post = read.query_row([id], post_from_row)?;
@@ -746,9 +751,11 @@ impl Store {
             // A refused move changes nothing (settle_one moves the post first), so one bad
             // item needs no savepoint; any other error fails the whole transaction.
             match Self::settle_one(&tx, item, &now_s) {
-                Err(e @ (StoreError::WrongState { .. } | StoreError::NotFound(_))) => {
-                    out.push(Err(e))
-                }
+                Err(
+                    e @ (StoreError::WrongState { .. }
+                    | StoreError::NotFound(_)
+                    | StoreError::Fenced { .. }),
+                ) => out.push(Err(e)),
                 Err(e) => return Err(e),
                 Ok(()) => out.push(Ok(())),
             }
@@ -758,6 +765,19 @@ impl Store {
     }
 
     fn settle_one(tx: &Db, item: &Settled, now_s: &str) -> Result<()> {
+        // The fence: only the try still open counts. Another node that resolved this post
+        // (this one was stopped past its lease) finished the try; a late answer then changes
+        // nothing it settled.
+        let open = tx
+            .prepare_cached(
+                "SELECT 1 FROM attempts WHERE id = ?1 AND post_id = ?2 AND finished_at IS NULL",
+            )?
+            .exists(params![item.attempt, item.post_id])?;
+        if !open {
+            return Err(StoreError::Fenced {
+                id: item.post_id.clone(),
+            });
+        }
         let mut r = &item.result;
         let mut outcome = &item.outcome;
         let taken;
@@ -957,6 +977,14 @@ impl Store {
     /// At start-up: every post left in `publishing` was claimed by a process that died. Its
     /// request may have reached LinkedIn, so it goes back to `scheduled` marked in doubt.
     pub fn recover_interrupted(&mut self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        if self.claiming_node().is_some() {
+            // Other nodes' posts in flight are theirs while their leases hold.
+            return self.recover_expired(
+                true,
+                "the daemon stopped while this try was under way; it may have reached LinkedIn",
+                now,
+            );
+        }
         let now_s = ts(now);
         let tx = self.write()?;
         let ids: Vec<String> = {

@@ -172,33 +172,3 @@ pub fn schema_version_known() -> usize {
 pub fn schema_version(db: &Db) -> Result<(usize, usize)> {
     Ok((version(db)?.unwrap_or(0), pg_migrations::MIGRATIONS.len()))
 }
-
-/// The session advisory lock a daemon holds on its connection for as long as it runs.
-const DAEMON_LOCK: i64 = 0x006c_6970_6f73_7401;
-
-/// Takes the daemon's lock on the database, recording who holds it; `Err(holder)` when
-/// another daemon has it. Until nodes hold leases on their claims, one daemon at a time
-/// works a PostgreSQL schedule, as one works a SQLite file.
-pub(super) fn lock_daemon(db: &Db, who: &str) -> Result<std::result::Result<(), String>> {
-    let got: bool = db.query_row(
-        "SELECT pg_try_advisory_lock(?1)",
-        params![DAEMON_LOCK],
-        |r| r.get(0),
-    )?;
-    if !got {
-        let holder: Option<String> = db
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'daemon'",
-                params![],
-                |r| r.get(0),
-            )
-            .optional()?;
-        return Ok(Err(holder.unwrap_or_else(|| "unknown".to_string())));
-    }
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES ('daemon', ?1) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![who],
-    )?;
-    Ok(Ok(()))
-}

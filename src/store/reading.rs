@@ -19,7 +19,7 @@ impl Store {
 
     pub fn list(&self, state: Option<PostState>, limit: usize) -> Result<Vec<Post>> {
         let mut stmt = self.db.prepare(&format!(
-            "SELECT {POST_COLUMNS} FROM posts WHERE ?1 IS NULL OR state = ?1 ORDER BY due_at, id LIMIT ?2"
+            "SELECT {POST_COLUMNS} FROM posts WHERE CAST(?1 AS TEXT) IS NULL OR state = ?1 ORDER BY due_at, id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(
             params![state.map(|s| s.as_str()), limit as i64],
