@@ -81,7 +81,17 @@ impl Sender {
     /// Runs until `stop`; a try under way is finished first, so a stop never leaves a
     /// comment `sending`.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        match self.store.call(|s| s.recover_comments(Utc::now())).await {
+        match self
+            .store
+            .call(|s| {
+                // A comment being sent may be another live node's (PostgreSQL).
+                if s.other_nodes_alive()? {
+                    return Ok(Vec::new());
+                }
+                s.recover_comments(Utc::now())
+            })
+            .await
+        {
             Ok(ids) => {
                 for id in ids {
                     warn!(post_id = %id, comment_status = "dead", "first comment found `sending` at start-up: it may be on LinkedIn and cannot be looked up, so it is not sent again; check the post and comment by hand if it is missing");

@@ -268,34 +268,38 @@ impl Scheduler {
         let retired = self.version.as_ref().and_then(ApiVersion::retired);
         let (plan, more, claimed, news, reported) = self
             .store
+            // One transaction on PostgreSQL: other nodes' dispatches wait, so pacing and caps
+            // count their claims too.
             .call(move |s| {
-                let mut view = s.dispatch_view(now, limit, midnight)?;
-                let more = view.due.len() == limit;
-                // Only posts with content: a text post's path does no media work.
-                for d in view.due.iter().filter(|d| d.has_content) {
-                    let owner = crate::uploader::owner_of(&config, &d.account, &view.tokens);
-                    let gate = s.media_gate(&d.id, owner.as_deref())?;
-                    view.media.insert(d.id.clone(), gate);
-                }
-                let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
-                for (id, why) in &plan.expired {
-                    s.expire(id, DeadReason::TooLate, why, Utc::now())?;
-                }
-                for (id, why) in &plan.media_failed {
-                    s.expire(id, DeadReason::MediaFailed, why, Utc::now())?;
-                }
-                let news = if plan.held.is_empty() {
-                    Vec::new()
-                } else {
-                    s.hold_many(&plan.held, now)?
-                };
-                let claimed = if plan.chosen.is_empty() {
-                    Vec::new()
-                } else {
-                    s.claim_many(&plan.chosen, Utc::now())?
-                };
-                let reported = s.report_long_holds(now)?;
-                Ok((plan, more, claimed, news, reported))
+                s.in_write(|s| {
+                    let mut view = s.dispatch_view(now, limit, midnight)?;
+                    let more = view.due.len() == limit;
+                    // Only posts with content: a text post's path does no media work.
+                    for d in view.due.iter().filter(|d| d.has_content) {
+                        let owner = crate::uploader::owner_of(&config, &d.account, &view.tokens);
+                        let gate = s.media_gate(&d.id, owner.as_deref())?;
+                        view.media.insert(d.id.clone(), gate);
+                    }
+                    let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
+                    for (id, why) in &plan.expired {
+                        s.expire(id, DeadReason::TooLate, why, Utc::now())?;
+                    }
+                    for (id, why) in &plan.media_failed {
+                        s.expire(id, DeadReason::MediaFailed, why, Utc::now())?;
+                    }
+                    let news = if plan.held.is_empty() {
+                        Vec::new()
+                    } else {
+                        s.hold_many(&plan.held, now)?
+                    };
+                    let claimed = if plan.chosen.is_empty() {
+                        Vec::new()
+                    } else {
+                        s.claim_many(&plan.chosen, Utc::now())?
+                    };
+                    let reported = s.report_long_holds(now)?;
+                    Ok((plan, more, claimed, news, reported))
+                })
             })
             .await?;
         for (id, why) in &plan.expired {
@@ -539,8 +543,10 @@ fn plan(
         };
         let paced = !account.min_spacing.is_zero();
         // Claimed and not yet settled: not in `activity` yet, but they count.
-        let in_flight = busy.get(&post.account).copied().unwrap_or(0)
-            + taking.get(post.account.as_str()).copied().unwrap_or(0);
+        let mine = busy.get(&post.account).copied().unwrap_or(0);
+        let everyone = view.in_flight.get(&post.account).copied().unwrap_or(0);
+        let in_flight =
+            mine.max(everyone) + taking.get(post.account.as_str()).copied().unwrap_or(0);
         if paced && in_flight > 0 {
             // One at a time for a paced account, so spacing holds.
             plan.blocked = true;
@@ -690,6 +696,7 @@ mod tests {
                 .collect(),
             tokens,
             media: HashMap::new(),
+            in_flight: HashMap::new(),
             activity: activity
                 .iter()
                 .map(|(a, n)| (a.to_string(), (Some(due_at), *n)))

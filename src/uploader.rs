@@ -111,7 +111,13 @@ impl Uploader {
         let me = Arc::new(self);
         match me
             .store
-            .call(|s| s.media_recover_interrupted(Utc::now()))
+            .call(|s| {
+                // An upload under way may be another live node's (PostgreSQL).
+                if s.other_nodes_alive()? {
+                    return Ok(0);
+                }
+                s.media_recover_interrupted(Utc::now())
+            })
             .await
         {
             Ok(0) => {}
@@ -234,6 +240,13 @@ impl Uploader {
                 .await?;
             for row in rows {
                 if matches!(row.status, MediaStatus::Available | MediaStatus::Failed) {
+                    continue;
+                }
+                // Several nodes: the node that took the bundle holds its files (unless
+                // `data_dir`'s media/ is shared); a node without them leaves the upload to it.
+                if config.database_url.is_some()
+                    && !crate::media::path(&config, &row.sha256).is_ok_and(|p| p.is_file())
+                {
                     continue;
                 }
                 let key = (row.sha256.clone(), row.owner.clone());

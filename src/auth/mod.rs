@@ -346,8 +346,40 @@ impl Tokens {
         Ok(())
     }
 
-    /// Refreshes with the refresh token, retrying transient failures with backoff.
+    /// Refreshes with the refresh token, one node at a time (PostgreSQL): a node that waited
+    /// for another's refresh takes the stored result instead of refreshing again.
     async fn refresh(&self, token: &Token) -> Result<Token, AuthError> {
+        let member = token.account.clone();
+        let fresher = |stored: Option<Token>| {
+            stored.filter(|t| {
+                t.access_expires_at > token.access_expires_at && t.needs_reauth.is_none()
+            })
+        };
+        loop {
+            let m = member.clone();
+            if self.store.call(move |s| s.lock_refresh(&m)).await? {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(200)).await;
+            let m = member.clone();
+            if let Some(t) = fresher(self.store.call(move |s| s.token(&m)).await?) {
+                return Ok(t);
+            }
+        }
+        let m = member.clone();
+        let r = match fresher(self.store.call(move |s| s.token(&m)).await?) {
+            Some(t) => Ok(t),
+            None => self.refresh_now(token).await,
+        };
+        let m = member.clone();
+        if let Err(e) = self.store.call(move |s| s.unlock_refresh(&m)).await {
+            warn!(account = %member, error = %e, "cannot release the token refresh lock; it is released when this daemon's connection ends");
+        }
+        r
+    }
+
+    /// Refreshes with the refresh token, retrying transient failures with backoff.
+    async fn refresh_now(&self, token: &Token) -> Result<Token, AuthError> {
         let member = token.account.clone();
         let rt =
             token

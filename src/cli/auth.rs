@@ -167,6 +167,48 @@ impl Doctor {
 }
 
 /// Walks the troubleshooting list; exits non-zero on any failure.
+/// The database: reachable (it was opened), its schema version, and for PostgreSQL the
+/// server and whether the connection is encrypted.
+fn check_database(config: &Config, store: &Store, d: &mut Doctor) -> Result<()> {
+    let target = crate::store::Target::of(config);
+    let (found, known) = store.schema_version()?;
+    let schema = if found == known {
+        Level::Ok
+    } else {
+        Level::Fail
+    };
+    d.line(
+        schema,
+        format!("database {target}: schema version {found} (this lipost: {known})"),
+    );
+    if let Some((version, tls)) = store.server()? {
+        let local = config
+            .database_url
+            .as_ref()
+            .is_some_and(|u| u.expose().contains("host=/") || u.expose().contains("@%2F"));
+        let (level, words) = match (tls, local) {
+            (true, _) => (Level::Ok, "encrypted (TLS)".to_string()),
+            (false, true) => (Level::Ok, "over a Unix socket (no TLS needed)".to_string()),
+            (false, false) => (
+                Level::Warn,
+                "NOT encrypted: add sslmode=require to the URL so posts and tokens do not cross the network in clear".to_string(),
+            ),
+        };
+        d.line(level, format!("PostgreSQL {version}: connection {words}"));
+        let nodes = store.nodes(config.publisher.claim_lease)?;
+        let alive = nodes.iter().filter(|n| n.alive).count();
+        d.line(
+            Level::Ok,
+            format!(
+                "node_id {:?}; {alive} of {} nodes on this database alive (`lipost nodes`)",
+                config.node_id,
+                nodes.len()
+            ),
+        );
+    }
+    Ok(())
+}
+
 pub async fn doctor(config: &Config, store: &Store) -> Result<()> {
     let mut d = Doctor { worst: Level::Ok };
     d.line(
@@ -178,6 +220,7 @@ pub async fn doctor(config: &Config, store: &Store) -> Result<()> {
         Err(e) => d.line(Level::Fail, format!("{e}: create an app at developer.linkedin.com and put its client id in the config, its secret in LIPOST_CLIENT_SECRET or client_secret_file")),
     }
     check_redirect(config, &mut d);
+    check_database(config, store, &mut d)?;
     let client = client(config).ok();
     let tokens = store.tokens()?;
     let now = Utc::now();

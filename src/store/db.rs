@@ -326,6 +326,9 @@ impl<T> Optional<T> for Result<T> {
 pub struct PgConn {
     /// `None` only while being dropped (see `Drop`).
     client: RefCell<Option<postgres::Client>>,
+    /// Inside [`Db::begin_outer`]: transactions opened meanwhile are savepoints in it, and
+    /// this counts them.
+    outer: Option<u32>,
     /// Statement text (as the store wrote it) → prepared statement; cleared when it grows
     /// past [`PG_CACHE`] (statements built with `format!` vary).
     cache: RefCell<HashMap<String, postgres::Statement>>,
@@ -342,6 +345,7 @@ impl PgConn {
         PgConn {
             client: RefCell::new(Some(client)),
             cache: RefCell::new(HashMap::new()),
+            outer: None,
         }
     }
 
@@ -571,6 +575,9 @@ impl Db {
     /// A write transaction: no other writer of the database runs until it ends (see the
     /// module comment). Rolled back if dropped without [`Tx::commit`].
     pub fn write(&mut self) -> Result<Tx<'_>> {
+        if self.in_outer() {
+            return self.savepoint();
+        }
         match self {
             Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Db::Postgres(c) => c.with(|client| {
@@ -585,11 +592,65 @@ impl Db {
         Ok(Tx {
             db: self,
             open: true,
+            savepoint: None,
         })
+    }
+
+    fn in_outer(&self) -> bool {
+        matches!(self, Db::Postgres(c) if c.outer.is_some())
+    }
+
+    /// Inside an outer transaction: a savepoint in it instead of a transaction of its own.
+    fn savepoint(&mut self) -> Result<Tx<'_>> {
+        let name = match self {
+            Db::Postgres(c) => {
+                let n = c.outer.get_or_insert(0);
+                *n += 1;
+                let name = *n;
+                c.with(|c| c.batch_execute(&format!("SAVEPOINT s{name}")))?;
+                name
+            }
+            Db::Sqlite(_) => unreachable!("only PostgreSQL has an outer transaction"),
+        };
+        Ok(Tx {
+            db: self,
+            open: true,
+            savepoint: Some(name),
+        })
+    }
+
+    /// PostgreSQL: opens a write transaction that the store's own transactions join (as
+    /// savepoints) until [`Db::end_outer`], so several steps share one view and one lock.
+    /// Nothing on SQLite.
+    pub fn begin_outer(&mut self) -> Result<()> {
+        if let Db::Postgres(c) = self {
+            c.with(|client| {
+                client.batch_execute("BEGIN")?;
+                client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            })
+            .inspect_err(|_| {
+                let _ = c.with(|client| client.batch_execute("ROLLBACK"));
+            })?;
+            c.outer = Some(0);
+        }
+        Ok(())
+    }
+
+    /// Ends [`Db::begin_outer`]'s transaction: committed, or rolled back.
+    pub fn end_outer(&mut self, commit: bool) -> Result<()> {
+        if let Db::Postgres(c) = self {
+            if c.outer.take().is_some() {
+                c.with(|client| client.batch_execute(if commit { "COMMIT" } else { "ROLLBACK" }))?;
+            }
+        }
+        Ok(())
     }
 
     /// A read transaction: one consistent view for several statements.
     pub fn read(&mut self) -> Result<Tx<'_>> {
+        if self.in_outer() {
+            return self.savepoint();
+        }
         match self {
             Db::Sqlite(c) => c.execute_batch("BEGIN DEFERRED")?,
             Db::Postgres(c) => {
@@ -599,20 +660,26 @@ impl Db {
         Ok(Tx {
             db: self,
             open: true,
+            savepoint: None,
         })
     }
 }
 
-/// An open transaction; reads and writes through it as through the [`Db`].
+/// An open transaction (or a savepoint in an outer one); reads and writes through it as
+/// through the [`Db`].
 pub struct Tx<'a> {
     db: &'a mut Db,
     open: bool,
+    savepoint: Option<u32>,
 }
 
 impl Tx<'_> {
     pub fn commit(mut self) -> Result<()> {
         self.open = false;
-        self.db.execute_batch("COMMIT")
+        match self.savepoint {
+            None => self.db.execute_batch("COMMIT"),
+            Some(n) => self.db.execute_batch(&format!("RELEASE SAVEPOINT s{n}")),
+        }
     }
 }
 
@@ -628,7 +695,12 @@ impl Drop for Tx<'_> {
     fn drop(&mut self) {
         if self.open {
             // Fails only if the connection is gone, which ends the transaction anyway.
-            let _ = self.db.execute_batch("ROLLBACK");
+            let _ = match self.savepoint {
+                None => self.db.execute_batch("ROLLBACK"),
+                Some(n) => self.db.execute_batch(&format!(
+                    "ROLLBACK TO SAVEPOINT s{n}; RELEASE SAVEPOINT s{n}"
+                )),
+            };
         }
     }
 }

@@ -363,6 +363,9 @@ pub struct DispatchView {
     pub tokens: Vec<Token>,
     /// account → (last published, published since the given instant)
     pub activity: std::collections::HashMap<String, (Option<DateTime<Utc>>, u32)>,
+    /// account → posts being sent by any node (PostgreSQL; empty on SQLite, where the
+    /// scheduler's own count is all there is).
+    pub in_flight: std::collections::HashMap<String, usize>,
     /// post id → whether its assets let it be created; filled by the scheduler for the due
     /// posts with content (none for a text post).
     pub media: std::collections::HashMap<String, MediaGate>,
@@ -567,6 +570,21 @@ impl Store {
     fn attach(db: Db) -> Result<Store> {
         outbox::attach(&db)?;
         Ok(Store { db, node: None })
+    }
+
+    /// Runs `f` in one write transaction that every store call inside it joins: on
+    /// PostgreSQL, so several nodes' dispatches (view, pacing, claims) happen one after the
+    /// other, each seeing the other's claims. On SQLite `f` runs as it is: one daemon.
+    pub fn in_write<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        if self.db.dialect() == db::Dialect::Sqlite {
+            return f(self);
+        }
+        self.db.begin_outer()?;
+        let r = f(self);
+        let end = self.db.end_outer(r.is_ok());
+        let v = r?;
+        end?;
+        Ok(v)
     }
 
     /// Which engine holds the schedule.
@@ -1139,10 +1157,21 @@ impl Store {
                 activity.insert(p.account.clone(), self.account_activity(&p.account, since)?);
             }
         }
+        let mut in_flight = std::collections::HashMap::new();
+        if self.db.dialect() == db::Dialect::Postgres && !due.is_empty() {
+            let mut stmt = self.db.prepare_cached(
+                "SELECT account, COUNT(*) FROM posts WHERE state = 'publishing' GROUP BY account",
+            )?;
+            for row in stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))? {
+                let (account, n): (String, usize) = row?;
+                in_flight.insert(account, n);
+            }
+        }
         Ok(DispatchView {
             due,
             tokens,
             activity,
+            in_flight,
             media: std::collections::HashMap::new(),
         })
     }

@@ -57,6 +57,8 @@ pub(super) fn db_later(n: usize) -> String {
 
 /// Keys of the session lock a node holds on its id (`pg_try_advisory_lock(int, int)`).
 const NODE_LOCK_CLASS: i32 = 0x6c69_706f;
+/// Keys of the lock on refreshing one account's token.
+const REFRESH_LOCK_CLASS: i32 = 0x6c69_7072;
 
 impl Store {
     /// The node this store claims for, if it is a daemon on PostgreSQL.
@@ -194,6 +196,58 @@ impl Store {
         Ok(ids)
     }
 
+    /// Takes the lock on refreshing `account`'s token, held by this connection until
+    /// [`Store::unlock_refresh`]; `false` while another node holds it. Always `true` on
+    /// SQLite (one daemon).
+    pub fn lock_refresh(&mut self, account: &str) -> Result<bool> {
+        if self.db.dialect() == Dialect::Sqlite {
+            return Ok(true);
+        }
+        self.db.query_row(
+            "SELECT pg_try_advisory_lock(?1, hashtext(?2))",
+            params![REFRESH_LOCK_CLASS, account],
+            |r| r.get(0),
+        )
+    }
+
+    pub fn unlock_refresh(&mut self, account: &str) -> Result<()> {
+        if self.db.dialect() == Dialect::Postgres {
+            self.db.query_row(
+                "SELECT pg_advisory_unlock(?1, hashtext(?2))",
+                params![REFRESH_LOCK_CLASS, account],
+                |r| r.get::<_, bool>(0),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// For `doctor`: the PostgreSQL server's version and whether this connection is
+    /// encrypted. `None` on SQLite.
+    pub fn server(&self) -> Result<Option<(String, bool)>> {
+        if self.db.dialect() == Dialect::Sqlite {
+            return Ok(None);
+        }
+        Ok(Some(self.db.query_row(
+            "SELECT current_setting('server_version'), \
+             COALESCE((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+            params![],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?))
+    }
+
+    /// Whether another node's heartbeat is within its lease (PostgreSQL; never on SQLite).
+    /// Work a stopped daemon left half done without a lease of its own (an upload, a first
+    /// comment being sent) is recovered at start only when no other node may be doing it.
+    pub fn other_nodes_alive(&self) -> Result<bool> {
+        let Some(node) = self.claiming_node() else {
+            return Ok(false);
+        };
+        Ok(self
+            .nodes(node.lease)?
+            .iter()
+            .any(|n| n.alive && n.node_id != node.id))
+    }
+
     /// Every node that has run on this database, with its posts in flight. Empty on SQLite.
     pub fn nodes(&self, lease: std::time::Duration) -> Result<Vec<NodeRow>> {
         if self.db.dialect() == Dialect::Sqlite {
@@ -264,7 +318,7 @@ fn listen_once(url: &crate::secret::Secret, wake: &impl Fn()) -> Result<()> {
         .expose()
         .parse()
         .map_err(|e| StoreError::Url(format!("the PostgreSQL URL cannot be read ({e})")))?;
-    let mut client = config.connect(postgres::NoTls)?;
+    let mut client = config.connect(super::pg::tls())?;
     client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
     loop {
         use postgres::fallible_iterator::FallibleIterator;

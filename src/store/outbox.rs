@@ -276,6 +276,31 @@ impl Store {
 
     /// Pending rows due by `now`, oldest first.
     pub fn notifications_due(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingNotification>> {
+        if self.claiming_node().is_none() {
+            return self.notifications_due_in(now, limit);
+        }
+        // Several nodes: the rows taken are leased (10 minutes, more than `notify.timeout`
+        // allows a send) in the same transaction, so another node does not send them too.
+        let lease = now
+            .checked_add_signed(chrono::TimeDelta::minutes(10))
+            .unwrap_or(now);
+        self.in_write(|s| {
+            let due = s.notifications_due_in(now, limit)?;
+            for n in &due {
+                s.db.execute(
+                    "UPDATE notifications SET next_attempt_at = ?3 WHERE id = ?1 AND sink = ?2",
+                    params![n.id, n.sink.as_str(), ts(lease)],
+                )?;
+            }
+            Ok(due)
+        })
+    }
+
+    fn notifications_due_in(
         &self,
         now: DateTime<Utc>,
         limit: usize,

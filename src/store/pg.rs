@@ -45,6 +45,12 @@ pub fn describe(url: &str) -> String {
     format!("PostgreSQL database {:?} on {host}", decode(db))
 }
 
+/// TLS for connections that ask for it (`sslmode=require`, or `prefer`, the default, when
+/// the server offers it): rustls, with the web's root certificates (webpki-roots).
+pub fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
+    tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots()
+}
+
 /// A PostgreSQL error with the server's own words (its `Display` alone says "db error").
 pub fn explain(e: &postgres::Error) -> String {
     match e.as_db_error() {
@@ -75,7 +81,7 @@ pub(super) fn connect(url: &Secret, open: Open) -> Result<Db> {
         config.connect_timeout(std::time::Duration::from_secs(10));
     }
     config.application_name("lipost");
-    let client = outside_runtime(|| config.connect(postgres::NoTls)).map_err(|e| {
+    let client = outside_runtime(|| config.connect(tls())).map_err(|e| {
         StoreError::Url(format!("cannot connect to {}: {e}", describe(url.expose())))
     })?;
     let mut db = Db::Postgres(Box::new(PgConn::new(client)));
