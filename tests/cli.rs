@@ -118,7 +118,7 @@ fn validate_prints_the_exact_commentary_and_rejects_bad_drafts() {
         "{text}"
     );
     assert!(
-        !env.db.exists()
+        !env.db_exists()
             || std::fs::read_dir(&env.queue)
                 .map(|d| d.count())
                 .unwrap_or(0)
@@ -269,7 +269,7 @@ fn unsafe_config_is_refused_by_check_config_and_run_naming_the_key() {
         let status = status.unwrap_or_else(|| panic!("`run` started despite {key}: {out}"));
         assert!(!status.success() && out.contains(key), "{key}: {out}");
         assert!(
-            !env.db.exists(),
+            !env.db_exists() && !env.db.exists(),
             "{key}: refused before the database was touched"
         );
     }
@@ -302,7 +302,8 @@ fn a_live_config_may_point_at_a_local_emulator_only_with_a_loud_opt_in() {
 #[test]
 fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
     let sb = Sandbox::start();
-    let env = Env::new(&sb, "");
+    // SQLite: the missing file, and the schema version in SQLite's user_version.
+    let env = Env::new_sqlite(&sb, "");
     let c = env.config.to_str().unwrap();
     let state_dir = env.db.parent().unwrap().to_path_buf();
     for cmd in [&["status"][..], &["list"], &["show", "x"], &["dead"]] {
@@ -324,7 +325,10 @@ fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
 
     // A database from a newer lipost: every command refuses it, and nothing changes.
     std::fs::create_dir_all(&state_dir).unwrap();
-    env.db().pragma_update(None, "user_version", 999).unwrap();
+    env.db()
+        .sqlite()
+        .pragma_update(None, "user_version", 999)
+        .unwrap();
     for cmd in [
         &["status"][..],
         &["list"],
@@ -351,7 +355,10 @@ fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
     assert_eq!(tables, 0, "nothing was migrated");
 
     // An older schema is not migrated by a command that only looks.
-    env.db().pragma_update(None, "user_version", 1).unwrap();
+    env.db()
+        .sqlite()
+        .pragma_update(None, "user_version", 1)
+        .unwrap();
     let (ok, out) = run(&["--config", c, "status"], &[]);
     assert!(!ok && out.contains("older than this lipost"), "{out}");
     let v: i64 = env
@@ -376,7 +383,7 @@ fn env_with_posts(sb: &Sandbox, n: usize, due_at: &str) -> Env {
         tx.execute(
             "INSERT INTO posts (id, account, state, due_at, next_attempt_at, commentary, text, visibility, created_at, updated_at) \
              VALUES (?1, 'me', 'scheduled', ?2, '2030-01-01T00:00:00.000Z', 'x', 'x', 'PUBLIC', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
-            rusqlite::params![format!("post-{i:05}"), due_at],
+            (format!("post-{i:05}"), due_at),
         )
         .unwrap();
     }

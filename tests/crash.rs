@@ -25,7 +25,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 /// One row of `sql` with `?1` = `id`.
-fn db_row<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+fn db_row<A: common::db::FromCol, B: common::db::FromCol>(
     env: &Env,
     sql: &str,
     id: &str,
@@ -304,7 +304,7 @@ poll_interval = "200ms"
         let db = env.db();
         for (id, _) in states.iter().take(3) {
             let rows: Vec<String> = db
-                .prepare("SELECT started_at || ' ' || IFNULL(outcome, '-') || ' ' || IFNULL(http_status, '-') || ' ' || IFNULL(message, '') FROM attempts WHERE post_id = ?1 ORDER BY id")
+                .prepare("SELECT started_at || ' ' || COALESCE(outcome, '-') || ' ' || COALESCE(CAST(http_status AS TEXT), '-') || ' ' || COALESCE(message, '') FROM attempts WHERE post_id = ?1 ORDER BY id")
                 .unwrap()
                 .query_map([id], |r| r.get(0))
                 .unwrap()
@@ -313,7 +313,7 @@ poll_interval = "200ms"
             eprintln!("{id}: {rows:#?}");
         }
         let assets: Vec<String> = db
-            .prepare("SELECT owner || ' ' || kind || ' ' || status || ' ' || attempts || ' ' || IFNULL(last_error, '') FROM media WHERE status != 'available'")
+            .prepare("SELECT owner || ' ' || kind || ' ' || status || ' ' || attempts || ' ' || COALESCE(last_error, '') FROM media WHERE status != 'available'")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()

@@ -292,7 +292,7 @@ fn the_wake_file_is_created_at_start_and_its_removal_is_reported() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
     let mut d = Daemon::start(&env);
-    let wake = env.path("state/lipost.db-wake");
+    let wake = env.wake_file();
     let mode = std::fs::metadata(&wake).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
     std::fs::remove_file(&wake).unwrap();
@@ -683,7 +683,8 @@ fn a_huge_retry_after_neither_panics_nor_strands_the_post_or_its_account() {
 #[test]
 fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
     let sb = Sandbox::start();
-    let env = Env::new(&sb, "");
+    // SQLite: the settle fails after SQLite's busy timeout; PostgreSQL waits on its locks.
+    let env = Env::new_sqlite(&sb, "");
     let d = Daemon::start(&env);
     sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 1500, "times": 1}]));
     env.drop_draft("a.md", "Answered while the database is locked\n");
@@ -709,7 +710,8 @@ fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
 #[test]
 fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiting() {
     let sb = Sandbox::start();
-    let env = Env::build(
+    // SQLite: the store error is SQLite's busy timeout; PostgreSQL waits on its locks.
+    let env = Env::build_sqlite(
         &sb,
         "",
         "request_timeout = \"60s\"",

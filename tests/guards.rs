@@ -244,7 +244,7 @@ fn a_401_for_a_token_replaced_since_retries_with_the_stored_one() {
     wait_post_logged(&sb, &d, "With the first token", Duration::from_secs(10));
 
     // Without the wake file the daemon is not told, so it still holds the old token.
-    std::fs::remove_file(env.path("state/lipost.db-wake")).unwrap();
+    std::fs::remove_file(env.wake_file()).unwrap();
     d.wait_log("wake file was removed", Duration::from_secs(5));
     // Cached again after whatever the removal woke.
     env.drop_draft("bridge.md", "Still with the first token\n");
@@ -306,7 +306,7 @@ fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
     let mut first = Daemon::start(&env);
-    let lock = env.path("state/lipost.db-lock");
+    let lock = env.lock_file();
     assert_eq!(
         std::fs::read_to_string(&lock).unwrap().trim(),
         first.pid().to_string()
@@ -347,10 +347,11 @@ fn a_second_daemon_on_the_same_database_is_refused_and_a_killed_ones_lock_is_not
 #[test]
 fn a_second_daemon_reaching_the_database_by_another_name_is_refused() {
     let sb = Sandbox::start();
-    let env = Env::new(&sb, "");
+    // SQLite: links to the database file (a PostgreSQL database has no file to link).
+    let env = Env::new_sqlite(&sb, "");
     let first = Daemon::start(&env);
     for how in ["symlink", "hard link"] {
-        let other = Env::new(&sb, "");
+        let other = Env::new_sqlite(&sb, "");
         std::fs::create_dir_all(other.db.parent().unwrap()).unwrap();
         if how == "symlink" {
             std::os::unix::fs::symlink(&env.db, &other.db).unwrap();

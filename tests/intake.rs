@@ -668,11 +668,10 @@ fn a_draft_saved_over_while_it_is_taken_is_read_again_not_moved_unread() {
     let path = env.queue.join("launch.md");
     let front = "id = \"launch\"\npublish_at = 2030-01-01T09:00:00Z";
     // Holding the database's write lock keeps the daemon between its read and its commit
-    // (its busy timeout is 10 s), which is where an editor's save once slipped in.
+    // (its busy timeout is 10 s; PostgreSQL waits for the table lock), which is where an
+    // editor's save once slipped in.
     let mut db = env.db();
-    let lock = db
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .unwrap();
+    let lock = db.lock_store().unwrap();
     env.drop_draft("launch.md", draft(front, "Version one"));
     // The daemon closing the file it read (IN_CLOSE_NOWRITE): version one is read.
     assert!(

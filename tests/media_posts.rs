@@ -302,7 +302,7 @@ fn an_upload_killed_mid_way_is_redone_and_the_post_goes_out_exactly_once() {
         &[("k.mp4", &video)],
     );
     let mid_way = wait_until(LONG, || {
-        env.db.exists()
+        env.db_exists()
             && count(
                 &env,
                 "SELECT COUNT(*) FROM media_attempts WHERE step = 'upload' AND finished_at IS NULL",

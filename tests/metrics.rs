@@ -286,7 +286,7 @@ fn the_endpoint_is_scraped_and_every_value_matches_the_store() {
 
     // Posts per state and hold reason: every row of the store, and nothing else non-zero.
     let mut stmt = db
-        .prepare("SELECT state, IIF(state = 'scheduled', COALESCE(hold_reason, ''), ''), COUNT(*) FROM posts GROUP BY 1, 2")
+        .prepare("SELECT state, CASE WHEN state = 'scheduled' THEN COALESCE(hold_reason, '') ELSE '' END, COUNT(*) FROM posts GROUP BY 1, 2")
         .unwrap();
     let rows: Vec<(String, String, i64)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

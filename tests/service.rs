@@ -291,9 +291,7 @@ fn a_sighup_during_start_up_does_not_kill_the_daemon() {
     // Holding the database's write lock keeps the next start-up in the middle of opening
     // the store, long before READY=1, for as long as this test wants.
     let mut blocker = env.db();
-    let tx = blocker
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .unwrap();
+    let tx = blocker.lock_store().unwrap();
     let mut d = Daemon::spawn_with_env(&env, &[]);
     let pid = d.pid();
     // Signal only once the program installed anything at all (the dynamic loader and

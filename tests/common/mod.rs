@@ -1,8 +1,16 @@
 //! Test harness: the real `lipost` binary as child processes (a standalone sandbox and the
-//! daemon), a temporary folder with a real queue and SQLite file, real HTTP on 127.0.0.1.
+//! daemon), a temporary folder with a real queue and a real store, real HTTP on 127.0.0.1.
+//!
+//! The store is a SQLite file, or, when `LIPOST_TEST_POSTGRES` holds a PostgreSQL URL (a
+//! role that may CREATE DATABASE), a fresh PostgreSQL database per [`Env`], dropped with it.
+//! Tests read and write the store through [`TestDb`] (`env.db()`), the same on both.
 #![allow(dead_code)]
 
+pub mod db;
 pub mod fixtures;
+
+#[allow(unused_imports)]
+pub use db::{OptionalExtension, TestDb};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -87,12 +95,23 @@ pub fn post_json(url: &str, body: &Value) {
     assert!(r.status().is_success(), "{url}: {}", r.status());
 }
 
-/// A temporary lipost installation: config, queue folder, database.
+/// A temporary lipost installation: config, queue folder, store.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub queue: PathBuf,
+    /// The SQLite file; with PostgreSQL, the node's own file in `data_dir` (`state`), which
+    /// the wake file and the instance lock hang on (see [`Env::wake_file`]).
     pub db: PathBuf,
+    /// The PostgreSQL database of this Env, when the suite runs on PostgreSQL.
+    pg: Option<db::PgDatabase>,
+}
+
+/// The PostgreSQL server the suite runs against: `LIPOST_TEST_POSTGRES`, if set.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("LIPOST_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
 }
 
 impl Env {
@@ -101,16 +120,51 @@ impl Env {
         Env::build(sandbox, "", "", extra)
     }
 
+    /// Like `new`, on SQLite whatever `LIPOST_TEST_POSTGRES` says (for tests about the
+    /// SQLite file itself).
+    pub fn new_sqlite(sandbox: &Sandbox, extra: &str) -> Env {
+        Env::build_sqlite(sandbox, "", "", extra)
+    }
+
     /// Like `new`, with `top` among the top-level keys, `linkedin` in `[linkedin]`, and
-    /// `extra` appended.
+    /// `extra` appended. On PostgreSQL when `LIPOST_TEST_POSTGRES` is set.
     pub fn build(sandbox: &Sandbox, top: &str, linkedin: &str, extra: &str) -> Env {
+        let pg = postgres_url().map(|server| db::PgDatabase::create(&server));
+        Env::build_on(sandbox, top, linkedin, extra, pg)
+    }
+
+    /// Like `build`, on SQLite whatever `LIPOST_TEST_POSTGRES` says.
+    pub fn build_sqlite(sandbox: &Sandbox, top: &str, linkedin: &str, extra: &str) -> Env {
+        Env::build_on(sandbox, top, linkedin, extra, None)
+    }
+
+    fn build_on(
+        sandbox: &Sandbox,
+        top: &str,
+        linkedin: &str,
+        extra: &str,
+        pg: Option<db::PgDatabase>,
+    ) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.toml");
         let has_retry = extra.contains("[retry]");
         let has_watcher = extra.contains("[watcher]");
+        let (database, db) = match &pg {
+            None => (
+                "database = \"state/lipost.db\"".to_string(),
+                dir.path().join("state/lipost.db"),
+            ),
+            Some(p) => (
+                format!(
+                    "database = \"{}\"\ndata_dir = \"state\"",
+                    p.url.replace('\\', "\\\\").replace('"', "\\\"")
+                ),
+                dir.path().join("state/lipost.node"),
+            ),
+        };
         let mut text = format!(
             r#"queue_dir = "queue"
-database = "state/lipost.db"
+{database}
 timezone = "Europe/Berlin"
 default_account = "me"
 {top}
@@ -147,9 +201,46 @@ via = "me"
         std::fs::write(&config, text).unwrap();
         Env {
             queue: dir.path().join("queue"),
-            db: dir.path().join("state/lipost.db"),
+            db,
             config,
             dir,
+            pg,
+        }
+    }
+
+    /// Whether this Env's store is PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        self.pg.is_some()
+    }
+
+    /// The store's folder of local files: the SQLite file's folder, or `data_dir`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.db.parent().unwrap().to_path_buf()
+    }
+
+    /// The file a command touches to wake a sleeping daemon (`DATABASE-wake`).
+    pub fn wake_file(&self) -> PathBuf {
+        suffixed(&self.db, "-wake")
+    }
+
+    /// Where the running daemon writes its pid (`DATABASE-lock`).
+    pub fn lock_file(&self) -> PathBuf {
+        suffixed(&self.db, "-lock")
+    }
+
+    /// Whether lipost has made its store yet: the SQLite file, or the schema in the
+    /// PostgreSQL database.
+    pub fn db_exists(&self) -> bool {
+        match &self.pg {
+            None => self.db.exists(),
+            Some(_) => self
+                .db()
+                .query_row(
+                    "SELECT to_regclass('lipost_schema') IS NOT NULL OR to_regclass('posts') IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap_or(false),
         }
     }
 
@@ -174,14 +265,17 @@ via = "me"
         self.dir.path().join(rel)
     }
 
-    pub fn db(&self) -> rusqlite::Connection {
-        let c = rusqlite::Connection::open(&self.db).unwrap();
-        c.busy_timeout(Duration::from_secs(10)).unwrap();
-        c
+    /// A connection to the store (a new one each call).
+    pub fn db(&self) -> TestDb {
+        match &self.pg {
+            None => TestDb::open_sqlite(&self.db),
+            Some(p) => TestDb::connect_postgres(&p.url),
+        }
     }
 
+    /// A post's state, or None if there is no such post (or no store yet).
     pub fn state(&self, id: &str) -> Option<String> {
-        if !self.db.exists() {
+        if self.pg.is_none() && !self.db.exists() {
             return None;
         }
         self.db()
@@ -199,7 +293,12 @@ via = "me"
     }
 }
 
-/// An active LinkedIn-Version (this month).
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 /// A bundle folder at `dir`: `post.md` and `files` (names may hold subfolders).
 pub fn write_bundle(dir: &Path, post: &str, files: &[(&str, &[u8])]) {
     std::fs::create_dir_all(dir).unwrap();
@@ -211,6 +310,7 @@ pub fn write_bundle(dir: &Path, post: &str, files: &[(&str, &[u8])]) {
     }
 }
 
+/// An active LinkedIn-Version (this month).
 pub fn current_version() -> String {
     chrono::Utc::now().format("%Y%m").to_string()
 }
