@@ -264,10 +264,14 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     )?;
     if let Some(url) = &config.database_url {
         // Other nodes' drafts and commands wake this one too.
-        let wakes = vec![rearm.clone(), keeper_wake.clone(), media_wake.clone()];
-        crate::store::listen_for_nodes(url.clone(), move || {
-            for w in &wakes {
-                w.notify_one();
+        let (r, k, m) = (rearm.clone(), keeper_wake.clone(), media_wake.clone());
+        crate::store::listen_for_nodes(url.clone(), move |what| {
+            r.notify_one();
+            m.notify_one();
+            // The token keeper looks again only when a person changed something (a login
+            // lifts `needs_reauth` holds); drafts arriving are not news to it.
+            if what == crate::store::Wake::Changed {
+                k.notify_one();
             }
         })
         .map_err(DaemonError::Listen)?;

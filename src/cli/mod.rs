@@ -138,6 +138,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write every row of the database (posts, attempts, dead letters, tokens, media rows,
+    /// comments, edits, notifications) to FILE, created mode 0600: it holds tokens. With
+    /// `import`, moves a schedule between SQLite and PostgreSQL. Stop the daemon first.
+    Export { file: std::path::PathBuf },
+    /// Read an export into the configured database, which must hold no posts.
+    Import { file: std::path::PathBuf },
     /// Bring the database schema up to date. A daemon migrates a SQLite file (and creates an
     /// empty PostgreSQL schema) by itself; a PostgreSQL schema other nodes may use is
     /// upgraded only here: stop the nodes, migrate, start the new version.
@@ -381,6 +387,39 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Nodes { json } => read(&cli, |config, store| report::nodes(config, store, *json)),
+        Command::Export { file } => {
+            let config = load(&cli)?;
+            let target = crate::store::Target::of(&config);
+            let mut store = Store::connect_read_only(&target)?;
+            let out = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(file)
+                    .with_context(|| {
+                        format!("creating {} (it must not exist yet)", file.display())
+                    })?
+            };
+            let mut out = std::io::BufWriter::new(out);
+            let counts = store.export(&mut out)?;
+            out.into_inner()
+                .map_err(|e| anyhow::anyhow!("writing {}: {}", file.display(), e.error()))?
+                .sync_all()?;
+            report_counts("exported from", &target, &counts);
+            Ok(())
+        }
+        Command::Import { file } => {
+            let config = load(&cli)?;
+            let target = crate::store::Target::of(&config);
+            let input =
+                std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+            let mut store = Store::connect(&target)?;
+            let counts = store.import(std::io::BufReader::new(input))?;
+            report_counts("imported into", &target, &counts);
+            Ok(())
+        }
         Command::Migrate => {
             let config = load(&cli)?;
             let target = crate::store::Target::of(&config);
@@ -427,6 +466,11 @@ fn read(cli: &Cli, f: impl FnOnce(&Config, &Store) -> Result<()>) -> Result<()> 
 }
 
 /// Lets a running daemon know the schedule changed.
+fn report_counts(what: &str, target: &crate::store::Target, counts: &[(String, usize)]) {
+    let list: Vec<String> = counts.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    println!("{what} {target}: {}", list.join(", "));
+}
+
 fn wake_daemon(config: &Config) {
     if config.database_url.is_some() {
         // Every node, through the database; a local daemon also through its wake file.

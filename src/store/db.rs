@@ -242,6 +242,14 @@ impl ColIndex for usize {
 }
 
 impl Row<'_> {
+    /// Column `i` as it is stored, whatever its type.
+    pub fn value(&self, i: usize) -> Result<ValueRef<'_>> {
+        match self {
+            Row::Sqlite(r) => Ok(sqlite_ref(r.get_ref(i)?)),
+            Row::Postgres(r) => postgres_ref(r, i),
+        }
+    }
+
     pub fn get<I: ColIndex, T: FromCol>(&self, i: I) -> Result<T> {
         let i = i.index();
         let v = match self {
@@ -427,8 +435,21 @@ fn pg_values<'a>(args: &'a [&'a dyn Arg]) -> Result<Vec<PgArg<'a>>> {
 }
 
 /// A [`Value`] bound as whatever type PostgreSQL inferred for its placeholder.
-#[derive(Debug)]
 struct PgArg<'a>(Value<'a>);
+
+/// tokio-postgres logs a statement's parameters at debug level: a value may be a token, so
+/// only its kind and size are shown.
+impl std::fmt::Debug for PgArg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Value::Null => f.write_str("NULL"),
+            Value::Int(_) => f.write_str("integer"),
+            Value::Real(_) => f.write_str("real"),
+            Value::Text(s) => write!(f, "text ({} bytes)", s.len()),
+            Value::Blob(b) => write!(f, "blob ({} bytes)", b.len()),
+        }
+    }
+}
 
 impl postgres::types::ToSql for PgArg<'_> {
     fn to_sql(
@@ -452,7 +473,7 @@ impl postgres::types::ToSql for PgArg<'_> {
                 &Type::TEXT | &Type::VARCHAR | &Type::BPCHAR | &Type::NAME | &Type::UNKNOWN,
             ) => s.to_sql(ty, out),
             (Value::Blob(b), &Type::BYTEA) => b.to_sql(ty, out),
-            (v, ty) => Err(format!("cannot bind {v:?} as PostgreSQL type {ty}").into()),
+            (v, ty) => Err(format!("cannot bind {:?} as PostgreSQL type {ty}", PgArg(v)).into()),
         }
     }
 

@@ -24,7 +24,7 @@ impl Store {
         }
         if !batch.is_empty() {
             // Every node looks again once this commits: the draft may be due now.
-            super::nodes::notify_nodes(&tx)?;
+            super::nodes::notify_nodes(&tx, super::nodes::Wake::Due)?;
         }
         tx.commit()?;
         Ok(out)

@@ -25,12 +25,13 @@ mod reading;
 mod social;
 mod sqlite;
 mod tokens;
+mod transfer;
 
 pub use agenda::{AgendaPost, NeedsPerson};
 pub use guards::{Hold, HoldGroup, MadeFor};
 pub use media::{MediaGate, MediaOutcome, MediaPost, MediaRow, MediaStatus, MediaStep};
 pub use metrics::{MetricsSnapshot, LATENESS_BUCKETS};
-pub use nodes::{listen as listen_for_nodes, Node, NodeRow};
+pub use nodes::{listen as listen_for_nodes, Node, NodeRow, Wake};
 pub use outbox::{NotificationStatus, PendingNotification};
 pub use social::{
     Comment, CommentJob, CommentSettle, CommentStatus, Edit, EditJob, EditSettle, EditStatus,

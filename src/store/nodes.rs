@@ -276,21 +276,40 @@ impl Store {
         rows.collect()
     }
 
-    /// Tells every daemon on the database to look at the schedule again (see
-    /// [`notify_nodes`]).
+    /// Tells every daemon on the database that a person changed something (a login, a
+    /// retry, a cancel): they look at tokens and the schedule again (see [`notify_nodes`]).
     pub fn announce(&self) -> Result<()> {
-        notify_nodes(&self.db)
+        notify_nodes(&self.db, Wake::Changed)
     }
 }
 
 /// The channel every daemon on a PostgreSQL database LISTENs on.
 pub const CHANNEL: &str = "lipost";
 
+/// What a NOTIFY on [`CHANNEL`] says (its payload).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Drafts were taken: one may be due now. Only the schedule is looked at again.
+    Due,
+    /// A person changed something (tokens, a retry): everything is looked at again, as the
+    /// wake file does.
+    Changed,
+}
+
+impl Wake {
+    fn payload(self) -> &'static str {
+        match self {
+            Wake::Due => "due",
+            Wake::Changed => "changed",
+        }
+    }
+}
+
 /// PostgreSQL's NOTIFY on [`CHANNEL`], delivered when the transaction commits (at once
 /// outside one). Nothing on SQLite: the wake file does it there.
-pub(super) fn notify_nodes(db: &super::db::Db) -> Result<()> {
+pub(super) fn notify_nodes(db: &super::db::Db, what: Wake) -> Result<()> {
     if db.dialect() == Dialect::Postgres {
-        db.execute("SELECT pg_notify('lipost', '')", params![])?;
+        db.execute("SELECT pg_notify('lipost', ?1)", params![what.payload()])?;
     }
     Ok(())
 }
@@ -298,7 +317,10 @@ pub(super) fn notify_nodes(db: &super::db::Db) -> Result<()> {
 /// Listens for [`CHANNEL`] on its own connection, on a thread of its own, and calls `wake`
 /// for each notification (several at once count once). Reconnects after a lost connection;
 /// a wake-up missed meanwhile is only late, as every node also looks by the clock.
-pub fn listen(url: crate::secret::Secret, wake: impl Fn() + Send + 'static) -> std::io::Result<()> {
+pub fn listen(
+    url: crate::secret::Secret,
+    wake: impl Fn(Wake) + Send + 'static,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("lipost-listen".into())
         .spawn(move || loop {
@@ -307,13 +329,13 @@ pub fn listen(url: crate::secret::Secret, wake: impl Fn() + Send + 'static) -> s
                 Err(e) => tracing::warn!(error = %e, "lost the PostgreSQL connection that hears other nodes; reconnecting"),
             }
             // A wake-up may have been missed meanwhile.
-            wake();
+            wake(Wake::Changed);
             std::thread::sleep(std::time::Duration::from_secs(1));
         })
         .map(drop)
 }
 
-fn listen_once(url: &crate::secret::Secret, wake: &impl Fn()) -> Result<()> {
+fn listen_once(url: &crate::secret::Secret, wake: &impl Fn(Wake)) -> Result<()> {
     let config: postgres::Config = url
         .expose()
         .parse()
@@ -327,7 +349,8 @@ fn listen_once(url: &crate::secret::Secret, wake: &impl Fn()) -> Result<()> {
             .timeout_iter(std::time::Duration::from_secs(30))
             .next()?;
         match note {
-            Some(_) => wake(),
+            Some(note) if note.payload() == Wake::Due.payload() => wake(Wake::Due),
+            Some(_) => wake(Wake::Changed),
             // Quiet for a while: a cheap query notices a connection that died silently.
             None => drop(client.simple_query("SELECT 1")?),
         }

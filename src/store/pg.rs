@@ -56,9 +56,8 @@ pub fn explain(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut s = format!("{} ({})", db.message(), db.code().code());
-            if let Some(d) = db.detail() {
-                s.push_str(&format!("; {d}"));
-            }
+            // Not `detail()`: for a refused row it holds the row's values ("Failing row
+            // contains ..."), which may include a token.
             if let Some(h) = db.hint() {
                 s.push_str(&format!("; hint: {h}"));
             }
