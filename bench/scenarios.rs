@@ -1098,6 +1098,126 @@ fn bare_round_trips(sb: &Sandbox, n: usize, gap: Duration) -> Vec<f64> {
     out
 }
 
+/// Two daemons (nodes a and b) on one PostgreSQL schedule, one sandbox: `punct` posts due at
+/// the same instant, dropped on node a; whichever node claims a post sends it.
+fn two_nodes(size: &Size, rows: &mut Vec<Row>) {
+    let n = size.punct;
+    let k = size.punct_accounts;
+    let sb = Sandbox::start();
+    let env = Env::build(
+        &sb,
+        "node_id = \"a\"",
+        "",
+        &format!(
+            "\n[publisher]\nmax_concurrent = {PUNCT_CONCURRENT}\nclaim_lease = \"30s\"\n{}",
+            accounts_toml("a", k, "")
+        ),
+    );
+    assert!(env.is_postgres(), "two nodes need PostgreSQL");
+    // Node b: the same config but its own name, queue and local files.
+    let b_config = env.path("config-b.toml");
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let text = text
+        .replace("node_id = \"a\"", "node_id = \"b\"")
+        .replace("queue_dir = \"queue\"", "queue_dir = \"queue-b\"")
+        .replace("data_dir = \"state\"", "data_dir = \"state-b\"");
+    std::fs::write(&b_config, text).unwrap();
+    let a = Daemon::start(&env);
+    let b = Command::new(BIN)
+        .arg("--config")
+        .arg(&b_config)
+        .arg("run")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _b = Kill(b);
+    for i in 0..k {
+        env.drop_draft(
+            &format!("warm{i}.md"),
+            draft(&format!("account = \"a{i:02}\""), &format!("warm-up {i}")),
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || sb.posts().len() == k),
+        "warm-up did not finish:\n{}",
+        a.log_text()
+    );
+    let due_at = Utc::now() + chrono::Duration::seconds(if n > 500 { 12 } else { 5 });
+    let due = due_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for i in 0..n {
+        env.drop_draft(
+            &format!("two-{i:04}.md"),
+            draft(
+                &format!("account = \"a{:02}\"\npublish_at = \"{due}\"", i % k),
+                &format!("two nodes post {i}"),
+            ),
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(60), || count(&env, "scheduled") == n),
+        "not all scheduled in time"
+    );
+    assert!(Utc::now() < due_at, "ingest took longer than the lead time");
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            std::thread::sleep(Duration::from_millis(150));
+            count(&env, "published") == n + k
+        }),
+        "not all published:\n{}",
+        a.log_text()
+    );
+    let posts = sb.posts();
+    let mine: Vec<&Value> = posts
+        .iter()
+        .filter(|p| {
+            p["text"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("two nodes post ")
+        })
+        .collect();
+    assert_eq!(mine.len(), n, "each post exactly once");
+    let mut late: Vec<f64> = mine
+        .iter()
+        .map(|p| {
+            let at: DateTime<Utc> = p["received_at"].as_str().unwrap().parse().unwrap();
+            (at - due_at).num_microseconds().unwrap() as f64 / 1000.0
+        })
+        .collect();
+    late.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let by_b = env
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM posts WHERE claimed_by = 'b' AND id LIKE 'two-%'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap();
+    for (what, v, target) in [
+        ("p50", percentile(&late, 0.5), ""),
+        ("p99", percentile(&late, 0.99), "p99 < 100 ms"),
+        ("max", late.last().copied().unwrap_or(f64::NAN), ""),
+    ] {
+        rows.push(row(
+            "two_nodes",
+            &format!("{n} posts due at once, 2 nodes ({by_b} sent by node b): {what}"),
+            v,
+            "ms",
+            None,
+            target,
+            (!target.is_empty()).then_some(v < 100.0),
+        ));
+    }
+}
+
 fn main() {
     let smoke = std::env::var("LIPOST_BENCH").is_ok_and(|v| v == "smoke");
     // `cargo bench` passes `--bench`; a filter argument picks scenarios.
@@ -1118,10 +1238,35 @@ fn main() {
         ("drop_to_send", drop_to_send),
         ("video_upload", video_upload),
     ];
+    // The SQLite pass first, whatever the environment says.
+    let postgres = std::env::var("LIPOST_BENCH_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
+    std::env::remove_var("LIPOST_TEST_POSTGRES");
     for (name, f) in scenarios {
         if want(name) {
             eprintln!("== {name}");
             f(size, &mut rows);
+        }
+    }
+    // Then the same scenarios on PostgreSQL (tests/common makes a database per Env), and
+    // two nodes on one schedule. Recovery writes SQLite rows directly, and a video upload
+    // does not touch the database: those two run once.
+    if let Some(url) = postgres {
+        std::env::set_var("LIPOST_TEST_POSTGRES", &url);
+        let first = rows.len();
+        for (name, f) in scenarios {
+            if want(name) && !matches!(name, "recovery" | "video_upload") {
+                eprintln!("== {name} (PostgreSQL)");
+                f(size, &mut rows);
+            }
+        }
+        if want("two_nodes") {
+            eprintln!("== two nodes (PostgreSQL)");
+            two_nodes(size, &mut rows);
+        }
+        for r in &mut rows[first..] {
+            r.metric = format!("PostgreSQL: {}", r.metric);
         }
     }
     println!("\n| scenario | metric | lipost | reference | ratio | target | met |");

@@ -183,9 +183,17 @@ impl Publisher {
     /// Publishes a claimed post; `attempt` is the open row in `attempts`. `turn` (the
     /// scheduler's request permit) is dropped once LinkedIn answered, so the next claimed
     /// post can go while this one is recorded.
-    pub async fn publish<T: Send>(&self, post: Post, attempt: i64, turn: T) {
+    /// Sends one claimed post; `claimed_at` is an instant taken before its claim committed.
+    pub async fn publish<T: Send>(
+        &self,
+        post: Post,
+        attempt: i64,
+        claimed_at: std::time::Instant,
+        turn: T,
+    ) {
         let started = Utc::now();
-        let Some((result, settle)) = self.try_once(&post, attempt, started).await else {
+        let Some((result, settle)) = self.try_once(&post, attempt, claimed_at, started).await
+        else {
             warn!(post_id = %post.id, account = %post.account, "not sent: another node took this post over while this one was stopped past its lease; it resolves the post");
             return;
         };
@@ -238,6 +246,7 @@ impl Publisher {
         &self,
         post: &Post,
         attempt: i64,
+        claimed_at: std::time::Instant,
         started: DateTime<Utc>,
     ) -> Option<(AttemptResult, Settle)> {
         let config = self.config.get();
@@ -304,8 +313,12 @@ impl Publisher {
         }
         // The fence: the request leaves only while this node's claim holds (renewed now);
         // after a stop past its lease, another node resolves the post instead.
-        // SQLite has one daemon: nothing to renew, and no store call on the hot path.
-        if config.database_url.is_some() {
+        // SQLite has one daemon: nothing to renew. On PostgreSQL a claim younger than half
+        // its lease is still this node's beyond doubt (no node takes a post before its lease
+        // ends, and the monotonic clock counts a freeze too): only an older one is renewed,
+        // which also tells whether another node took the post meanwhile.
+        if config.database_url.is_some() && claimed_at.elapsed() >= config.publisher.claim_lease / 2
+        {
             let id = post.id.clone();
             match self.store.call(move |s| s.renew_claim(&id, attempt)).await {
                 Ok(true) => {}

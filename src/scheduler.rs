@@ -266,6 +266,8 @@ impl Scheduler {
         let words = config.clone();
         let busy = self.busy.clone();
         let retired = self.version.as_ref().and_then(ApiVersion::retired);
+        // Taken before the claims commit: their leases run from a later instant.
+        let claimed_at = std::time::Instant::now();
         let (plan, more, claimed, news, reported) = self
             .store
             // One transaction on PostgreSQL: other nodes' dispatches wait, so pacing and caps
@@ -328,7 +330,7 @@ impl Scheduler {
             info!(post_id = %id, "held longer than notify.held_longer_than; post_held recorded");
         }
         for (post, attempt) in claimed {
-            self.start(post, attempt);
+            self.start(post, attempt, claimed_at);
         }
         Ok(Look {
             blocked: plan.blocked,
@@ -338,7 +340,7 @@ impl Scheduler {
 
     /// Spawns the send of a claimed post; it waits for a request permit (first come, first
     /// served), or is given back if shutdown closes the permits first.
-    fn start(&mut self, post: Post, attempt: i64) {
+    fn start(&mut self, post: Post, attempt: i64, claimed_at: std::time::Instant) {
         let place = self
             .places
             .clone()
@@ -360,7 +362,7 @@ impl Scheduler {
                         _permit: permit,
                         freed,
                     };
-                    publisher.publish(post, attempt, turn).await;
+                    publisher.publish(post, attempt, claimed_at, turn).await;
                 }
                 Err(_closed) => publisher.release(post, attempt).await,
             }
