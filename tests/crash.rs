@@ -178,6 +178,9 @@ resend_window = "8s"
 [media]
 member_grace = "1s"
 poll_interval = "200ms"
+
+[publisher]
+claim_lease = "3s"
 "#,
     );
     // A short duplicate window, so a recurring text can go out again within the test; the
@@ -260,7 +263,15 @@ poll_interval = "200ms"
         write_media(&media[next_media], &mut rng);
         next_media += 1;
     }
+    // On PostgreSQL a second node (b) shares the schedule: it claims and sends too, and is
+    // killed at its own random moments. Drafts arrive in node a's folder (and a's media/,
+    // so a uploads them; b publishes posts whose media are up).
+    let two = env.is_postgres();
+    let mut b: Option<Daemon> = None;
     for k in 0..kills {
+        if two && b.is_none() {
+            b = Some(Daemon::start_node(&env, "b"));
+        }
         let mut d = Daemon::start(&env);
         let batch = (drafts - next).div_ceil(kills - k);
         for _ in 0..batch {
@@ -274,11 +285,26 @@ poll_interval = "200ms"
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(20..700)));
         d.kill9();
+        if two && rng.random_bool(0.5) {
+            if let Some(mut node) = b.take() {
+                node.kill9();
+            }
+        }
     }
     assert_eq!(next, drafts);
     assert_eq!(next_media, media_drafts);
 
-    // The last run settles everything; the network stays unreliable.
+    // The last run settles everything; the network stays unreliable. With two nodes, node b
+    // works alone for a moment, then stops for good (SIGKILL) with claims in flight; node a
+    // then finishes everything, b's claims included (their leases run out). a starts once
+    // b's heartbeat is older than the lease, so it also recovers the first comments and
+    // uploads left half done, which a node leaves alone while another node is alive.
+    if two {
+        let mut node = b.take().unwrap_or_else(|| Daemon::start_node(&env, "b"));
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..1500)));
+        node.kill9();
+        std::thread::sleep(Duration::from_millis(3500));
+    }
     let last = Daemon::start(&env);
     let all_done = wait_until(Duration::from_secs(150), || {
         env.db()
@@ -327,6 +353,17 @@ poll_interval = "200ms"
         );
     }
     assert!(all_done, "not all published: {states:?}");
+    if two {
+        let by_b = env
+            .db()
+            .query_row(
+                "SELECT COUNT(*) FROM posts WHERE claimed_by = 'b'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap();
+        eprintln!("two nodes: node b made the last claim of {by_b} of {total} posts");
+    }
     // First comments settle after their posts: posted, or dead/refused with the reason.
     let comments_settled = wait_until(Duration::from_secs(60), || {
         env.db()

@@ -343,14 +343,42 @@ impl Daemon {
         d
     }
 
+    /// Another node on `env`'s PostgreSQL database, named `id`, with its own queue folder
+    /// (`queue-ID`) and local files (`state-ID`), started and running.
+    pub fn start_node(env: &Env, id: &str) -> Daemon {
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        assert!(
+            text.contains("data_dir = \"state\""),
+            "a node needs PostgreSQL"
+        );
+        let text = text
+            .replace(
+                "queue_dir = \"queue\"",
+                &format!("queue_dir = \"queue-{id}\""),
+            )
+            .replace(
+                "data_dir = \"state\"",
+                &format!("data_dir = \"state-{id}\""),
+            );
+        let config = env.path(&format!("config-{id}.toml"));
+        std::fs::write(&config, text).unwrap();
+        let d = Daemon::spawn_config(env, &config, &[("LIPOST_NODE_ID", id)]);
+        d.wait_log("lipost is running", Duration::from_secs(20));
+        d
+    }
+
     /// Starts the daemon without waiting for its first log line.
     pub fn spawn_with_env(env: &Env, vars: &[(&str, &str)]) -> Daemon {
+        Daemon::spawn_config(env, &env.config, vars)
+    }
+
+    fn spawn_config(env: &Env, config: &Path, vars: &[(&str, &str)]) -> Daemon {
         let n = std::fs::read_dir(env.dir.path()).unwrap().count();
         let log = env.dir.path().join(format!("daemon-{n}.log"));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(BIN)
             .arg("--config")
-            .arg(&env.config)
+            .arg(config)
             .arg("run")
             .env("RUST_LOG", "info")
             .envs(vars.iter().copied())

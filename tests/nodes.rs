@@ -1,0 +1,297 @@
+//! Several daemons on one PostgreSQL schedule: shared work, node identity, and a frozen node
+//! (SIGSTOP) that loses its claims and changes nothing when thawed. PostgreSQL only: without
+//! `LIPOST_TEST_POSTGRES` each test says it is skipped (CI always sets it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::json;
+
+fn postgres_or_skip(test: &str) -> bool {
+    if std::env::var("LIPOST_TEST_POSTGRES").is_ok_and(|v| !v.is_empty()) {
+        return true;
+    }
+    eprintln!("{test}: skipped: LIPOST_TEST_POSTGRES is not set (CI sets it)");
+    false
+}
+
+/// A second node on `env`'s database: its own name, queue folder and local files.
+struct Node {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Node {
+    fn config(env: &Env, id: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        assert!(text.contains("data_dir = \"state\""), "{text}");
+        let text = text
+            .replace(
+                "queue_dir = \"queue\"",
+                &format!("queue_dir = \"queue-{id}\""),
+            )
+            .replace(
+                "data_dir = \"state\"",
+                &format!("data_dir = \"state-{id}\""),
+            );
+        let path = env.path(&format!("config-{id}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn spawn(env: &Env, config: &Path, id: &str) -> Node {
+        let log = env.path(&format!("node-{id}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(BIN)
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .env("LIPOST_NODE_ID", id)
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Node {
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str, timeout: Duration) {
+        assert!(
+            wait_until(timeout, || self.log_text().contains(needle)),
+            "node log never said {needle:?}:\n{}",
+            self.log_text()
+        );
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let c = self.child.as_mut().unwrap();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(s) = c.try_wait().unwrap() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGCONT first: a stopped process does not die of SIGKILL until it runs.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGCONT);
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn grant_page_role(sb: &Sandbox) {
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "ADMINISTRATOR"}),
+    );
+}
+
+fn copies(sb: &Sandbox, text: &str) -> usize {
+    sb.posts()
+        .iter()
+        .filter(|p| p["commentary"].as_str() == Some(text))
+        .count()
+}
+
+fn one_text(env: &Env, sql: &str) -> Option<String> {
+    env.db().query_row(sql, [], |r| r.get(0)).ok()
+}
+
+#[test]
+fn two_nodes_share_one_schedule_and_one_node_id_runs_once() {
+    if !postgres_or_skip("two_nodes_share_one_schedule_and_one_node_id_runs_once") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[publisher]\nclaim_lease = \"3s\"\n");
+    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
+    a.wait_log("lipost is running", Duration::from_secs(20));
+    let b_config = Node::config(&env, "b");
+    let b = Node::spawn(&env, &b_config, "b");
+    b.wait_log("lipost is running", Duration::from_secs(20));
+
+    // A third daemon calling itself `a` is refused, naming the one that runs.
+    let c_config = Node::config(&env, "c");
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&c_config)
+        .arg("run")
+        .env("LIPOST_NODE_ID", "a")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("node_id \"a\"") && err.contains("pid"),
+        "{err}"
+    );
+
+    // Drafts arrive on both nodes' folders; each goes out once, from whichever node.
+    for (node, n) in [("a", 10), ("b", 10)] {
+        let queue = env.path(&format!("queue-{node}"));
+        for i in 0..n {
+            let tmp = queue.join(format!(".{node}{i}.tmp"));
+            std::fs::write(&tmp, format!("From node {node}, post {i}\n")).unwrap();
+            std::fs::rename(&tmp, queue.join(format!("{node}{i}.md"))).unwrap();
+        }
+    }
+    assert!(
+        wait_until(Duration::from_secs(30), || sb.posts().len() == 20),
+        "{} posts\n--- a:\n{}\n--- b:\n{}",
+        sb.posts().len(),
+        a.log_text(),
+        b.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    for node in ["a", "b"] {
+        for i in 0..10 {
+            assert_eq!(copies(&sb, &format!("From node {node}, post {i}")), 1);
+        }
+    }
+    let published: i64 = env
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM posts WHERE state = 'published' AND claimed_by IN ('a', 'b')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(published, 20);
+
+    let nodes = env.lipost(&["nodes", "--json"]);
+    assert!(nodes.status.success());
+    let nodes: serde_json::Value = serde_json::from_slice(&nodes.stdout).unwrap();
+    let ids: Vec<&str> = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a", "b"], "{nodes}");
+    assert!(nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|n| n["alive"] == true && n["in_flight"] == 0));
+}
+
+#[test]
+fn a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed() {
+    if !postgres_or_skip("a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed") {
+        return;
+    }
+    let sb = Sandbox::start();
+    grant_page_role(&sb);
+    let env = Env::new(&sb, "\n[publisher]\nclaim_lease = \"3s\"\n");
+    let mut a = Node::spawn(&env, &Node::config(&env, "a"), "a");
+    a.wait_log("lipost is running", Duration::from_secs(20));
+    // Tokens first, so the frozen request is the post's own.
+    let warm = env.path("queue-a/warm.md");
+    std::fs::write(&warm, draft("account = \"acme\"", "Warm-up")).unwrap();
+    assert!(wait_until(Duration::from_secs(20), || copies(
+        &sb, "Warm-up"
+    ) == 1));
+
+    // Every LinkedIn answer now takes 2.5 s: node a's request is on its way when it stops.
+    sb.configure(json!({"latency_ms": 2500}));
+    let text = "Frozen in flight";
+    let tmp = env.path("queue-a/.frozen.tmp");
+    std::fs::write(&tmp, draft("account = \"acme\"\nid = \"frozen\"", text)).unwrap();
+    std::fs::rename(&tmp, env.path("queue-a/frozen.md")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(20), || one_text(
+            &env,
+            "SELECT claimed_by FROM posts WHERE id = 'frozen' AND state = 'publishing'"
+        )
+        .as_deref()
+            == Some("a")),
+        "{}",
+        a.log_text()
+    );
+    let lease_until = one_text(&env, "SELECT lease_until FROM posts WHERE id = 'frozen'").unwrap();
+    unsafe {
+        libc::kill(a.pid(), libc::SIGSTOP);
+    }
+    let frozen_at = Instant::now();
+
+    let b = Node::spawn(&env, &Node::config(&env, "b"), "b");
+    b.wait_log("lipost is running", Duration::from_secs(20));
+    // Node b resolves the post once a's lease has run out: found on the page (a's request
+    // landed) or sent again within the resend window, never both.
+    assert!(
+        wait_until(Duration::from_secs(40), || env.state("frozen").as_deref()
+            == Some("published")),
+        "--- b:\n{}",
+        b.log_text()
+    );
+    assert!(frozen_at.elapsed() >= Duration::from_secs(2));
+    let b_tries: Vec<String> = env
+        .db()
+        .prepare("SELECT started_at FROM attempts WHERE post_id = 'frozen' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(b_tries.len() >= 2, "{b_tries:?}");
+    assert!(
+        b_tries[1..].iter().all(|t| *t >= lease_until),
+        "node b tried before node a's lease ({lease_until}) ran out: {b_tries:?}"
+    );
+    assert!(b.log_text().contains("lease ran out"), "{}", b.log_text());
+    let settled = one_text(
+        &env,
+        "SELECT state || ' ' || post_urn FROM posts WHERE id = 'frozen'",
+    )
+    .unwrap();
+
+    // Thawed, node a's late answer (or its unsent request) changes nothing node b settled.
+    unsafe {
+        libc::kill(a.pid(), libc::SIGCONT);
+    }
+    a.wait_log("another node", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        one_text(
+            &env,
+            "SELECT state || ' ' || post_urn FROM posts WHERE id = 'frozen'"
+        )
+        .unwrap(),
+        settled
+    );
+    assert_eq!(copies(&sb, text), 1, "exactly once on LinkedIn");
+    let log = a.log_text();
+    assert!(
+        log.contains("taken over by another node") || log.contains("not sent: another node"),
+        "{log}"
+    );
+    assert!(
+        a.exit(Duration::from_millis(10)).is_none(),
+        "node a keeps running"
+    );
+}
