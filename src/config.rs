@@ -673,6 +673,15 @@ impl Config {
         self.accounts.get(name)
     }
 
+    /// The accounts that post with `member`'s token: the member and the pages it manages.
+    pub fn served_by(&self, member: &str) -> Vec<String> {
+        self.accounts
+            .values()
+            .filter(|a| a.token_account() == member)
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
     pub fn accepted_dir(&self) -> PathBuf {
         self.queue_dir.join("accepted")
     }

@@ -163,10 +163,13 @@ fn hundreds_of_held_posts_neither_starve_another_account_nor_spin() {
 
     // Every held post is held in the store, none sent, none dead.
     assert!(
-        wait_until(Duration::from_secs(10), || count(
+        wait_until(Duration::from_secs(10), || {
+            count(
             &env,
-            "SELECT COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason = 'needs_reauth'"
-        ) == 301),
+            "SELECT COUNT(*) FROM posts WHERE state = 'scheduled' AND hold_reason = 'needs_reauth' \
+             AND hold_until IS NOT NULL"
+        ) == 301
+        }),
         "{}",
         d.log_text()
     );

@@ -208,7 +208,7 @@ pub async fn store_token(
     source: TokenSource,
 ) -> Result<Report, LoginError> {
     let token = token_from_response(client, member, resp, source).await?;
-    store.save_token(&token)?;
+    store.save_token(&token, &config.served_by(member))?;
     let _ = crate::store::poke(&config.database);
     let stored = store.token(member)?.expect("just saved");
     let mut report = Report {

@@ -457,7 +457,10 @@ impl Tokens {
             .await
             .map_err(unavailable)?;
         let saved = token.clone();
-        self.store.call(move |s| s.save_token(&saved)).await?;
+        let served = self.config.get().served_by(member);
+        self.store
+            .call(move |s| s.save_token(&saved, &served))
+            .await?;
         info!(account = %member, member = %token.member_urn, "sandbox token issued");
         Ok(token)
     }

@@ -253,22 +253,17 @@ impl Store {
     /// cause again is the same hold: not logged again, and reported as too long from when it
     /// began. The number lifted.
     pub fn lift_holds(&mut self, reason: Option<HoldReason>, now: DateTime<Utc>) -> Result<usize> {
-        let lifted: Vec<String> = HoldReason::ALL
-            .iter()
-            .filter(|r| r.is_lifted() && reason.is_none_or(|want| want == **r))
-            .map(|r| format!("'{}'", r.as_str()))
-            .collect();
-        if lifted.is_empty() {
-            return Ok(0);
-        }
-        self.db.execute(
-            &format!(
-                "UPDATE posts SET hold_until = NULL, next_attempt_at = ?1 \
-                 WHERE state = 'scheduled' AND hold_until IS NOT NULL AND hold_reason IN ({})",
-                lifted.join(", ")
-            ),
-            params![ts(now)],
-        )
+        lift(&self.db, reason, None, now)
+    }
+
+    /// [`Store::lift_holds`] for the posts of `accounts` only.
+    pub fn lift_holds_of(
+        &mut self,
+        reason: HoldReason,
+        accounts: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        lift(&self.db, Some(reason), Some(accounts), now)
     }
 
     /// How many scheduled posts each hold reason keeps.
@@ -390,6 +385,41 @@ impl Store {
     }
 }
 
+/// Lifts the holds of `reason` (every reason lifted by an event when `None`), for the
+/// posts of `accounts` when given. The number lifted.
+fn lift(
+    db: &Db,
+    reason: Option<HoldReason>,
+    accounts: Option<&[String]>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let lifted: Vec<String> = HoldReason::ALL
+        .iter()
+        .filter(|r| r.is_lifted() && reason.is_none_or(|want| want == **r))
+        .map(|r| format!("'{}'", r.as_str()))
+        .collect();
+    if lifted.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE posts SET hold_until = NULL, next_attempt_at = ?1 \
+         WHERE state = 'scheduled' AND hold_until IS NOT NULL AND hold_reason IN ({})",
+        lifted.join(", ")
+    );
+    let now = ts(now);
+    match accounts {
+        None => db.execute(&sql, params![now]),
+        Some(accounts) => {
+            let sql = format!("{sql} AND account = ?2");
+            let mut n = 0;
+            for a in accounts {
+                n += db.execute(&sql, params![now, a])?;
+            }
+            Ok(n)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,6 +496,33 @@ mod tests {
             )
             .unwrap();
         assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn a_login_lifts_the_holds_of_the_accounts_it_serves_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = store_with_post(dir.path());
+        let account = store.get("p").unwrap().account;
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00Z".parse().unwrap();
+        let h = chrono::Duration::hours(1);
+        store
+            .hold_many(&hold(HoldReason::NeedsReauth, t0 + h * 9), t0)
+            .unwrap();
+        let other = ["someone-else".to_string()];
+        assert_eq!(
+            store
+                .lift_holds_of(HoldReason::NeedsReauth, &other, t0 + h)
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.hold_of("p").unwrap().unwrap().until, t0 + h * 9);
+        assert_eq!(
+            store
+                .lift_holds_of(HoldReason::NeedsReauth, &[account], t0 + h)
+                .unwrap(),
+            1
+        );
+        assert!(store.hold_of("p").unwrap().is_none());
     }
 
     #[test]

@@ -91,8 +91,9 @@ fn token_from_row(r: &Row<'_>) -> Result<Token> {
 
 impl Store {
     /// Stores a fresh token set. A response without a refresh token keeps the stored one
-    /// (and its expiry) when it is the same member: re-login must not wipe it.
-    pub fn save_token(&mut self, t: &Token) -> Result<()> {
+    /// (and its expiry) when it is the same member: re-login must not wipe it. `served` are
+    /// the accounts posting with this token, whose posts held for a login are released.
+    pub fn save_token(&mut self, t: &Token, served: &[String]) -> Result<()> {
         self.db.execute(
             "INSERT INTO tokens (account, member_urn, access_token, access_expires_at, refresh_token, \
              refresh_expires_at, scopes, source, status, status_reason, updated_at) \
@@ -117,9 +118,10 @@ impl Store {
                 ts(t.updated_at),
             ],
         )?;
-        // A new token may be what held posts waited for; the scheduler holds again those of
-        // accounts still without one.
-        self.lift_holds(Some(crate::post::HoldReason::NeedsReauth), t.updated_at)?;
+        // A new token may be what their held posts waited for; the scheduler holds them again
+        // if it is not enough. Only theirs: lifting every account's would briefly show other
+        // accounts' held posts as not held, and make the scheduler hold them all again.
+        self.lift_holds_of(crate::post::HoldReason::NeedsReauth, served, t.updated_at)?;
         Ok(())
     }
 
@@ -212,13 +214,13 @@ mod tests {
             needs_reauth: None,
             updated_at: now,
         };
-        store.save_token(&token).unwrap();
+        store.save_token(&token, &[]).unwrap();
         assert_eq!(
             store.token("me").unwrap().unwrap().access_expires_at,
             token.access_expires_at
         );
         token.access_expires_at = "+10000-01-01T04:00:00Z".parse().unwrap();
-        let err = store.save_token(&token).unwrap_err();
+        let err = store.save_token(&token, &[]).unwrap_err();
         assert!(
             matches!(err, crate::store::StoreError::TimeOutOfRange { .. }),
             "{err}"
