@@ -20,6 +20,7 @@ mod nodes;
 mod operator;
 mod outbox;
 mod pg;
+mod pg_batch;
 mod pg_migrations;
 mod reading;
 mod social;
@@ -691,6 +692,11 @@ impl Store {
         let now_s = ts(now);
         let node = self.claiming_node().cloned();
         let tx = self.write()?;
+        if let Some(n) = &node {
+            let claimed = pg_batch::claim(&tx, ids, &now_s, n)?;
+            tx.commit()?;
+            return Ok(claimed);
+        }
         let mut claimed = Vec::with_capacity(ids.len());
         {
             // The Claim transition (scheduled → publishing). Not `RETURNING`: in SQLite it
@@ -765,8 +771,16 @@ impl Store {
     fn settle_many_tx(&mut self, items: &[Settled], now: DateTime<Utc>) -> Result<Vec<Result<()>>> {
         let now_s = ts(now);
         let tx = self.write()?;
+        let plain = match tx.dialect() {
+            db::Dialect::Postgres => pg_batch::settle_published(&tx, items, &now_s)?,
+            db::Dialect::Sqlite => Default::default(),
+        };
         let mut out = Vec::with_capacity(items.len());
-        for item in items {
+        for (i, item) in items.iter().enumerate() {
+            if plain.contains(&i) {
+                out.push(Ok(()));
+                continue;
+            }
             // A refused move changes nothing (settle_one moves the post first), so one bad
             // item needs no savepoint; any other error fails the whole transaction.
             match Self::settle_one(&tx, item, &now_s) {
@@ -1153,6 +1167,14 @@ impl Store {
             self.tokens()?
         };
         let mut activity = std::collections::HashMap::new();
+        if self.db.dialect() == db::Dialect::Postgres && !due.is_empty() {
+            let mut accounts: Vec<&str> = due.iter().map(|p| p.account.as_str()).collect();
+            accounts.sort_unstable();
+            accounts.dedup();
+            for (account, last, n) in pg_batch::activity(&self.db, &accounts, &ts(since))? {
+                activity.insert(account, (opt_ts("posts", "published_at", last)?, n));
+            }
+        }
         for p in &due {
             if !activity.contains_key(&p.account) {
                 activity.insert(p.account.clone(), self.account_activity(&p.account, since)?);

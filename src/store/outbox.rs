@@ -98,7 +98,7 @@ pub(super) fn record(tx: &Db, event: &Event, now_s: &str) -> Result<usize> {
 }
 
 /// Whether `kind` goes to any sink: one cached lookup, so an event nobody wants costs no more.
-fn routed(tx: &Db, kind: Kind) -> Result<bool> {
+pub(super) fn routed(tx: &Db, kind: Kind) -> Result<bool> {
     tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM notify_routes WHERE kind = ?1)")?
         .query_row([kind.as_str()], |r| r.get(0))
 }
