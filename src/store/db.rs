@@ -348,6 +348,12 @@ const PG_CACHE: usize = 512;
 /// in ASCII, so it does not collide with another application's small numbers.
 pub const WRITE_LOCK: i64 = 0x6c69_706f_7374;
 
+/// Begins a write transaction and takes [`WRITE_LOCK`], in one round trip (the lock is taken
+/// once per transaction, and on PostgreSQL each trip is what a burst of posts waits on).
+fn begin_write() -> String {
+    format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+}
+
 impl PgConn {
     pub fn new(client: postgres::Client) -> PgConn {
         PgConn {
@@ -602,8 +608,7 @@ impl Db {
         match self {
             Db::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
             Db::Postgres(c) => c.with(|client| {
-                client.batch_execute("BEGIN")?;
-                if let Err(e) = client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]) {
+                if let Err(e) = client.batch_execute(&begin_write()) {
                     let _ = client.batch_execute("ROLLBACK");
                     return Err(e);
                 }
@@ -645,13 +650,10 @@ impl Db {
     /// Nothing on SQLite.
     pub fn begin_outer(&mut self) -> Result<()> {
         if let Db::Postgres(c) = self {
-            c.with(|client| {
-                client.batch_execute("BEGIN")?;
-                client.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-            })
-            .inspect_err(|_| {
-                let _ = c.with(|client| client.batch_execute("ROLLBACK"));
-            })?;
+            c.with(|client| client.batch_execute(&begin_write()))
+                .inspect_err(|_| {
+                    let _ = c.with(|client| client.batch_execute("ROLLBACK"));
+                })?;
             c.outer = Some(0);
         }
         Ok(())
