@@ -83,6 +83,11 @@ struct Look {
     blocked: bool,
     /// The look was full: there may be more due posts right now.
     more: bool,
+    /// The instant the look saw the store as of: posts due later than this were not in it.
+    at: DateTime<Utc>,
+    /// The earliest end of a hold this look set, to the nanosecond (stored times are cut
+    /// to the millisecond, so the store alone may not tell that it is later than `at`).
+    held_until: Option<DateTime<Utc>>,
 }
 
 impl Scheduler {
@@ -145,6 +150,8 @@ impl Scheduler {
                 Look {
                     blocked: true,
                     more: false,
+                    at: Utc::now(),
+                    held_until: None,
                 }
             } else {
                 self.dispatch(room).await?
@@ -153,15 +160,18 @@ impl Scheduler {
             if look.more && !look.blocked {
                 continue;
             }
-            let now = Utc::now();
+            // Due after the look, not after now: a hold the look set that ended while the
+            // look was committing is already due, and the sleep below must end at once for
+            // it, not wait for an unrelated wake (there may be none).
+            let seen = look.at;
             let next = if saturated {
                 None
             } else {
                 self.store
                     .call(move |s| {
-                        let due = s.next_due_after(now)?;
+                        let due = s.next_due_after(seen)?;
                         let report = s.next_hold_report()?;
-                        Ok(due.into_iter().chain(report).min())
+                        Ok(due.into_iter().chain(report).chain(look.held_until).min())
                     })
                     .await?
             };
@@ -335,6 +345,8 @@ impl Scheduler {
         Ok(Look {
             blocked: plan.blocked,
             more,
+            at: now,
+            held_until: plan.held.iter().map(|(_, h)| h.until).min(),
         })
     }
 

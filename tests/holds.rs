@@ -365,3 +365,26 @@ fn a_post_held_again_for_the_same_reason_is_logged_once() {
         "{times:?}"
     );
 }
+
+#[test]
+fn a_spacing_hold_that_ends_during_the_look_that_set_it_is_not_slept_through() {
+    // With a spacing of a few milliseconds, a post's hold often ends while the look that
+    // set it is still committing. The scheduler must wake for it then, not sleep until an
+    // unrelated event: here there is none, so a missed hold would strand the rest.
+    let sb = Sandbox::start();
+    let env = env_with(&sb, "min_spacing = \"2ms\"\ndaily_cap = 100", "");
+    for i in 0..40 {
+        env.drop_draft(&format!("s{i:02}.md"), format!("Spaced {i}\n"));
+    }
+    let d = Daemon::start(&env);
+    assert!(
+        wait_until(Duration::from_secs(30), || sb.posts().len() == 40),
+        "{} of 40 sent; {}",
+        sb.posts().len(),
+        d.log_text()
+    );
+    assert_eq!(
+        count(&env, "SELECT COUNT(*) FROM posts WHERE state = 'published'"),
+        40
+    );
+}
