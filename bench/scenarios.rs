@@ -822,7 +822,9 @@ fn backlog(size: &Size, rows: &mut Vec<Row>) {
             .posts()
             .len()
             == k * per),
-        "backlog did not drain:\n{}",
+        "backlog did not drain: {} of {} posts sent\n{}",
+        sb.posts().len(),
+        k * per,
         d.log_text()
     );
     let posts = sb.posts();
