@@ -166,6 +166,10 @@ async fn heartbeat(live: Live, store: Handle, rearm: Arc<Notify>) {
             warn!(error = %e, "cannot renew this node's leases; if it stays so, another node will resolve its posts in flight as in doubt");
             continue;
         }
+        // A node killed before it sent a notification or a first comment it recorded tells
+        // nobody: they look again every beat.
+        notify::recorded().notify_one();
+        crate::comments::wake().notify_one();
         let why = "the node that was sending it stopped answering (its lease ran out); it may have reached LinkedIn";
         match store
             .call(move |s| s.recover_expired(false, why, Utc::now()))
@@ -268,6 +272,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         crate::store::listen_for_nodes(url.clone(), move |what| {
             r.notify_one();
             m.notify_one();
+            // Notifications and first comments another node recorded and did not send (it
+            // stopped) are this node's to send.
+            notify::recorded().notify_one();
+            crate::comments::wake().notify_one();
             // The token keeper looks again only when a person changed something (a login
             // lifts `needs_reauth` holds); drafts arriving are not news to it.
             if what == crate::store::Wake::Changed {

@@ -83,6 +83,8 @@ struct Look {
     blocked: bool,
     /// The look was full: there may be more due posts right now.
     more: bool,
+    /// The look made posts due that it did not look at: look again at once.
+    again: bool,
     /// The instant the look saw the store as of: posts due later than this were not in it.
     at: DateTime<Utc>,
     /// The earliest end of a hold this look set, to the nanosecond (stored times are cut
@@ -133,6 +135,11 @@ impl Scheduler {
             warn!(error = %e, in_flight = self.tasks.len(), "store error in the scheduler; letting requests in flight finish and settle before exiting");
         }
         self.drain().await;
+        // Other nodes (PostgreSQL) sleep until their own next post: what this one gave back,
+        // and the account turns its last answers freed, are theirs now.
+        if let Err(e) = self.store.call(|s| s.announce_due()).await {
+            warn!(error = %e, "cannot tell the other nodes that this one stopped; they take its posts at their next look");
+        }
         r
     }
 
@@ -150,6 +157,7 @@ impl Scheduler {
                 Look {
                     blocked: true,
                     more: false,
+                    again: false,
                     at: Utc::now(),
                     held_until: None,
                 }
@@ -157,7 +165,7 @@ impl Scheduler {
                 self.dispatch(room).await?
             };
             self.report_status().await;
-            if look.more && !look.blocked {
+            if look.again || (look.more && !look.blocked) {
                 continue;
             }
             // Due after the look, not after now: a hold the look set that ended while the
@@ -275,10 +283,12 @@ impl Scheduler {
             .and_utc();
         let words = config.clone();
         let busy = self.busy.clone();
-        let retired = self.version.as_ref().and_then(ApiVersion::retired);
+        // Read under the store's lock, in the look: a reload that sets a new version and then
+        // lifts the holds is wholly before the look or wholly after it.
+        let version = self.version.clone();
         // Taken before the claims commit: their leases run from a later instant.
         let claimed_at = std::time::Instant::now();
-        let (plan, more, claimed, news, reported) = self
+        let (plan, more, claimed, news, reported, again) = self
             .store
             // One transaction on PostgreSQL: other nodes' dispatches wait, so pacing and caps
             // count their claims too.
@@ -292,6 +302,7 @@ impl Scheduler {
                         let gate = s.media_gate(&d.id, owner.as_deref())?;
                         view.media.insert(d.id.clone(), gate);
                     }
+                    let retired = version.as_ref().and_then(ApiVersion::retired);
                     let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
                     for (id, why) in &plan.expired {
                         s.expire(id, DeadReason::TooLate, why, Utc::now())?;
@@ -304,13 +315,15 @@ impl Scheduler {
                     } else {
                         s.hold_many(&plan.held, now)?
                     };
+                    let again =
+                        lift_if_logged_in_meanwhile(s, &config, &plan.held, &view.tokens, now)?;
                     let claimed = if plan.chosen.is_empty() {
                         Vec::new()
                     } else {
                         s.claim_many(&plan.chosen, Utc::now())?
                     };
                     let reported = s.report_long_holds(now)?;
-                    Ok((plan, more, claimed, news, reported))
+                    Ok((plan, more, claimed, news, reported, again))
                 })
             })
             .await?;
@@ -345,6 +358,7 @@ impl Scheduler {
         Ok(Look {
             blocked: plan.blocked,
             more,
+            again,
             at: now,
             held_until: plan.held.iter().map(|(_, h)| h.until).min(),
         })
@@ -437,6 +451,45 @@ struct Plan {
     held_accounts: Vec<String>,
     /// Due posts left waiting for a free slot (a permit, or their account's turn).
     blocked: bool,
+}
+
+/// A login that committed after the look read the tokens and before its `needs_reauth` holds
+/// found nothing to lift: those holds are lifted here, and the caller looks again at once.
+/// (A login after the holds lifts them itself: see `Store::save_token`.)
+fn lift_if_logged_in_meanwhile(
+    s: &mut crate::store::Store,
+    config: &crate::config::Config,
+    held: &[(String, Hold)],
+    seen: &[crate::store::Token],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !held
+        .iter()
+        .any(|(_, h)| h.reason == HoldReason::NeedsReauth)
+    {
+        return Ok(false);
+    }
+    let mark = |t: &crate::store::Token| {
+        (
+            t.account.clone(),
+            t.needs_reauth.is_some(),
+            t.updated_at,
+            t.access_expires_at,
+        )
+    };
+    let before: std::collections::HashSet<_> = seen.iter().map(mark).collect();
+    let served: Vec<String> = s
+        .tokens()?
+        .iter()
+        .map(mark)
+        .filter(|m| !before.contains(m))
+        .flat_map(|m| config.served_by(&m.0))
+        .collect();
+    if served.is_empty() {
+        return Ok(false);
+    }
+    s.lift_holds_of(HoldReason::NeedsReauth, &served, now)?;
+    Ok(true)
 }
 
 /// The end of a post's lateness budget (`due_at + retry.max_lateness`): a held post is
@@ -889,6 +942,45 @@ mod tests {
         let p = plan(&config(""), &v, &HashMap::new(), 10, later, None);
         assert_eq!(p.expired.len(), 2);
         assert!(p.expired[0].1.contains("needs re-auth"), "{:?}", p.expired);
+    }
+
+    /// A login whose lift ran between the look's read of the tokens and its holds found
+    /// nothing to lift: the look lifts them itself, only for that token's accounts.
+    #[test]
+    fn a_login_between_the_look_and_its_holds_does_not_leave_them_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(TEST_CONFIG, &dir.path().join("config.toml")).unwrap();
+        let mut store = crate::store::with_one_post(&config);
+        let t = Utc::now();
+        let held = vec![(
+            "p".to_string(),
+            Hold {
+                reason: HoldReason::NeedsReauth,
+                until: t + chrono::Duration::hours(1),
+            },
+        )];
+        store.hold_many(&held, t).unwrap();
+        // Nothing changed since the look: the holds stand.
+        let seen = store.tokens().unwrap();
+        assert!(!lift_if_logged_in_meanwhile(&mut store, &config, &held, &seen, t).unwrap());
+        assert!(store.hold_of("p").unwrap().is_some());
+        // The login committed in between (its own lift, run before the hold, found nothing).
+        let token = Token {
+            account: "me".into(),
+            member_urn: "urn:li:person:1".into(),
+            access_token: crate::secret::Secret::new("t"),
+            access_expires_at: t + chrono::Duration::days(60),
+            refresh_token: None,
+            refresh_expires_at: None,
+            scopes: vec!["w_member_social".into()],
+            source: TokenSource::Login,
+            needs_reauth: None,
+            updated_at: t,
+        };
+        store.save_token(&token, &[]).unwrap();
+        assert!(store.hold_of("p").unwrap().is_some());
+        assert!(lift_if_logged_in_meanwhile(&mut store, &config, &held, &seen, t).unwrap());
+        assert!(store.hold_of("p").unwrap().is_none(), "due again");
     }
 
     #[test]

@@ -27,7 +27,6 @@ use crate::config::{AccountKind, Config, Live};
 use crate::content::MediaKind;
 use crate::linkedin::media::{AssetStatus, Part};
 use crate::linkedin::{ApiError, Client};
-use crate::post::HoldReason;
 use crate::publisher::{after_quota_reset, backoff, later, RETRY_AFTER_MAX};
 use crate::secret::Secret;
 use crate::store::{Handle, MediaOutcome, MediaRow, MediaStatus, MediaStep, StoreError, Token};
@@ -173,16 +172,9 @@ impl Uploader {
         while tasks.join_next().await.is_some() {}
     }
 
-    /// An asset became available or failed: the posts waiting for media are looked at again.
+    /// An asset became available or failed: the posts waiting for media are looked at again
+    /// (their holds were lifted in the transaction that recorded it, see `media_available`).
     async fn settled(&self) {
-        match self
-            .store
-            .call(|s| s.lift_holds(Some(HoldReason::MediaProcessing), Utc::now()))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot lift the media_processing holds"),
-        }
         self.rearm.notify_one();
     }
 
@@ -211,6 +203,7 @@ impl Uploader {
         });
         let mut jobs: Vec<Job> = Vec::new();
         let mut owners: HashMap<String, Option<String>> = HashMap::new();
+        let mut token_failed = false;
         for post in posts {
             let assets: Vec<_> = post.content.assets().into_iter().cloned().collect();
             if assets.is_empty() {
@@ -223,7 +216,7 @@ impl Uploader {
             let owner = match owners.get(&post.account) {
                 Some(o) => o.clone(),
                 None => {
-                    let o = self.owner(&config, &post.account).await;
+                    let o = self.owner(&config, &post.account, &mut token_failed).await;
                     owners.insert(post.account.clone(), o.clone());
                     o
                 }
@@ -279,16 +272,24 @@ impl Uploader {
                 (key, changed)
             });
         }
+        if token_failed {
+            // Asked again in a minute, as a send with a failing token endpoint would be.
+            let again = later(now, Duration::from_secs(60));
+            next = Some(next.map_or(again, |n| n.min(again)));
+        }
         Ok(next)
     }
 
     /// The owner URN of `account`'s assets, once a token to upload with is at hand (asking
     /// for one mints it in the sandbox); `None` while there is none (a login wakes us).
-    async fn owner(&self, config: &Config, account: &str) -> Option<String> {
+    /// `None` too when getting one failed for a passing reason (the token endpoint did not
+    /// answer): then `*again` is set, as no login will come to wake us.
+    async fn owner(&self, config: &Config, account: &str, again: &mut bool) -> Option<String> {
         let a = config.account(account)?;
         let cred = match self.tokens.get(a.token_account()).await {
             Ok(cred) => cred,
             Err(e) => {
+                *again |= !matches!(e, AuthError::NeedsLogin { .. });
                 // The scheduler says so once, as a `needs_reauth` hold; this runs at every look.
                 tracing::debug!(account = %account, error = %e, "no token to upload media with; waiting for one");
                 return None;

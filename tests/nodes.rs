@@ -295,3 +295,62 @@ fn a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed() {
         "node a keeps running"
     );
 }
+
+#[test]
+fn a_node_that_stops_hands_the_posts_it_gave_back_to_a_sleeping_node_at_once() {
+    if !postgres_or_skip(
+        "a_node_that_stops_hands_the_posts_it_gave_back_to_a_sleeping_node_at_once",
+    ) {
+        return;
+    }
+    let sb = Sandbox::start();
+    // One request at a time: node b claims three posts and sends one; two wait for a permit.
+    let env = Env::new(
+        &sb,
+        "\n[publisher]\nmax_concurrent = 1\nshutdown_timeout = \"20s\"\n",
+    );
+    let b = Node::spawn(&env, &Node::config(&env, "b"), "b");
+    b.wait_log("lipost is running", Duration::from_secs(20));
+    std::fs::write(env.path("queue-b/warm.md"), "Warm-up\n").unwrap();
+    assert!(wait_until(Duration::from_secs(20), || copies(
+        &sb, "Warm-up"
+    ) == 1));
+    sb.configure(json!({"latency_ms": 1500}));
+    for i in 0..3 {
+        let tmp = env.path(&format!("queue-b/.g{i}.tmp"));
+        std::fs::write(&tmp, format!("Given back {i}\n")).unwrap();
+        std::fs::rename(&tmp, env.path(&format!("queue-b/g{i}.md"))).unwrap();
+    }
+    let claimed_by_b = "SELECT COUNT(*) FROM posts WHERE state = 'publishing' AND claimed_by = 'b'";
+    assert!(
+        wait_until(Duration::from_secs(20), || env
+            .db()
+            .query_row(claimed_by_b, [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            == 3),
+        "{}",
+        b.log_text()
+    );
+    // Node a starts with nothing due (b holds all three) and sleeps: nothing else is coming.
+    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
+    a.wait_log("lipost is running", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe {
+        libc::kill(b.pid(), libc::SIGTERM);
+    }
+    // b gives back the two it had not sent and finishes the one in flight; a sends the two
+    // at once, not at its next unrelated look (here: never).
+    assert!(
+        wait_until(Duration::from_secs(15), || (0..3)
+            .all(
+                |i| env.state(&format!("g{i}")).as_deref() == Some("published")
+            )),
+        "--- a:\n{}\n--- b:\n{}",
+        a.log_text(),
+        b.log_text()
+    );
+    for i in 0..3 {
+        assert_eq!(copies(&sb, &format!("Given back {i}")), 1);
+    }
+    assert!(b.log_text().contains("lipost stopped"), "{}", b.log_text());
+}

@@ -387,7 +387,7 @@ impl Store {
 
 /// Lifts the holds of `reason` (every reason lifted by an event when `None`), for the
 /// posts of `accounts` when given. The number lifted.
-fn lift(
+pub(super) fn lift(
     db: &Db,
     reason: Option<HoldReason>,
     accounts: Option<&[String]>,

@@ -292,13 +292,14 @@ impl Store {
 
     /// `AVAILABLE` (or a member asset's grace passed).
     pub fn media_available(&mut self, sha256: &str, owner: &str, now: DateTime<Utc>) -> Result<()> {
-        self.db
-            .prepare_cached(
-                "UPDATE media SET status = 'available', available_at = ?3, next_attempt_at = NULL, \
-                 last_error = NULL, updated_at = ?3 WHERE sha256 = ?1 AND owner = ?2 AND status = 'processing'",
-            )?
-            .execute(params![sha256, owner, ts(now)])?;
-        Ok(())
+        let tx = self.db.write()?;
+        tx.prepare_cached(
+            "UPDATE media SET status = 'available', available_at = ?3, next_attempt_at = NULL, \
+             last_error = NULL, updated_at = ?3 WHERE sha256 = ?1 AND owner = ?2 AND status = 'processing'",
+        )?
+        .execute(params![sha256, owner, ts(now)])?;
+        lift_media_holds(&tx, now)?;
+        tx.commit()
     }
 
     /// Failed for good, with why.
@@ -309,13 +310,14 @@ impl Store {
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.db
-            .prepare_cached(
-                "UPDATE media SET status = 'failed', next_attempt_at = NULL, last_error = ?3, updated_at = ?4 \
-                 WHERE sha256 = ?1 AND owner = ?2",
-            )?
-            .execute(params![sha256, owner, why, ts(now)])?;
-        Ok(())
+        let tx = self.db.write()?;
+        tx.prepare_cached(
+            "UPDATE media SET status = 'failed', next_attempt_at = NULL, last_error = ?3, updated_at = ?4 \
+             WHERE sha256 = ?1 AND owner = ?2",
+        )?
+        .execute(params![sha256, owner, why, ts(now)])?;
+        lift_media_holds(&tx, now)?;
+        tx.commit()
     }
 
     /// Looked at again at `at`: still `processing` if it was uploaded, else `pending` (an
@@ -442,6 +444,21 @@ impl Store {
     }
 }
 
+/// The posts held for their media are looked at again, in the transaction that settles an
+/// asset: a look (another node's, on PostgreSQL) that saw the asset still processing either
+/// committed its hold before, and it is lifted here, or runs after, and sees the asset ready.
+/// Lifting after the commit would miss a hold committed in between, which would then wait
+/// until its deadline.
+fn lift_media_holds(db: &super::db::Db, now: DateTime<Utc>) -> Result<()> {
+    super::guards::lift(
+        db,
+        Some(crate::post::HoldReason::MediaProcessing),
+        None,
+        now,
+    )
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -475,6 +492,15 @@ mod tests {
         store
     }
 
+    /// [`store_with_media_post`], with image 1 claimed for upload by member 1.
+    fn claimed_asset(dir: &std::path::Path, t0: DateTime<Utc>) -> (Store, Asset) {
+        let mut s = store_with_media_post(dir, t0);
+        let (me, a) = ("urn:li:person:1", asset(1));
+        s.ensure_media(me, &[&a], t0, t0).unwrap();
+        assert!(s.media_claim(&a.sha256, me, t0).unwrap());
+        (s, a)
+    }
+
     #[test]
     fn a_post_is_ready_only_once_every_asset_is_available_for_its_owner() {
         let dir = tempfile::tempdir().unwrap();
@@ -503,6 +529,28 @@ mod tests {
             s.media_gate("p", Some("urn:li:organization:9")).unwrap(),
             MediaGate::Waiting
         );
+    }
+
+    #[test]
+    fn recording_an_asset_available_lifts_the_media_holds_in_the_same_write() {
+        use crate::post::HoldReason;
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = Utc::now();
+        let (mut s, a) = claimed_asset(dir.path(), t0);
+        let me = "urn:li:person:1";
+        s.media_uploaded(&a.sha256, me, "urn:li:image:1", t0, t0)
+            .unwrap();
+        let until = t0 + chrono::Duration::hours(1);
+        let hold = crate::store::Hold {
+            reason: HoldReason::MediaProcessing,
+            until,
+        };
+        s.hold_many(&[("p".to_string(), hold)], t0).unwrap();
+        let t1 = t0 + chrono::Duration::seconds(1);
+        s.media_available(&a.sha256, me, t1).unwrap();
+        // Due again now, by the same commit: a look after it cannot find the post still held.
+        assert_eq!(s.hold_of("p").unwrap().map(|h| h.until), None);
+        assert_eq!(ts(s.get("p").unwrap().next_attempt_at), ts(t1));
     }
 
     #[test]
@@ -537,11 +585,8 @@ mod tests {
     fn an_upload_cut_short_is_pending_again_and_its_step_interrupted() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = Utc::now();
-        let mut s = store_with_media_post(dir.path(), t0);
+        let (mut s, a) = claimed_asset(dir.path(), t0);
         let me = "urn:li:person:1";
-        let a = asset(1);
-        s.ensure_media(me, &[&a], t0, t0).unwrap();
-        assert!(s.media_claim(&a.sha256, me, t0).unwrap());
         let step = s
             .media_step_start(&a.sha256, me, MediaStep::Upload, t0)
             .unwrap();

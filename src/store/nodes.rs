@@ -281,6 +281,13 @@ impl Store {
     pub fn announce(&self) -> Result<()> {
         notify_nodes(&self.db, Wake::Changed)
     }
+
+    /// Tells every daemon on the database that posts may be due for them: this node stops,
+    /// and gave back or settled posts that other nodes, asleep until their own next post,
+    /// would not otherwise look at.
+    pub fn announce_due(&self) -> Result<()> {
+        notify_nodes(&self.db, Wake::Due)
+    }
 }
 
 /// The channel every daemon on a PostgreSQL database LISTENs on.

@@ -94,7 +94,10 @@ impl Store {
     /// (and its expiry) when it is the same member: re-login must not wipe it. `served` are
     /// the accounts posting with this token, whose posts held for a login are released.
     pub fn save_token(&mut self, t: &Token, served: &[String]) -> Result<()> {
-        self.db.execute(
+        // One write transaction with its lift: a look that saw the old token either ran
+        // before it, and its hold is lifted here, or runs after it and sees the new token.
+        let tx = self.db.write()?;
+        tx.execute(
             "INSERT INTO tokens (account, member_urn, access_token, access_expires_at, refresh_token, \
              refresh_expires_at, scopes, source, status, status_reason, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'ok', NULL, ?9) \
@@ -121,8 +124,13 @@ impl Store {
         // A new token may be what their held posts waited for; the scheduler holds them again
         // if it is not enough. Only theirs: lifting every account's would briefly show other
         // accounts' held posts as not held, and make the scheduler hold them all again.
-        self.lift_holds_of(crate::post::HoldReason::NeedsReauth, served, t.updated_at)?;
-        Ok(())
+        super::guards::lift(
+            &tx,
+            Some(crate::post::HoldReason::NeedsReauth),
+            Some(served),
+            t.updated_at,
+        )?;
+        tx.commit()
     }
 
     /// A refreshed access token; the refresh token and its expiry stay as they are.
