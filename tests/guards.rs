@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -19,59 +18,12 @@ fn grant_page_role(sb: &Sandbox) {
     );
 }
 
-/// A token the sandbox mints for `me` with every scope it needs, as LinkedIn's token
-/// generator would hand it out.
-fn mint_for_me(sb: &Sandbox) -> String {
-    let v: serde_json::Value = reqwest::blocking::Client::new()
-        .post(format!("{}/_sandbox/token", sb.url))
-        .json(&json!({"member": "me", "scope": "openid profile w_member_social w_organization_social r_organization_admin r_organization_social", "organizations": ["urn:li:organization:2414183"]}))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_string()
-}
-
-/// `lipost auth import --account me` with `token` on stdin.
-fn import(env: &Env, token: &str) -> std::process::Output {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args([
-            "auth",
-            "import",
-            "--account",
-            "me",
-            "--expires-in",
-            "30days",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(token.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 fn output(o: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn revoke(sb: &Sandbox, token: &str) {
-    post_json(
-        &format!("{}/_sandbox/revoke", sb.url),
-        &json!({"token": token}),
-    );
 }
 
 fn token_status(env: &Env) -> String {

@@ -354,3 +354,40 @@ fn a_node_that_stops_hands_the_posts_it_gave_back_to_a_sleeping_node_at_once() {
     }
     assert!(b.log_text().contains("lipost stopped"), "{}", b.log_text());
 }
+
+#[test]
+fn a_login_on_another_machine_wakes_the_nodes() {
+    if !postgres_or_skip("a_login_on_another_machine_wakes_the_nodes") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let token = mint_for_me(&sb);
+    let out = import(&env, &token);
+    assert!(out.status.success(), "{out:?}");
+    revoke(&sb, &token);
+    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
+    a.wait_log("lipost is running", Duration::from_secs(20));
+    std::fs::write(env.path("queue-a/held.md"), "Held for a login\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || one_text(
+            &env,
+            "SELECT hold_reason FROM posts WHERE id = 'held' AND hold_until IS NOT NULL"
+        )
+        .as_deref()
+            == Some("needs_reauth")),
+        "{}",
+        a.log_text()
+    );
+    // The login, from a machine whose wake file node a does not watch (another data_dir):
+    // only the database can tell node a, which sleeps until the hold's deadline otherwise.
+    let out = import(&env, &mint_for_me(&sb));
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || env.state("held").as_deref()
+            == Some("published")),
+        "{}",
+        a.log_text()
+    );
+    assert_eq!(copies(&sb, "Held for a login"), 1);
+}

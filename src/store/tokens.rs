@@ -130,6 +130,9 @@ impl Store {
             Some(served),
             t.updated_at,
         )?;
+        // Daemons on other machines (PostgreSQL) sleep until their own next post; the wake
+        // file only reaches one on this machine.
+        super::nodes::notify_nodes(&tx, super::nodes::Wake::Changed)?;
         tx.commit()
     }
 

@@ -566,3 +566,48 @@ impl Drop for NoLeaseDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// A token the sandbox mints for `me` with every scope it needs, as LinkedIn's token
+/// generator would hand it out.
+pub fn mint_for_me(sb: &Sandbox) -> String {
+    let v: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/_sandbox/token", sb.url))
+        .json(&serde_json::json!({"member": "me", "scope": "openid profile w_member_social w_organization_social r_organization_admin r_organization_social", "organizations": ["urn:li:organization:2414183"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+/// `lipost auth import --account me` with `token` on stdin.
+pub fn import(env: &Env, token: &str) -> std::process::Output {
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args([
+            "auth",
+            "import",
+            "--account",
+            "me",
+            "--expires-in",
+            "30days",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, token.as_bytes()).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// LinkedIn revokes `token`: the sandbox refuses it from now on.
+pub fn revoke(sb: &Sandbox, token: &str) {
+    post_json(
+        &format!("{}/_sandbox/revoke", sb.url),
+        &serde_json::json!({"token": token}),
+    );
+}
