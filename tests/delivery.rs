@@ -686,8 +686,11 @@ fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
     // SQLite: the settle fails after SQLite's busy timeout; PostgreSQL waits on its locks.
     let env = Env::new_sqlite(&sb, "");
     let d = Daemon::start(&env);
+    // The token first (minting it writes to the store): what the lock blocks is the settle.
+    warm_up(&env);
     sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 1500, "times": 1}]));
-    env.drop_draft("a.md", "Answered while the database is locked\n");
+    let text = "Answered while the database is locked";
+    env.drop_draft("a.md", format!("{text}\n"));
     wait_state(&env, "a", "publishing", 10);
     let lock = env.db();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -696,7 +699,7 @@ fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
     lock.execute_batch("COMMIT").unwrap();
     drop(lock);
     wait_state(&env, "a", "published", 30);
-    let posts = sb.posts();
+    let posts = posts_with(&sb, text);
     assert_eq!(posts.len(), 1, "{}", d.log_text());
     assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
     assert!(
@@ -718,6 +721,8 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
         "\n[publisher]\nshutdown_timeout = \"60s\"\n",
     );
     let mut d = Daemon::start(&env);
+    // The token first (minting it writes to the store): what the lock blocks is B's claim.
+    warm_up(&env);
     // B falls due while the database is locked: its claim fails, and the scheduler stops.
     env.drop_draft(
         "b.md",
@@ -729,7 +734,8 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
     wait_state(&env, "b", "scheduled", 10);
     // A is answered after the scheduler failed and the lock is gone.
     sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 25000, "times": 1}]));
-    env.drop_draft("a.md", "In flight when the store failed\n");
+    let text = "In flight when the store failed";
+    env.drop_draft("a.md", format!("{text}\n"));
     wait_state(&env, "a", "publishing", 10);
     let lock = env.db();
     lock.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -758,10 +764,25 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
         "{}",
         d.log_text()
     );
-    let posts = sb.posts();
+    let posts = posts_with(&sb, text);
     assert_eq!(posts.len(), 1);
     assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
     assert_eq!(env.state("b").as_deref(), Some("scheduled"));
+}
+
+/// Publishes one post for `me`, so its token is minted and stored before a test locks the
+/// database.
+fn warm_up(env: &Env) {
+    env.drop_draft("warm.md", "Warm-up\n");
+    wait_state(env, "warm", "published", 20);
+}
+
+/// The posts on the sandbox with `text` as their commentary.
+fn posts_with(sb: &Sandbox, text: &str) -> Vec<serde_json::Value> {
+    sb.posts()
+        .into_iter()
+        .filter(|p| p["commentary"].as_str() == Some(text))
+        .collect()
 }
 
 /// Review finding 4: a post whose first try was unanswered and that died at once (one
