@@ -391,3 +391,103 @@ fn a_login_on_another_machine_wakes_the_nodes() {
     );
     assert_eq!(copies(&sb, "Held for a login"), 1);
 }
+
+/// Issue 13's second crash run: two nodes share the work with the network's faults, one is
+/// killed halfway and never comes back, and the other finishes everything, each draft once.
+#[test]
+fn a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once() {
+    if !postgres_or_skip("a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"200ms\"\nmax_delay = \"1s\"\nmax_attempts = 1000\n\n[publisher]\nclaim_lease = \"3s\"\n",
+    );
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let room = "[accounts.me]\nkind = \"member\"\ndaily_cap = 1000\n";
+    std::fs::write(
+        &env.config,
+        config.replacen("[accounts.me]\nkind = \"member\"\n", room, 1),
+    )
+    .unwrap();
+    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
+    let mut b = Node::spawn(&env, &Node::config(&env, "b"), "b");
+    a.wait_log("lipost is running", Duration::from_secs(20));
+    b.wait_log("lipost is running", Duration::from_secs(20));
+    sb.configure(json!({"latency_ms": 100, "jitter_ms": 150}));
+    sb.faults(json!([
+        {"path": "/rest/posts", "method": "POST", "drop": true, "times": 0, "probability": 0.1},
+        {"path": "/rest/posts", "method": "POST", "stored": true, "status": 502, "times": 0, "probability": 0.05},
+        {"path": "/rest/posts", "method": "POST", "stored": true, "status": 504, "times": 0, "probability": 0.03},
+        {"path": "/rest/posts", "method": "POST", "status": 503, "times": 0, "probability": 0.05}
+    ]));
+    const N: usize = 80;
+    let text = |i: usize| format!("Halfway {i:03}");
+    let drop_into = |node: &str, i: usize| {
+        let tmp = env.path(&format!("queue-{node}/.h{i:03}.tmp"));
+        std::fs::write(&tmp, format!("{}\n", text(i))).unwrap();
+        std::fs::rename(&tmp, env.path(&format!("queue-{node}/h{i:03}.md"))).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The first half arrives at both nodes; once b has taken its own, it dies mid-work.
+    for i in 0..N / 2 {
+        drop_into(if i % 2 == 0 { "a" } else { "b" }, i);
+    }
+    let waiting_at_b = || {
+        std::fs::read_dir(env.path("queue-b"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "md")
+            })
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || waiting_at_b() == 0),
+        "{}",
+        b.log_text()
+    );
+    let in_flight_at_b = one_text(
+        &env,
+        "SELECT CAST(COUNT(*) AS TEXT) FROM posts WHERE state = 'publishing' AND claimed_by = 'b'",
+    );
+    unsafe {
+        libc::kill(b.pid(), libc::SIGKILL);
+    }
+    assert!(b.exit(Duration::from_secs(5)).is_some());
+    // The second half arrives at a alone.
+    for i in N / 2..N {
+        drop_into("a", i);
+    }
+    let published = || {
+        env.db()
+            .query_row(
+                "SELECT COUNT(*) FROM posts WHERE state = 'published'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap() as usize
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || published() == N),
+        "{} of {N} published\n--- a:\n{}",
+        published(),
+        a.log_text()
+    );
+    for i in 0..N {
+        assert_eq!(copies(&sb, &text(i)), 1, "{} on the sandbox", text(i));
+    }
+    let urns = one_text(
+        &env,
+        "SELECT CAST(COUNT(DISTINCT post_urn) AS TEXT) FROM posts",
+    );
+    assert_eq!(urns.as_deref(), Some(N.to_string().as_str()));
+    eprintln!(
+        "node b was killed with {} post(s) in flight; node a finished everything",
+        in_flight_at_b.unwrap_or_default()
+    );
+}
