@@ -162,7 +162,10 @@ impl Uploader {
                         finish(done);
                     }
                     if settled {
-                        me.settled().await;
+                        // An asset became available or failed: the transaction that recorded
+                        // it lifted the holds of the posts waiting for media (see
+                        // `Store::media_available`); the scheduler looks at them again.
+                        me.rearm.notify_one();
                     }
                 }
                 _ = shutdown.changed() => {}
@@ -170,12 +173,6 @@ impl Uploader {
         }
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-    }
-
-    /// An asset became available or failed: the posts waiting for media are looked at again
-    /// (their holds were lifted in the transaction that recorded it, see `media_available`).
-    async fn settled(&self) {
-        self.rearm.notify_one();
     }
 
     /// Starts the steps that are due; returns when to look again.

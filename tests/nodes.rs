@@ -62,6 +62,21 @@ impl Node {
         }
     }
 
+    /// A node on its own config, once it says it is running.
+    fn start(env: &Env, id: &str) -> Node {
+        let node = Node::spawn(env, &Node::config(env, id), id);
+        node.wait_log("lipost is running", Duration::from_secs(20));
+        node
+    }
+
+    /// Renames `content` into this node's queue folder as `name` (written beside it first,
+    /// so the node never sees it half written).
+    fn drop_draft(env: &Env, id: &str, name: &str, content: &str) {
+        let tmp = env.path(&format!("queue-{id}/.{name}.tmp"));
+        std::fs::write(&tmp, content).unwrap();
+        std::fs::rename(&tmp, env.path(&format!("queue-{id}/{name}"))).unwrap();
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -122,6 +137,16 @@ fn one_text(env: &Env, sql: &str) -> Option<String> {
     env.db().query_row(sql, [], |r| r.get(0)).ok()
 }
 
+/// Waits (30 s at most) until `sql` gives `want`; the node's log if it never does.
+fn wait_text(env: &Env, sql: &str, want: &str, node: &Node) {
+    assert!(
+        wait_until(Duration::from_secs(30), || one_text(env, sql).as_deref()
+            == Some(want)),
+        "{sql} never gave {want:?}:\n{}",
+        node.log_text()
+    );
+}
+
 #[test]
 fn two_nodes_share_one_schedule_and_one_node_id_runs_once() {
     if !postgres_or_skip("two_nodes_share_one_schedule_and_one_node_id_runs_once") {
@@ -129,11 +154,8 @@ fn two_nodes_share_one_schedule_and_one_node_id_runs_once() {
     }
     let sb = Sandbox::start();
     let env = Env::new(&sb, "\n[publisher]\nclaim_lease = \"3s\"\n");
-    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
-    a.wait_log("lipost is running", Duration::from_secs(20));
-    let b_config = Node::config(&env, "b");
-    let b = Node::spawn(&env, &b_config, "b");
-    b.wait_log("lipost is running", Duration::from_secs(20));
+    let a = Node::start(&env, "a");
+    let b = Node::start(&env, "b");
 
     // A third daemon calling itself `a` is refused, naming the one that runs.
     let c_config = Node::config(&env, "c");
@@ -153,11 +175,9 @@ fn two_nodes_share_one_schedule_and_one_node_id_runs_once() {
 
     // Drafts arrive on both nodes' folders; each goes out once, from whichever node.
     for (node, n) in [("a", 10), ("b", 10)] {
-        let queue = env.path(&format!("queue-{node}"));
         for i in 0..n {
-            let tmp = queue.join(format!(".{node}{i}.tmp"));
-            std::fs::write(&tmp, format!("From node {node}, post {i}\n")).unwrap();
-            std::fs::rename(&tmp, queue.join(format!("{node}{i}.md"))).unwrap();
+            let text = format!("From node {node}, post {i}\n");
+            Node::drop_draft(&env, node, &format!("{node}{i}.md"), &text);
         }
     }
     assert!(
@@ -208,11 +228,14 @@ fn a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed() {
     let sb = Sandbox::start();
     grant_page_role(&sb);
     let env = Env::new(&sb, "\n[publisher]\nclaim_lease = \"3s\"\n");
-    let mut a = Node::spawn(&env, &Node::config(&env, "a"), "a");
-    a.wait_log("lipost is running", Duration::from_secs(20));
+    let mut a = Node::start(&env, "a");
     // Tokens first, so the frozen request is the post's own.
-    let warm = env.path("queue-a/warm.md");
-    std::fs::write(&warm, draft("account = \"acme\"", "Warm-up")).unwrap();
+    Node::drop_draft(
+        &env,
+        "a",
+        "warm.md",
+        &draft("account = \"acme\"", "Warm-up"),
+    );
     assert!(wait_until(Duration::from_secs(20), || copies(
         &sb, "Warm-up"
     ) == 1));
@@ -220,18 +243,13 @@ fn a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed() {
     // Every LinkedIn answer now takes 2.5 s: node a's request is on its way when it stops.
     sb.configure(json!({"latency_ms": 2500}));
     let text = "Frozen in flight";
-    let tmp = env.path("queue-a/.frozen.tmp");
-    std::fs::write(&tmp, draft("account = \"acme\"\nid = \"frozen\"", text)).unwrap();
-    std::fs::rename(&tmp, env.path("queue-a/frozen.md")).unwrap();
-    assert!(
-        wait_until(Duration::from_secs(20), || one_text(
-            &env,
-            "SELECT claimed_by FROM posts WHERE id = 'frozen' AND state = 'publishing'"
-        )
-        .as_deref()
-            == Some("a")),
-        "{}",
-        a.log_text()
+    let frozen = draft("account = \"acme\"\nid = \"frozen\"", text);
+    Node::drop_draft(&env, "a", "frozen.md", &frozen);
+    wait_text(
+        &env,
+        "SELECT claimed_by FROM posts WHERE id = 'frozen' AND state = 'publishing'",
+        "a",
+        &a,
     );
     let lease_until = one_text(&env, "SELECT lease_until FROM posts WHERE id = 'frozen'").unwrap();
     unsafe {
@@ -239,8 +257,7 @@ fn a_frozen_node_loses_its_claim_and_changes_nothing_when_thawed() {
     }
     let frozen_at = Instant::now();
 
-    let b = Node::spawn(&env, &Node::config(&env, "b"), "b");
-    b.wait_log("lipost is running", Duration::from_secs(20));
+    let b = Node::start(&env, "b");
     // Node b resolves the post once a's lease has run out: found on the page (a's request
     // landed) or sent again within the resend window, never both.
     assert!(
@@ -309,17 +326,14 @@ fn a_node_that_stops_hands_the_posts_it_gave_back_to_a_sleeping_node_at_once() {
         &sb,
         "\n[publisher]\nmax_concurrent = 1\nshutdown_timeout = \"20s\"\n",
     );
-    let b = Node::spawn(&env, &Node::config(&env, "b"), "b");
-    b.wait_log("lipost is running", Duration::from_secs(20));
-    std::fs::write(env.path("queue-b/warm.md"), "Warm-up\n").unwrap();
+    let b = Node::start(&env, "b");
+    Node::drop_draft(&env, "b", "warm.md", "Warm-up\n");
     assert!(wait_until(Duration::from_secs(20), || copies(
         &sb, "Warm-up"
     ) == 1));
     sb.configure(json!({"latency_ms": 1500}));
     for i in 0..3 {
-        let tmp = env.path(&format!("queue-b/.g{i}.tmp"));
-        std::fs::write(&tmp, format!("Given back {i}\n")).unwrap();
-        std::fs::rename(&tmp, env.path(&format!("queue-b/g{i}.md"))).unwrap();
+        Node::drop_draft(&env, "b", &format!("g{i}.md"), &format!("Given back {i}\n"));
     }
     let claimed_by_b = "SELECT COUNT(*) FROM posts WHERE state = 'publishing' AND claimed_by = 'b'";
     assert!(
@@ -332,8 +346,7 @@ fn a_node_that_stops_hands_the_posts_it_gave_back_to_a_sleeping_node_at_once() {
         b.log_text()
     );
     // Node a starts with nothing due (b holds all three) and sleeps: nothing else is coming.
-    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
-    a.wait_log("lipost is running", Duration::from_secs(20));
+    let a = Node::start(&env, "a");
     std::thread::sleep(Duration::from_millis(500));
     unsafe {
         libc::kill(b.pid(), libc::SIGTERM);
@@ -366,18 +379,13 @@ fn a_login_on_another_machine_wakes_the_nodes() {
     let out = import(&env, &token);
     assert!(out.status.success(), "{out:?}");
     revoke(&sb, &token);
-    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
-    a.wait_log("lipost is running", Duration::from_secs(20));
-    std::fs::write(env.path("queue-a/held.md"), "Held for a login\n").unwrap();
-    assert!(
-        wait_until(Duration::from_secs(30), || one_text(
-            &env,
-            "SELECT hold_reason FROM posts WHERE id = 'held' AND hold_until IS NOT NULL"
-        )
-        .as_deref()
-            == Some("needs_reauth")),
-        "{}",
-        a.log_text()
+    let a = Node::start(&env, "a");
+    Node::drop_draft(&env, "a", "held.md", "Held for a login\n");
+    wait_text(
+        &env,
+        "SELECT hold_reason FROM posts WHERE id = 'held' AND hold_until IS NOT NULL",
+        "needs_reauth",
+        &a,
     );
     // The login, from a machine whose wake file node a does not watch (another data_dir):
     // only the database can tell node a, which sleeps until the hold's deadline otherwise.
@@ -411,10 +419,8 @@ fn a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once() {
         config.replacen("[accounts.me]\nkind = \"member\"\n", room, 1),
     )
     .unwrap();
-    let a = Node::spawn(&env, &Node::config(&env, "a"), "a");
-    let mut b = Node::spawn(&env, &Node::config(&env, "b"), "b");
-    a.wait_log("lipost is running", Duration::from_secs(20));
-    b.wait_log("lipost is running", Duration::from_secs(20));
+    let a = Node::start(&env, "a");
+    let mut b = Node::start(&env, "b");
     sb.configure(json!({"latency_ms": 100, "jitter_ms": 150}));
     sb.faults(json!([
         {"path": "/rest/posts", "method": "POST", "drop": true, "times": 0, "probability": 0.1},
@@ -425,9 +431,12 @@ fn a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once() {
     const N: usize = 80;
     let text = |i: usize| format!("Halfway {i:03}");
     let drop_into = |node: &str, i: usize| {
-        let tmp = env.path(&format!("queue-{node}/.h{i:03}.tmp"));
-        std::fs::write(&tmp, format!("{}\n", text(i))).unwrap();
-        std::fs::rename(&tmp, env.path(&format!("queue-{node}/h{i:03}.md"))).unwrap();
+        Node::drop_draft(
+            &env,
+            node,
+            &format!("h{i:03}.md"),
+            &format!("{}\n", text(i)),
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     // The first half arrives at both nodes; once b has taken its own, it dies mid-work.
