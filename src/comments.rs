@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live};
@@ -379,6 +379,21 @@ impl Sender {
                 outcome: AttemptOutcome::Retry,
                 result,
             },
+            ApiError::Status { status: 426, .. } => {
+                // The operator's problem, not the comment's or the edit's: tried again later,
+                // and the version is marked retired, so posts are held and the log says
+                // what to change.
+                let version = self.client.version().current();
+                if self.client.version().retire(&version) {
+                    error!(version = %version, error = %why, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a comment or an edit): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP)");
+                }
+                Failure::Transient {
+                    why,
+                    wait: backoff(&retry, n),
+                    outcome: AttemptOutcome::ApiVersionRetired,
+                    result,
+                }
+            }
             ApiError::Status {
                 status: 500..=599, ..
             }

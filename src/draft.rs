@@ -80,6 +80,8 @@ pub enum DraftError {
         offset: usize,
         line: usize,
     },
+    #[error("front matter `{key}`: control character U+{code:04X}, written as an escape: it would be posted invisibly; remove it (only tab and line breaks may appear)")]
+    ControlInValue { key: String, code: u32 },
     #[error(
         "front matter opened with `+++` on line {line} is never closed: add a line `+++` after it"
     )]
@@ -517,9 +519,21 @@ fn content_of(fm: &FrontMatter) -> Result<(Option<Content>, Option<Named>), Draf
         return Ok((None, Some(Named::Document { file, title })));
     }
     if let Some(v) = &fm.video {
+        // LinkedIn's notes: a video post names the video "and a `title`".
+        let Some(title) = v.title.clone().filter(|t| !t.trim().is_empty()) else {
+            return Err(bad(
+                "video",
+                "a title is required (LinkedIn wants one with a video): write video = { file = \"...\", title = \"...\" }".into(),
+            ));
+        };
         let file = named_file("video", plain(&v.file))?;
-        let title = v.title.clone().filter(|t| !t.trim().is_empty());
-        return Ok((None, Some(Named::Video { file, title })));
+        return Ok((
+            None,
+            Some(Named::Video {
+                file,
+                title: Some(title),
+            }),
+        ));
     }
     if let Some(a) = &fm.article {
         let url = a.url.trim();
@@ -825,7 +839,7 @@ fn is_forbidden_control(c: char) -> bool {
 }
 
 fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftError> {
-    toml::from_str(fm).map_err(|e| {
+    let parsed: FrontMatter = toml::from_str(fm).map_err(|e| {
         let line = e
             .span()
             .map(|s| crate::config::line_col(fm, s.start).0 + first_line - 1)
@@ -834,7 +848,32 @@ fn parse_front_matter(fm: &str, first_line: usize) -> Result<FrontMatter, DraftE
             line,
             message: e.message().trim().to_string(),
         }
-    })
+    })?;
+    // The raw bytes were checked for control characters already, but a TOML escape
+    // (`"\u0000"`, `"\e"`) makes one only once parsed: every string value is checked too.
+    if let Ok(table) = toml::from_str::<toml::Table>(fm) {
+        for (key, value) in &table {
+            control_in(key, value)?;
+        }
+    }
+    Ok(parsed)
+}
+
+fn control_in(key: &str, value: &toml::Value) -> Result<(), DraftError> {
+    match value {
+        toml::Value::String(s) => match s.chars().find(|&c| is_forbidden_control(c)) {
+            Some(c) => Err(DraftError::ControlInValue {
+                key: key.to_string(),
+                code: c as u32,
+            }),
+            None => Ok(()),
+        },
+        toml::Value::Array(items) => items.iter().try_for_each(|v| control_in(key, v)),
+        toml::Value::Table(t) => t
+            .iter()
+            .try_for_each(|(k, v)| control_in(&format!("{key}.{k}"), v)),
+        _ => Ok(()),
+    }
 }
 
 /// RFC 3339 with an offset, or a local date-time read in the config's time zone; within
@@ -981,6 +1020,26 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_written_as_escapes_are_refused_with_their_key() {
+        let (config, now) = (config(), now());
+        for (fm, key) in [
+            ("first_comment = \"see\\u0000\"", "first_comment"),
+            (
+                "poll = { question = \"Q\\u001b[2J?\", options = [\"a\", \"b\"], duration = \"1d\" }",
+                "poll.question",
+            ),
+            ("images = [{ file = \"a.png\", alt = \"x\\u007f\" }]", "images.alt"),
+        ] {
+            let text = format!("+++\n{fm}\n+++\nHello\n");
+            let e = parse_bundle_at(text.as_bytes(), "d", &config, now).unwrap_err();
+            assert!(
+                matches!(&e, DraftError::ControlInValue { key: k, .. } if k == key),
+                "{fm}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn control_characters_are_refused_with_their_place() {
         assert_eq!(
             p("Hello\0\0\0\0").unwrap_err(),
@@ -1089,8 +1148,10 @@ mod tests {
         let (_, named) =
             b("+++\ndocument = { file = \"d.pdf\", title = \"Deck\" }\n+++\nx").unwrap();
         assert!(matches!(named, Some(Named::Document { title, .. }) if title == "Deck"));
-        let (_, named) = b("+++\nvideo = { file = \"v.mp4\" }\n+++\nx").unwrap();
-        assert!(matches!(named, Some(Named::Video { title: None, .. })));
+        let (_, named) = b("+++\nvideo = { file = \"v.mp4\", title = \"V\" }\n+++\nx").unwrap();
+        assert!(matches!(named, Some(Named::Video { title: Some(t), .. }) if t == "V"));
+        let e = b("+++\nvideo = { file = \"v.mp4\" }\n+++\nx").unwrap_err();
+        assert!(e.to_string().contains("a title is required"), "{e}");
     }
 
     #[test]
@@ -1116,7 +1177,7 @@ mod tests {
         for (text, key) in [
             ("images = [\"a.png\"]", "images"),
             ("document = { file = \"a.pdf\", title = \"T\" }", "document"),
-            ("video = { file = \"a.mp4\" }", "video"),
+            ("video = { file = \"a.mp4\", title = \"T\" }", "video"),
             (
                 "article = { url = \"https://e.com\", thumbnail = \"c.png\" }",
                 "article",

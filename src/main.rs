@@ -51,12 +51,25 @@ fn die_quietly_on_closed_pipe(command: &cli::Command) {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, cli::Command::InspectPdf) {
+        // The daemon's capped child: no runtime, no threads, no logging, one answer.
+        return std::process::ExitCode::from(lipost::media::pdf::inspect_stdin());
+    }
     die_quietly_on_closed_pipe(&cli.command);
     init_logging(cli.log_format);
-    match cli::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cli::run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

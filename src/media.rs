@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Media};
 use crate::content::{Asset, MediaKind};
 
+pub mod pdf;
+
 /// An image must have fewer pixels than this (LinkedIn's limit).
 pub const MAX_PIXELS: u64 = 36_152_320;
 pub const MAX_GIF_FRAMES: u64 = 250;
@@ -211,7 +213,7 @@ pub fn check(kind: MediaKind, file: &File, limits: &Media) -> Result<String, Str
     };
     match format {
         Format::Jpeg | Format::Png | Format::Gif => check_image(format, file),
-        Format::Pdf => check_pdf(file),
+        Format::Pdf => pdf::check(file),
         Format::Ole => check_ole(file),
         Format::Zip => check_office_zip(file),
         Format::Mp4 => check_video(file, len),
@@ -309,70 +311,6 @@ fn gif_frames(r: &mut impl BufRead) -> std::io::Result<u64> {
             }
         }
     }
-}
-
-fn check_pdf(file: &File) -> Result<String, String> {
-    // Mapped, not read: the file is the store's private copy (or, for `lipost validate`, the
-    // author's), which nobody truncates while it is read.
-    // SAFETY: read-only map of a regular file; see above for truncation.
-    let map = unsafe { memmap2::Mmap::map(file) }.map_err(|e| format!("cannot read it: {e}"))?;
-    // The whole document, through lopdf's parser (which bounds nesting), but the page tree is
-    // walked here: lopdf's own page count trusts `/Count` and recurses once per tree level, so
-    // a small hostile file could claim any count or overflow the stack.
-    let doc = lopdf::Document::load_mem(&map)
-        .map_err(|e| format!("a PDF, but it cannot be read ({e}): is it damaged or encrypted?"))?;
-    match count_pdf_pages(&doc) {
-        Err(why) => Err(format!("a PDF, but {why}: is it damaged? Save it again as PDF")),
-        Ok(0) => Err(
-            "a PDF, but its pages cannot be counted: is it damaged? Save it again as PDF".into(),
-        ),
-        Ok(n) if n > MAX_PDF_PAGES => Err(format!(
-            "a PDF of more than {MAX_PDF_PAGES} pages; LinkedIn takes at most {MAX_PDF_PAGES}: split it"
-        )),
-        Ok(n) => Ok(format!("a PDF document, {n} pages")),
-    }
-}
-
-/// Leaves of the page tree, counted without recursion; stops as soon as there are more than
-/// [`MAX_PDF_PAGES`], so the answer is exact up to that and "more" beyond.
-fn count_pdf_pages(doc: &lopdf::Document) -> Result<u32, String> {
-    use lopdf::Object;
-    // A tree with at most MAX_PDF_PAGES leaves has no business being deeper or wider than this.
-    const MAX_NODES: usize = 20 * MAX_PDF_PAGES as usize;
-    let root = doc
-        .catalog()
-        .and_then(|c| c.get(b"Pages"))
-        .and_then(Object::as_reference)
-        .map_err(|_| "it names no page tree".to_string())?;
-    let mut todo = vec![root];
-    let mut seen = std::collections::HashSet::new();
-    let mut pages = 0u32;
-    while let Some(id) = todo.pop() {
-        if !seen.insert(id) {
-            return Err("its page tree loops".into());
-        }
-        if seen.len() > MAX_NODES {
-            return Err("its page tree is absurdly large".into());
-        }
-        let Ok(node) = doc.get_dictionary(id) else {
-            continue;
-        };
-        match node.get_type() {
-            Ok(t) if t == b"Pages" => {
-                if let Ok(kids) = node.get(b"Kids").and_then(Object::as_array) {
-                    // Reversed, so pages are met in order (not that the count cares).
-                    todo.extend(kids.iter().rev().filter_map(|k| k.as_reference().ok()));
-                }
-            }
-            _ => {
-                pages += 1;
-                if pages > MAX_PDF_PAGES {
-                    return Ok(pages);
-                }
-            }
-        }
-    }
-    Ok(pages)
 }
 
 fn check_ole(file: &File) -> Result<String, String> {

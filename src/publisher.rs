@@ -560,9 +560,16 @@ impl Publisher {
             | ApiError::CreatedWithoutUrn { .. } => {
                 // The post may be on LinkedIn (a gateway can fail after it was created; a 201
                 // without a URN says it is). Resend soon, inside the duplicate window, where
-                // LinkedIn's duplicate answer names it.
+                // LinkedIn's duplicate answer names it: a `Retry-After` is honoured up to
+                // that bound, never past it.
                 result.outcome = AttemptOutcome::InDoubt;
-                let wait = backoff(&retry, 1).min(retry.resend_window / 4);
+                let asked = match &e {
+                    ApiError::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let wait = asked
+                    .unwrap_or_else(|| backoff(&retry, 1))
+                    .min(retry.resend_window / 4);
                 self.retry_after(post, result, wait, Budget::Attempts, Some(started))
             }
             ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),

@@ -4,9 +4,10 @@
 //! A post's assets are taken up `media.upload_ahead` before its due time (at once when it is
 //! due sooner): initialize (afresh at every try, so an interrupted upload or an expired upload
 //! URL is simply redone), upload streamed from the media store, finalize (videos), then wait
-//! for `AVAILABLE`: the status is read every `media.poll_interval` where the token may read
-//! it (page-owned assets and all videos); a member-owned image or document, whose status a
-//! member token may not read, is taken as available `media.member_grace` after its upload.
+//! for `AVAILABLE`: the status is read every `media.poll_interval`, and what it says is
+//! obeyed. Only where LinkedIn refuses to say (403: a member token may not read a
+//! member-owned image, and perhaps a document) is the asset taken as available
+//! `media.member_grace` after its upload.
 //! Failures back off like posts (`publisher::backoff`, the 429 rules); `PROCESSING_FAILED`
 //! or a refusal makes the asset `failed`. When an asset becomes available or fails, the
 //! `media_processing` holds are lifted and the scheduler woken, which decides what the post
@@ -56,8 +57,9 @@ pub fn owner_of(config: &Config, account: &str, tokens: &[Token]) -> Option<Stri
     }
 }
 
-/// A member's images and documents: a member token may not read their status.
-fn unreadable(kind: MediaKind, owner: &str) -> bool {
+/// A member's images (LinkedIn refuses their status to a member token) and documents (in
+/// case it refuses those too): a 403 on their status means "wait the grace", not "failed".
+fn maybe_unreadable(kind: MediaKind, owner: &str) -> bool {
     kind != MediaKind::Video && owner.starts_with("urn:li:person:")
 }
 
@@ -396,7 +398,7 @@ impl Uploader {
         let now = Utc::now();
         let config = self.config.get();
         let mut next = later(now, config.media.poll_interval);
-        if unreadable(row.kind, &row.owner) {
+        if maybe_unreadable(row.kind, &row.owner) {
             next = next.min(later(now, config.media.member_grace));
         }
         let (sha, owner, urn) = (row.sha256.clone(), row.owner.clone(), plan.urn.clone());
@@ -442,12 +444,13 @@ impl Uploader {
         }
     }
 
-    /// Reads the status of an uploaded asset, or for a member's image or document whose
-    /// grace has passed, takes it as available.
+    /// Reads the status of an uploaded asset and obeys it. Only a status LinkedIn refuses
+    /// to give (a member's image) is taken as available once its grace has passed: a status
+    /// that can be read always wins over the grace.
     async fn poll(&self, row: &MediaRow, member: &str, token: &Secret) -> Changed {
         let config = self.config.get();
         let now = Utc::now();
-        let member_asset = unreadable(row.kind, &row.owner);
+        let member_asset = maybe_unreadable(row.kind, &row.owner);
         let grace_end = row
             .uploaded_at
             .map(|t| later(t, config.media.member_grace))
@@ -457,15 +460,6 @@ impl Uploader {
             return self.fail(row, "recorded as uploaded without a URN").await;
         };
         let step = self.step_start(row, MediaStep::Status).await;
-        if member_asset && now >= grace_end {
-            let why = format!(
-                "taken as available: media.member_grace ({}) has passed since the upload (a member token may not read its status)",
-                humantime::format_duration(config.media.member_grace)
-            );
-            self.step_end(step, None, Some(&why), MediaOutcome::Available)
-                .await;
-            return self.available(row).await;
-        }
         match self.client.asset_status(token, row.kind, &urn).await {
             Ok(AssetStatus::Available) => {
                 self.step_end(step, Some(200), Some("AVAILABLE"), MediaOutcome::Available)
@@ -485,11 +479,21 @@ impl Uploader {
                 let what = format!("{other:?}");
                 self.step_end(step, Some(200), Some(&what), MediaOutcome::Processing)
                     .await;
-                let mut at = later(now, config.media.poll_interval);
-                if member_asset {
-                    at = at.min(grace_end);
-                }
+                let at = later(now, config.media.poll_interval);
                 self.again(row, at, false, "").await
+            }
+            Err(ApiError::Status {
+                status: 403,
+                message,
+                ..
+            }) if member_asset && now >= grace_end => {
+                let why = format!(
+                    "taken as available: media.member_grace ({}) has passed since the upload, and a member token may not read its status ({message})",
+                    humantime::format_duration(config.media.member_grace)
+                );
+                self.step_end(step, Some(403), Some(&why), MediaOutcome::Available)
+                    .await;
+                self.available(row).await
             }
             Err(ApiError::Status {
                 status: 403,
@@ -572,7 +576,15 @@ impl Uploader {
                 (at, c, MediaOutcome::Retry)
             }
             e if transient(e) => {
-                let (at, c) = counted(later(now, backoff(&retry, n)));
+                // A `Retry-After` on a 5xx is honoured too: uploading again is harmless.
+                let asked = match e {
+                    ApiError::Status { retry_after, .. } => {
+                        retry_after.map(|d| d.min(RETRY_AFTER_MAX))
+                    }
+                    _ => None,
+                };
+                let wait = asked.unwrap_or_else(|| backoff(&retry, n));
+                let (at, c) = counted(later(now, wait));
                 (at, c, MediaOutcome::Retry)
             }
             _ => {
@@ -704,11 +716,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_member_images_and_documents_are_unreadable() {
-        assert!(unreadable(MediaKind::Image, "urn:li:person:1"));
-        assert!(unreadable(MediaKind::Document, "urn:li:person:1"));
-        assert!(!unreadable(MediaKind::Video, "urn:li:person:1"));
-        assert!(!unreadable(MediaKind::Image, "urn:li:organization:1"));
+    fn only_member_images_and_documents_may_be_unreadable() {
+        assert!(maybe_unreadable(MediaKind::Image, "urn:li:person:1"));
+        assert!(maybe_unreadable(MediaKind::Document, "urn:li:person:1"));
+        assert!(!maybe_unreadable(MediaKind::Video, "urn:li:person:1"));
+        assert!(!maybe_unreadable(MediaKind::Image, "urn:li:organization:1"));
     }
 
     #[test]

@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -32,7 +32,10 @@ use crate::draft::{self, Draft};
 use crate::store::{self, Handle, Taken};
 
 mod bundle;
+mod moved;
+
 pub use bundle::{classify as classify_folder, validate as validate_bundle, POST};
+use moved::move_to;
 
 /// How many drafts go into the store in one transaction.
 const BATCH: usize = 500;
@@ -841,7 +844,13 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
                 _ if renamed_in => {}
                 Ok(age) if age >= settle => {}
                 Ok(age) => return Read::Busy(settle - age),
-                Err(_) => return Read::Busy(settle),
+                // Modified "in the future": copied with its times kept from a machine whose
+                // clock is ahead (`cp -p`, an archive). A writer at work stamps the present,
+                // so such a file is at rest; waiting for its time would wait for ever. The
+                // check after reading still catches a change during the read.
+                Err(_) => {
+                    info!(file = %shown(&file_name(path)), "the draft's modification time is in the future (copied from a machine whose clock is ahead?); taken without waiting for it")
+                }
             }
             let bytes = match read_capped(&file, cap) {
                 Ok(b) => b,
@@ -960,86 +969,6 @@ mod lease {
     }
 }
 
-/// Moves `path` into `dir` under a name not yet taken there; with `error`, writes
-/// `NAME.error` beside it first, readable by the folder's group whatever the umask. Whether
-/// the draft left the queue folder; if not, says so at ERROR.
-fn move_to(path: &Path, dir: &Path, error: Option<&str>) -> bool {
-    static STAGING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let name = file_name(path);
-    let target = free_name(dir, &name);
-    if let Some(why) = error {
-        let mut error_file = target.clone().into_os_string();
-        error_file.push(".error");
-        // Written aside and renamed in, so nobody reads a half-written explanation. The
-        // staging name is short whatever the draft's: a long name must not cost the reason.
-        let n = STAGING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let staging = dir.join(format!(".lipost-{}-{n}.error.tmp", std::process::id()));
-        let text = format!("{}: rejected: {why}\n", shown(&name));
-        if let Err(e) =
-            write_error_file(&staging, &text).and_then(|()| std::fs::rename(&staging, &error_file))
-        {
-            warn!(file = %shown(&name), error = %e, "cannot write the .error file");
-        }
-    }
-    match std::fs::rename(path, &target) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(file = %shown(&name), to = %shown(&target.display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (move or delete it by hand)");
-            false
-        }
-    }
-}
-
-/// Mode 0640 set after creation: the unit's `UMask=0077` would otherwise make it 0600, and
-/// the draft's author (in the folder's group) could not read why the draft was refused.
-fn write_error_file(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .open(path)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-    f.write_all(text.as_bytes())
-}
-
-/// The longest name `free_name` gives: `NAME.error` must fit in a file name too (255 bytes).
-const MAX_MOVED_NAME: usize = 255 - ".error".len();
-
-/// `dir/name`, or `dir/stem.N.ext` for the first N free; the stem cut short (at a character)
-/// where the name would be longer than [`MAX_MOVED_NAME`] bytes.
-fn free_name(dir: &Path, name: &str) -> PathBuf {
-    if name.len() <= MAX_MOVED_NAME {
-        let first = dir.join(name);
-        if !first.exists() {
-            return first;
-        }
-    }
-    let p = Path::new(name);
-    let stem = p
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = p
-        .extension()
-        .map(|e| format!(".{}", e.to_string_lossy()))
-        .filter(|e| e.len() <= 16)
-        .unwrap_or_default();
-    let stem = if ext.is_empty() { name } else { &stem };
-    (1u64..)
-        .map(|n| {
-            let suffix = format!(".{n}{ext}");
-            let mut cut = MAX_MOVED_NAME.saturating_sub(suffix.len()).min(stem.len());
-            while !stem.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            dir.join(format!("{}{suffix}", &stem[..cut]))
-        })
-        .find(|c| !c.exists())
-        .expect("some name is free")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1128,57 +1057,5 @@ mod tests {
         ] {
             assert!(!is_conflict_copy(n), "{n}");
         }
-    }
-
-    #[test]
-    fn moved_names_leave_room_for_the_error_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let long = format!("{}.md", "é".repeat(126)); // 255 bytes
-        let first = free_name(dir.path(), &long);
-        let first_name = first.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(first_name.len() <= MAX_MOVED_NAME, "{}", first_name.len());
-        assert!(first_name.ends_with(".1.md"), "{first_name}");
-        std::fs::write(&first, "x").unwrap();
-        let mut error = first.clone().into_os_string();
-        error.push(".error");
-        std::fs::write(&error, "x").unwrap();
-        let second = free_name(dir.path(), &long);
-        assert_ne!(second, first);
-        assert!(second.file_name().unwrap().len() <= MAX_MOVED_NAME);
-        // A name that fits is kept.
-        let fits = format!("{}.md", "a".repeat(MAX_MOVED_NAME - 3));
-        assert_eq!(free_name(dir.path(), &fits), dir.path().join(&fits));
-    }
-
-    #[test]
-    fn a_draft_with_a_long_name_is_rejected_with_its_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let queue = dir.path().join("q");
-        let rejected = dir.path().join("rejected");
-        std::fs::create_dir_all(&queue).unwrap();
-        std::fs::create_dir_all(&rejected).unwrap();
-        let name = format!("{}.md", "b".repeat(252));
-        std::fs::write(queue.join(&name), "x").unwrap();
-        assert!(move_to(&queue.join(&name), &rejected, Some("because")));
-        let listed: Vec<String> = std::fs::read_dir(&rejected)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        let error = listed
-            .iter()
-            .find(|n| n.ends_with(".error"))
-            .expect("an .error file");
-        assert!(std::fs::read_to_string(rejected.join(error))
-            .unwrap()
-            .contains("because"));
-        assert_eq!(listed.len(), 2, "{listed:?}");
-    }
-
-    #[test]
-    fn free_name_never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(free_name(dir.path(), "a.md"), dir.path().join("a.md"));
-        std::fs::write(dir.path().join("a.md"), "x").unwrap();
-        assert_eq!(free_name(dir.path(), "a.md"), dir.path().join("a.1.md"));
     }
 }

@@ -223,6 +223,35 @@ fn a_daemon_killed_while_commenting_never_doubles_the_comment() {
 /// The daemon dies after the post is published and before its comment is sent (it waits
 /// after a 429): the restart sends it, once.
 #[test]
+fn a_426_on_the_comment_is_the_operators_problem_tried_again_not_given_up() {
+    let sb = Sandbox::start();
+    sb.faults(json!([{"path": "/rest/socialActions/*", "status": 426, "times": 1}]));
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"2s\"\n");
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "c9.md",
+        draft(
+            "id = \"c9\"\nfirst_comment = \"Still coming\"",
+            "Version trouble",
+        ),
+    );
+    let post = wait_post_logged(&sb, &d, "Version trouble", LONG);
+    wait_comment(&env, &d, "c9", "posted");
+    let (_, _, attempts, _) = comment(&env, "c9").unwrap();
+    assert_eq!(attempts, 2, "the 426, then the comment");
+    let comments = sandbox_post(&sb, post["urn"].as_str().unwrap())["comments"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert!(
+        d.log_text().contains("no longer serves LinkedIn-Version"),
+        "said loudly:\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
 fn a_daemon_killed_before_commenting_sends_the_comment_once_after_the_restart() {
     let sb = Sandbox::start();
     sb.faults(json!([{"path": "/rest/socialActions/*", "status": 429, "times": 1}]));

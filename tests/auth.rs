@@ -142,7 +142,7 @@ fn login_follows_the_redirect_to_the_loopback_listener_and_stores_tokens_0600() 
     assert!(
         url.contains("response_type=code")
             && url.contains("state=")
-            && url.contains("scope=openid+profile+w_member_social"),
+            && url.contains("scope=openid%20profile%20w_member_social"),
         "{url}"
     );
     // A browser: follow the redirect to lipost's listener.
@@ -212,6 +212,12 @@ fn paste_works_and_a_state_mismatch_or_a_used_code_is_refused() {
     assert!(!out.status.success());
     assert!(
         text(&out).contains("refused the authorization code") && text(&out).contains("works once"),
+        "{}",
+        text(&out)
+    );
+    // LinkedIn's own words, from the token endpoint's snake-case `error_description`.
+    assert!(
+        text(&out).contains("Unable to retrieve access token"),
         "{}",
         text(&out)
     );
@@ -527,6 +533,11 @@ fn no_token_or_secret_appears_in_any_output() {
     for s in &secrets {
         assert!(!all.contains(s.as_str()), "a secret leaked into the output");
     }
+    // The sandbox's id tokens (`eyJsbx.…`, with every login and refresh asking `openid`).
+    assert!(
+        !all.contains("eyJsbx"),
+        "an id token leaked into the output"
+    );
     assert!(
         all.contains("needs re-auth"),
         "the run did reach the re-auth path"
@@ -582,6 +593,13 @@ fn any_loopback_redirect_uri_works_for_login_and_doctor() {
     let out = env.lipost(&["doctor"]);
     assert!(
         text(&out).contains("ok    redirect_uri http://[::1]:8765/callback is a loopback"),
+        "{}",
+        text(&out)
+    );
+    // No login yet: the version check was refused for that (401), so it proves nothing
+    // about the version, and doctor says so instead of "accepted".
+    assert!(
+        text(&out).contains("warn  LinkedIn-Version") && text(&out).contains("not confirmed"),
         "{}",
         text(&out)
     );

@@ -429,7 +429,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         ),
         (
             "short",
-            fm("video = { file = \"clip.mp4\" }"),
+            fm("video = { file = \"clip.mp4\", title = \"Clip\" }"),
             vec![],
             "a video of 2.0 s; LinkedIn takes 3 s to 30 min",
         ),
@@ -441,7 +441,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         ),
         (
             "tiny",
-            fm("video = { file = \"clip.mp4\" }"),
+            fm("video = { file = \"clip.mp4\", title = \"Clip\" }"),
             vec![],
             "LinkedIn takes videos of at least 75 KB",
         ),
@@ -450,6 +450,12 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
             fm("document = { file = \"deck.pdf\" }"),
             vec![],
             "a title is required",
+        ),
+        (
+            "untitled-video",
+            fm("video = { file = \"clip.mp4\" }"),
+            vec![],
+            "a title is required (LinkedIn wants one with a video)",
         ),
         (
             "mixed",
@@ -492,7 +498,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     for (name, post, mut files, _) in cases.clone() {
         match name {
             "pages" => files.push(("big.pdf", &big_pdf)),
-            "short" => files.push(("clip.mp4", &short)),
+            "short" | "untitled-video" => files.push(("clip.mp4", &short)),
             "tiny" => files.push(("clip.mp4", &tiny)),
             "untitled" => files.push(("deck.pdf", &deck)),
             "mixed" | "alt" => files.push(("a.png", &dot)),
@@ -619,4 +625,57 @@ fn validate_checks_a_bundle_folder_without_copying_anything() {
         "{out}"
     );
     assert!(bad.join("a.png").exists());
+}
+
+/// Review finding: a PDF of 13 MB whose object stream unpacks to 2 GiB. Read in the daemon,
+/// it took that much memory and was accepted (on a smaller machine: the daemon killed at
+/// every start, the bundle still in the queue). Read in a child capped at 1 GiB, it is
+/// refused, and the daemon stays small and goes on.
+#[test]
+fn a_pdf_that_unpacks_to_gigabytes_is_refused_and_the_daemon_stays_small() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let bomb = pdf_bomb(1 + 258 * 8_400_000);
+    assert!(bomb.len() < 16 << 20, "{}", bomb.len());
+    env.drop_bundle(
+        "bomb",
+        &draft(
+            "document = { file = \"bomb.pdf\", title = \"Boom\" }",
+            "Boom",
+        ),
+        &[("bomb.pdf", &bomb)],
+    );
+    assert!(
+        wait_until(Duration::from_secs(120), || rejected(&env, "bomb").exists()),
+        "{}",
+        d.log_text()
+    );
+    // Inflated only as far as the child's memory allows: its page tree is never reached
+    // (or, on a slower machine, the child's time runs out first).
+    let why = error_text(&env, "bomb");
+    assert!(
+        why.contains("its pages cannot be counted") || why.contains("within lipost's limits"),
+        "{why}"
+    );
+    let peak = vm_hwm_kib(d.pid());
+    assert!(peak < 200 * 1024, "daemon peak RSS {peak} KiB");
+    // `validate` says the same, and the daemon goes on.
+    let loose = env.path("loose");
+    write_bundle(
+        &loose,
+        &draft(
+            "document = { file = \"bomb.pdf\", title = \"Boom\" }",
+            "Boom",
+        ),
+        &[("bomb.pdf", &bomb)],
+    );
+    let o = env.lipost(&["validate", loose.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        !o.status.success() && out.contains("bomb.pdf: a PDF"),
+        "{out}"
+    );
+    env.drop_draft("after.md", "Still here\n");
+    wait_post_logged(&sb, &d, "Still here", LONG);
 }

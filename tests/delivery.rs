@@ -105,6 +105,22 @@ fn retry_after_is_honoured() {
         .parse()
         .unwrap();
     assert!(sent >= rows[0].next.unwrap());
+
+    // On a 503 too (the notes: honour one when present), within the resend window.
+    sb.faults(json!([{"path": "/rest/posts", "status": 503, "times": 1, "retry_after": 2}]));
+    env.drop_draft("busy.md", "Told to come back after a 503\n");
+    wait_state(&env, "busy", "published", 15);
+    let rows = attempts(&env, "busy");
+    assert_eq!(rows[0].outcome, "in_doubt");
+    let w = waits(&rows);
+    assert!((w[0] - 2.0).abs() < 0.1, "{w:?}");
+    assert_eq!(
+        sb.posts()
+            .iter()
+            .filter(|p| p["text"] == "Told to come back after a 503")
+            .count(),
+        1
+    );
 }
 
 #[test]

@@ -44,12 +44,6 @@ fn due_at(env: &Env, id: &str) -> Option<String> {
         .ok()
 }
 
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 // ---------------------------------------------------------------- point 1: front matter
 
 #[test]
@@ -444,10 +438,19 @@ fn without_leases_the_settle_time_rule_applies_and_says_so() {
     std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
     f.write_all(b"Owned by nobody, in place\n").unwrap();
     drop(f);
+    // Copied with its times kept from a machine whose clock is a day ahead (`cp -p`): once
+    // waited for ever, its modification time never "at rest".
+    let mut f = std::fs::File::create(env.queue.join("fourth.md")).unwrap();
+    std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
+    f.write_all(b"Owned by nobody, from the future\n").unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(86_400))
+        .unwrap();
+    drop(f);
     for text in [
         "Owned by nobody, one",
         "Owned by nobody, two",
         "Owned by nobody, in place",
+        "Owned by nobody, from the future",
     ] {
         assert!(
             wait_until(LONG, || texts(&sb).iter().any(|t| t == text)),
@@ -546,6 +549,11 @@ fn invisible_characters_and_control_bytes_do_not_slip_through() {
         "Launch soon\n\"publish_at\" = 2030-01-01T09:00:00Z\n",
     );
     env.drop_draft("nul.md", "Hello\0\0\0\0\n");
+    // The same, written as a TOML escape: a control character only once parsed.
+    env.drop_draft(
+        "escaped.md",
+        "+++\nfirst_comment = \"see \\u001b[2J here\"\n+++\nHello\n",
+    );
     sentinel(&env, &sb, &d, "after-invisible");
     assert_eq!(texts(&sb), ["Sentinel after-invisible"], "{}", d.log_text());
     for id in ["bom", "zwsp"] {
@@ -562,6 +570,11 @@ fn invisible_characters_and_control_bytes_do_not_slip_through() {
     assert!(
         nul.contains("U+0000") && nul.contains("offset 5") && nul.contains("line 1"),
         "{nul}"
+    );
+    let escaped = rejected(&env, "escaped.md");
+    assert!(
+        escaped.contains("`first_comment`") && escaped.contains("U+001B"),
+        "{escaped}"
     );
 }
 
@@ -826,4 +839,45 @@ impl CloseNoWrite {
         }
         false
     }
+}
+
+#[test]
+fn a_rejected_folder_swapped_for_a_link_gets_nothing_and_the_daemon_says_so() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    // A group member renames rejected/ away and puts a link to a folder of theirs in its
+    // place, with a link to a file lipost may write planted under every name it might use.
+    let rejected = env.queue.join("rejected");
+    let theirs = env.path("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::rename(&rejected, env.queue.join("old-rejected")).unwrap();
+    std::os::unix::fs::symlink(&theirs, &rejected).unwrap();
+    let db = env.path("precious");
+    std::fs::write(&db, "precious").unwrap();
+    for k in 0..32 {
+        let _ = std::os::unix::fs::symlink(
+            &db,
+            theirs.join(format!(".lipost-{}-{k}.error.tmp", d.pid())),
+        );
+    }
+    std::os::unix::fs::symlink(&db, theirs.join("bad.md.error")).unwrap();
+    env.drop_draft("bad.md", "+++\nnonsense = 1\n+++\nText\n");
+    assert!(
+        wait_until(LONG, || d
+            .log_text()
+            .contains("not a folder (a link or a file took its place)")),
+        "{}",
+        d.log_text()
+    );
+    // Nothing went through the link: the draft is still in the queue, the file intact.
+    assert!(env.queue.join("bad.md").exists());
+    assert!(std::fs::read_dir(&theirs).unwrap().all(|e| e
+        .unwrap()
+        .file_type()
+        .unwrap()
+        .is_symlink()));
+    assert_eq!(std::fs::read_to_string(&db).unwrap(), "precious");
+    // And the daemon goes on: a good draft is published.
+    sentinel(&env, &sb, &d, "after-swap");
 }

@@ -154,9 +154,13 @@ fn a_page_multi_image_keeps_order_and_alts_and_polls_the_status() {
 }
 
 #[test]
-fn a_document_goes_out_with_its_title() {
+fn a_document_goes_out_with_its_title_once_available_even_past_the_grace() {
     let sb = Sandbox::start();
-    let env = env(&sb, "2s");
+    // A member's document's status can be read: processing longer than the grace keeps
+    // the post waiting (LinkedIn may accept a post naming a document still PROCESSING, and
+    // then never show it).
+    sb.configure(json!({"media_processing_ms": 4000}));
+    let env = env(&sb, "1s");
     let d = Daemon::start(&env);
     let deck = pdf(5);
     env.drop_bundle(
@@ -171,6 +175,19 @@ fn a_document_goes_out_with_its_title() {
     assert_eq!(post["content_kind"], "document", "{post:#}");
     assert_eq!(post["content"]["media"]["title"], "Q3 deck");
     assert_assets(&sb, &post, &[&deck]);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE outcome = 'not_readable'"
+        ),
+        0
+    );
+    assert!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'status' AND outcome = 'processing'"
+        ) >= 1
+    );
 }
 
 #[test]
@@ -412,7 +429,10 @@ fn a_failed_video_part_is_retried_on_its_own_and_429s_back_off() {
     let video = mp4(10_000, 9_000_000, 5);
     env.drop_bundle(
         "bumpy",
-        &draft("video = { file = \"b.mp4\" }", "Bumpy ride"),
+        &draft(
+            "video = { file = \"b.mp4\", title = \"Bumpy\" }",
+            "Bumpy ride",
+        ),
         &[("b.mp4", &video)],
     );
     let post = wait_post_logged(&sb, &d, "Bumpy ride", LONG);

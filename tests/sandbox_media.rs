@@ -295,12 +295,21 @@ fn an_image_post_names_only_an_uploaded_image_of_its_author() {
     assert_eq!(p["visible"], true);
     assert_eq!(media_bytes(&sb, &urn), data);
 
-    // The same request again is a duplicate; the same text with another image is not.
+    // The same request again is a duplicate, and so is the same text with another image
+    // (the notes: the same commentary by the same author); another text is not.
     let (status, _, message) = code(me.create(&me.urn, "Look", Some(alt)));
     assert_eq!(status, 422);
     assert!(message.contains(&post), "{message}");
     let second = me.upload("images", &me.urn, &bytes(3, 1000));
-    created_urn(me.create(&me.urn, "Look", Some(json!({"media": {"id": second}}))));
+    let (status, _, message) =
+        code(me.create(&me.urn, "Look", Some(json!({"media": {"id": second}}))));
+    assert_eq!(status, 422);
+    assert!(message.contains(&post), "{message}");
+    created_urn(me.create(
+        &me.urn,
+        "Look again",
+        Some(json!({"media": {"id": second}})),
+    ));
 
     // A gateway failing after LinkedIn stored a media post: the resend is a duplicate.
     let third = me.upload("images", &me.urn, &bytes(4, 1000));
@@ -373,7 +382,7 @@ fn page_documents_and_images_move_from_waiting_to_available() {
     );
 
     // A member holding no role on the page may not read its assets.
-    let stranger = member(&sb, "stranger", "openid w_organization_social", &[]);
+    let stranger = member(&sb, "stranger", "openid profile w_organization_social", &[]);
     assert_eq!(code(stranger.status("images", &img)).0, 403);
 }
 
@@ -812,4 +821,54 @@ fn comments_edits_and_deletes_only_by_the_author() {
     assert_eq!(ids(&me), [page_post.clone(), later.clone()]);
     assert_eq!(delete(&me, &page_post).status(), 204);
     assert_eq!(ids(&me), [later]);
+}
+
+#[test]
+fn the_sandbox_answers_as_the_notes_say_for_bodies_userinfo_documents_and_duplicates() {
+    let sb = Sandbox::start();
+    sb.configure(json!({"media_processing_ms": 0}));
+    let me = me(&sb);
+
+    // A body not sent as JSON is refused, even when it is JSON.
+    let body = json!({"author": me.urn, "commentary": "x", "visibility": "PUBLIC",
+        "distribution": {"feedDistribution": "MAIN_FEED"}, "lifecycleState": "PUBLISHED"});
+    let r = me
+        .call(reqwest::Method::POST, "/rest/posts")
+        .header("Content-Type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    let (status, c, _) = code(r);
+    assert_eq!((status, c.as_str()), (400, "ILLEGAL_ARGUMENT"));
+    assert!(sb.posts().is_empty());
+
+    // userinfo needs `openid profile`.
+    let bare: Value = client()
+        .post(format!("{}/_sandbox/token", sb.url))
+        .json(&json!({"member": "bare", "scope": "openid w_member_social"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let r = client()
+        .get(format!("{}/v2/userinfo", sb.url))
+        .bearer_auth(bare["access_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // A member's own document: its status can be read (only images are refused).
+    let doc = me.upload("documents", &me.urn, b"%PDF-1.4\n%%EOF\n");
+    let v = wait_status(&me, "documents", &doc, "AVAILABLE");
+    assert_eq!(v["owner"], me.urn);
+
+    // The duplicate check compares the commentary and the author, whatever the content.
+    let first = created_urn(me.create(&me.urn, "Same words", None));
+    let media = json!({"media": {"id": doc, "title": "Deck"}});
+    let (status, c, message) = code(me.create(&me.urn, "Same words", Some(media)));
+    assert_eq!((status, c.as_str()), (422, ""), "{message}");
+    assert!(
+        message.contains(&format!("duplicate of {first}")),
+        "{message}"
+    );
 }

@@ -126,8 +126,9 @@ pub async fn import(
             id_token: None,
         },
     };
-    // A bare token does not say its scopes: ask LinkedIn where possible (introspection is
-    // not available to every app), else assume what the account kind needs.
+    // A bare token does not say its scopes. Introspection is not asked (the notes leave its
+    // answer unconfirmed, and not every app may call it): the scopes the account kind needs
+    // are assumed, and a missing one shows as a 403 on the first post.
     let mut resp = resp;
     if resp.scope.is_empty() {
         resp.scope = scopes_for(config, &member).join(",");
@@ -331,11 +332,23 @@ async fn check_api(
             d.line(Level::Ok, format!("API {} reachable", client.api_base()));
             d.line(Level::Fail, format!("LinkedIn-Version {} is not accepted ({message}): set linkedin.version to a recent month (YYYYMM)", config.linkedin.version));
         }
-        _ => {
+        Ok(_) => {
             d.line(Level::Ok, format!("API {} reachable", client.api_base()));
             d.line(
                 Level::Ok,
                 format!("LinkedIn-Version {} accepted", config.linkedin.version),
+            );
+        }
+        Err(e) => {
+            // Refused for another reason (no token yet, a missing scope): LinkedIn may check
+            // that before the version, so the version is neither confirmed nor refused.
+            d.line(Level::Ok, format!("API {} reachable", client.api_base()));
+            d.line(
+                Level::Warn,
+                format!(
+                    "LinkedIn-Version {} not confirmed: the check was refused for another reason ({e}); after `lipost auth login`, run doctor again",
+                    config.linkedin.version
+                ),
             );
         }
     }

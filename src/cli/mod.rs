@@ -152,6 +152,10 @@ pub enum Command {
     Completions { shell: clap_complete::Shell },
     /// Print the man page (roff).
     Man,
+    /// Internal: counts the pages of the PDF on standard input, in a child process whose
+    /// memory and CPU time the daemon caps (see `media::pdf`).
+    #[command(hide = true)]
+    InspectPdf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,6 +389,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             let cmd = <Cli as clap::CommandFactory>::command();
             clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
             Ok(())
+        }
+        Command::InspectPdf => {
+            // Run by `main` before any runtime starts; here only if called some other way.
+            match crate::media::pdf::inspect_stdin() {
+                0 => Ok(()),
+                _ => bail!("cannot read the PDF on standard input"),
+            }
         }
         Command::Nodes { json } => read(&cli, |config, store| report::nodes(config, store, *json)),
         Command::Export { file } => {

@@ -153,7 +153,7 @@ fn refused(url: &str) -> ApiError {
         code: Some("UPLOAD_URL_REFUSED".into()),
         service_error_code: None,
         message: format!(
-            "refused to upload to {url}: only the configured API base's origin or an https linkedin.com host may receive uploads"
+            "refused to upload to {url}: only the configured API base's origin, an https linkedin.com host, or (with an API base on this machine) a loopback address may receive uploads"
         ),
         retry_after: None,
     }
@@ -161,7 +161,10 @@ fn refused(url: &str) -> ApiError {
 
 impl Client {
     /// Whether `url` may receive an upload (and, for images and documents, the token): the
-    /// API base's own origin (scheme, host, port), or https on linkedin.com or a subdomain.
+    /// API base's own origin (scheme, host, port), https on linkedin.com or a subdomain, or,
+    /// when the API base is itself on this machine (the sandbox, an emulator), any loopback
+    /// address: an emulator may serve uploads from another port, and nothing leaves the
+    /// machine.
     pub fn upload_url_allowed(&self, url: &str) -> bool {
         let Ok(u) = url::Url::parse(url) else {
             return false;
@@ -169,13 +172,18 @@ impl Client {
         if u.username() != "" || u.password().is_some() {
             return false;
         }
-        let same_origin = url::Url::parse(&self.api)
-            .is_ok_and(|base| base.origin() == u.origin() && u.origin().is_tuple());
+        let base = url::Url::parse(&self.api).ok();
+        let same_origin = base
+            .as_ref()
+            .is_some_and(|base| base.origin() == u.origin() && u.origin().is_tuple());
+        let local = base.as_ref().is_some_and(crate::config::is_loopback_url)
+            && crate::config::is_loopback_url(&u)
+            && matches!(u.scheme(), "http" | "https");
         let linkedin = u.scheme() == "https"
             && matches!(u.host(), Some(url::Host::Domain(h))
                 if h.eq_ignore_ascii_case("linkedin.com")
                     || h.to_ascii_lowercase().ends_with(".linkedin.com"));
-        same_origin || linkedin
+        same_origin || linkedin || local
     }
 
     /// `POST /rest/{images|documents|videos}?action=initializeUpload` for `owner`.
@@ -401,8 +409,12 @@ mod tests {
     fn the_token_goes_only_to_the_api_origin_or_linkedin() {
         let c = client("http://127.0.0.1:8080");
         assert!(c.upload_url_allowed("http://127.0.0.1:8080/upload/1"));
-        assert!(!c.upload_url_allowed("http://127.0.0.1:8081/upload/1"));
-        assert!(!c.upload_url_allowed("https://127.0.0.1:8080/upload/1"));
+        // An emulator on this machine may upload through another port or name.
+        assert!(c.upload_url_allowed("http://127.0.0.1:8081/upload/1"));
+        assert!(c.upload_url_allowed("https://localhost:9000/upload/1"));
+        assert!(c.upload_url_allowed("http://[::1]:9000/upload/1"));
+        assert!(!c.upload_url_allowed("ftp://127.0.0.1/upload/1"));
+        assert!(!c.upload_url_allowed("http://10.0.0.1:8080/upload/1"));
         assert!(!c.upload_url_allowed("http://evil.example/upload"));
         assert!(c.upload_url_allowed("https://www.linkedin.com/dms-uploads/x"));
         assert!(c.upload_url_allowed("https://api.linkedin.com/mediaUpload/x"));
@@ -414,6 +426,7 @@ mod tests {
         let live = client("https://api.linkedin.com");
         assert!(live.upload_url_allowed("https://api.linkedin.com/x"));
         assert!(!live.upload_url_allowed("http://127.0.0.1:8080/x"));
+        assert!(!live.upload_url_allowed("http://localhost/x"));
     }
 
     #[test]

@@ -351,7 +351,11 @@ fn bearer(token: &Secret) -> HeaderValue {
 }
 
 pub fn urlencode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    // A space as `%20`, not the form encoding's `+`: the same in a path and in a query,
+    // and read right by a server that decodes percent escapes only. (A `+` in `s` is `%2B`.)
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 async fn send(req: RequestBuilder, url: &str) -> Result<Response, ApiError> {
@@ -516,6 +520,28 @@ mod tests {
             "HTTP 403 ACCESS_DENIED: Not enough permissions"
         );
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn url_encoding_is_percent_only() {
+        assert_eq!(
+            urlencode("openid profile w_member_social"),
+            "openid%20profile%20w_member_social"
+        );
+        assert_eq!(urlencode("urn:li:share:1+2"), "urn%3Ali%3Ashare%3A1%2B2");
+    }
+
+    #[test]
+    fn reads_the_token_endpoints_snake_case_description() {
+        let e = status_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"error": "invalid_request", "error_description": "A required parameter \"refresh_token\" is missing"}"#,
+            None,
+        );
+        assert_eq!(
+            e.to_string(),
+            "HTTP 400 invalid_request: A required parameter \"refresh_token\" is missing"
+        );
     }
 
     #[test]

@@ -135,7 +135,12 @@ pub struct ErrorBody {
     /// Token endpoint: `invalid_request`, `invalid_grant`, …
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Snake case, unlike the API's fields: the token endpoint's own spelling.
+    #[serde(
+        rename = "error_description",
+        alias = "errorDescription",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub error_description: Option<String>,
     /// `{"inputErrors": [{"code": "DUPLICATE_POST", …}]}` on a duplicate.
     #[serde(default, skip_serializing_if = "Option::is_none")]

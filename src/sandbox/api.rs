@@ -51,6 +51,36 @@ pub fn error(
 }
 
 /// Checks `LinkedIn-Version` (present, active: the last twelve months) and the protocol header.
+/// A JSON request body as LinkedIn takes it: sent as `Content-Type: application/json` (the
+/// notes: on every body), and an object.
+pub(super) fn json_object(
+    headers: &HeaderMap,
+    body: &str,
+) -> Result<serde_json::Map<String, Value>, Response> {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("ILLEGAL_ARGUMENT"),
+            "Request body could not be converted to data map: Content-Type must be application/json",
+        ));
+    }
+    match serde_json::from_str::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("ILLEGAL_ARGUMENT"),
+            "Request body could not be converted to data map",
+        )),
+    }
+}
+
 pub(super) fn check_versioned(headers: &HeaderMap) -> Result<(), Response> {
     let Some(v) = headers
         .get("linkedin-version")
@@ -143,13 +173,9 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
         Ok(w) => w,
         Err(r) => return r,
     };
-    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&body) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            None,
-            Some("ILLEGAL_ARGUMENT"),
-            "Request body could not be converted to data map",
-        );
+    let body = match json_object(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let has_content = body.contains_key("content");
     let required: &[&str] = if has_content {
@@ -233,10 +259,7 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
     let mut inner = sb.lock();
     let now = Utc::now();
     let window = inner.settings.duplicate_window;
-    let key = (
-        author.clone(),
-        super::duplicate_key(&commentary, content.as_ref().map(|c| &c.0)),
-    );
+    let key = (author.clone(), super::duplicate_key(&commentary));
     let earlier = inner
         .latest
         .get(&key)
@@ -381,7 +404,11 @@ async fn userinfo(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
         Ok(w) => w,
         Err(r) => return r,
     };
-    if !who.scopes.iter().any(|s| s == "openid") {
+    // The notes: userinfo needs `openid profile`.
+    if !["openid", "profile"]
+        .iter()
+        .all(|need| who.scopes.iter().any(|s| s == need))
+    {
         return access_denied("Not enough permissions to access: userinfo.GET.NO_VERSION");
     }
     let name = sb

@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::api::{access_denied, acts_for, authenticate, check_versioned, error};
+use super::api::{access_denied, acts_for, authenticate, check_versioned, error, json_object};
 use super::{control, upload, Inner, Sandbox};
 use crate::linkedin::wire::POSTING_ROLES;
 
@@ -271,19 +271,12 @@ fn caller(sb: &Sandbox, headers: &HeaderMap) -> Result<super::TokenInfo, Respons
     authenticate(sb, headers)
 }
 
-fn parse_object(body: &str) -> Result<serde_json::Map<String, Value>, Response> {
-    match serde_json::from_str::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(illegal("Request body could not be converted to data map")),
-    }
-}
-
 fn initialize(sb: &Sandbox, headers: &HeaderMap, kind: Kind, body: &str) -> Response {
     let who = match caller(sb, headers) {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let body = match parse_object(body) {
+    let body = match json_object(headers, body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -407,7 +400,7 @@ fn finalize(sb: &Sandbox, headers: &HeaderMap, body: &str) -> Response {
         Ok(w) => w,
         Err(r) => return r,
     };
-    let body = match parse_object(body) {
+    let body = match json_object(headers, body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -538,8 +531,9 @@ fn status(sb: &Sandbox, headers: &HeaderMap, kind: Kind, urn: &str) -> Response 
             &format!("{urn} does not exist"),
         );
     };
-    // LinkedIn: a member token may not read member-owned images and documents, even its own.
-    if kind != Kind::Video && a.owner.starts_with("urn:li:person:") {
+    // LinkedIn: a member token with only `w_member_social` may not read member-owned
+    // images, even its own. Documents and videos are read like any other asset.
+    if kind == Kind::Image && a.owner.starts_with("urn:li:person:") {
         return access_denied(&format!(
             "Accessing this {} resource is forbidden for the member",
             kind.as_str()

@@ -166,10 +166,7 @@ impl Inner {
     ) -> String {
         self.next_share += 1;
         let urn = format!("urn:li:share:{}", self.next_share);
-        let key = (
-            author.clone(),
-            duplicate_key(&commentary, content.as_ref().map(|c| &c.0)),
-        );
+        let key = (author.clone(), duplicate_key(&commentary));
         let newer = self
             .latest
             .get(&key)
@@ -211,16 +208,10 @@ impl Inner {
     }
 }
 
-/// What LinkedIn's duplicate check compares besides the author: the commentary, and the
-/// content when there is one (two image posts without text are not duplicates).
-fn duplicate_key(commentary: &str, content: Option<&PostContent>) -> String {
-    match content {
-        None => commentary.to_string(),
-        Some(c) => format!(
-            "{commentary}\u{1f}{}",
-            serde_json::to_string(c).unwrap_or_default()
-        ),
-    }
+/// What LinkedIn's duplicate check compares besides the author: the commentary, whatever
+/// the content (the notes: "the same commentary again for the same author").
+fn duplicate_key(commentary: &str) -> String {
+    commentary.to_string()
 }
 
 #[derive(Clone)]

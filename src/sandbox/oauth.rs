@@ -229,13 +229,19 @@ async fn access_token(
         .as_ref()
         .and_then(|rt| inner.refresh.get(rt))
         .map(|r| (r.expires_at - now).num_seconds().max(0));
+    // The notes: an `id_token` when `openid` was asked. Opaque here (nobody reads it), but
+    // present, so the client is shown one and must keep it out of every output.
+    let id_token = scopes
+        .iter()
+        .any(|sc| sc == "openid")
+        .then(|| Secret::new(format!("eyJsbx.{}.sig", random_token())));
     Json(TokenResponse {
         access_token: Secret::new(access),
         expires_in: s.access_ttl.as_secs() as i64,
         refresh_token: refresh.map(Secret::new),
         refresh_token_expires_in: refresh_left,
         scope: scopes.join(","),
-        id_token: None,
+        id_token,
     })
     .into_response()
 }

@@ -125,7 +125,9 @@ pub fn check(
             };
             match kind {
                 Kind::Image => alt("/content/media/altText", &m.alt_text)?,
-                Kind::Document if m.title.as_deref().is_none_or(str::is_empty) => {
+                // The notes: a document's `title` is required, and a video post names
+                // the video "and a `title`".
+                Kind::Document | Kind::Video if m.title.as_deref().is_none_or(str::is_empty) => {
                     return Err(required("/content/media/title"))
                 }
                 _ => {}

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::api::{access_denied, acts_for, authenticate, check_versioned, error};
+use super::api::{access_denied, acts_for, authenticate, check_versioned, error, json_object};
 use super::{ltf, Sandbox, TokenInfo};
 use crate::linkedin::wire::{PostContent, POSTING_ROLES};
 
@@ -89,8 +89,9 @@ async fn edit_post(
     if !method.is_some_and(|m| m.eq_ignore_ascii_case("PARTIAL_UPDATE")) {
         return illegal("POST to a post's URN needs X-RestLi-Method: PARTIAL_UPDATE");
     }
-    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&body) else {
-        return illegal("Request body could not be converted to data map");
+    let body = match json_object(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let Some(patch) = body.get("patch").and_then(Value::as_object) else {
         return illegal("ERROR :: /patch :: field is required but not found");
@@ -199,8 +200,9 @@ async fn comment(
         Ok(w) => w,
         Err(r) => return r,
     };
-    let Ok(Value::Object(body)) = serde_json::from_str::<Value>(&body) else {
-        return illegal("Request body could not be converted to data map");
+    let body = match json_object(&headers, &body) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let actor = body.get("actor").and_then(Value::as_str);
     let object = body.get("object").and_then(Value::as_str);

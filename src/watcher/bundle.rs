@@ -440,14 +440,18 @@ fn walk(
 
 /// How long since anything in the bundle changed (its folder, its names, their contents),
 /// looking at most a few levels and a few thousand names deep.
+/// Times in the future are passed over: a file copied with its times kept from a machine
+/// whose clock is ahead is at rest (a writer at work stamps the present), and counting it
+/// would keep the bundle "busy" for ever.
 fn quiet_for(path: &Path) -> Duration {
+    let now = SystemTime::now();
     let mut latest = SystemTime::UNIX_EPOCH;
     walk(path, 4, &mut 4096, &mut |_, m| {
         if let Ok(t) = m.modified() {
-            latest = latest.max(t);
+            if t <= now {
+                latest = latest.max(t);
+            }
         }
     });
-    SystemTime::now()
-        .duration_since(latest)
-        .unwrap_or(Duration::ZERO)
+    now.duration_since(latest).unwrap_or(Duration::ZERO)
 }

@@ -72,6 +72,115 @@ pub fn pdf(pages: usize) -> Vec<u8> {
     out
 }
 
+/// A zlib stream of `prefix`, `zeros` zero bytes, then `suffix`, built by hand (no
+/// compressor): one fixed-Huffman block of literals, a literal 0, back-references of 258
+/// bytes at distance 1, literals. About 13 bits per 258 zeros: 2 GiB of them from 13 MB.
+pub fn zlib_around_zeros(prefix: &[u8], zeros: u64, suffix: &[u8]) -> Vec<u8> {
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        len: u32,
+    }
+    impl Bits {
+        /// `count` bits of `value`, least significant first (deflate's header fields).
+        fn put(&mut self, value: u64, count: u32) {
+            self.acc |= value << self.len;
+            self.len += count;
+            while self.len >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.len -= 8;
+            }
+        }
+        /// A Huffman code, most significant bit first.
+        fn code(&mut self, code: u64, count: u32) {
+            let reversed = (0..count).fold(0, |r, i| (r << 1) | ((code >> i) & 1));
+            self.put(reversed, count);
+        }
+        fn literal(&mut self, b: u8) {
+            match b {
+                0..=143 => self.code(0x30 + u64::from(b), 8),
+                _ => self.code(0x190 + u64::from(b - 144), 9),
+            }
+        }
+    }
+    assert!(zeros >= 1 && (zeros - 1) % 258 == 0, "1 + 258·k zeros");
+    let mut b = Bits {
+        out: vec![0x78, 0x01],
+        acc: 0,
+        len: 0,
+    };
+    b.put(1, 1); // BFINAL
+    b.put(1, 2); // BTYPE = fixed Huffman
+    for &byte in prefix {
+        b.literal(byte);
+    }
+    b.literal(0);
+    for _ in 0..(zeros - 1) / 258 {
+        b.code(0xC5, 8); // length 258 (code 285)
+        b.code(0, 5); // distance 1
+    }
+    for &byte in suffix {
+        b.literal(byte);
+    }
+    b.code(0, 7); // end of block
+    if b.len > 0 {
+        b.put(0, 8 - b.len);
+    }
+    // Adler-32.
+    let (mut a1, mut a2) = (1u64, 0u64);
+    for &byte in prefix {
+        a1 = (a1 + u64::from(byte)) % 65521;
+        a2 = (a2 + a1) % 65521;
+    }
+    a2 = (a2 + (zeros % 65521) * a1) % 65521;
+    for &byte in suffix {
+        a1 = (a1 + u64::from(byte)) % 65521;
+        a2 = (a2 + a1) % 65521;
+    }
+    b.out
+        .extend_from_slice(&(((a2 as u32) << 16) | a1 as u32).to_be_bytes());
+    b.out
+}
+
+/// A small PDF whose page tree sits in an object stream behind `zeros` zero bytes (a
+/// "decompression bomb"): only a reader that inflates it whole, needing that much memory,
+/// finds its one page.
+pub fn pdf_bomb(zeros: u64) -> Vec<u8> {
+    let objects = [
+        "<</Type/Pages/Kids[3 0 R]/Count 1>>",
+        "<</Type/Page/Parent 2 0 R>>",
+    ];
+    let header = format!("2 0 3 {} ", objects[0].len() + 1);
+    let body = format!("{} {} ", objects[0], objects[1]);
+    let first = header.len() as u64 + zeros;
+    let stream = zlib_around_zeros(header.as_bytes(), zeros, body.as_bytes());
+    let mut out = b"%PDF-1.5\n".to_vec();
+    let mut offsets = Vec::new();
+    offsets.push(out.len());
+    out.extend_from_slice(b"1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n");
+    offsets.push(out.len());
+    out.extend_from_slice(
+        format!(
+            "4 0 obj<</Type/ObjStm/N 2/First {first}/Filter/FlateDecode/Length {}>>stream\n",
+            stream.len()
+        )
+        .as_bytes(),
+    );
+    out.extend_from_slice(&stream);
+    out.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref = out.len();
+    // Objects 1 and 4 in the table (2 and 3 live in the stream), 2 and 3 marked free.
+    out.extend_from_slice(b"xref\n0 5\n0000000000 65535 f \n");
+    out.extend_from_slice(format!("{:010} 00000 n \n", offsets[0]).as_bytes());
+    out.extend_from_slice(b"0000000000 65535 f \n0000000000 65535 f \n");
+    out.extend_from_slice(format!("{:010} 00000 n \n", offsets[1]).as_bytes());
+    out.extend_from_slice(
+        format!("trailer<</Size 5/Root 1 0 R>>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+    );
+    out
+}
+
 pub fn mp4_box(kind: &[u8], payload: &[u8]) -> Vec<u8> {
     let mut b = ((8 + payload.len()) as u32).to_be_bytes().to_vec();
     b.extend_from_slice(kind);

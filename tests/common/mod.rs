@@ -611,3 +611,10 @@ pub fn revoke(sb: &Sandbox, token: &str) {
         &serde_json::json!({"token": token}),
     );
 }
+
+/// The peak resident set (VmHWM) of process `pid`, in KiB.
+pub fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
