@@ -123,6 +123,11 @@ impl Sender {
 
     /// Sends what is due; returns when to look next (`None`: nothing waits).
     async fn look(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // While LinkedIn answers 426 to this version, nothing is sent (each send would spend
+        // a try for nothing); the reload that sets another version wakes this loop.
+        if self.client.version().retired().is_some() {
+            return Ok(None);
+        }
         let now = Utc::now();
         let (comments, edits) = self.store.call(move |s| s.social_due(now, BATCH)).await?;
         let full = comments.len() == BATCH || edits.len() == BATCH;
@@ -176,14 +181,17 @@ impl Sender {
         };
         let failure = match self.credential(&job.account, n).await {
             Err(f) => f,
-            Ok(who) => match self
-                .client
-                .comment(&who.token, &job.post_urn, &who.author, &job.text)
-                .await
-            {
-                Ok(c) => return CommentSettle::Posted { urn: c.urn },
-                Err(e) => self.failure(&who, e, n).await,
-            },
+            Ok(who) => {
+                let sent = self.client.version().current();
+                match self
+                    .client
+                    .comment(&who.token, &job.post_urn, &who.author, &job.text)
+                    .await
+                {
+                    Ok(c) => return CommentSettle::Posted { urn: c.urn },
+                    Err(e) => self.failure(&who, e, n, &sent).await,
+                }
+            }
         };
         match failure {
             Failure::Transient { why, wait, .. } if job.attempts < max => CommentSettle::Retry {
@@ -244,24 +252,27 @@ impl Sender {
         let n = job.attempts + 1;
         let failure = match self.credential(&job.account, n).await {
             Err(f) => f,
-            Ok(who) => match self
-                .client
-                .edit_commentary(&who.token, &job.post_urn, &job.commentary)
-                .await
-            {
-                Ok(()) => {
-                    let result = AttemptResult {
-                        http_status: Some(204),
-                        outcome: AttemptOutcome::Edited,
-                        ..AttemptResult::message(format!(
-                            "text edited on LinkedIn ({})",
-                            job.post_urn
-                        ))
-                    };
-                    return (result, EditSettle::Done);
+            Ok(who) => {
+                let sent = self.client.version().current();
+                match self
+                    .client
+                    .edit_commentary(&who.token, &job.post_urn, &job.commentary)
+                    .await
+                {
+                    Ok(()) => {
+                        let result = AttemptResult {
+                            http_status: Some(204),
+                            outcome: AttemptOutcome::Edited,
+                            ..AttemptResult::message(format!(
+                                "text edited on LinkedIn ({})",
+                                job.post_urn
+                            ))
+                        };
+                        return (result, EditSettle::Done);
+                    }
+                    Err(e) => self.failure(&who, e, n, &sent).await,
                 }
-                Err(e) => self.failure(&who, e, n).await,
-            },
+            }
         };
         let tries = n;
         match failure {
@@ -343,7 +354,9 @@ impl Sender {
     }
 
     /// What an error from LinkedIn means for a comment or an edit.
-    async fn failure(&self, who: &As, e: ApiError, n: u32) -> Failure {
+    /// What an error from LinkedIn means for a comment or an edit; `sent` is the
+    /// `LinkedIn-Version` the request carried.
+    async fn failure(&self, who: &As, e: ApiError, n: u32, sent: &str) -> Failure {
         let retry = self.config.get().retry.clone();
         let result = result_of(&e);
         let why = e.to_string();
@@ -380,12 +393,12 @@ impl Sender {
                 result,
             },
             ApiError::Status { status: 426, .. } => {
-                // The operator's problem, not the comment's or the edit's: tried again later,
-                // and the version is marked retired, so posts are held and the log says
-                // what to change.
-                let version = self.client.version().current();
-                if self.client.version().retire(&version) {
-                    error!(version = %version, error = %why, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a comment or an edit): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP)");
+                // The operator's problem, not the comment's or the edit's: the version this
+                // request carried is marked retired (not one a reload set meanwhile), so
+                // posts are held, nothing more is sent until a reload, and the log says what
+                // to change. This try is tried again then.
+                if self.client.version().retire(sent) {
+                    error!(version = %sent, error = %why, "LinkedIn no longer serves LinkedIn-Version {sent} (answered to a comment or an edit): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP)");
                 }
                 Failure::Transient {
                     why,

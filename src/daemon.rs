@@ -425,6 +425,8 @@ impl Reload {
                     }
                 }
                 self.wake.iter().for_each(|w| w.notify_one());
+                // First comments and edits wait out a retired version too.
+                crate::comments::wake().notify_one();
                 info!(accounts = %accounts, "config reloaded");
             }
         }

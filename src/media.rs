@@ -42,12 +42,23 @@ pub enum MediaError {
     },
 }
 
-/// Why a file could not be fixed: the file's fault (refuse the draft, saying why), or the
-/// store's (keep the draft and try again later).
+/// Why a file could not be fixed: the file's fault (refuse the draft, saying why), the
+/// store's, or a check that could not run this time (keep the draft and try again later).
 #[derive(Debug)]
 pub enum FixError {
     Refused(String),
     Store(MediaError),
+    Again(String),
+}
+
+/// Why [`check`] takes no file: refused for good (the draft is rejected, saying why), or not
+/// checked this time (the PDF check was interrupted or could not start: try again later).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotTaken {
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Again(String),
 }
 
 /// The media store: `media/` beside the database.
@@ -187,7 +198,20 @@ fn too_large(len: u64, kind: MediaKind, limits: &Media) -> Option<String> {
 /// Checks that `file` (read from its start) is what LinkedIn takes as `kind`, within the
 /// configured caps; says what it found ("a PNG image, 640×480"). The error says what is
 /// wrong and what to do.
-pub fn check(kind: MediaKind, file: &File, limits: &Media) -> Result<String, String> {
+pub fn check(kind: MediaKind, file: &File, limits: &Media) -> Result<String, NotTaken> {
+    let (format, len) = format_of(kind, file, limits).map_err(NotTaken::Refused)?;
+    let refused = NotTaken::Refused;
+    match format {
+        Format::Jpeg | Format::Png | Format::Gif => check_image(format, file).map_err(refused),
+        Format::Pdf => pdf::check(file),
+        Format::Ole => check_ole(file).map_err(refused),
+        Format::Zip => check_office_zip(file).map_err(refused),
+        Format::Mp4 => check_video(file, len).map_err(refused),
+    }
+}
+
+/// The file's format, if it is one LinkedIn takes for `kind` at its size, and its length.
+fn format_of(kind: MediaKind, file: &File, limits: &Media) -> Result<(Format, u64), String> {
     let mut file = file;
     let io = |e: std::io::Error| format!("cannot read it: {e}");
     let len = file.metadata().map_err(io)?.len();
@@ -211,13 +235,7 @@ pub fn check(kind: MediaKind, file: &File, limits: &Media) -> Result<String, Str
             ))
         }
     };
-    match format {
-        Format::Jpeg | Format::Png | Format::Gif => check_image(format, file),
-        Format::Pdf => pdf::check(file),
-        Format::Ole => check_ole(file),
-        Format::Zip => check_office_zip(file),
-        Format::Mp4 => check_video(file, len),
-    }
+    Ok((format, len))
 }
 
 fn check_image(format: Format, mut file: &File) -> Result<String, String> {
@@ -435,7 +453,10 @@ pub fn fix(
         out.write_all(&buf[..n]).map_err(store_err(&tmp.path))?;
     }
     tmp.file.sync_all().map_err(store_err(&tmp.path))?;
-    let found = check(kind, &tmp.file, &config.media).map_err(refused)?;
+    let found = check(kind, &tmp.file, &config.media).map_err(|e| match e {
+        NotTaken::Refused(why) => refused(why),
+        NotTaken::Again(why) => FixError::Again(why),
+    })?;
     let sha256 = hex(hasher);
     let target = dir.join(&sha256);
     let created = std::fs::symlink_metadata(&target).is_err();
@@ -483,7 +504,10 @@ pub fn inspect(
     file: &str,
     alt: Option<String>,
 ) -> Result<Fixed, String> {
-    let found = check(kind, src, limits)?;
+    let found = check(kind, src, limits).map_err(|e| match e {
+        NotTaken::Refused(why) => why,
+        NotTaken::Again(why) => format!("cannot be checked now ({why}): try again"),
+    })?;
     let mut src = src;
     src.seek(SeekFrom::Start(0))
         .map_err(|e| format!("cannot read it: {e}"))?;
@@ -633,10 +657,14 @@ mod tests {
         let kids: Vec<String> = (0..301).map(|i| format!("{} 0 R", i + 3)).collect();
         let mut nodes = vec![format!("<</Type/Pages/Count 1/Kids[{}]>>", kids.join(" "))];
         nodes.extend((0..301).map(|_| "<</Type/Page/Parent 2 0 R>>".to_string()));
-        let e = check(MediaKind::Document, &pdf_of(&nodes), &limits()).unwrap_err();
+        let e = check(MediaKind::Document, &pdf_of(&nodes), &limits())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("more than 300 pages"), "{e}");
         let looped = pdf_of(&["<</Type/Pages/Kids[2 0 R]>>".to_string()]);
-        let e = check(MediaKind::Document, &looped, &limits()).unwrap_err();
+        let e = check(MediaKind::Document, &looped, &limits())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("loops"), "{e}");
     }
 
@@ -669,7 +697,7 @@ mod tests {
 
     #[test]
     fn office_documents_are_told_by_their_parts() {
-        let doc = |f: File| check(MediaKind::Document, &f, &limits());
+        let doc = |f: File| check(MediaKind::Document, &f, &limits()).map_err(|e| e.to_string());
         let ok = doc(zip_of(&["[Content_Types].xml", "word/document.xml"])).unwrap();
         assert!(ok.contains("DOCX"), "{ok}");
         let ok = doc(zip_of(&["[Content_Types].xml", "ppt/presentation.xml"])).unwrap();
@@ -685,7 +713,9 @@ mod tests {
         let e = doc(ole_of("/Workbook")).unwrap_err();
         assert!(e.contains("neither a Word document"), "{e}");
         // A document where an image is wanted: the bytes decide.
-        let e = check(MediaKind::Image, &ole_of("/WordDocument"), &limits()).unwrap_err();
+        let e = check(MediaKind::Image, &ole_of("/WordDocument"), &limits())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("an Office (OLE) file, not a JPEG"), "{e}");
     }
 
@@ -698,7 +728,8 @@ mod tests {
             &zip_of(&["[Content_Types].xml", "word/document.xml"]),
             &l,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("media.max_document_bytes"), "{e}");
     }
 

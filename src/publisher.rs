@@ -477,8 +477,8 @@ impl Publisher {
         let mut result = result_of(&e);
         let retry = self.config.get().retry.clone();
         if e.is_duplicate() {
-            // LinkedIn's check is per author and content: the post it names is this text by
-            // this author, live. It is this post's unless another of ours holds that URN,
+            // LinkedIn's check is per author and commentary: the post it names is this text
+            // by this author, live. It is this post's unless another of ours holds that URN,
             // which the store checks as it records it (then this one is a true duplicate).
             return match e.duplicate_of() {
                 Some(urn) => {

@@ -296,6 +296,38 @@ pub fn prepare_folders(config: &Config) -> Result<(), WatchError> {
     Ok(())
 }
 
+/// Whether a file last modified at `mtime` is at rest, where no lease can tell (the settle
+/// time rule).
+enum Rest {
+    Settled,
+    /// Modified more than [`FAR_FUTURE`] ahead: copied with its times kept from a machine
+    /// whose clock is that far ahead (`cp -p`, an archive). Waiting for that time could wait
+    /// for days; a writer at work, even on a file server whose clock runs ahead, does not
+    /// stamp a day ahead. The check after reading still catches a change during the read.
+    FarFuture,
+    Wait(Duration),
+}
+
+/// How far ahead a modification time must be to be taken as a copied one, not as the clock
+/// of a file server a little ahead of ours (whose writers' files must still settle).
+const FAR_FUTURE: Duration = Duration::from_secs(24 * 3600);
+
+fn at_rest(mtime: SystemTime, settle: Duration) -> Rest {
+    let now = SystemTime::now();
+    match now.duration_since(mtime) {
+        Ok(age) if age >= settle => Rest::Settled,
+        Ok(age) => Rest::Wait(settle - age),
+        Err(_)
+            if mtime
+                .duration_since(now)
+                .is_ok_and(|ahead| ahead > FAR_FUTURE) =>
+        {
+            Rest::FarFuture
+        }
+        Err(_) => Rest::Wait(settle),
+    }
+}
+
 /// The device and inode of the queue folder: tells a re-created folder from the watched one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FolderId {
@@ -840,16 +872,13 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
             // Without a lease, a file at rest for the settle time is taken to be complete
             // (one renamed in is complete already: the stage-and-rename pattern).
             let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-            match SystemTime::now().duration_since(mtime) {
-                _ if renamed_in => {}
-                Ok(age) if age >= settle => {}
-                Ok(age) => return Read::Busy(settle - age),
-                // Modified "in the future": copied with its times kept from a machine whose
-                // clock is ahead (`cp -p`, an archive). A writer at work stamps the present,
-                // so such a file is at rest; waiting for its time would wait for ever. The
-                // check after reading still catches a change during the read.
-                Err(_) => {
-                    info!(file = %shown(&file_name(path)), "the draft's modification time is in the future (copied from a machine whose clock is ahead?); taken without waiting for it")
+            if !renamed_in {
+                match at_rest(mtime, settle) {
+                    Rest::Settled => {}
+                    Rest::FarFuture => {
+                        info!(file = %shown(&file_name(path)), "the draft's modification time is more than a day ahead (copied with its times from a machine whose clock is ahead?); taken without waiting for it")
+                    }
+                    Rest::Wait(wait) => return Read::Busy(wait),
                 }
             }
             let bytes = match read_capped(&file, cap) {

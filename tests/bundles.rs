@@ -340,6 +340,34 @@ fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
         sha256(&image)
     );
     assert!(d.log_text().contains("read leases are not available"));
+
+    // A bundle copied with its times kept from a machine whose clock is days ahead
+    // (`cp -p`): taken, not waited for until that time comes.
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(3 * 86_400);
+    let staged = env.path("copied");
+    write_bundle(
+        &staged,
+        &draft(
+            &format!("publish_at = \"{}\"\nimages = [\"a.png\"]", later()),
+            "From ahead",
+        ),
+        &[("a.png", &image)],
+    );
+    for name in ["post.md", "a.png"] {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(staged.join(name))
+            .unwrap();
+        nobody(&f);
+        f.set_modified(ahead).unwrap();
+    }
+    std::fs::rename(&staged, env.queue.join("copied")).unwrap();
+    assert!(
+        wait_until(LONG, || accepted(&env, "copied").exists()),
+        "{}\n{}",
+        error_text(&env, "copied"),
+        d.log_text()
+    );
 }
 
 #[test]

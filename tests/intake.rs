@@ -438,12 +438,12 @@ fn without_leases_the_settle_time_rule_applies_and_says_so() {
     std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
     f.write_all(b"Owned by nobody, in place\n").unwrap();
     drop(f);
-    // Copied with its times kept from a machine whose clock is a day ahead (`cp -p`): once
-    // waited for ever, its modification time never "at rest".
+    // Copied with its times kept from a machine whose clock is days ahead (`cp -p`): once
+    // waited for until that time came.
     let mut f = std::fs::File::create(env.queue.join("fourth.md")).unwrap();
     std::os::unix::fs::fchown(&f, Some(65534), Some(65534)).unwrap();
     f.write_all(b"Owned by nobody, from the future\n").unwrap();
-    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(86_400))
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(3 * 86_400))
         .unwrap();
     drop(f);
     for text in [

@@ -15,45 +15,54 @@ use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::MAX_PDF_PAGES;
+use super::{NotTaken, MAX_PDF_PAGES};
 
 /// The child's address space: ample for a 100 MB PDF (mapped, plus lopdf's objects).
 pub const MEMORY_BYTES: u64 = 1 << 30;
 /// The child's CPU time, and (doubled) the wall time it is given.
 pub const CPU_SECONDS: u64 = 30;
 
-/// What LinkedIn would make of the PDF: its page count, or why it is refused.
-pub fn check(file: &File) -> Result<String, String> {
+/// What LinkedIn would make of the PDF: its page count, why it is refused, or that the
+/// check could not run this time.
+pub fn check(file: &File) -> Result<String, NotTaken> {
     // The unit tests' binary is not lipost: they read in-process. Every test through the
     // binary, and the daemon, goes through the child.
     if cfg!(test) {
-        return pages(file);
+        return pages(file).map_err(NotTaken::Refused);
     }
     isolated(file)
 }
 
-fn isolated(file: &File) -> Result<String, String> {
+fn isolated(file: &File) -> Result<String, NotTaken> {
     let input = file
         .try_clone()
-        .map_err(|e| format!("cannot read it: {e}"))?;
+        .map_err(|e| NotTaken::Again(format!("cannot read it: {e}")))?;
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("inspect-pdf")
         .env_clear()
         .stdin(Stdio::from(input))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // SAFETY: between fork and exec only setrlimit runs, which is async-signal-safe and
-    // touches no memory but its argument.
+    // SAFETY: between fork and exec only prctl and setrlimit run, which are
+    // async-signal-safe and touch no memory but their arguments.
     unsafe {
         cmd.pre_exec(|| {
+            // Ends with the daemon (SIGKILLed mid-check, say), and is the one the kernel's
+            // OOM killer takes first. Best effort both: a refusal must not refuse the PDF.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            let fd = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY);
+            if fd >= 0 {
+                libc::write(fd, b"1000".as_ptr().cast(), 4);
+                libc::close(fd);
+            }
             cap(libc::RLIMIT_AS, MEMORY_BYTES)?;
             cap(libc::RLIMIT_CPU, CPU_SECONDS)?;
             cap(libc::RLIMIT_CORE, 0)
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        format!("a PDF, but lipost cannot start its PDF check ({e}): drop it again")
-    })?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| NotTaken::Again(format!("cannot start the PDF check: {e}")))?;
     let deadline = Instant::now() + Duration::from_secs(2 * CPU_SECONDS);
     let mut nap = Duration::from_millis(1);
     let status = loop {
@@ -63,10 +72,15 @@ fn isolated(file: &File) -> Result<String, String> {
                 std::thread::sleep(nap);
                 nap = (nap * 2).min(Duration::from_millis(50));
             }
-            Ok(None) | Err(_) => {
+            Ok(None) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(beyond_limits());
+                return Err(NotTaken::Refused(beyond_limits()));
+            }
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(NotTaken::Again(format!("the PDF check was lost: {e}")));
             }
         }
     };
@@ -74,10 +88,30 @@ fn isolated(file: &File) -> Result<String, String> {
     if let Some(mut out) = child.stdout.take() {
         let _ = out.read_to_string(&mut answer);
     }
+    verdict(status, &answer)
+}
+
+/// What the child's end says: its answer, its limits reached (the file's fault), or an end
+/// that is not the file's fault (try again).
+fn verdict(status: std::process::ExitStatus, answer: &str) -> Result<String, NotTaken> {
+    use std::os::unix::process::ExitStatusExt as _;
     match (status.success(), answer.trim_end().split_once('\t')) {
         (true, Some(("ok", found))) => Ok(found.to_string()),
-        (true, Some(("refused", why))) => Err(why.to_string()),
-        _ => Err(beyond_limits()),
+        (true, Some(("refused", why))) => Err(NotTaken::Refused(why.to_string())),
+        // Its limits: out of memory (an allocation failure aborts), out of CPU time
+        // (SIGXCPU, then SIGKILL), or taken by the kernel's OOM killer (SIGKILL).
+        _ if matches!(
+            status.signal(),
+            Some(libc::SIGABRT | libc::SIGKILL | libc::SIGXCPU | libc::SIGSEGV | libc::SIGBUS)
+        ) =>
+        {
+            Err(NotTaken::Refused(beyond_limits()))
+        }
+        // Stopped with the daemon (SIGTERM at `systemctl stop`), or anything else: not the
+        // file's fault. The draft stays and is checked again.
+        _ => Err(NotTaken::Again(format!(
+            "the PDF check ended early ({status})"
+        ))),
     }
 }
 
@@ -179,4 +213,40 @@ fn count_pdf_pages(doc: &lopdf::Document) -> Result<u32, String> {
         }
     }
     Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt as _;
+
+    #[test]
+    fn the_childs_end_tells_the_files_fault_from_a_stop() {
+        let exited = |code: i32| std::process::ExitStatus::from_raw(code << 8);
+        let signalled = |sig: i32| std::process::ExitStatus::from_raw(sig);
+        assert_eq!(
+            verdict(exited(0), "ok\ta PDF document, 2 pages\n"),
+            Ok("a PDF document, 2 pages".into())
+        );
+        assert_eq!(
+            verdict(exited(0), "refused\tits page tree loops\n"),
+            Err(NotTaken::Refused("its page tree loops".into()))
+        );
+        for sig in [libc::SIGABRT, libc::SIGKILL, libc::SIGXCPU] {
+            assert!(
+                matches!(verdict(signalled(sig), ""), Err(NotTaken::Refused(w)) if w.contains("within lipost's limits")),
+                "signal {sig}"
+            );
+        }
+        // `systemctl stop` ends the child with the daemon: not the file's fault.
+        assert!(matches!(
+            verdict(signalled(libc::SIGTERM), ""),
+            Err(NotTaken::Again(_))
+        ));
+        assert!(matches!(verdict(exited(2), ""), Err(NotTaken::Again(_))));
+        assert!(matches!(
+            verdict(exited(0), "garbage"),
+            Err(NotTaken::Again(_))
+        ));
+    }
 }

@@ -50,7 +50,6 @@ pub fn error(
     resp
 }
 
-/// Checks `LinkedIn-Version` (present, active: the last twelve months) and the protocol header.
 /// A JSON request body as LinkedIn takes it: sent as `Content-Type: application/json` (the
 /// notes: on every body), and an object.
 pub(super) fn json_object(
@@ -81,6 +80,7 @@ pub(super) fn json_object(
     }
 }
 
+/// Checks `LinkedIn-Version` (present, active: the last twelve months) and the protocol header.
 pub(super) fn check_versioned(headers: &HeaderMap) -> Result<(), Response> {
     let Some(v) = headers
         .get("linkedin-version")

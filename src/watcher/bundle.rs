@@ -185,6 +185,10 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
                         tracing::error!(error = %e, "cannot keep a bundle's file in the media store; the bundle stays in the queue folder and is tried again");
                         Read::Busy(STORE_RETRY.max(settle))
                     }
+                    media::FixError::Again(why) => {
+                        tracing::warn!(file = %super::shown(&nf.file), error = %why, "cannot check a bundle's file this time; the bundle stays in the queue folder and is tried again");
+                        Read::Busy(STORE_RETRY.max(settle))
+                    }
                 })
             } else {
                 media::inspect(&config.media, f, kind, &nf.file, nf.alt.clone())
@@ -288,10 +292,9 @@ fn when_complete<T>(
             lease::note_rule(lease::Rule::Settle(e), settle);
             if !renamed_in {
                 let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                match SystemTime::now().duration_since(mtime) {
-                    Ok(age) if age >= settle => {}
-                    Ok(age) => return Err(Read::Busy(settle - age)),
-                    Err(_) => return Err(Read::Busy(settle)),
+                match super::at_rest(mtime, settle) {
+                    super::Rest::Settled | super::Rest::FarFuture => {}
+                    super::Rest::Wait(wait) => return Err(Read::Busy(wait)),
                 }
             }
             let out = work(file)?;
@@ -440,15 +443,16 @@ fn walk(
 
 /// How long since anything in the bundle changed (its folder, its names, their contents),
 /// looking at most a few levels and a few thousand names deep.
-/// Times in the future are passed over: a file copied with its times kept from a machine
-/// whose clock is ahead is at rest (a writer at work stamps the present), and counting it
-/// would keep the bundle "busy" for ever.
+/// Times more than [`super::FAR_FUTURE`] ahead are passed over (see [`super::Rest`]): such
+/// a file is at rest, and counting it would keep the bundle "busy" for days.
 fn quiet_for(path: &Path) -> Duration {
     let now = SystemTime::now();
     let mut latest = SystemTime::UNIX_EPOCH;
     walk(path, 4, &mut 4096, &mut |_, m| {
         if let Ok(t) = m.modified() {
-            if t <= now {
+            if t.duration_since(now)
+                .map_or(true, |ahead| ahead <= super::FAR_FUTURE)
+            {
                 latest = latest.max(t);
             }
         }

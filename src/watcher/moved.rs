@@ -36,7 +36,10 @@ pub(super) fn move_to(path: &Path, dir: &Path, error: Option<&str>) -> bool {
             return false;
         }
     };
-    let target = free_name(&name, |n| folder.has(n));
+    let Some(target) = free_name(&name, |n| folder.has(n)) else {
+        tracing::error!(file = %shown(&name), to = %shown(&dir.display().to_string()), "cannot move the draft out of the queue folder: no free name there (can lipost read that folder?); it is left where it is");
+        return false;
+    };
     if let Some(why) = error {
         let text = format!("{}: rejected: {why}\n", shown(&name));
         if let Err(e) = folder.write_error_file(&format!("{target}.error"), &text) {
@@ -177,9 +180,10 @@ impl Folder {
 
 /// `name`, or `stem.N.ext` for the first N free (`taken` says which are not); the stem cut
 /// short (at a character) where the name would be longer than [`MAX_MOVED_NAME`] bytes.
-fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+/// `None` after many taken names (a folder whose entries cannot be looked up at all).
+fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> Option<String> {
     if name.len() <= MAX_MOVED_NAME && !taken(name) {
-        return name.to_string();
+        return Some(name.to_string());
     }
     let p = Path::new(name);
     let stem = p
@@ -201,8 +205,8 @@ fn free_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
             }
             format!("{}{suffix}", &stem[..cut])
         })
+        .take(100_000)
         .find(|c| !taken(c))
-        .expect("some name is free")
 }
 
 #[cfg(test)]
@@ -210,7 +214,7 @@ mod tests {
     use super::*;
 
     fn free_in(dir: &Path, name: &str) -> String {
-        free_name(name, |n| dir.join(n).symlink_metadata().is_ok())
+        free_name(name, |n| dir.join(n).symlink_metadata().is_ok()).unwrap()
     }
 
     #[test]
@@ -239,6 +243,8 @@ mod tests {
         let folder = Folder::open(dir.path()).unwrap();
         std::os::unix::fs::symlink("/nowhere", dir.path().join("b.md")).unwrap();
         assert!(folder.has("b.md") && folder.has("a.md") && !folder.has("c.md"));
+        // A folder where nothing can be looked up: given up, not looped on for ever.
+        assert_eq!(free_name("a.md", |_| true), None);
     }
 
     #[test]
