@@ -604,3 +604,29 @@ fn any_loopback_redirect_uri_works_for_login_and_doctor() {
         text(&out)
     );
 }
+
+#[test]
+fn page_roles_are_read_where_the_api_wants_a_role_named() {
+    // The notes' one example of the finder names `role=`; an API that requires it gets
+    // one request per posting role, and a CONTENT_ADMIN is found.
+    let sb = Sandbox::start();
+    sb.configure(json!({"acls_need_role": true}));
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "CONTENT_ADMIN"}),
+    );
+    let env = env_without_role(&sb, "");
+    let out = login(&env);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = env.lipost(&["doctor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("holds no role"), "{}", text(&out));
+    // A member holding no posting role there is still told so.
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "remove": true}),
+    );
+    let out = env.lipost(&["doctor"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("holds no role"), "{}", text(&out));
+}

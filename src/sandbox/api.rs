@@ -421,9 +421,37 @@ async fn userinfo(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
     Json(UserInfo { sub: who.sub, name }).into_response()
 }
 
-async fn organization_acls(State(sb): State<Sandbox>, headers: HeaderMap) -> Response {
+/// The `roleAssignee` finder's filters: `role` and `state`, each optional.
+#[derive(Deserialize)]
+struct AclQuery {
+    q: Option<String>,
+    role: Option<String>,
+    state: Option<String>,
+}
+
+async fn organization_acls(
+    State(sb): State<Sandbox>,
+    headers: HeaderMap,
+    Query(query): Query<AclQuery>,
+) -> Response {
     if let Err(r) = check_versioned(&headers) {
         return r;
+    }
+    if query.q.as_deref() != Some("roleAssignee") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("ILLEGAL_ARGUMENT"),
+            "organizationAcls needs the finder q=roleAssignee",
+        );
+    }
+    if query.role.is_none() && sb.lock().settings.acls_need_role {
+        return error(
+            StatusCode::BAD_REQUEST,
+            None,
+            Some("ILLEGAL_ARGUMENT"),
+            "Query parameter role is required",
+        );
     }
     let who = match authenticate(&sb, &headers) {
         Ok(w) => w,
@@ -444,6 +472,9 @@ async fn organization_acls(State(sb): State<Sandbox>, headers: HeaderMap) -> Res
         .acls
         .iter()
         .filter(|a| a.person == person)
+        .filter(|a| query.role.as_deref().is_none_or(|r| r == a.role))
+        // Every role the sandbox grants is approved.
+        .filter(|_| query.state.as_deref().is_none_or(|st| st == "APPROVED"))
         .map(|a| OrganizationAcl {
             organization: a.organization.clone(),
             role: a.role.clone(),

@@ -228,6 +228,7 @@ struct ConfigChange {
     media_processing_ms: Option<u64>,
     upload_url_ttl_ms: Option<u64>,
     comments_forbidden: Option<bool>,
+    acls_need_role: Option<bool>,
     /// Appended to the `media_fail` rules (one rule or a list).
     media_fail: Option<OneOrMany>,
 }
@@ -289,6 +290,9 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(b) = c.comments_forbidden {
         inner.settings.comments_forbidden = b;
+    }
+    if let Some(b) = c.acls_need_role {
+        inner.settings.acls_need_role = b;
     }
     match c.media_fail {
         Some(OneOrMany::One(rule)) => inner.media_fail.push(rule),

@@ -62,6 +62,9 @@ pub struct Settings {
     pub upload_url_ttl: Duration,
     /// Comments answer 403: the account lacks the (disputed) comment permission.
     pub comments_forbidden: bool,
+    /// `organizationAcls?q=roleAssignee` without `role=` is 400 (the strictest reading of
+    /// the notes, whose one example names a role; LinkedIn documents `role` as optional).
+    pub acls_need_role: bool,
 }
 
 impl Default for Settings {
@@ -83,6 +86,7 @@ impl Default for Settings {
             media_processing: Duration::from_millis(1000),
             upload_url_ttl: Duration::from_secs(3600),
             comments_forbidden: false,
+            acls_need_role: false,
         }
     }
 }
