@@ -53,6 +53,9 @@ enum Failure {
     },
     /// It may have been carried out: LinkedIn's answer was lost (5xx, no answer).
     Unknown { why: String, result: AttemptResult },
+    /// LinkedIn no longer serves the `LinkedIn-Version` it carried (426): the operator's to
+    /// fix. Not counted as a try; nothing is sent until a reload sets another version.
+    VersionRetired { why: String, result: AttemptResult },
     /// LinkedIn refused it for good (a 4xx other than 401 and 429), or it cannot be sent.
     Refused {
         status: Option<u16>,
@@ -131,10 +134,18 @@ impl Sender {
         let now = Utc::now();
         let (comments, edits) = self.store.call(move |s| s.social_due(now, BATCH)).await?;
         let full = comments.len() == BATCH || edits.len() == BATCH;
+        // Checked before each send too: a 426 to one ends the batch.
+        let retired = || self.client.version().retired().is_some();
         for id in comments {
+            if retired() {
+                return Ok(None);
+            }
             self.comment(id).await?;
         }
         for id in edits {
+            if retired() {
+                return Ok(None);
+            }
             self.edit(id).await?;
         }
         if full {
@@ -162,6 +173,9 @@ impl Sender {
             }
             CommentSettle::Retry { at, why } => {
                 warn!(post_id = %job.post_id, comment_status = "waiting", next_attempt_at = %at, error = %why, "first comment not sent; will try again")
+            }
+            CommentSettle::Later { why } => {
+                warn!(post_id = %job.post_id, comment_status = "waiting", error = %why, "first comment not sent: the API version is retired; it goes once linkedin.version is changed and lipost reloaded")
             }
             CommentSettle::Dead { why } => {
                 warn!(post_id = %job.post_id, comment_status = "dead", error = %why, "first comment given up; a person should check the post")
@@ -199,6 +213,7 @@ impl Sender {
                 why,
             },
             Failure::Transient { why, .. } => gave_up(why),
+            Failure::VersionRetired { why, .. } => CommentSettle::Later { why },
             Failure::Unknown { why, .. } => CommentSettle::Dead {
                 why: format!("{why}; the comment may be on LinkedIn and cannot be looked up, so it was not sent again: check the post, and comment by hand if it is missing"),
             },
@@ -228,6 +243,9 @@ impl Sender {
             }
             EditSettle::Retry { at } => {
                 warn!(post_id = %job.post_id, outcome = %result.outcome, next_attempt_at = %at, error = result.message.as_deref().unwrap_or(""), "edit not sent; will try again")
+            }
+            EditSettle::Later => {
+                warn!(post_id = %job.post_id, outcome = %result.outcome, error = result.message.as_deref().unwrap_or(""), "edit not sent: the API version is retired; it goes once linkedin.version is changed and lipost reloaded")
             }
             EditSettle::Failed => {
                 warn!(post_id = %job.post_id, outcome = %result.outcome, error = result.message.as_deref().unwrap_or(""), "edit failed; the post keeps its text")
@@ -276,6 +294,7 @@ impl Sender {
         };
         let tries = n;
         match failure {
+            Failure::VersionRetired { result, .. } => (result, EditSettle::Later),
             // Setting the same text twice is harmless: a lost answer is tried again too.
             Failure::Transient {
                 wait,
@@ -396,16 +415,13 @@ impl Sender {
                 // The operator's problem, not the comment's or the edit's: the version this
                 // request carried is marked retired (not one a reload set meanwhile), so
                 // posts are held, nothing more is sent until a reload, and the log says what
-                // to change. This try is tried again then.
+                // to change. This try is not counted, and is made again then.
                 if self.client.version().retire(sent) {
                     error!(version = %sent, error = %why, "LinkedIn no longer serves LinkedIn-Version {sent} (answered to a comment or an edit): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP)");
                 }
-                Failure::Transient {
-                    why,
-                    wait: backoff(&retry, n),
-                    outcome: AttemptOutcome::ApiVersionRetired,
-                    result,
-                }
+                let mut result = result;
+                result.outcome = AttemptOutcome::ApiVersionRetired;
+                Failure::VersionRetired { why, result }
             }
             ApiError::Status {
                 status: 500..=599, ..

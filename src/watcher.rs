@@ -305,6 +305,9 @@ enum Rest {
     /// for days; a writer at work, even on a file server whose clock runs ahead, does not
     /// stamp a day ahead. The check after reading still catches a change during the read.
     FarFuture,
+    /// Modified a little ahead of this machine's clock (a file server whose clock runs
+    /// ahead): waited for like any recent change, and said once.
+    Ahead(Duration),
     Wait(Duration),
 }
 
@@ -314,17 +317,23 @@ const FAR_FUTURE: Duration = Duration::from_secs(24 * 3600);
 
 fn at_rest(mtime: SystemTime, settle: Duration) -> Rest {
     let now = SystemTime::now();
-    match now.duration_since(mtime) {
-        Ok(age) if age >= settle => Rest::Settled,
-        Ok(age) => Rest::Wait(settle - age),
-        Err(_)
-            if mtime
-                .duration_since(now)
-                .is_ok_and(|ahead| ahead > FAR_FUTURE) =>
-        {
-            Rest::FarFuture
-        }
-        Err(_) => Rest::Wait(settle),
+    match (now.duration_since(mtime), mtime.duration_since(now)) {
+        (Ok(age), _) if age >= settle => Rest::Settled,
+        (Ok(age), _) => Rest::Wait(settle - age),
+        (Err(_), Ok(ahead)) if ahead > FAR_FUTURE => Rest::FarFuture,
+        (Err(_), ahead) => Rest::Ahead(ahead.unwrap_or_default()),
+    }
+}
+
+/// Says once per file name that a draft waits for a modification time ahead of the clock.
+fn note_ahead(path: &Path, ahead: Duration) {
+    static SAID: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+    if said
+        .get_or_insert_with(HashSet::new)
+        .insert(path.to_path_buf())
+    {
+        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_secs(ahead.as_secs())), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
     }
 }
 
@@ -877,6 +886,10 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
                     Rest::Settled => {}
                     Rest::FarFuture => {
                         info!(file = %shown(&file_name(path)), "the draft's modification time is more than a day ahead (copied with its times from a machine whose clock is ahead?); taken without waiting for it")
+                    }
+                    Rest::Ahead(ahead) => {
+                        note_ahead(path, ahead);
+                        return Read::Busy(settle);
                     }
                     Rest::Wait(wait) => return Read::Busy(wait),
                 }

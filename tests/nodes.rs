@@ -412,13 +412,7 @@ fn a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once() {
         &sb,
         "\n[retry]\nbase_delay = \"200ms\"\nmax_delay = \"1s\"\nmax_attempts = 1000\n\n[publisher]\nclaim_lease = \"3s\"\n",
     );
-    let config = std::fs::read_to_string(&env.config).unwrap();
-    let room = "[accounts.me]\nkind = \"member\"\ndaily_cap = 1000\n";
-    std::fs::write(
-        &env.config,
-        config.replacen("[accounts.me]\nkind = \"member\"\n", room, 1),
-    )
-    .unwrap();
+    raise_daily_cap(&env, 1000);
     let a = Node::start(&env, "a");
     let mut b = Node::start(&env, "b");
     sb.configure(json!({"latency_ms": 100, "jitter_ms": 150}));

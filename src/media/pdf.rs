@@ -43,8 +43,8 @@ fn isolated(file: &File) -> Result<String, NotTaken> {
         .stdin(Stdio::from(input))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // SAFETY: between fork and exec only prctl and setrlimit run, which are
-    // async-signal-safe and touch no memory but their arguments.
+    // SAFETY: between fork and exec only prctl, open, write, close and setrlimit run: raw
+    // system calls, async-signal-safe, touching no memory but their (static) arguments.
     unsafe {
         cmd.pre_exec(|| {
             // Ends with the daemon (SIGKILLed mid-check, say), and is the one the kernel's
@@ -107,17 +107,26 @@ fn verdict(status: std::process::ExitStatus, answer: &str) -> Result<String, Not
         {
             Err(NotTaken::Refused(beyond_limits()))
         }
-        // Stopped with the daemon (SIGTERM at `systemctl stop`), or anything else: not the
-        // file's fault. The draft stays and is checked again.
-        _ => Err(NotTaken::Again(format!(
-            "the PDF check ended early ({status})"
+        // Stopped with the daemon (`systemctl stop`), or an answer lost: not the file's
+        // fault. The draft stays and is checked again.
+        _ if matches!(
+            status.signal(),
+            Some(libc::SIGTERM | libc::SIGINT | libc::SIGHUP | libc::SIGQUIT)
+        ) || status.success() =>
+        {
+            Err(NotTaken::Again(format!("the PDF check ended early ({status})")))
+        }
+        // Any other end (a parser that panicked, exit 101; a signal of its own making): the
+        // file is refused with the reason rather than checked again and again.
+        _ => Err(NotTaken::Refused(format!(
+            "a PDF that lipost's PDF check could not read (it ended: {status}): is it damaged? Save it again as PDF"
         ))),
     }
 }
 
 fn beyond_limits() -> String {
     format!(
-        "a PDF that cannot be read within lipost's limits ({} MiB of memory, {CPU_SECONDS} s): it is damaged, or built to unpack to far more than its size; save it again as PDF",
+        "a PDF that cannot be read within lipost's limits ({} MiB of memory, {CPU_SECONDS} s): it is damaged, or built to unpack to far more than its size (or the machine ran short of memory: then drop it again); save it again as PDF",
         MEMORY_BYTES >> 20
     )
 }
@@ -143,7 +152,11 @@ pub fn inspect_stdin() -> u8 {
         Ok(fd) => File::from(fd),
         Err(_) => return 2,
     };
-    let line = match pages(&file) {
+    // A parser that panics on a hostile file refuses it, with the reason.
+    let read = std::panic::catch_unwind(|| pages(&file)).unwrap_or_else(|_| {
+        Err("a PDF, but its parser failed on it: is it damaged? Save it again as PDF".into())
+    });
+    let line = match read {
         Ok(found) => format!("ok\t{found}"),
         Err(why) => format!("refused\t{}", why.replace(['\n', '\t'], " ")),
     };
@@ -243,7 +256,11 @@ mod tests {
             verdict(signalled(libc::SIGTERM), ""),
             Err(NotTaken::Again(_))
         ));
-        assert!(matches!(verdict(exited(2), ""), Err(NotTaken::Again(_))));
+        // A panic (exit 101) or any other end: refused with the reason, never looped on.
+        assert!(
+            matches!(verdict(exited(101), ""), Err(NotTaken::Refused(w)) if w.contains("could not read"))
+        );
+        assert!(matches!(verdict(exited(2), ""), Err(NotTaken::Refused(_))));
         assert!(matches!(
             verdict(exited(0), "garbage"),
             Err(NotTaken::Again(_))

@@ -113,6 +113,9 @@ pub enum CommentSettle {
     Refused { why: String },
     /// Not sent (429, connection refused, no token yet): waiting again until `at`.
     Retry { at: DateTime<Utc>, why: String },
+    /// Refused for the `LinkedIn-Version` it carried (426): waiting for the operator, this
+    /// try not counted.
+    Later { why: String },
     /// Given up; `why` is what a person reads.
     Dead { why: String },
 }
@@ -121,7 +124,11 @@ pub enum CommentSettle {
 #[derive(Debug, Clone)]
 pub enum EditSettle {
     Done,
-    Retry { at: DateTime<Utc> },
+    Retry {
+        at: DateTime<Utc>,
+    },
+    /// Refused for the `LinkedIn-Version` it carried (426): pending, this try not counted.
+    Later,
     Failed,
 }
 
@@ -281,12 +288,20 @@ impl Store {
                 Some(ts(*at)),
                 Some(why.clone()),
             ),
+            CommentSettle::Later { why } => (
+                CommentStatus::Waiting,
+                None,
+                Some(now_s.clone()),
+                Some(why.clone()),
+            ),
             CommentSettle::Dead { why } => (CommentStatus::Dead, None, None, Some(why.clone())),
         };
+        // The claim counted the try; one that does not count gives it back.
+        let uncount = i64::from(matches!(outcome, CommentSettle::Later { .. }));
         tx.execute(
             "UPDATE comments SET status = ?2, comment_urn = COALESCE(?3, comment_urn), next_attempt_at = ?4, \
-             last_error = ?5, updated_at = ?6 WHERE post_id = ?1 AND status = 'sending'",
-            params![post_id, status.as_str(), urn, next, error, now_s],
+             last_error = ?5, updated_at = ?6, attempts = attempts - ?7 WHERE post_id = ?1 AND status = 'sending'",
+            params![post_id, status.as_str(), urn, next, error, now_s, uncount],
         )?;
         tx.commit()?;
         Ok(())
@@ -425,8 +440,10 @@ impl Store {
         let (status, next) = match outcome {
             EditSettle::Done => (EditStatus::Done, None),
             EditSettle::Retry { at } => (EditStatus::Pending, Some(ts(*at))),
+            EditSettle::Later => (EditStatus::Pending, Some(now_s.clone())),
             EditSettle::Failed => (EditStatus::Failed, None),
         };
+        let counted = i64::from(!matches!(outcome, EditSettle::Later));
         if status == EditStatus::Done {
             // What LinkedIn shows now: the text this try carried.
             tx.execute(
@@ -442,9 +459,9 @@ impl Store {
                 _ => result.message.clone(),
             };
             tx.execute(
-                "UPDATE edits SET status = ?2, attempts = attempts + 1, next_attempt_at = COALESCE(?3, next_attempt_at), \
+                "UPDATE edits SET status = ?2, attempts = attempts + ?6, next_attempt_at = COALESCE(?3, next_attempt_at), \
                  last_error = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id, status.as_str(), next, error, now_s],
+                params![id, status.as_str(), next, error, now_s, counted],
             )?;
         }
         Self::record_attempt(&tx, &post_id, result, ts(started), &now_s, next)?;

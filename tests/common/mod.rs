@@ -618,3 +618,12 @@ pub fn vm_hwm_kib(pid: u32) -> u64 {
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Raises account `me`'s daily cap in `env`'s config (default 25), for tests that send more.
+pub fn raise_daily_cap(env: &Env, cap: u32) {
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    let account = "[accounts.me]\nkind = \"member\"\n";
+    assert!(config.contains(account), "{config}");
+    let room = format!("{account}daily_cap = {cap}\n");
+    std::fs::write(&env.config, config.replacen(account, &room, 1)).unwrap();
+}
