@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Config, Live};
@@ -566,7 +566,7 @@ impl Uploader {
                 // version is marked retired, so the scheduler holds every due post for it.
                 let version = self.client.version().current();
                 if self.client.version().retire(&version) {
-                    warn!(version = %version, error = %message, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a media upload): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`");
+                    error!(version = %version, error = %message, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a media upload): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`");
                 }
                 (later(now, backoff(&retry, n)), false, MediaOutcome::Retry)
             }

@@ -333,7 +333,7 @@ fn note_ahead(path: &Path, ahead: Duration) {
         .get_or_insert_with(HashSet::new)
         .insert(path.to_path_buf())
     {
-        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_secs(ahead.as_secs())), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
+        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_millis(ahead.as_millis() as u64)), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
     }
 }
 

@@ -299,17 +299,25 @@ impl Client {
     ) -> Result<Vec<wire::OrganizationAcl>, ApiError> {
         match self.acls_for(token, None).await {
             Err(ApiError::Status { status: 400, .. }) => {
-                let mut all = Vec::new();
+                let (mut all, mut answered, mut refused) = (Vec::new(), false, None);
                 for role in wire::POSTING_ROLES {
                     match self.acls_for(token, Some(role)).await {
-                        Ok(acls) => all.extend(acls),
+                        Ok(acls) => {
+                            answered = true;
+                            all.extend(acls);
+                        }
                         // A role name this API does not know (LinkedIn renames roles):
                         // nobody holds it there.
-                        Err(ApiError::Status { status: 400, .. }) => {}
+                        Err(e @ ApiError::Status { status: 400, .. }) => refused = Some(e),
                         Err(e) => return Err(e),
                     }
                 }
-                Ok(all)
+                // Every role refused: the request itself is wrong, and saying "no role"
+                // would send the admin to grant one.
+                match (answered, refused) {
+                    (false, Some(e)) => Err(e),
+                    _ => Ok(all),
+                }
             }
             other => other,
         }
