@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live};
@@ -126,16 +126,16 @@ impl Sender {
 
     /// Sends what is due; returns when to look next (`None`: nothing waits).
     async fn look(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        // While LinkedIn answers 426 to this version, nothing is sent (each send would spend
-        // a try for nothing); the reload that sets another version wakes this loop.
-        if self.client.version().retired().is_some() {
+        // While LinkedIn answers 426 to this version, nothing is sent (each send would only
+        // meet another 426), checked before each send, so a 426 to one ends the batch; the
+        // reload that sets another version wakes this loop.
+        let retired = || self.client.version().retired().is_some();
+        if retired() {
             return Ok(None);
         }
         let now = Utc::now();
         let (comments, edits) = self.store.call(move |s| s.social_due(now, BATCH)).await?;
         let full = comments.len() == BATCH || edits.len() == BATCH;
-        // Checked before each send too: a 426 to one ends the batch.
-        let retired = || self.client.version().retired().is_some();
         for id in comments {
             if retired() {
                 return Ok(None);
@@ -372,7 +372,6 @@ impl Sender {
         }
     }
 
-    /// What an error from LinkedIn means for a comment or an edit.
     /// What an error from LinkedIn means for a comment or an edit; `sent` is the
     /// `LinkedIn-Version` the request carried.
     async fn failure(&self, who: &As, e: ApiError, n: u32, sent: &str) -> Failure {
@@ -416,9 +415,9 @@ impl Sender {
                 // request carried is marked retired (not one a reload set meanwhile), so
                 // posts are held, nothing more is sent until a reload, and the log says what
                 // to change. This try is not counted, and is made again then.
-                if self.client.version().retire(sent) {
-                    error!(version = %sent, error = %why, "LinkedIn no longer serves LinkedIn-Version {sent} (answered to a comment or an edit): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP)");
-                }
+                self.client
+                    .version()
+                    .refused(sent, "a comment or an edit", &why);
                 let mut result = result;
                 result.outcome = AttemptOutcome::ApiVersionRetired;
                 Failure::VersionRetired { why, result }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
 use rand::Rng;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live, Retry};
@@ -497,9 +497,7 @@ impl Publisher {
                 // Only the version this request carried is retired: a reload may have set a
                 // new one while it was on its way.
                 let version = sent_version;
-                if self.client.version().retire(version) {
-                    error!(version = %version, error = %e, "LinkedIn no longer serves LinkedIn-Version {version}: every due post is held (none is sent or given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
-                }
+                self.client.version().refused(version, "a post", &e);
                 result.outcome = AttemptOutcome::ApiVersionRetired;
                 if self.client.version().current() != version {
                     // Changed while this request was on its way: tried again at once with the

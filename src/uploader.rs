@@ -21,7 +21,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Config, Live};
@@ -565,9 +565,9 @@ impl Uploader {
                 // The operator's problem, not the asset's: no try counted, and the shared
                 // version is marked retired, so the scheduler holds every due post for it.
                 let version = self.client.version().current();
-                if self.client.version().retire(&version) {
-                    error!(version = %version, error = %message, "LinkedIn no longer serves LinkedIn-Version {version} (answered to a media upload): every due post is held. Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost`");
-                }
+                self.client
+                    .version()
+                    .refused(&version, "a media upload", &message);
                 (later(now, backoff(&retry, n)), false, MediaOutcome::Retry)
             }
             e if expired_url(e) => {

@@ -35,7 +35,7 @@ mod bundle;
 mod moved;
 
 pub use bundle::{classify as classify_folder, validate as validate_bundle, POST};
-use moved::move_to;
+use moved::Destinations;
 
 /// How many drafts go into the store in one transaction.
 const BATCH: usize = 500;
@@ -305,8 +305,8 @@ enum Rest {
     /// for days; a writer at work, even on a file server whose clock runs ahead, does not
     /// stamp a day ahead. The check after reading still catches a change during the read.
     FarFuture,
-    /// Modified a little ahead of this machine's clock (a file server whose clock runs
-    /// ahead): waited for like any recent change, and said once.
+    /// Modified this much ahead of this machine's clock (a file server whose clock runs a
+    /// little ahead): at rest once that time has passed and the settle time after it.
     Ahead(Duration),
     Wait(Duration),
 }
@@ -322,18 +322,6 @@ fn at_rest(mtime: SystemTime, settle: Duration) -> Rest {
         (Ok(age), _) => Rest::Wait(settle - age),
         (Err(_), Ok(ahead)) if ahead > FAR_FUTURE => Rest::FarFuture,
         (Err(_), ahead) => Rest::Ahead(ahead.unwrap_or_default()),
-    }
-}
-
-/// Says once per file name that a draft waits for a modification time ahead of the clock.
-fn note_ahead(path: &Path, ahead: Duration) {
-    static SAID: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-    let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
-    if said
-        .get_or_insert_with(HashSet::new)
-        .insert(path.to_path_buf())
-    {
-        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_millis(ahead.as_millis() as u64)), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
     }
 }
 
@@ -660,13 +648,14 @@ impl Intake {
             let mut taken = 0;
             let mut changed = false;
             let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
+            let mut to = Destinations::default();
             // The name is checked right before the rename: a file saved over it (or appended
             // to) since the read is not the one the store holds, so it stays to be read again.
             let mut move_out = |path: &Path, seen: Option<Snapshot>, dir: &Path, why: Option<&str>| {
                 if seen.as_ref().is_some_and(|s| !unchanged(s)) {
                     info!(file = %shown(&file_name(path)), "the draft changed while it was being taken; reading it again");
                     changed = true;
-                } else if !move_to(path, dir, why) {
+                } else if !to.move_to(path, dir, why) {
                     if let Some(s) = seen {
                         stuck.insert(path.to_path_buf(), s);
                     }
@@ -887,9 +876,10 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
                     Rest::FarFuture => {
                         info!(file = %shown(&file_name(path)), "the draft's modification time is more than a day ahead (copied with its times from a machine whose clock is ahead?); taken without waiting for it")
                     }
+                    // Looked at again only when at rest: said about once per file.
                     Rest::Ahead(ahead) => {
-                        note_ahead(path, ahead);
-                        return Read::Busy(settle);
+                        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_millis(ahead.as_millis() as u64)), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
+                        return Read::Busy(ahead + settle);
                     }
                     Rest::Wait(wait) => return Read::Busy(wait),
                 }

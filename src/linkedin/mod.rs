@@ -131,6 +131,15 @@ impl ApiVersion {
         true
     }
 
+    /// LinkedIn answered 426 to a request that carried `version` (to `what`: a post, a
+    /// media upload, a comment or an edit): retires it and, the first time, says at ERROR
+    /// what the operator must change. One message for every caller.
+    pub fn refused(&self, version: &str, what: &str, error: &dyn std::fmt::Display) {
+        if self.retire(version) {
+            tracing::error!(version = %version, error = %error, "LinkedIn no longer serves LinkedIn-Version {version} (answered to {what}): every due post is held, and no comment or edit is sent (none is given up). Set linkedin.version in config.toml to a recent month (YYYYMM), then `systemctl reload lipost` (SIGHUP); held posts then go out unless past retry.max_lateness");
+        }
+    }
+
     /// The current version, if LinkedIn said it no longer serves it.
     pub fn retired(&self) -> Option<String> {
         let s = self.lock();

@@ -294,7 +294,7 @@ fn when_complete<T>(
                 let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 match super::at_rest(mtime, settle) {
                     super::Rest::Settled | super::Rest::FarFuture => {}
-                    super::Rest::Ahead(_) => return Err(Read::Busy(settle)),
+                    super::Rest::Ahead(ahead) => return Err(Read::Busy(ahead + settle)),
                     super::Rest::Wait(wait) => return Err(Read::Busy(wait)),
                 }
             }

@@ -4,8 +4,8 @@
 //! The queue folder is writable by its whole group, so a member may rename `rejected/` and
 //! put a folder, a link or a file of their own in its place, then plant links or FIFOs under
 //! names lipost is about to write. So each destination is opened once per move without
-//! following a link, checked to be a directory owned by lipost's user (or root), and from
-//! then on only its descriptor is used: a folder swapped under the name afterwards changes
+//! following a link, checked to be a directory owned by lipost's user (or root), once per
+//! batch of moves ([`Destinations`]), and from then on only its descriptor is used: a folder swapped under the name afterwards changes
 //! nothing. The `.error` file is created only where no file of that name exists
 //! (`O_EXCL`, no link followed, never blocking on a FIFO).
 
@@ -15,7 +15,7 @@ use std::io::{self, Write as _};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tracing::warn;
 
@@ -24,18 +24,41 @@ use super::{file_name, shown};
 /// The longest name [`free_name`] gives: `NAME.error` must fit in a file name too (255 bytes).
 pub(super) const MAX_MOVED_NAME: usize = 255 - ".error".len();
 
-/// Moves `path` into `dir` under a name not yet taken there; with `error`, writes
-/// `NAME.error` beside it first, readable by the folder's group whatever the umask. Whether
-/// the draft left the queue folder; if not, says so at ERROR.
-pub(super) fn move_to(path: &Path, dir: &Path, error: Option<&str>) -> bool {
-    let name = file_name(path);
-    let folder = match Folder::open(dir) {
-        Ok(f) => f,
-        Err(e) => {
-            tracing::error!(file = %shown(&name), to = %shown(&dir.display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (fix the folder, then move or delete the draft by hand)");
-            return false;
+/// The destination folders of one batch of moves, each opened and checked at its first use.
+#[derive(Default)]
+pub(super) struct Destinations {
+    opened: Vec<(PathBuf, Result<Folder, String>)>,
+}
+
+impl Destinations {
+    fn folder(&mut self, dir: &Path) -> &Result<Folder, String> {
+        let i = match self.opened.iter().position(|(d, _)| d == dir) {
+            Some(i) => i,
+            None => {
+                let opened = Folder::open(dir).map_err(|e| e.to_string());
+                self.opened.push((dir.to_path_buf(), opened));
+                self.opened.len() - 1
+            }
+        };
+        &self.opened[i].1
+    }
+
+    /// Moves `path` into `dir` under a name not yet taken there; with `error`, writes
+    /// `NAME.error` beside it first, readable by the folder's group whatever the umask.
+    /// Whether the draft left the queue folder; if not, says so at ERROR.
+    pub(super) fn move_to(&mut self, path: &Path, dir: &Path, error: Option<&str>) -> bool {
+        match self.folder(dir) {
+            Ok(folder) => move_into(folder, path, dir, error),
+            Err(e) => {
+                tracing::error!(file = %shown(&file_name(path)), to = %shown(&dir.display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (fix the folder, then move or delete the draft by hand)");
+                false
+            }
         }
-    };
+    }
+}
+
+fn move_into(folder: &Folder, path: &Path, dir: &Path, error: Option<&str>) -> bool {
+    let name = file_name(path);
     let Some(target) = free_name(&name, |n| folder.has(n)) else {
         tracing::error!(file = %shown(&name), to = %shown(&dir.display().to_string()), "cannot move the draft out of the queue folder: no free name there (can lipost read that folder?); it is left where it is");
         return false;
@@ -256,7 +279,7 @@ mod tests {
         std::fs::create_dir_all(&rejected).unwrap();
         let name = format!("{}.md", "b".repeat(252));
         std::fs::write(queue.join(&name), "x").unwrap();
-        assert!(move_to(&queue.join(&name), &rejected, Some("because")));
+        assert!(Destinations::default().move_to(&queue.join(&name), &rejected, Some("because")));
         let listed: Vec<String> = std::fs::read_dir(&rejected)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -283,12 +306,12 @@ mod tests {
         std::fs::write(queue.join("a.md"), "x").unwrap();
         let rejected = queue.join("rejected");
         std::os::unix::fs::symlink(&elsewhere, &rejected).unwrap();
-        assert!(!move_to(&queue.join("a.md"), &rejected, Some("why")));
+        assert!(!Destinations::default().move_to(&queue.join("a.md"), &rejected, Some("why")));
         assert!(queue.join("a.md").exists());
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         std::fs::remove_file(&rejected).unwrap();
         std::fs::write(&rejected, "a file").unwrap();
-        assert!(!move_to(&queue.join("a.md"), &rejected, Some("why")));
+        assert!(!Destinations::default().move_to(&queue.join("a.md"), &rejected, Some("why")));
         assert!(queue.join("a.md").exists());
     }
 
