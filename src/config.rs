@@ -312,6 +312,8 @@ struct RawWatcher {
     extensions: Vec<String>,
     #[serde(deserialize_with = "byte_size")]
     max_draft_size: u64,
+    #[serde(deserialize_with = "duration")]
+    incomplete_wait: Duration,
 }
 
 impl Default for RawWatcher {
@@ -322,6 +324,7 @@ impl Default for RawWatcher {
             poll_interval: Duration::from_secs(2),
             extensions: ["md", "txt", "markdown"].map(String::from).to_vec(),
             max_draft_size: 64 * 1024,
+            incomplete_wait: Duration::from_secs(60),
         }
     }
 }
@@ -573,6 +576,11 @@ pub struct Watcher {
     pub extensions: Vec<String>,
     /// Larger files are rejected unread.
     pub max_draft_size: u64,
+    /// How long a file written in place may still be in the middle of being written in
+    /// steps (`>` then `>>`): a draft that ends inside its front matter or has no text yet
+    /// waits this long for the rest, and a file without front matter that appears this soon
+    /// under the name of a draft just taken is taken to be the rest of that draft.
+    pub incomplete_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -801,6 +809,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<Config, ConfigEr
             poll_interval: raw.watcher.poll_interval,
             extensions,
             max_draft_size: raw.watcher.max_draft_size,
+            incomplete_wait: raw.watcher.incomplete_wait,
         },
         publisher: Publisher {
             max_concurrent: raw.publisher.max_concurrent,
@@ -936,6 +945,7 @@ fn validate_durations(r: &RawRetry, w: &RawWatcher, p: &RawPublisher) -> Result<
     let quick = "a longer wait looks like a hang";
     at_most("watcher.settle_time", w.settle_time, HOUR, quick)?;
     at_most("watcher.poll_interval", w.poll_interval, HOUR, quick)?;
+    at_most("watcher.incomplete_wait", w.incomplete_wait, HOUR, quick)?;
     at_most(
         "publisher.shutdown_timeout",
         p.shutdown_timeout,
@@ -1203,6 +1213,11 @@ impl fmt::Display for Config {
             self.watcher.extensions.join(", ")
         )?;
         writeln!(f, "  max_draft_size  {} bytes", self.watcher.max_draft_size)?;
+        writeln!(
+            f,
+            "  incomplete_wait {}",
+            fmt_dur(self.watcher.incomplete_wait)
+        )?;
         let m = &self.media;
         writeln!(f, "[media]")?;
         writeln!(f, "  upload_ahead    {}", fmt_dur(m.upload_ahead))?;
@@ -1420,6 +1435,7 @@ mod tests {
             ("retry", "resend_window"),
             ("watcher", "settle_time"),
             ("watcher", "poll_interval"),
+            ("watcher", "incomplete_wait"),
             ("publisher", "shutdown_timeout"),
         ] {
             let e = refusal(&format!("{GOOD}\n[{table}]\n{key} = \"1000000y\"\n"));

@@ -68,6 +68,9 @@ pub struct Draft {
     pub first_comment: Option<String>,
     /// `edit = true`: change the text of the published post with this id.
     pub edit: bool,
+    /// The file began with front matter. A file without any may be the tail of a draft
+    /// written in steps (see `watcher::continued`).
+    pub front_matter: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -300,6 +303,15 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
     parse_at(bytes, stem, config, Utc::now())
 }
 
+/// Whether the file's first visible line opens front matter, well formed or not (`+++`
+/// fences, closed or not yet, YAML `---`, a fence-like line): what a draft starts with and
+/// the rest of one written in steps (`>>`) lacks.
+pub fn front_matter_attempted(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    !matches!(split_front_matter(text), Ok((None, _)))
+}
+
 /// Parses and validates a single-file draft as of `now`. `stem` is the file name without its
 /// extension: the default id. Keys that name files are refused: those need a bundle.
 pub fn parse_at(
@@ -349,6 +361,7 @@ pub fn parse_bundle_at(
     }
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let (fm, body) = split_front_matter(text)?;
+    let front_matter = fm.is_some();
     let body_first_line = text[..text.len() - body.len()].matches('\n').count() + 1;
     if let Some((key, line)) = misplaced_key(body, body_first_line) {
         return Err(DraftError::MisplacedKey { key, line });
@@ -462,6 +475,7 @@ pub fn parse_bundle_at(
         content,
         first_comment,
         edit,
+        front_matter,
     };
     Ok((draft, named))
 }
@@ -1318,6 +1332,17 @@ mod tests {
             DraftError::FrontMatter { message, .. } => message.clone(),
             _ => String::new(),
         }
+    }
+
+    #[test]
+    fn front_matter_is_told_from_a_bare_text() {
+        assert!(front_matter_attempted(b"+++\nid = \"a\"\n+++\ntext"));
+        assert!(front_matter_attempted(b"\n+++\n+++\n"));
+        assert!(front_matter_attempted(b"\xef\xbb\xbf\n+++ \nid = \"a\"\n"));
+        assert!(front_matter_attempted(b"+++\n"));
+        assert!(front_matter_attempted(b"---\nid: a\n---\ntext"));
+        assert!(!front_matter_attempted(b"just text\n"));
+        assert!(!front_matter_attempted(b"\n\n"));
     }
 
     #[test]

@@ -303,6 +303,9 @@ spelled! {
         /// LinkedIn could not process one of its assets (`PROCESSING_FAILED`), or the upload
         /// failed for good: never created, so it cannot be live.
         MediaFailed = "media_failed",
+        /// Its draft file was written to again after it was taken (a draft written in
+        /// steps): its text may be only the first part. Never sent.
+        DraftIncomplete = "draft_incomplete",
     }
 }
 

@@ -8,7 +8,8 @@
 //! on its descriptor (a regular file with one link, within `max_draft_size`) and read through
 //! it. It is read only while nobody has it open for writing: the kernel tells,
 //! by granting a read lease; where leases are unavailable, once its mtime is older than
-//! `settle_time` (re-checked after reading). A draft is moved to `accepted/` only after the
+//! `settle_time` (re-checked after reading). A draft written in steps is never taken in part
+//! (see [`continued`]). A draft is moved to `accepted/` only after the
 //! store committed it, and only if the name still holds the file that was read (else it is
 //! read again); taking is idempotent (the same draft again is `Unchanged`), so a crash
 //! between the two neither loses nor duplicates it. A draft that cannot be moved is
@@ -29,9 +30,11 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Live};
 use crate::draft::{self, Draft};
+use crate::post::DeadReason;
 use crate::store::{self, Handle, Taken};
 
 mod bundle;
+mod continued;
 mod moved;
 
 pub use bundle::{classify as classify_folder, validate as validate_bundle, POST};
@@ -355,6 +358,11 @@ pub struct Intake {
     stuck: Arc<Mutex<std::collections::HashMap<PathBuf, Snapshot>>>,
     /// Folders without a `post.md` already reported, so each is said once.
     not_bundles: Mutex<HashSet<String>>,
+    /// Drafts taken lately from files written in place: a file without front matter under
+    /// one of their names is the rest of that draft.
+    recent: Arc<continued::Recent>,
+    /// Unfinished drafts already said to be waiting for the rest, as they were then.
+    waiting: Mutex<std::collections::HashMap<PathBuf, Seen>>,
 }
 
 /// Which file a name held when it was read: a name that holds another file, or the same one
@@ -415,6 +423,12 @@ enum Read {
     Stuck,
     /// Someone may still be writing it: look again after this long (or at its close).
     Busy(Duration),
+    /// Written in place and closed, but it ends inside its front matter or has no text yet:
+    /// its writer may add the rest (see [`continued`]). Looked at again after this long.
+    Unfinished(Duration, Seen),
+    /// Written in place without front matter right after a draft of the same name was
+    /// taken: the rest of that draft, whatever it holds.
+    Continued(continued::Continuation, Snapshot),
     /// Gone between the listing and the open.
     Gone,
 }
@@ -442,6 +456,8 @@ impl Intake {
             reported: Mutex::default(),
             stuck: Arc::default(),
             not_bundles: Mutex::default(),
+            recent: Arc::default(),
+            waiting: Mutex::default(),
         })
     }
 
@@ -501,6 +517,15 @@ impl Intake {
         Ok(scan)
     }
 
+    /// Says once per file, as it is, that an unfinished draft waits for the rest.
+    fn say_waiting(&self, path: &Path, seen: Seen, window: Duration) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.retain(|p, s| Seen::now(p) == Some(*s));
+        if waiting.insert(path.to_path_buf(), seen) != Some(seen) {
+            info!(file = %shown(&file_name(path)), wait = %humantime::format_duration(window), "the draft has no text yet, or its front matter is not closed: its writer may still be adding the rest; it is rejected if nothing is added within watcher.incomplete_wait");
+        }
+    }
+
     /// Says once per folder that it holds no `post.md`; forgets folders no longer without.
     fn report_not_bundles(&self, now: HashSet<String>) {
         let mut reported = self.not_bundles.lock().unwrap_or_else(|p| p.into_inner());
@@ -548,6 +573,8 @@ impl Intake {
     ) -> Result<(usize, usize, Option<Duration>), WatchError> {
         let config = self.config.get().clone();
         let stuck = self.stuck.clone();
+        let was_renamed = renamed.clone();
+        let recent = self.recent.clone();
         let read: Vec<(PathBuf, Read)> = tokio::task::spawn_blocking(move || {
             let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
             stuck.retain(|p, _| std::fs::symlink_metadata(p).is_ok());
@@ -561,12 +588,12 @@ impl Intake {
                             // A parser that panics on a hostile file (the media checks run
                             // third-party parsers) rejects that draft, not the whole batch,
                             // and never stops the daemon.
-                            let was_renamed = renamed.contains(&p);
+                            let was_renamed = was_renamed.contains(&p);
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 if is_bundle {
                                     bundle::read(&p, &config, was_renamed, true)
                                 } else {
-                                    read_draft(&p, &config, was_renamed)
+                                    read_draft(&p, &config, was_renamed, &recent)
                                 }
                             }))
                             .unwrap_or_else(|panic| {
@@ -594,15 +621,22 @@ impl Intake {
         let mut good: Vec<(PathBuf, Draft)> = Vec::new();
         let mut seen: Vec<Snapshot> = Vec::new();
         let mut bad: Vec<(PathBuf, String, Option<Snapshot>)> = Vec::new();
+        let mut continuations = Vec::new();
         let mut no_post = HashSet::new();
+        let window = self.config.get().watcher.incomplete_wait;
         for (p, r) in read {
             match r {
+                Read::Continued(c, s) => continuations.push((p, c, s)),
                 Read::Ready(d, s) => {
                     good.push((p, *d));
                     seen.push(s);
                 }
                 Read::Bad(why, s) => bad.push((p, why, s)),
                 Read::Busy(wait) => recheck = sooner(recheck, wait),
+                Read::Unfinished(wait, s) => {
+                    self.say_waiting(&p, s, window);
+                    recheck = sooner(recheck, wait);
+                }
                 Read::NoPost => {
                     no_post.insert(file_name(&p));
                 }
@@ -622,9 +656,23 @@ impl Intake {
             })
             .collect();
         // The batch goes into the store call and comes back with the results: no copy.
-        let (good, results) = self
+        let stop: Vec<(String, String)> = continuations
+            .iter()
+            .filter_map(|(p, c, _)| {
+                let id = c.post_id.clone()?;
+                let letter = c.letter(&shown(&file_name(p)), &id);
+                Some((id, letter))
+            })
+            .collect();
+        let (good, results, stopped) = self
             .store
             .call(move |s| {
+                let now = Utc::now();
+                // The post taken from the first part goes no further until a person acts.
+                let mut stopped = Vec::with_capacity(stop.len());
+                for (id, why) in &stop {
+                    stopped.push(s.expire(id, DeadReason::DraftIncomplete, why, now)?);
+                }
                 let names: Vec<String> = good.iter().map(|(p, _)| file_name(p)).collect();
                 let intakes: Vec<store::NewPost<'_>> = good
                     .iter()
@@ -638,12 +686,25 @@ impl Intake {
                     .collect();
                 let results = s.ingest(&intakes, Utc::now())?;
                 drop(intakes);
-                Ok((good, results))
+                Ok((good, results, stopped))
             })
             .await?;
+        let mut stopped = stopped.into_iter();
+        for (p, c, s) in continuations {
+            let stopped = c.post_id.is_some() && stopped.next().unwrap_or(false);
+            if let (true, Some(id)) = (stopped, &c.post_id) {
+                warn!(post_id = %id, file = %shown(&file_name(&p)), reason = %DeadReason::DraftIncomplete, "its draft file was written to again after it was taken: the post is not sent; drop the whole draft again");
+            }
+            bad.push((
+                p.clone(),
+                c.reason(&shown(&file_name(&p)), stopped),
+                Some(s),
+            ));
+        }
 
         let config = self.config.get().clone();
         let stuck = self.stuck.clone();
+        let recent = self.recent.clone();
         let (taken, rejected, changed) = tokio::task::spawn_blocking(move || {
             let mut taken = 0;
             let mut changed = false;
@@ -666,9 +727,18 @@ impl Intake {
                     Ok(how) => {
                         taken += 1;
                         log_taken(d, &how, path);
+                        if d.front_matter && !renamed.contains(path) {
+                            let post = (!matches!(how, Taken::Edit)).then(|| d.id.clone());
+                            recent.remember(file_name(path), post, config.watcher.incomplete_wait);
+                        }
                         move_out(path, Some(s), &config.accepted_dir(), None);
                     }
-                    Err(refused) => bad.push((path.clone(), refused.to_string(), Some(s))),
+                    Err(refused) => {
+                        if d.front_matter && !renamed.contains(path) {
+                            recent.remember(file_name(path), None, config.watcher.incomplete_wait);
+                        }
+                        bad.push((path.clone(), refused.to_string(), Some(s)));
+                    }
                 }
             }
             for (path, why, s) in bad.iter_mut() {
@@ -849,7 +919,7 @@ pub fn read_capped(file: &File, cap: u64) -> Result<Vec<u8>, String> {
 }
 
 /// Reads a draft once nobody is writing it.
-fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
+fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued::Recent) -> Read {
     let cap = config.watcher.max_draft_size;
     let settle = config.watcher.settle_time;
     let (file, before) = match open_draft(path, cap) {
@@ -902,13 +972,37 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool) -> Read {
         Some(m) if m.len() == bytes.len() as u64 => vec![(path.to_path_buf(), Seen::of(&m))],
         _ => return Read::Busy(settle),
     };
+    let window = config.watcher.incomplete_wait;
+    let blank = bytes.iter().all(u8::is_ascii_whitespace);
+    let attempted = draft::front_matter_attempted(&bytes);
+    if !renamed_in && !blank && !attempted {
+        if let Some(c) = recent.continues(&file_name(path), window) {
+            return Read::Continued(c, seen);
+        }
+    }
+    // A refused draft with front matter may be followed by the rest of it, too.
+    let refused = |why: String, seen| {
+        if !renamed_in && attempted {
+            recent.remember(file_name(path), None, window);
+        }
+        Read::Bad(why, Some(seen))
+    };
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match draft::parse(&bytes, &stem, config) {
         Ok(d) => Read::Ready(Box::new(d), seen),
-        Err(e) => Read::Bad(e.to_string(), Some(seen)),
+        // A file renamed in is finished by its writer's own word.
+        Err(e) if continued::unfinished(&bytes, &e) && !renamed_in => {
+            let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+            match at_rest(mtime, window) {
+                Rest::Wait(wait) => Read::Unfinished(wait, seen[0].1),
+                Rest::Ahead(ahead) => Read::Unfinished(ahead + window, seen[0].1),
+                Rest::Settled | Rest::FarFuture => refused(e.to_string(), seen),
+            }
+        }
+        Err(e) => refused(e.to_string(), seen),
     }
 }
 

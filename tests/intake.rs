@@ -883,3 +883,211 @@ fn a_rejected_folder_swapped_for_a_link_gets_nothing_and_the_daemon_says_so() {
     // And the daemon goes on: a good draft is published.
     sentinel(&env, &sb, &d, "after-swap");
 }
+
+/// Appends `text` to `path` as `>>` does: its own open, write and close.
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+fn in_an_hour() -> String {
+    (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()
+}
+
+#[test]
+fn a_draft_written_line_by_line_waits_for_its_text_and_keeps_its_time() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let path = env.queue.join("steps.md");
+    // A script writing a draft line by line: each line its own open, write and close. Every
+    // close before the text is a file that ends inside its front matter or has no text.
+    for line in [
+        "+++\n".to_string(),
+        "id = \"steps\"\n".to_string(),
+        format!("publish_at = \"{}\"\n", in_an_hour()),
+        "+++\n".to_string(),
+    ] {
+        append(&path, &line);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            path.exists(),
+            "taken before it was complete:\n{}",
+            d.log_text()
+        );
+        assert_eq!(env.state("steps"), None);
+    }
+    assert!(d
+        .log_text()
+        .contains("its writer may still be adding the rest"));
+    append(&path, "The text, in one line.\n");
+    assert!(
+        wait_until(LONG, || env.state("steps").as_deref() == Some("scheduled")),
+        "{}",
+        d.log_text()
+    );
+    let text: String = env
+        .db()
+        .query_row("SELECT text FROM posts WHERE id = 'steps'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(text, "The text, in one line.");
+    assert!(!env.queue.join("rejected/steps.md").exists());
+    // Its time was kept: it waits, and nothing went out.
+    sentinel(&env, &sb, &d, "after-steps");
+    assert_eq!(texts(&sb), vec!["Sentinel after-steps"]);
+}
+
+#[test]
+fn a_draft_that_stays_without_text_is_rejected_after_the_incomplete_wait() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[watcher]\nsettle_time = \"500ms\"\nincomplete_wait = \"2s\"\n",
+    );
+    let mut d = Daemon::start(&env);
+    std::fs::write(env.queue.join("hollow.md"), "+++\nid = \"hollow\"\n+++\n").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        !env.queue.join("rejected/hollow.md.error").exists(),
+        "rejected before its writer had a chance to add the text"
+    );
+    let why = rejected(&env, "hollow.md");
+    assert!(why.contains("the post text is empty"), "{why}");
+    // Renamed in, it is finished by its writer's word: refused at once.
+    env.drop_draft("hollow2.md", "+++\nid = \"hollow2\"\n+++\n");
+    assert!(rejected(&env, "hollow2.md").contains("the post text is empty"));
+    assert!(d.alive());
+}
+
+#[test]
+fn the_rest_of_a_draft_already_taken_is_refused_and_the_post_is_stopped() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let path = env.queue.join("halves.md");
+    // The first step is a whole draft: front matter and a first paragraph.
+    append(
+        &path,
+        &format!(
+            "+++\nid = \"halves\"\npublish_at = \"{}\"\n+++\nThe first paragraph.\n",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || {
+        env.state("halves").as_deref() == Some("scheduled") && !path.exists()
+    }));
+    // The second step lands in a new file of the same name, without the front matter.
+    append(&path, "The second paragraph.\n");
+    let why = rejected(&env, "halves.md");
+    assert!(why.contains("looks like the rest of that draft"), "{why}");
+    assert!(why.contains("was stopped and not sent"), "{why}");
+    assert_eq!(env.state("halves").as_deref(), Some("dead"));
+    let reason: String = env
+        .db()
+        .query_row(
+            "SELECT reason FROM dead_letters WHERE post_id = 'halves'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reason, "draft_incomplete");
+    assert!(d.log_text().contains("its draft file was written to again"));
+    // A third step is more of the same rest: refused too, and nothing is revived.
+    append(&path, "The third paragraph.\n");
+    let why = rejected(&env, "halves.1.md");
+    assert!(why.contains("looks like the rest of that draft"), "{why}");
+    assert_eq!(env.state("halves").as_deref(), Some("dead"));
+    let due = |env: &Env| -> String {
+        env.db()
+            .query_row("SELECT due_at FROM posts WHERE id = 'halves'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    };
+    let timed = due(&env);
+    // `retry --all` leaves it to be asked for by name; by name, it keeps its time.
+    let out = env.lipost(&["retry", "--all"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("skipped 1 whose draft file was written to again"),
+        "{text}"
+    );
+    assert_eq!(env.state("halves").as_deref(), Some("dead"));
+    let out = env.lipost(&["retry", "halves"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("(its due time)"), "{text}");
+    assert_eq!(env.state("halves").as_deref(), Some("scheduled"));
+    assert_eq!(due(&env), timed, "a retry must not send it before its time");
+    // The whole draft, dropped again, is scheduled again with all its text.
+    env.drop_draft(
+        "halves.md",
+        format!(
+            "+++\nid = \"halves\"\npublish_at = \"{}\"\n+++\nThe first paragraph.\nThe second paragraph.\n",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || env.state("halves").as_deref() == Some("scheduled")));
+    sentinel(&env, &sb, &d, "after-halves");
+    assert_eq!(texts(&sb), vec!["Sentinel after-halves"]);
+}
+
+#[test]
+fn a_file_without_front_matter_may_not_send_a_timed_post_at_once() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    // Renamed in (finished by its writer's word), so only the store's rule can refuse it:
+    // the same name, long after the window, or after a restart.
+    env.drop_draft(
+        "timed.md",
+        format!(
+            "+++\npublish_at = \"{}\"\n+++\nEmbargoed until the hour.\n",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || env.state("timed").as_deref() == Some("scheduled")));
+    env.drop_draft("timed.md", "A second half, without front matter.\n");
+    let why = rejected(&env, "timed.md");
+    assert!(why.contains("it would drop that time"), "{why}");
+    // With front matter, moving it to now is what its author says: taken.
+    env.drop_draft("timed.md", "+++\n+++\nNow, on purpose.\n");
+    wait_post_logged(&sb, &d, "Now, on purpose.", LONG);
+    assert_eq!(texts(&sb), vec!["Now, on purpose."]);
+}
+
+#[test]
+fn the_rest_of_a_refused_draft_is_refused_too_and_a_plain_text_may_be_saved_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    // The first step's front matter is wrong: refused. Its rest must not go out alone.
+    let path = env.queue.join("typo.md");
+    append(
+        &path,
+        "+++\npublish_at = \"next tuesday\"\n+++\nThe launch.\n",
+    );
+    assert!(rejected(&env, "typo.md").contains("next tuesday"));
+    append(&path, "More about the launch.\n");
+    let why = rejected(&env, "typo.1.md");
+    assert!(why.contains("that draft was refused"), "{why}");
+    // A text without front matter, saved in place twice in a row, is a plain re-drop.
+    let plain = env.queue.join("plain.md");
+    std::fs::write(&plain, "Plain, first save.\n").unwrap();
+    wait_post_logged(&sb, &d, "Plain, first save.", LONG);
+    std::fs::write(&plain, "Plain, second save.\n").unwrap();
+    let why = rejected(&env, "plain.md");
+    assert!(why.contains("already published"), "{why}");
+    sentinel(&env, &sb, &d, "after-typo");
+    assert_eq!(
+        texts(&sb),
+        vec!["Plain, first save.", "Sentinel after-typo"],
+        "{}",
+        d.log_text()
+    );
+}

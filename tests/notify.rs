@@ -152,7 +152,12 @@ fn a_command_hook_receives_a_dead_post_event() {
     assert!(text.contains("refused") && text.contains("dead"), "{text}");
     assert_eq!(e["content"], e["text"], "for Discord-compatible relays");
 
-    let r = rows(&env);
+    // The hook's line is written before the daemon records that the hook succeeded.
+    let mut r = rows(&env);
+    wait_until(Duration::from_secs(10), || {
+        r = rows(&env);
+        r.first().is_some_and(|row| row.2 == "sent")
+    });
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0].0, id);
     assert_eq!(

@@ -311,6 +311,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("no dead posts");
             }
             let mut skipped: Vec<(String, DeadReason)> = Vec::new();
+            let mut partial: Vec<String> = Vec::new();
             for id in ids {
                 if *all && !*include_in_doubt {
                     if let Some(reason) = store.may_be_live(&id)? {
@@ -318,8 +319,29 @@ pub async fn run(cli: Cli) -> Result<()> {
                         continue;
                     }
                 }
-                store.requeue(&id, Utc::now())?;
-                println!("requeued {id}: scheduled now with a fresh attempt budget");
+                // Its text may be only the first part of what its author wrote: one at a
+                // time, asked for by name.
+                if *all && store.dead_reason(&id)? == Some(DeadReason::DraftIncomplete) {
+                    partial.push(id);
+                    continue;
+                }
+                let now = Utc::now();
+                let due = store.requeue(&id, now)?;
+                if due.as_str() > &*crate::store::ts(now) {
+                    println!("requeued {id}: scheduled for {due} (its due time) with a fresh attempt budget");
+                } else {
+                    println!("requeued {id}: scheduled now with a fresh attempt budget");
+                }
+            }
+            if !partial.is_empty() {
+                println!(
+                    "skipped {} whose draft file was written to again after it was taken (draft_incomplete: the text may be only a first part):",
+                    partial.len()
+                );
+                for id in &partial {
+                    println!("  {id}");
+                }
+                println!("drop the whole draft again, or `lipost retry ID` to send the text as it was taken");
             }
             if !skipped.is_empty() {
                 println!(

@@ -7,7 +7,7 @@ use super::db::{params, Db, Optional};
 use chrono::{DateTime, Utc};
 
 use super::{ts, Existing, NewPost, Refused, Result, Store, Taken};
-use crate::post::{PostState, Transition};
+use crate::post::{DeadReason, PostState, Transition};
 
 impl Store {
     /// Takes a batch of drafts in one transaction. One result per draft, in order.
@@ -148,6 +148,20 @@ impl Store {
                 if let Some(reason) = Self::may_be_live_in(tx, &d.id)? {
                     return Ok(Err(Refused::MayBeLive { id, reason }));
                 }
+                // Stopped because its file was written to again: a file without front
+                // matter is more of the same rest, not the whole draft again.
+                if !d.front_matter
+                    && Self::open_letter_in(tx, &d.id)?.and_then(|(r, _)| r)
+                        == Some(DeadReason::DraftIncomplete)
+                {
+                    return Ok(Err(Refused::RestOfIncomplete { id }));
+                }
+            }
+            // A file without front matter would drop the time its author gave the post (it
+            // would go out now, or at the next slot): the rest of a draft written in steps,
+            // or a text saved without its front matter.
+            PostState::Scheduled if !d.front_matter && old_publish_at.is_some() => {
+                return Ok(Err(Refused::BareDropsTime { id, due: old_due }));
             }
             // A sync tool's conflict copy (same id, often without the publish_at being
             // edited in) must not pull an embargoed post forward. Stored times compare as
@@ -274,6 +288,7 @@ mod tests {
             content: None,
             first_comment: None,
             edit: false,
+            front_matter: true,
         }
     }
 
@@ -297,6 +312,85 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("t.db")).unwrap();
         (dir, store)
+    }
+
+    #[test]
+    fn a_text_without_front_matter_neither_pulls_a_timed_post_forward_nor_revives_a_stopped_one() {
+        let (_dir, mut store) = store();
+        let timed = draft("t", "first part", Some("2026-11-23T12:00:00Z"));
+        assert!(matches!(
+            take(&mut store, &timed, "t.md"),
+            Ok(Taken::Created)
+        ));
+        let mut rest = draft("t", "second part", None);
+        rest.front_matter = false;
+        assert!(matches!(
+            take(&mut store, &rest, "t.md"),
+            Err(Refused::BareDropsTime { .. })
+        ));
+        // Stopped as incomplete: more rest is refused, the whole draft is taken.
+        let now = at("2026-11-23T10:00:01Z");
+        assert!(store
+            .expire("t", DeadReason::DraftIncomplete, "written again", now)
+            .unwrap());
+        assert!(matches!(
+            take(&mut store, &rest, "t.md"),
+            Err(Refused::RestOfIncomplete { .. })
+        ));
+        let whole = draft("t", "first part\nsecond part", Some("2026-11-23T12:00:00Z"));
+        assert!(matches!(
+            take(&mut store, &whole, "t.md"),
+            Ok(Taken::Replaced)
+        ));
+    }
+
+    #[test]
+    fn a_retry_never_takes_a_slot_another_post_holds_now() {
+        let (_dir, mut store) = store();
+        let slot = [at("2026-11-23T12:00:00Z")];
+        let slotted = |id: &str| {
+            let mut d = draft(id, id, None);
+            d.next_slot = true;
+            d
+        };
+        let ingest = |store: &mut Store, d: &Draft| {
+            store
+                .ingest(
+                    &[NewPost {
+                        draft: d,
+                        source_file: "s.md",
+                        slots: &slot,
+                    }],
+                    at("2026-11-23T10:00:00Z"),
+                )
+                .unwrap()
+                .pop()
+                .unwrap()
+        };
+        assert!(matches!(
+            ingest(&mut store, &slotted("a")),
+            Ok(Taken::Created)
+        ));
+        let now = at("2026-11-23T10:00:01Z");
+        assert!(store
+            .expire("a", DeadReason::DraftIncomplete, "written again", now)
+            .unwrap());
+        assert!(matches!(
+            ingest(&mut store, &slotted("b")),
+            Ok(Taken::Created)
+        ));
+        let err = store.requeue("a", now).unwrap_err();
+        assert!(
+            matches!(err, StoreError::SlotTaken { ref other, .. } if other == "b"),
+            "{err}"
+        );
+        assert_eq!(
+            store.dead_reason("a").unwrap(),
+            Some(DeadReason::DraftIncomplete)
+        );
+        // Once the slot is free again, the retry keeps the slot's time, still ahead.
+        store.cancel("b", now).unwrap();
+        assert_eq!(store.requeue("a", now).unwrap(), "2026-11-23T12:00:00.000Z");
     }
 
     #[test]
@@ -366,7 +460,7 @@ mod tests {
             take(&mut store, &d, "maybe.md"),
             Err(Refused::MayBeLive {
                 id: "maybe".into(),
-                reason: crate::post::DeadReason::InDoubt
+                reason: DeadReason::InDoubt
             })
         );
         store

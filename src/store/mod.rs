@@ -76,6 +76,12 @@ pub enum StoreError {
         action: &'static str,
         wanted: String,
     },
+    #[error("post {id:?} had the slot {slot}, which post {other:?} holds now: drop {id}'s draft again to take the next free slot (or `lipost cancel {other}` first)")]
+    SlotTaken {
+        id: String,
+        slot: String,
+        other: String,
+    },
     #[error("database task failed: {0}")]
     Task(String),
     #[error("no database at {path}: has `lipost run` run yet?")]
@@ -327,6 +333,10 @@ pub enum Refused {
         due: String,
         new_due: String,
     },
+    #[error("post {id:?} is scheduled for {due} by its front matter; this file has none, so it would drop that time and the post would go out now or at the next slot (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file, with the time you want")]
+    BareDropsTime { id: String, due: String },
+    #[error("post {id:?} was stopped because its draft file was written to again after it was taken (draft_incomplete), and this file has no front matter: it looks like more of that rest. Drop the whole draft again, starting with its front matter (two lines of `+++` at least)")]
+    RestOfIncomplete { id: String },
     #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
     NoFreeSlot { account: String, looked: usize },
 }

@@ -4,7 +4,7 @@
 use super::db::{params, Db, Optional};
 use chrono::{DateTime, Utc};
 
-use super::{ts, Result, Store};
+use super::{ts, Result, Store, StoreError};
 use crate::post::{AttemptOutcome, DeadReason, Transition};
 
 impl Store {
@@ -26,20 +26,47 @@ impl Store {
         Ok(())
     }
 
-    /// A dead post back to `scheduled`, due now, with a fresh budget; its history stays.
-    pub fn requeue(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+    /// A dead post back to `scheduled` with a fresh budget, due now, or at its due time if
+    /// that is still ahead (a post stopped before its time must not go out early); its
+    /// history stays. Returns when it is due.
+    pub fn requeue(&mut self, id: &str, now: DateTime<Utc>) -> Result<String> {
         let now_s = ts(now);
         let tx = self.write()?;
+        // A dead post's slot is free for other drafts; one may have taken it since.
+        let clash: Option<(String, String)> = tx
+            .query_row(
+                "SELECT o.id, o.slot_at FROM posts p JOIN posts o ON o.account = p.account \
+                 AND o.slot_at = p.slot_at AND o.id != p.id WHERE p.id = ?1 AND p.state = 'dead' \
+                 AND o.state IN ('scheduled', 'publishing', 'published')",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((other, slot)) = clash {
+            return Err(StoreError::SlotTaken {
+                id: id.to_string(),
+                slot,
+                other,
+            });
+        }
         Self::apply_or_explain(&tx, id, Transition::Requeue, "retry", &now_s)?;
+        let due: String =
+            tx.query_row("SELECT due_at FROM posts WHERE id = ?1", [id], |r| r.get(0))?;
+        // Stored times compare as text: same format, four-digit years.
+        let due = if due.as_str() > &*now_s {
+            due
+        } else {
+            now_s.to_string()
+        };
         tx.execute(
             "UPDATE posts SET next_attempt_at = ?2, due_at = ?2, attempts_used = 0, rate_limited = 0, \
              in_doubt_since = NULL, hold_reason = NULL, hold_until = NULL, hold_since = NULL, \
              hold_report_at = NULL WHERE id = ?1",
-            params![id, now_s],
+            params![id, due],
         )?;
         Self::close_dead_letters(&tx, id, &now_s)?;
         tx.commit()?;
-        Ok(())
+        Ok(due)
     }
 
     /// Why a dead post may already be on LinkedIn: its open dead letter says `in_doubt` or
@@ -50,6 +77,26 @@ impl Store {
 
     /// [`Store::may_be_live`] inside a transaction (intake asks before a `Replace`).
     pub(super) fn may_be_live_in(conn: &Db, id: &str) -> Result<Option<DeadReason>> {
+        let Some((reason, in_doubt)) = Self::open_letter_in(conn, id)? else {
+            return Ok(None);
+        };
+        Ok(match reason {
+            Some(r) if r.may_be_live() => Some(r),
+            _ if in_doubt.is_some() => Some(DeadReason::InDoubt),
+            _ => None,
+        })
+    }
+
+    /// Why a dead post is dead: its open dead letter's reason. `None` for other posts.
+    pub fn dead_reason(&self, id: &str) -> Result<Option<DeadReason>> {
+        Ok(Self::open_letter_in(&self.db, id)?.and_then(|(reason, _)| reason))
+    }
+
+    /// A dead post's open dead letter's reason, and since when it is in doubt, if it is.
+    pub(super) fn open_letter_in(
+        conn: &Db,
+        id: &str,
+    ) -> Result<Option<(Option<DeadReason>, Option<String>)>> {
         let row: Option<(Option<String>, Option<String>)> = conn
             .query_row(
                 "SELECT (SELECT reason FROM dead_letters WHERE post_id = p.id AND requeued_at IS NULL \
@@ -58,15 +105,7 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
-        let Some((reason, in_doubt)) = row else {
-            return Ok(None);
-        };
-        let reason = reason.as_deref().and_then(DeadReason::parse);
-        Ok(match reason {
-            Some(r) if r.may_be_live() => Some(r),
-            _ if in_doubt.is_some() => Some(DeadReason::InDoubt),
-            _ => None,
-        })
+        Ok(row.map(|(reason, in_doubt)| (reason.as_deref().and_then(DeadReason::parse), in_doubt)))
     }
 
     pub fn dead_ids(&self) -> Result<Vec<String>> {

@@ -77,7 +77,9 @@ pub fn validate(path: &Path, config: &Config) -> Result<(Draft, Vec<String>), St
             Err("a file in it is still open for writing; try again when it is complete".into())
         }
         Err(Read::Gone) => Err("no such folder".into()),
-        Err(Read::Ready(..) | Read::Stuck) => unreachable!("gather does not return these"),
+        Err(Read::Ready(..) | Read::Stuck | Read::Unfinished(..) | Read::Continued(..)) => {
+            unreachable!("gather does not return these")
+        }
     }
 }
 
