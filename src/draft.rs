@@ -303,13 +303,16 @@ pub fn parse(bytes: &[u8], stem: &str, config: &Config) -> Result<Draft, DraftEr
     parse_at(bytes, stem, config, Utc::now())
 }
 
-/// Whether the file's first visible line opens front matter, well formed or not (`+++`
-/// fences, closed or not yet, YAML `---`, a fence-like line): what a draft starts with and
-/// the rest of one written in steps (`>>`) lacks.
+/// Whether the file's first visible line is a `+++` fence, closed or not yet: what a draft
+/// starts with and the rest of one written in steps (`>>`) lacks. A `---` or fence-like
+/// line (a Markdown rule in a text) does not count: a rest may well start with one.
 pub fn front_matter_attempted(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    !matches!(split_front_matter(text), Ok((None, _)))
+    matches!(
+        split_front_matter(text),
+        Ok((Some(_), _)) | Err(DraftError::UnclosedFrontMatter { .. })
+    )
 }
 
 /// Parses and validates a single-file draft as of `now`. `stem` is the file name without its
@@ -1340,7 +1343,8 @@ mod tests {
         assert!(front_matter_attempted(b"\n+++\n+++\n"));
         assert!(front_matter_attempted(b"\xef\xbb\xbf\n+++ \nid = \"a\"\n"));
         assert!(front_matter_attempted(b"+++\n"));
-        assert!(front_matter_attempted(b"---\nid: a\n---\ntext"));
+        assert!(!front_matter_attempted(b"---\nid: a\n---\ntext"));
+        assert!(!front_matter_attempted(b"\n--- \nmore text\n"));
         assert!(!front_matter_attempted(b"just text\n"));
         assert!(!front_matter_attempted(b"\n\n"));
     }

@@ -671,7 +671,10 @@ impl Intake {
                 // The post taken from the first part goes no further until a person acts.
                 let mut stopped = Vec::with_capacity(stop.len());
                 for (id, why) in &stop {
-                    stopped.push(s.expire(id, DeadReason::DraftIncomplete, why, now)?);
+                    // Stopped already, if an earlier pass committed this and then failed.
+                    let done = s.expire(id, DeadReason::DraftIncomplete, why, now)?
+                        || s.dead_reason(id)? == Some(DeadReason::DraftIncomplete);
+                    stopped.push(done);
                 }
                 let names: Vec<String> = good.iter().map(|(p, _)| file_name(p)).collect();
                 let intakes: Vec<store::NewPost<'_>> = good
@@ -728,7 +731,8 @@ impl Intake {
                         taken += 1;
                         log_taken(d, &how, path);
                         if d.front_matter && !renamed.contains(path) {
-                            let post = (!matches!(how, Taken::Edit)).then(|| d.id.clone());
+                            // An edit's text is queued to go out at once: nothing to stop.
+                            let post = (!d.edit).then(|| d.id.clone());
                             recent.remember(file_name(path), post, config.watcher.incomplete_wait);
                         }
                         move_out(path, Some(s), &config.accepted_dir(), None);

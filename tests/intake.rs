@@ -1091,3 +1091,37 @@ fn the_rest_of_a_refused_draft_is_refused_too_and_a_plain_text_may_be_saved_agai
         d.log_text()
     );
 }
+
+#[test]
+fn after_a_restart_the_rest_of_a_stopped_draft_is_still_refused_whatever_its_id() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    let path = env.queue.join("notes.md");
+    append(
+        &path,
+        &format!(
+            "+++\nid = \"launch\"\npublish_at = \"{}\"\n+++\nPart one.\n",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || {
+        env.state("launch").as_deref() == Some("scheduled") && !path.exists()
+    }));
+    append(&path, "Part two.\n");
+    assert!(rejected(&env, "notes.md").contains("was stopped and not sent"));
+    assert_eq!(env.state("launch").as_deref(), Some("dead"));
+    // A restart forgets which names were written lately; the store still knows the name.
+    d.kill9();
+    let d = Daemon::start(&env);
+    append(&path, "Part three.\n");
+    let why = rejected(&env, "notes.1.md");
+    assert!(why.contains("looks like more of that rest"), "{why}");
+    assert_eq!(
+        env.state("notes"),
+        None,
+        "the rest became a post of its own"
+    );
+    sentinel(&env, &sb, &d, "after-restart");
+    assert_eq!(texts(&sb), vec!["Sentinel after-restart"]);
+}

@@ -312,6 +312,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             let mut skipped: Vec<(String, DeadReason)> = Vec::new();
             let mut partial: Vec<String> = Vec::new();
+            let mut failed = 0;
             for id in ids {
                 if *all && !*include_in_doubt {
                     if let Some(reason) = store.may_be_live(&id)? {
@@ -326,7 +327,16 @@ pub async fn run(cli: Cli) -> Result<()> {
                     continue;
                 }
                 let now = Utc::now();
-                let due = store.requeue(&id, now)?;
+                let due = match store.requeue(&id, now) {
+                    Ok(due) => due,
+                    // One post that cannot go back does not stop `--all` for the others.
+                    Err(e) if *all => {
+                        println!("not requeued {id}: {e}");
+                        failed += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if due.as_str() > &*crate::store::ts(now) {
                     println!("requeued {id}: scheduled for {due} (its due time) with a fresh attempt budget");
                 } else {
@@ -354,6 +364,9 @@ pub async fn run(cli: Cli) -> Result<()> {
                 println!("check the feed: `lipost mark-published ID URN` for those there, `lipost retry ID --force` (or `retry --all --include-in-doubt`) for those not");
             }
             wake_daemon(&config);
+            if failed > 0 {
+                bail!("{failed} dead posts could not be requeued (see above)");
+            }
             Ok(())
         }
         Command::Auth(AuthCommand::Login { account, paste }) => {

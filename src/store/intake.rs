@@ -37,6 +37,22 @@ impl Store {
         now_s: &str,
     ) -> Result<Result<Taken, Refused>> {
         let d = intake.draft;
+        // The rest of a draft written in steps, after a restart (or a crash between the stop
+        // and the move) made intake forget the name: whatever id it carries.
+        if !d.front_matter {
+            let stopped: Option<String> = tx
+                .query_row(
+                    "SELECT p.id FROM dead_letters l JOIN posts p ON p.id = l.post_id \
+                     WHERE l.reason = ?2 AND l.requeued_at IS NULL AND p.state = 'dead' \
+                     AND p.source_file = ?1 LIMIT 1",
+                    params![intake.source_file, DeadReason::DraftIncomplete.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(id) = stopped {
+                return Ok(Err(Refused::RestOfIncomplete { id }));
+            }
+        }
         let existing = tx
             .query_row(
                 "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at, \
@@ -337,6 +353,17 @@ mod tests {
             take(&mut store, &rest, "t.md"),
             Err(Refused::RestOfIncomplete { .. })
         ));
+        // Under another id (a restart forgot the name), from the same file: refused too.
+        let mut other = draft("other", "second part", None);
+        other.front_matter = false;
+        assert!(matches!(
+            take(&mut store, &other, "t.md"),
+            Err(Refused::RestOfIncomplete { .. })
+        ));
+        assert!(matches!(
+            take(&mut store, &other, "u.md"),
+            Ok(Taken::Created)
+        ));
         let whole = draft("t", "first part\nsecond part", Some("2026-11-23T12:00:00Z"));
         assert!(matches!(
             take(&mut store, &whole, "t.md"),
@@ -391,6 +418,19 @@ mod tests {
         // Once the slot is free again, the retry keeps the slot's time, still ahead.
         store.cancel("b", now).unwrap();
         assert_eq!(store.requeue("a", now).unwrap(), "2026-11-23T12:00:00.000Z");
+        // A slot taken and already past does not block a retry: it goes out now.
+        assert!(store
+            .expire("a", DeadReason::DraftIncomplete, "again", now)
+            .unwrap());
+        assert!(matches!(
+            ingest(&mut store, &slotted("c")),
+            Ok(Taken::Created)
+        ));
+        let later = at("2026-11-23T13:00:00Z");
+        assert_eq!(
+            store.requeue("a", later).unwrap(),
+            "2026-11-23T13:00:00.000Z"
+        );
     }
 
     #[test]

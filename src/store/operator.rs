@@ -43,11 +43,16 @@ impl Store {
             )
             .optional()?;
         if let Some((other, slot)) = clash {
-            return Err(StoreError::SlotTaken {
-                id: id.to_string(),
-                slot,
-                other,
-            });
+            // Stored times compare as text: same format, four-digit years.
+            if slot.as_str() > &*now_s {
+                return Err(StoreError::SlotTaken {
+                    id: id.to_string(),
+                    slot,
+                    other,
+                });
+            }
+            // A slot already past: the retry goes out now, without it.
+            tx.execute("UPDATE posts SET slot_at = NULL WHERE id = ?1", [id])?;
         }
         Self::apply_or_explain(&tx, id, Transition::Requeue, "retry", &now_s)?;
         let due: String =
