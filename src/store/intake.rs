@@ -56,7 +56,7 @@ impl Store {
         let existing = tx
             .query_row(
                 "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at, \
-                 source_file, due_at, content, first_comment FROM posts WHERE id = ?1",
+                 source_file, due_at, content, first_comment, front_matter FROM posts WHERE id = ?1",
                 [&d.id],
                 |r| {
                     Ok(Existing {
@@ -71,6 +71,7 @@ impl Store {
                         due_at: r.get(8)?,
                         content: r.get(9)?,
                         first_comment: r.get(10)?,
+                        front_matter: r.get(11)?,
                     })
                 },
             )
@@ -108,12 +109,13 @@ impl Store {
             due_at: old_due,
             content: old_content,
             first_comment: old_comment,
+            front_matter: old_front_matter,
         }) = existing
         else {
             tx.execute(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, publish_at, commentary, text, \
-                 visibility, source_file, created_at, updated_at, slot_at, content, first_comment) \
-                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12)",
+                 visibility, source_file, created_at, updated_at, slot_at, content, first_comment, front_matter) \
+                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     d.id,
                     d.account,
@@ -126,7 +128,8 @@ impl Store {
                     now_s,
                     slot,
                     content,
-                    d.first_comment
+                    d.first_comment,
+                    i64::from(d.front_matter)
                 ],
             )?;
             return Ok(Ok(Taken::Created));
@@ -176,7 +179,13 @@ impl Store {
             // A file without front matter would drop the time its author gave the post (it
             // would go out now, or at the next slot): the rest of a draft written in steps,
             // or a text saved without its front matter.
-            PostState::Scheduled if !d.front_matter && old_publish_at.is_some() => {
+            PostState::Scheduled if !d.front_matter && old_front_matter == Some(1) => {
+                return Ok(Err(Refused::BareDropsFrontMatter { id }));
+            }
+            // Taken before lipost kept whether a draft had front matter: its time tells.
+            PostState::Scheduled
+                if !d.front_matter && old_front_matter.is_none() && old_publish_at.is_some() =>
+            {
                 return Ok(Err(Refused::BareDropsTime { id, due: old_due }));
             }
             // A sync tool's conflict copy (same id, often without the publish_at being
@@ -201,8 +210,8 @@ impl Store {
             "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
              text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL, \
              slot_at = ?9, hold_reason = NULL, hold_until = NULL, hold_since = NULL, hold_report_at = NULL, \
-             content = ?10, first_comment = ?11 WHERE id = ?1",
-            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment],
+             content = ?10, first_comment = ?11, front_matter = ?12 WHERE id = ?1",
+            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment, i64::from(d.front_matter)],
         )?;
         Ok(Ok(Taken::Replaced))
     }
@@ -340,6 +349,15 @@ mod tests {
         ));
         let mut rest = draft("t", "second part", None);
         rest.front_matter = false;
+        assert!(matches!(
+            take(&mut store, &rest, "t.md"),
+            Err(Refused::BareDropsFrontMatter { .. })
+        ));
+        // A post taken before lipost kept this: its time still tells.
+        store
+            .db
+            .execute("UPDATE posts SET front_matter = NULL WHERE id = 't'", params![])
+            .unwrap();
         assert!(matches!(
             take(&mut store, &rest, "t.md"),
             Err(Refused::BareDropsTime { .. })

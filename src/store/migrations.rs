@@ -240,4 +240,9 @@ CREATE UNIQUE INDEX edits_pending ON edits (post_id) WHERE status = 'pending';
 CREATE INDEX edits_next ON edits (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX comments_waiting ON comments (next_attempt_at) WHERE status = 'waiting';
 "#,
+    // Whether the post's draft had front matter (1 or 0; NULL for posts taken before): a
+    // file without any may not replace one that had it (its time, account, visibility).
+    r#"
+ALTER TABLE posts ADD COLUMN front_matter INTEGER;
+"#,
 ];

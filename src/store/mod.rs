@@ -333,6 +333,8 @@ pub enum Refused {
         due: String,
         new_due: String,
     },
+    #[error("post {id:?} is scheduled from a draft with front matter (its time, account and visibility); this file has none, so it would drop them: the post would go out now or at the next free slot, from the default account (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file")]
+    BareDropsFrontMatter { id: String },
     #[error("post {id:?} is scheduled for {due} by its front matter; this file has none, so it would drop that time and the post would go out now or at the next slot (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file, with the time you want")]
     BareDropsTime { id: String, due: String },
     #[error("post {id:?} was stopped because its draft file was written to again after it was taken (draft_incomplete), and this file, without front matter, looks like more of that rest (same id or same file name). Drop the whole draft again, starting with its front matter (two lines of `+++` at least), or `lipost cancel {id}` first")]
@@ -442,6 +444,8 @@ struct Existing {
     due_at: String,
     content: Option<String>,
     first_comment: Option<String>,
+    /// Whether its draft had front matter; `None` for posts taken before this was kept.
+    front_matter: Option<i64>,
 }
 
 const POST_COLUMNS: &str =

@@ -200,4 +200,8 @@ ALTER TABLE posts ADD COLUMN claimed_by TEXT COLLATE "C";
 ALTER TABLE posts ADD COLUMN lease_until TEXT COLLATE "C";
 CREATE INDEX posts_lease ON posts (state, lease_until);
 "#,
+    // As SQLite's: whether the post's draft had front matter (1 or 0; NULL before).
+    r#"
+ALTER TABLE posts ADD COLUMN front_matter BIGINT;
+"#,
 ];
