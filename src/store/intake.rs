@@ -356,7 +356,10 @@ mod tests {
         // A post taken before lipost kept this: its time still tells.
         store
             .db
-            .execute("UPDATE posts SET front_matter = NULL WHERE id = 't'", params![])
+            .execute(
+                "UPDATE posts SET front_matter = NULL WHERE id = 't'",
+                params![],
+            )
             .unwrap();
         assert!(matches!(
             take(&mut store, &rest, "t.md"),
