@@ -152,6 +152,17 @@ impl Store {
             return Ok(Ok(Taken::Unchanged));
         }
         let id = d.id.clone();
+        // Front matter carries the author's intent (time, slot, account, visibility): a file
+        // without any does not replace, or revive, a post whose draft had it.
+        if !d.front_matter
+            && old_front_matter == Some(1)
+            && matches!(
+                state,
+                PostState::Scheduled | PostState::Dead | PostState::Cancelled
+            )
+        {
+            return Ok(Err(Refused::BareDropsFrontMatter { id }));
+        }
         match state {
             PostState::Published => {
                 return Ok(Err(Refused::AlreadyPublished {
@@ -179,9 +190,6 @@ impl Store {
             // A file without front matter would drop the time its author gave the post (it
             // would go out now, or at the next slot): the rest of a draft written in steps,
             // or a text saved without its front matter.
-            PostState::Scheduled if !d.front_matter && old_front_matter == Some(1) => {
-                return Ok(Err(Refused::BareDropsFrontMatter { id }));
-            }
             // Taken before lipost kept whether a draft had front matter: its time tells.
             PostState::Scheduled
                 if !d.front_matter && old_front_matter.is_none() && old_publish_at.is_some() =>

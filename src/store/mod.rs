@@ -333,7 +333,7 @@ pub enum Refused {
         due: String,
         new_due: String,
     },
-    #[error("post {id:?} is scheduled from a draft with front matter (its time, account and visibility); this file has none, so it would drop them: the post would go out now or at the next free slot, from the default account (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file")]
+    #[error("post {id:?} comes from a draft with front matter; this file has none, so it would drop whatever that front matter set (time, slot, account, visibility) and the post would go out now or at the next free slot (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file (even an empty one: two lines of `+++`)")]
     BareDropsFrontMatter { id: String },
     #[error("post {id:?} is scheduled for {due} by its front matter; this file has none, so it would drop that time and the post would go out now or at the next slot (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file, with the time you want")]
     BareDropsTime { id: String, due: String },
