@@ -656,9 +656,10 @@ impl Intake {
             })
             .collect();
         // The batch goes into the store call and comes back with the results: no copy.
-        let stop: Vec<(String, String)> = continuations
+        // One entry per continuation, in order: the post to stop, if there is one.
+        let stop: Vec<Option<(String, String)>> = continuations
             .iter()
-            .filter_map(|(p, c, _)| {
+            .map(|(p, c, _)| {
                 let id = c.post_id.clone()?;
                 let letter = c.letter(&shown(&file_name(p)), &id);
                 Some((id, letter))
@@ -670,11 +671,15 @@ impl Intake {
                 let now = Utc::now();
                 // The post taken from the first part goes no further until a person acts.
                 let mut stopped = Vec::with_capacity(stop.len());
-                for (id, why) in &stop {
+                for post in &stop {
                     // Stopped already, if an earlier pass committed this and then failed.
-                    let done = s.expire(id, DeadReason::DraftIncomplete, why, now)?
-                        || s.dead_reason(id)? == Some(DeadReason::DraftIncomplete);
-                    stopped.push(done);
+                    stopped.push(match post {
+                        Some((id, why)) => {
+                            s.expire(id, DeadReason::DraftIncomplete, why, now)?
+                                || s.dead_reason(id)? == Some(DeadReason::DraftIncomplete)
+                        }
+                        None => false,
+                    });
                 }
                 let names: Vec<String> = good.iter().map(|(p, _)| file_name(p)).collect();
                 let intakes: Vec<store::NewPost<'_>> = good
@@ -692,9 +697,7 @@ impl Intake {
                 Ok((good, results, stopped))
             })
             .await?;
-        let mut stopped = stopped.into_iter();
-        for (p, c, s) in continuations {
-            let stopped = c.post_id.is_some() && stopped.next().unwrap_or(false);
+        for ((p, c, s), stopped) in continuations.into_iter().zip(stopped) {
             if let (true, Some(id)) = (stopped, &c.post_id) {
                 warn!(post_id = %id, file = %shown(&file_name(&p)), reason = %DeadReason::DraftIncomplete, "its draft file was written to again after it was taken: the post is not sent; drop the whole draft again");
             }
@@ -977,9 +980,8 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
         _ => return Read::Busy(settle),
     };
     let window = config.watcher.incomplete_wait;
-    let blank = bytes.iter().all(u8::is_ascii_whitespace);
     let attempted = draft::front_matter_attempted(&bytes);
-    if !renamed_in && !blank && !attempted {
+    if !renamed_in && !continued::blank(&bytes) && !attempted {
         if let Some(c) = recent.continues(&file_name(path), window) {
             return Read::Continued(c, seen);
         }

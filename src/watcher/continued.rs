@@ -17,10 +17,15 @@ use std::time::{Duration, Instant};
 
 use crate::draft::DraftError;
 
+/// Whether a file holds nothing but white space: nothing written yet, and never a rest.
+pub fn blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
+}
+
 /// Whether a draft refused with `e` may just be one its writer has not finished (a blank
 /// file is refused for other reasons first, such as having no account).
 pub fn unfinished(bytes: &[u8], e: &DraftError) -> bool {
-    bytes.iter().all(u8::is_ascii_whitespace)
+    blank(bytes)
         || matches!(
             e,
             DraftError::Empty | DraftError::UnclosedFrontMatter { .. }
