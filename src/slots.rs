@@ -5,7 +5,7 @@
 //! Local times hold across daylight-saving changes (09:00 stays 09:00); a slot in a skipped
 //! hour moves to the first minute after the gap; one in a repeated hour fires once.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
@@ -36,7 +36,9 @@ impl Slot {
 
 /// The next `n` slot times after `after`, over all of an account's slots, earliest first.
 pub fn upcoming(slots: &[Slot], tz: Tz, after: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
-    let start = after.with_timezone(&tz);
+    // The search keeps the start's fraction of a second: from a whole second, a slot is
+    // exactly its minute, so two posts of one slot hold the same `slot_at`.
+    let start = after.trunc_subsecs(0).with_timezone(&tz);
     let mut all: Vec<DateTime<Utc>> = slots
         .iter()
         .flat_map(|s| {
@@ -61,6 +63,11 @@ pub fn between(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<DateTime<Utc>> {
+    // From a whole second (rounded up, so no slot before `from`), as in `upcoming`.
+    let from = match from.trunc_subsecs(0) {
+        whole if whole == from => whole,
+        whole => whole + chrono::Duration::seconds(1),
+    };
     let mut all = Vec::new();
     for s in slots {
         let mut t = from.with_timezone(&tz);
@@ -82,6 +89,39 @@ pub fn between(
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn slot_times_are_whole_seconds_whatever_the_time_asked_from() {
+        let slots = [Slot::parse("0 0 9 * * *").unwrap()];
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let nine = at("2026-12-02T08:00:00Z");
+        assert_eq!(
+            upcoming(&slots, tz, at("2026-12-02T07:12:13.438Z"), 1),
+            vec![nine]
+        );
+        // A slot already begun is past.
+        assert_eq!(
+            upcoming(&slots, tz, at("2026-12-02T08:00:00.250Z"), 1),
+            vec![nine + chrono::Duration::days(1)]
+        );
+        assert_eq!(
+            between(
+                &slots,
+                tz,
+                at("2026-12-02T07:00:00.5Z"),
+                at("2026-12-03T00:00:00Z")
+            ),
+            vec![nine]
+        );
+        assert!(between(
+            &slots,
+            tz,
+            at("2026-12-02T08:00:00.5Z"),
+            at("2026-12-03T00:00:00Z")
+        )
+        .is_empty());
+    }
 
     /// The next `n` slots after noon on `day`, as local times.
     fn next(patterns: &[&str], tz: Tz, day: (i32, u32, u32), n: usize) -> Vec<String> {

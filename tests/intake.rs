@@ -1172,3 +1172,33 @@ fn a_file_without_front_matter_may_not_replace_a_slot_post_whose_draft_had_it() 
     sentinel(&env, &sb, &d, "after-weekly");
     assert_eq!(texts(&sb), vec!["Sentinel after-weekly"]);
 }
+
+#[test]
+fn a_stopped_slot_post_whose_slot_was_taken_meanwhile_is_not_retried_into_it() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[accounts.slotted]\nkind = \"member\"\nslots = [\"0 0 9 * * *\"]\n",
+    );
+    let d = Daemon::start(&env);
+    let path = env.queue.join("monday.md");
+    append(&path, "+++\naccount = \"slotted\"\n+++\nFirst part.\n");
+    assert!(wait_until(LONG, || {
+        env.state("monday").as_deref() == Some("scheduled") && !path.exists()
+    }));
+    append(&path, "Second part.\n");
+    assert!(rejected(&env, "monday.md").contains("was stopped and not sent"));
+    // Its slot is free now, and another draft takes it.
+    env.drop_draft(
+        "other.md",
+        "+++\naccount = \"slotted\"\n+++\nAnother post.\n",
+    );
+    assert!(wait_until(LONG, || env.state("other").as_deref() == Some("scheduled")));
+    let out = env.lipost(&["retry", "monday"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("which post \"other\" holds now"), "{err}");
+    assert_eq!(env.state("monday").as_deref(), Some("dead"));
+    sentinel(&env, &sb, &d, "after-slot");
+    assert_eq!(texts(&sb), vec!["Sentinel after-slot"]);
+}
