@@ -178,19 +178,9 @@ impl Store {
                 if let Some(reason) = Self::may_be_live_in(tx, &d.id)? {
                     return Ok(Err(Refused::MayBeLive { id, reason }));
                 }
-                // Stopped because its file was written to again: a file without front
-                // matter is more of the same rest, not the whole draft again.
-                if !d.front_matter
-                    && Self::open_letter_in(tx, &d.id)?.and_then(|(r, _)| r)
-                        == Some(DeadReason::DraftIncomplete)
-                {
-                    return Ok(Err(Refused::RestOfIncomplete { id }));
-                }
             }
-            // A file without front matter would drop the time its author gave the post (it
-            // would go out now, or at the next slot): the rest of a draft written in steps,
-            // or a text saved without its front matter.
-            // Taken before lipost kept whether a draft had front matter: its time tells.
+            // Taken before lipost kept whether a draft had front matter: its time tells
+            // (a bare file would drop it, and the post would go out now).
             PostState::Scheduled
                 if !d.front_matter && old_front_matter.is_none() && old_publish_at.is_some() =>
             {

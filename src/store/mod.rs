@@ -337,7 +337,7 @@ pub enum Refused {
     BareDropsFrontMatter { id: String },
     #[error("post {id:?} is scheduled for {due} by its front matter; this file has none, so it would drop that time and the post would go out now or at the next slot (the rest of a draft written in steps, `>` then `>>`, or a text saved without its front matter does this). Keep the front matter in the file, with the time you want")]
     BareDropsTime { id: String, due: String },
-    #[error("post {id:?} was stopped because its draft file was written to again after it was taken (draft_incomplete), and this file, without front matter, looks like more of that rest (same id or same file name). Drop the whole draft again, starting with its front matter (two lines of `+++` at least), or `lipost cancel {id}` first")]
+    #[error("post {id:?} was stopped because its draft file was written to again after it was taken (draft_incomplete), and this file, without front matter, comes from the same file name: it looks like more of that rest. Drop the whole draft again, starting with its front matter (two lines of `+++` at least), or `lipost cancel {id}` first")]
     RestOfIncomplete { id: String },
     #[error("no free slot for account {account:?} among its next {looked} slots; add slots or give publish_at")]
     NoFreeSlot { account: String, looked: usize },
