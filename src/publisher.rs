@@ -570,6 +570,16 @@ impl Publisher {
                     .min(retry.resend_window / 4);
                 self.retry_after(post, result, wait, Budget::Attempts, Some(started))
             }
+            ApiError::Status { code, message, .. }
+                if post.content.is_some() && waiting_upload(code.as_deref(), message) =>
+            {
+                // Refused, so not created: LinkedIn does not have an asset's bytes yet (a
+                // member's image is named once `media.member_grace` passed, its status being
+                // unreadable). Not the post's fault: tried again with backoff, counted, so an
+                // upload LinkedIn never registers still ends, as `attempts_exhausted`.
+                let wait = backoff(&retry, post.attempts_used + 1);
+                self.retry_after(post, result, wait, Budget::Attempts, None)
+            }
             ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),
         }
     }
@@ -632,6 +642,14 @@ impl Publisher {
         let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
+}
+
+/// LinkedIn's refusal of a post naming an asset it has no bytes for yet (the notes:
+/// `MEDIA_ASSET_WAITING_UPLOAD`, "Media asset is waiting upload"), by code or by message.
+fn waiting_upload(code: Option<&str>, message: &str) -> bool {
+    code == Some("MEDIA_ASSET_WAITING_UPLOAD")
+        || message.contains("MEDIA_ASSET_WAITING_UPLOAD")
+        || message.to_ascii_lowercase().contains("waiting upload")
 }
 
 /// A first try (no try counted, none in doubt) that starts more than `retry.max_lateness`

@@ -169,6 +169,32 @@ fn login_follows_the_redirect_to_the_loopback_listener_and_stores_tokens_0600() 
     }
 }
 
+/// The notes: "a brand-new token can briefly be answered 401". The code is single-use, so a
+/// login that gave up on the first 401 would lose the token and need the browser again.
+#[test]
+fn a_new_token_refused_for_a_moment_is_asked_again_and_kept() {
+    let sb = Sandbox::start();
+    sb.configure(json!({"new_token_refused_ms": 1500}));
+    let env = env_with(&sb, "");
+    let out = login(&env);
+    assert!(out.status.success(), "{}", text(&out));
+    let status: String = env
+        .db()
+        .query_row("SELECT status FROM tokens WHERE account = 'me'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "ok");
+    // And the token works for a post once the moment has passed.
+    env.drop_draft("p.md", "Hello after a slow start\n");
+    let d = Daemon::start(&env);
+    assert!(
+        wait_until(Duration::from_secs(20), || sb.posts().len() == 1),
+        "{}",
+        d.log_text()
+    );
+}
+
 #[test]
 fn paste_works_and_a_state_mismatch_or_a_used_code_is_refused() {
     let sb = Sandbox::start();

@@ -263,6 +263,44 @@ fn a_link_card_with_a_thumbnail_and_a_poll_go_out_as_written() {
 
 // ---------------------------------------------------------------- failures
 
+/// The notes: a post naming an asset LinkedIn has no bytes for yet is refused
+/// (`MEDIA_ASSET_WAITING_UPLOAD`). A member image is named once the grace has passed, its
+/// status unreadable: a refusal then means "not yet", not a bad post, and nothing was created.
+#[test]
+fn a_post_refused_as_waiting_upload_is_tried_again_not_buried() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    );
+    sb.faults(json!([{
+        "path": "/rest/posts", "method": "POST", "status": 400,
+        "code": "MEDIA_ASSET_WAITING_UPLOAD", "message": "Media asset is waiting upload",
+    }]));
+    let d = Daemon::start(&env);
+    let image = png(400, 300);
+    env.drop_bundle(
+        "late",
+        &draft(
+            "images = [{ file = \"a.png\", alt = \"A\" }]",
+            "Not yet, then yes",
+        ),
+        &[("a.png", &image)],
+    );
+    let post = wait_post_logged(&sb, &d, "Not yet, then yes", LONG);
+    assert_assets(&sb, &post, &[&image]);
+    assert_eq!(posts_with_text(&sb, "Not yet, then yes"), 1);
+    assert_eq!(env.state("late").as_deref(), Some("published"));
+    let (refused, dead) = (
+        count(
+            &env,
+            "SELECT COUNT(*) FROM attempts WHERE post_id = 'late' AND http_status = 400 AND error_code = 'MEDIA_ASSET_WAITING_UPLOAD' AND outcome = 'retry'",
+        ),
+        count(&env, "SELECT COUNT(*) FROM dead_letters WHERE post_id = 'late'"),
+    );
+    assert_eq!((refused, dead), (1, 0), "{}", d.log_text());
+}
+
 #[test]
 fn processing_failed_makes_the_post_dead_as_media_failed_and_it_is_never_created() {
     let sb = Sandbox::start();

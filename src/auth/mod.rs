@@ -603,7 +603,16 @@ pub async fn token_from_response(
 ) -> Result<Token, ApiError> {
     let now = Utc::now();
     let access = t.access_token;
-    let who = client.userinfo(&access).await?;
+    // The notes: a brand-new token can briefly be answered 401. Refused for good, the token
+    // would be lost with it (a code is single-use), so it is asked once more.
+    let who = match client.userinfo(&access).await {
+        Err(ApiError::Status { status: 401, .. }) => {
+            info!(account = %member, retry_in = ?FIRST_401_RETRY, "LinkedIn refused the new access token (401) on userinfo; a new token is sometimes refused for a moment, so it is asked once more");
+            tokio::time::sleep(FIRST_401_RETRY).await;
+            client.userinfo(&access).await?
+        }
+        r => r?,
+    };
     Ok(Token {
         account: member.to_string(),
         member_urn: format!("urn:li:person:{}", who.sub),

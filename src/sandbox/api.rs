@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{Datelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -132,7 +132,14 @@ pub(super) fn authenticate(sb: &Sandbox, headers: &HeaderMap) -> Result<TokenInf
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let info = token.and_then(|t| sb.lock().tokens.get(t).cloned());
+    let (info, new_token_refused) = {
+        let inner = sb.lock();
+        let info = token.and_then(|t| inner.tokens.get(t).cloned());
+        (info, inner.settings.new_token_refused)
+    };
+    let brand_new = |issued_at: DateTime<Utc>| {
+        chrono::Duration::from_std(new_token_refused).is_ok_and(|d| Utc::now() - issued_at < d)
+    };
     match info {
         None => Err(error(
             StatusCode::UNAUTHORIZED,
@@ -140,7 +147,7 @@ pub(super) fn authenticate(sb: &Sandbox, headers: &HeaderMap) -> Result<TokenInf
             Some("INVALID_ACCESS_TOKEN"),
             "Invalid access token",
         )),
-        Some(i) if i.revoked => Err(error(
+        Some(i) if i.revoked || brand_new(i.issued_at) => Err(error(
             StatusCode::UNAUTHORIZED,
             Some(65601),
             Some("REVOKED_ACCESS_TOKEN"),

@@ -59,6 +59,12 @@ pub struct Fault {
     /// Applies to a request with this probability (default 1); a miss does not count.
     #[serde(default)]
     pub probability: Option<f64>,
+    /// The error body's `code` (e.g. `MEDIA_ASSET_WAITING_UPLOAD`), with `status`.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The error body's `message`, with `status`; else the status's usual one.
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 fn one() -> u32 {
@@ -114,6 +120,7 @@ async fn mint_token(
             scopes: scopes.clone(),
             expires_at: Utc::now() + ttl,
             revoked: false,
+            issued_at: Utc::now(),
         },
     );
     Json(TokenResponse {
@@ -229,6 +236,7 @@ struct ConfigChange {
     upload_url_ttl_ms: Option<u64>,
     comments_forbidden: Option<bool>,
     acls_need_role: Option<bool>,
+    new_token_refused_ms: Option<u64>,
     /// Appended to the `media_fail` rules (one rule or a list).
     media_fail: Option<OneOrMany>,
 }
@@ -293,6 +301,9 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(b) = c.acls_need_role {
         inner.settings.acls_need_role = b;
+    }
+    if let Some(ms) = c.new_token_refused_ms {
+        inner.settings.new_token_refused = Duration::from_millis(ms);
     }
     match c.media_fail {
         Some(OneOrMany::One(rule)) => inner.media_fail.push(rule),
@@ -425,7 +436,7 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
     if fault.stored {
         let real = next.run(req).await;
         return match fault.status {
-            Some(status) => fault_response(status, fault.retry_after),
+            Some(status) => fault_response(status, &fault),
             None => real,
         };
     }
@@ -438,7 +449,7 @@ pub(super) async fn faults_layer(State(sb): State<Sandbox>, req: Request, next: 
     match fault.status {
         Some(status) => {
             drain(req).await;
-            fault_response(status, fault.retry_after)
+            fault_response(status, &fault)
         }
         None => next.run(req).await,
     }
@@ -452,7 +463,7 @@ async fn drain(req: Request) {
     while let Some(Ok(_)) = body.frame().await {}
 }
 
-fn fault_response(status: u16, retry_after: Option<u64>) -> Response {
+fn fault_response(status: u16, fault: &Fault) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let (service_code, message) = match status.as_u16() {
         429 => (
@@ -471,8 +482,9 @@ fn fault_response(status: u16, retry_after: Option<u64>) -> Response {
         504 => (None, "Gateway Timeout"),
         _ => (None, "Scripted fault"),
     };
-    let mut resp = api::error(status, service_code, None, message);
-    if let Some(secs) = retry_after {
+    let message = fault.message.as_deref().unwrap_or(message);
+    let mut resp = api::error(status, service_code, fault.code.as_deref(), message);
+    if let Some(secs) = fault.retry_after {
         resp.headers_mut()
             .insert("retry-after", HeaderValue::from(secs));
     }

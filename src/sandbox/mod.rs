@@ -65,6 +65,9 @@ pub struct Settings {
     /// `organizationAcls?q=roleAssignee` without `role=` is 400 (the strictest reading of
     /// the notes, whose one example names a role; LinkedIn documents `role` as optional).
     pub acls_need_role: bool,
+    /// A token is answered 401 (65601) for this long after it was issued: the notes' "a
+    /// brand-new token can briefly be answered 401". Zero by default.
+    pub new_token_refused: Duration,
 }
 
 impl Default for Settings {
@@ -87,6 +90,7 @@ impl Default for Settings {
             upload_url_ttl: Duration::from_secs(3600),
             comments_forbidden: false,
             acls_need_role: false,
+            new_token_refused: Duration::ZERO,
         }
     }
 }
@@ -125,6 +129,7 @@ struct TokenInfo {
     scopes: Vec<String>,
     expires_at: DateTime<Utc>,
     revoked: bool,
+    issued_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -223,6 +223,7 @@ async fn access_token(
             scopes: scopes.clone(),
             expires_at: now + s.access_ttl,
             revoked: false,
+            issued_at: now,
         },
     );
     let refresh_left = refresh
