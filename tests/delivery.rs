@@ -395,6 +395,38 @@ fn in_doubt_past_the_window_is_dead_as_in_doubt_never_resent() {
     assert_eq!(env.state("silent").as_deref(), Some("published"));
 }
 
+/// A URN belongs to one post, also when a person records it: two posts holding one URN
+/// would make `lipost delete` of one remove the other from LinkedIn.
+#[test]
+fn mark_published_refuses_a_urn_another_post_holds() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let _d = Daemon::start(&env);
+    env.drop_draft("first.md", "The first post\n");
+    wait_state(&env, "first", "published", 15);
+    let urn = sb.posts()[0]["urn"].as_str().unwrap().to_string();
+    sb.faults(json!([{"path": "/rest/posts", "status": 400}]));
+    env.drop_draft("second.md", "The second post\n");
+    wait_state(&env, "second", "dead", 15);
+    let out = env.lipost(&["mark-published", "second", &urn]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{urn} is already recorded for post \"first\"")),
+        "{err}"
+    );
+    assert_eq!(env.state("second").as_deref(), Some("dead"));
+    let holders: i64 = env
+        .db()
+        .query_row(
+            "SELECT COUNT(*) FROM posts WHERE post_urn = ?1",
+            [&urn],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(holders, 1);
+}
+
 #[test]
 fn pacing_spaces_an_accounts_posts() {
     let sb = Sandbox::start();

@@ -82,6 +82,8 @@ pub enum StoreError {
         slot: String,
         other: String,
     },
+    #[error("{urn} is already recorded for post {other:?}: a URN belongs to one post. Check the URN on LinkedIn; if {other} is not that post, fix it first")]
+    UrnTaken { urn: String, other: String },
     #[error("database task failed: {0}")]
     Task(String),
     #[error("no database at {path}: has `lipost run` run yet?")]

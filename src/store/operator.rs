@@ -125,6 +125,14 @@ impl Store {
     pub fn mark_published(&mut self, id: &str, urn: &str, now: DateTime<Utc>) -> Result<()> {
         let now_s = ts(now);
         let tx = self.write()?;
+        // In the transaction that records it, as for a settle: a second post with this URN
+        // would make `lipost delete` of one remove the other from LinkedIn.
+        if let Some(other) = Self::urn_holder(&tx, urn, id)? {
+            return Err(StoreError::UrnTaken {
+                urn: urn.to_string(),
+                other,
+            });
+        }
         Self::apply_or_explain(&tx, id, Transition::MarkPublished, "mark-published", &now_s)?;
         tx.execute(
             "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL WHERE id = ?1",
