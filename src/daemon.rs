@@ -210,6 +210,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Their causes may be gone (a new version, a login while stopped): the scheduler holds
     // again whatever is still held.
     store.call(|s| s.lift_holds(None, Utc::now())).await?;
+    // The pacing may have changed while stopped.
+    store.call(|s| s.replan_pacing(Utc::now())).await?;
 
     let recovered = store.call(|s| s.recover_interrupted(Utc::now())).await?;
     for id in &recovered {
@@ -423,6 +425,15 @@ impl Reload {
                             error!(error = %e, "cannot lift the holds of the retired API version")
                         }
                     }
+                }
+                // A raised daily_cap or a shorter min_spacing applies to posts it holds now.
+                match self.store.call(|s| s.replan_pacing(Utc::now())).await {
+                    Ok(n) if n > 0 => info!(
+                        posts = n,
+                        "config reload: posts held by daily_cap or min_spacing are planned again with the new pacing"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => error!(error = %e, "config reload: cannot plan the paced posts again"),
                 }
                 self.wake.iter().for_each(|w| w.notify_one());
                 // First comments and edits wait out a retired version too.

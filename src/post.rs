@@ -379,6 +379,12 @@ impl HoldReason {
         )
     }
 
+    /// Set by the account's pacing (`daily_cap`, `min_spacing`), which the config says and a
+    /// reload may change: see `Store::replan_pacing`.
+    pub fn is_pacing(self) -> bool {
+        matches!(self, HoldReason::DailyCap | HoldReason::MinSpacing)
+    }
+
     /// What it means, in a few words, for `show`, the log and the `post_held` event.
     pub fn meaning(self) -> &'static str {
         match self {

@@ -289,6 +289,81 @@ fn min_spacing_is_a_hold_until_the_next_allowed_time() {
     assert_eq!(hold_lines(&d.log_text(), "second"), 1, "{}", d.log_text());
 }
 
+/// The pacing a person changes applies to the posts it holds now: a raised `daily_cap`
+/// (reload) or a shorter `min_spacing` (restart) lets them go at once, as the hold table's
+/// "what a person does" says.
+#[test]
+fn a_reload_or_restart_with_looser_pacing_releases_the_posts_it_held() {
+    let sb = Sandbox::start();
+    let env = env_with(&sb, "daily_cap = 1", "");
+    let d = Daemon::start(&env);
+    let held = |id: &str, reason: &str| {
+        count(
+            &env,
+            &format!("SELECT COUNT(*) FROM posts WHERE id = '{id}' AND state = 'scheduled' AND hold_reason = '{reason}' AND hold_until IS NOT NULL"),
+        ) == 1
+    };
+    let set_keys = |keys: &str| {
+        let text = std::fs::read_to_string(&env.config).unwrap();
+        let start = text.find("[accounts.me]").unwrap();
+        let end = text.find("[accounts.acme]").unwrap();
+        let text = format!(
+            "{}[accounts.me]\nkind = \"member\"\n{keys}\n\n{}",
+            &text[..start],
+            &text[end..]
+        );
+        std::fs::write(&env.config, text).unwrap();
+    };
+    env.drop_draft("first.md", "First of the day\n");
+    assert!(wait_until(Duration::from_secs(15), || env
+        .state("first")
+        .as_deref()
+        == Some("published")));
+    env.drop_draft("second.md", "Second of the day\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || held("second", "daily_cap")),
+        "{}",
+        d.log_text()
+    );
+    set_keys("daily_cap = 5");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    assert!(
+        wait_until(Duration::from_secs(15), || env.state("second").as_deref()
+            == Some("published")),
+        "{}",
+        d.log_text()
+    );
+
+    // A pacing that still applies after a reload holds the post again.
+    set_keys("daily_cap = 5\nmin_spacing = \"1h\"");
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    assert!(wait_until(Duration::from_secs(10), || d
+        .log_text()
+        .contains("config reloaded")));
+    env.drop_draft("third.md", "Third of the day\n");
+    assert!(
+        wait_until(Duration::from_secs(15), || held("third", "min_spacing")),
+        "{}",
+        d.log_text()
+    );
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(held("third", "min_spacing"), "{}", d.log_text());
+    assert_eq!(sb.posts().len(), 2);
+    drop(d);
+
+    set_keys("daily_cap = 5");
+    let d = Daemon::start(&env);
+    assert!(
+        wait_until(Duration::from_secs(15), || env.state("third").as_deref()
+            == Some("published")),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(sb.posts().len(), 3);
+}
+
 #[test]
 fn a_429_backoff_is_a_rate_limited_hold_until_the_next_try() {
     let sb = Sandbox::start();

@@ -256,6 +256,28 @@ impl Store {
         lift(&self.db, reason, None, now)
     }
 
+    /// Makes posts held by pacing (`daily_cap`, `min_spacing`) due now, so that the next
+    /// look plans them again with the pacing configured now: after a reload or a restart
+    /// that changed it, a raised cap or a shorter spacing lets them go at once, and the
+    /// same pacing holds them again as the same hold (see [`Store::lift_holds`]). Never
+    /// early: a post is held by pacing only once it is due. The number made due.
+    pub fn replan_pacing(&mut self, now: DateTime<Utc>) -> Result<usize> {
+        let pacing: Vec<String> = HoldReason::ALL
+            .iter()
+            .filter(|r| r.is_pacing())
+            .map(|r| format!("'{}'", r.as_str()))
+            .collect();
+        let now = ts(now);
+        self.db.execute(
+            &format!(
+                "UPDATE posts SET hold_until = NULL, next_attempt_at = ?1 \
+                 WHERE state = 'scheduled' AND hold_until > ?1 AND hold_reason IN ({})",
+                pacing.join(", ")
+            ),
+            params![now],
+        )
+    }
+
     /// [`Store::lift_holds`] for the posts of `accounts` only.
     pub fn lift_holds_of(
         &mut self,
