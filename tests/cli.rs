@@ -80,7 +80,7 @@ fn validate_prints_the_exact_commentary_and_rejects_bad_drafts() {
     std::fs::write(
         &good,
         draft(
-            "id = \"launch\"\npublish_at = \"2026-12-01 09:00\"",
+            "id = \"launch\"\npublish_at = \"2030-12-02 09:00\"",
             "We launch (finally) #rust",
         ),
     )
@@ -99,7 +99,7 @@ fn validate_prints_the_exact_commentary_and_rejects_bad_drafts() {
     assert!(ok, "{text}");
     assert!(text.contains("We launch \\(finally\\) #rust"), "{text}");
     assert!(
-        text.contains("2026-12-01T09:00:00+01:00"),
+        text.contains("2030-12-02T09:00:00+01:00"),
         "read in Europe/Berlin: {text}"
     );
     let (ok, text) = run(
@@ -322,6 +322,20 @@ fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
             state_dir.display()
         );
     }
+    // `doctor` looks too: a mistyped path does not pass as a new, empty database.
+    let (_, out) = run(&["--config", c, "doctor"], &[]);
+    assert!(
+        out.contains(&format!(
+            "warn  database {}: not there yet",
+            env.db.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        !state_dir.exists(),
+        "doctor created {}",
+        state_dir.display()
+    );
 
     // A database from a newer lipost: every command refuses it, and nothing changes.
     std::fs::create_dir_all(&state_dir).unwrap();
@@ -334,6 +348,7 @@ fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
         &["list"],
         &["cancel", "x"],
         &["retry", "--all"],
+        &["doctor"],
     ] {
         let mut args = vec!["--config", c];
         args.extend_from_slice(cmd);
@@ -361,6 +376,8 @@ fn read_only_commands_create_nothing_and_refuse_a_database_they_do_not_know() {
         .unwrap();
     let (ok, out) = run(&["--config", c, "status"], &[]);
     assert!(!ok && out.contains("older than this lipost"), "{out}");
+    let (_, out) = run(&["--config", c, "doctor"], &[]);
+    assert!(out.contains("older than this lipost"), "{out}");
     let v: i64 = env
         .db()
         .query_row("PRAGMA user_version", [], |r| r.get(0))

@@ -11,7 +11,7 @@ use crate::auth::{app_credentials, scopes_for};
 use crate::config::{Config, Mode};
 use crate::linkedin::wire::TokenResponse;
 use crate::linkedin::{ApiError, Client};
-use crate::store::{Store, TokenSource};
+use crate::store::{Store, StoreError, TokenSource};
 
 /// How long `login` waits for the browser.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
@@ -167,11 +167,38 @@ impl Doctor {
     }
 }
 
-/// Walks the troubleshooting list; exits non-zero on any failure.
-/// The database: reachable (it was opened), its schema version, and for PostgreSQL the
-/// server and whether the connection is encrypted.
-fn check_database(config: &Config, store: &Store, d: &mut Doctor) -> Result<()> {
+/// The database: there, its schema version, and for PostgreSQL the server, whether the
+/// connection is encrypted, and the nodes. Opened read-only: doctor creates and migrates
+/// nothing. Returns the store when there is one this lipost can read.
+fn check_database<'s>(
+    config: &Config,
+    store: &'s std::result::Result<Store, StoreError>,
+    d: &mut Doctor,
+) -> Result<Option<&'s Store>> {
     let target = crate::store::Target::of(config);
+    let store = match store {
+        Ok(s) => s,
+        Err(StoreError::Missing { path }) => {
+            let first = if config.database_url.is_some() {
+                "`lipost migrate` makes its schema"
+            } else {
+                "`lipost run` (or `auth login`) creates it"
+            };
+            d.line(
+                Level::Warn,
+                format!("database {path}: not there yet; {first}. If it should exist, check `database` in the config"),
+            );
+            return Ok(None);
+        }
+        Err(e @ (StoreError::TooOld { .. } | StoreError::NeedsMigrate { .. })) => {
+            d.line(Level::Warn, e.to_string());
+            return Ok(None);
+        }
+        Err(e) => {
+            d.line(Level::Fail, format!("database {target}: {e}"));
+            return Ok(None);
+        }
+    };
     let (found, known) = store.schema_version()?;
     let schema = if found == known {
         Level::Ok
@@ -207,10 +234,11 @@ fn check_database(config: &Config, store: &Store, d: &mut Doctor) -> Result<()> 
             ),
         );
     }
-    Ok(())
+    Ok(Some(store))
 }
 
-pub async fn doctor(config: &Config, store: &Store) -> Result<()> {
+/// Walks the troubleshooting list; exits non-zero on any failure.
+pub async fn doctor(config: &Config, store: std::result::Result<Store, StoreError>) -> Result<()> {
     let mut d = Doctor { worst: Level::Ok };
     d.line(
         Level::Ok,
@@ -221,9 +249,12 @@ pub async fn doctor(config: &Config, store: &Store) -> Result<()> {
         Err(e) => d.line(Level::Fail, format!("{e}: create an app at developer.linkedin.com and put its client id in the config, its secret in LIPOST_CLIENT_SECRET or client_secret_file")),
     }
     check_redirect(config, &mut d);
-    check_database(config, store, &mut d)?;
+    let store = check_database(config, &store, &mut d)?;
     let client = client(config).ok();
-    let tokens = store.tokens()?;
+    let tokens = match store {
+        Some(s) => s.tokens()?,
+        None => Vec::new(),
+    };
     let now = Utc::now();
     let members: Vec<String> = config
         .accounts

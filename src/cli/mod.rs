@@ -480,8 +480,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Doctor => {
             let config = load(&cli)?;
-            let store = open_store(&config)?;
-            auth::doctor(&config, &store).await
+            // Looks only: a mistyped path must not pass as a new, empty database.
+            let store = Store::connect_read_only(&crate::store::Target::of(&config));
+            auth::doctor(&config, store).await
         }
         Command::Delete { id } => {
             let config = load(&cli)?;
