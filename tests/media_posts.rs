@@ -123,6 +123,17 @@ fn one_image_with_alt_waits_the_member_grace_visibly_then_goes_out_once() {
     );
     assert_eq!(posts_with_text(&sb, "Our cat"), 1);
     assert_eq!(env.state("cat").as_deref(), Some("published"));
+    // `show --json` carries what the text's upload lines say.
+    let shown: Value =
+        serde_json::from_slice(&env.lipost(&["show", "cat", "--json"]).stdout).unwrap();
+    let media = &shown["media"][0];
+    assert_eq!(media["file"], "cat.png", "{shown:#}");
+    assert_eq!(media["alt"], "A cat on a mat", "{shown:#}");
+    assert_eq!(media["uploads"][0]["status"], "available", "{shown:#}");
+    assert_eq!(
+        media["uploads"][0]["urn"], post["assets"][0]["urn"],
+        "{shown:#}"
+    );
 }
 
 #[test]

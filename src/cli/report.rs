@@ -324,10 +324,14 @@ pub fn show(config: &Config, store: &Store, id: &str, as_json: bool) -> Result<(
         let hold = hold
             .as_ref()
             .map(|h| json!({"reason": h.reason, "until": h.until}));
+        let media = match &post.content {
+            Some(content) => media_json(store, content)?,
+            None => Vec::new(),
+        };
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"post": post, "hold": hold, "attempts": attempts, "first_comment": comment, "edits": edits})
+                &json!({"post": post, "hold": hold, "attempts": attempts, "media": media, "first_comment": comment, "edits": edits})
             )?
         );
         return Ok(());
@@ -494,6 +498,37 @@ fn show_content(config: &Config, store: &Store, content: &crate::content::Conten
         }
     }
     Ok(())
+}
+
+/// Each file a post's content names and where its uploads stand, for `show --json`: the
+/// same as the text's `file` and `upload` lines.
+fn media_json(store: &Store, content: &crate::content::Content) -> Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    for a in content.assets() {
+        let uploads: Vec<serde_json::Value> = store
+            .media_rows(&a.sha256)?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "owner": r.owner,
+                    "status": r.status.as_str(),
+                    "urn": r.urn,
+                    "uploaded_at": r.uploaded_at,
+                    "available_at": r.available_at,
+                    "last_error": r.last_error,
+                })
+            })
+            .collect();
+        out.push(json!({
+            "file": a.file,
+            "kind": a.kind.as_str(),
+            "bytes": a.bytes,
+            "sha256": a.sha256,
+            "alt": a.alt,
+            "uploads": uploads,
+        }));
+    }
+    Ok(out)
 }
 
 /// A first comment's state in words, for `show`.
