@@ -91,8 +91,8 @@ pub enum DraftError {
     UnclosedFrontMatter { line: usize },
     #[error("line {line} ({found:?}) looks like a front matter fence but is not one: front matter goes between two lines of exactly `+++`; if this is post text, start the file with other text")]
     FenceLike { line: usize, found: String },
-    #[error("front matter between `---` lines (YAML) is not read; lipost reads TOML between `+++` lines. Write it as:\n{toml}\n(If the first `---` is meant as text, start the file with other text.)")]
-    YamlFrontMatter { toml: String },
+    #[error("front matter between `---` lines (YAML) is not read; lipost reads TOML between `+++` lines. Write it as:\n{toml}\n{}(If the first `---` is meant as text, start the file with other text.)", left_out(.dropped))]
+    YamlFrontMatter { toml: String, dropped: Vec<String> },
     #[error("line {line} of the post text sets `{key}`, which belongs in the front matter: put it between `+++` lines at the top of the file (or reword the line so it does not start with `{key}:` or `{key} =`)")]
     MisplacedKey { key: &'static str, line: usize },
     #[error("front matter, line {line}: {message}")]
@@ -782,23 +782,51 @@ fn fence_kind(line: &str) -> Fence {
     }
 }
 
-/// The rejection for `---` front matter, showing the same keys written as TOML.
+/// The rejection for `---` front matter, showing its lipost keys written as TOML, ready to
+/// paste: other keys (a static site's `title`, `layout`, ...) would be refused as unknown,
+/// and nested YAML (lists, tables) does not go line by line, so those are named instead.
 fn yaml_error(after_fence: &str) -> DraftError {
     let mut toml = String::from("+++\n");
+    let mut dropped = Vec::new();
     for line in after_fence.lines() {
         if line.trim() == "---" {
             break;
         }
-        if let Some((key, value)) = line.split_once(':') {
-            let key = key.trim();
-            let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-            if !key.is_empty() {
-                toml.push_str(&format!("{key} = {value:?}\n"));
+        // Indented: part of a nested value, named with its key.
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+        if key.is_empty() || key.starts_with('#') {
+            continue;
+        }
+        match key {
+            "edit" if value == "true" || value == "false" => {
+                toml.push_str(&format!("edit = {value}\n"))
             }
+            k if KEYS.contains(&k) && !value.is_empty() => {
+                toml.push_str(&format!("{key} = {value:?}\n"))
+            }
+            _ => dropped.push(key.to_string()),
         }
     }
     toml.push_str("+++");
-    DraftError::YamlFrontMatter { toml }
+    DraftError::YamlFrontMatter { toml, dropped }
+}
+
+/// The YAML keys left out of the TOML form, in words.
+fn left_out(dropped: &[String]) -> String {
+    if dropped.is_empty() {
+        return String::new();
+    }
+    format!(
+        "Left out: {} (not a lipost key, or a list or table: write those in TOML by hand, see the README's front matter keys).\n",
+        dropped.join(", ")
+    )
 }
 
 /// The first body line that assigns a front-matter key (`publish_at = ...`,
@@ -1427,10 +1455,27 @@ mod tests {
         assert_eq!(
             e,
             DraftError::YamlFrontMatter {
-                toml: "+++\npublish_at = \"2030-01-01 09:00\"\nid = \"launch\"\n+++".into()
+                toml: "+++\npublish_at = \"2030-01-01 09:00\"\nid = \"launch\"\n+++".into(),
+                dropped: vec![],
             }
         );
         assert!(e.to_string().contains("+++\npublish_at = "), "{e}");
+        // What a static site's draft carries besides: left out, and said so.
+        let e = p(
+            "---\ntitle: Launch\nlayout: post\nedit: true\ntags:\n  - rust\nid: launch\n---\nx\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            DraftError::YamlFrontMatter {
+                toml: "+++\nedit = true\nid = \"launch\"\n+++".into(),
+                dropped: vec!["title".into(), "layout".into(), "tags".into()],
+            }
+        );
+        assert!(
+            e.to_string().contains("Left out: title, layout, tags"),
+            "{e}"
+        );
     }
 
     #[test]
