@@ -697,6 +697,18 @@ fn an_old_version_is_warned_in_the_log_status_and_doctor() {
         "{doctor}"
     );
 
+    // A retired one: doctor's page-role check names the version, not a scope.
+    set_version(&env, &months_ago(13));
+    let doctor = output(&env.lipost(&["doctor"]));
+    let roles = doctor
+        .lines()
+        .find(|l| l.contains("cannot read page roles"))
+        .unwrap_or_else(|| panic!("{doctor}"));
+    assert!(
+        roles.contains("no longer serves linkedin.version") && !roles.contains("scope"),
+        "{doctor}"
+    );
+
     // A young version says nothing.
     set_version(&env, &current_version());
     let status = output(&env.lipost(&["status"]));

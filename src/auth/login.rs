@@ -261,7 +261,21 @@ pub async fn check_roles(config: &Config, client: &Client, token: &Token) -> Vec
     }
     let acls = match client.organization_acls(&token.access_token).await {
         Ok(a) => a,
-        Err(e) => return vec![format!("account {}: cannot read page roles ({e}); the r_organization_admin scope is needed for the check", token.account)],
+        Err(e) => {
+            let why = match &e {
+                ApiError::Status { status: 426, .. } => {
+                    "LinkedIn no longer serves linkedin.version: set a recent one"
+                }
+                ApiError::Status {
+                    status: 401 | 403, ..
+                } => "the r_organization_admin scope is needed for the check",
+                _ => "try again, or check the API's reachability above",
+            };
+            return vec![format!(
+                "account {}: cannot read page roles ({e}); {why}",
+                token.account
+            )];
+        }
     };
     pages
         .into_iter()
