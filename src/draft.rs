@@ -829,10 +829,22 @@ fn left_out(dropped: &[String]) -> String {
     )
 }
 
+/// The text's lines, split at every line break a reader sees: `\n`, `\r\n`, a lone `\r`
+/// (old Mac files), and the Unicode line and paragraph separators. `str::lines` knows only
+/// the first two, and a check that reads lines must not miss one that LinkedIn shows as a
+/// line of its own.
+fn text_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').flat_map(|l| {
+        l.strip_suffix('\r')
+            .unwrap_or(l)
+            .split(['\r', '\u{2028}', '\u{2029}'])
+    })
+}
+
 /// The first body line that assigns a front-matter key (`publish_at = ...`,
 /// `publish_at: ...`; case and `-`/`_` do not matter): the key and the line's number.
 fn misplaced_key(body: &str, first_line: usize) -> Option<(&'static str, usize)> {
-    body.lines().enumerate().find_map(|(i, line)| {
+    text_lines(body).enumerate().find_map(|(i, line)| {
         let line = visible(line);
         let t = line.trim_start();
         // A quoted key (`"publish_at" =`, `'publish_at':`) is a key all the same.
@@ -1133,6 +1145,12 @@ mod tests {
             "Launch\n\"publish_at\" = 2030-01-01\n",
             "Launch\n'publish_at': 2030-01-01\n",
             "Launch\n\u{feff}\"publish-at\" = 2030-01-01\n",
+            // Every line break a reader sees: a lone CR (old Mac files), CRLF, and the
+            // Unicode line and paragraph separators.
+            "Launch\rpublish_at = \"2030-01-01T10:00:00Z\"\rEmbargoed\r",
+            "Launch\r\npublish_at = 2030-01-01\r\n",
+            "Launch\u{2028}publish_at = 2030-01-01",
+            "Launch\u{2029}publish_at: 2030-01-01",
         ] {
             assert!(
                 matches!(

@@ -75,6 +75,16 @@ fn front_matter_with_stray_white_space_is_read_and_misplaced_front_matter_is_ref
     );
     env.drop_draft("near.md", format!("++ +\n{embargo}\n+++\nNear miss\n"));
     env.drop_draft("inline.md", "Text first\npublish_at: 2030-01-01 09:00\n");
+    // The same in an old Mac file (lone CRs) and behind a Unicode line separator: a line
+    // break the reader sees is a line break for the check too.
+    env.drop_draft(
+        "cr.md",
+        "Title\rpublish_at = \"2030-01-01T09:00:00Z\"\rEmbargoed four\r",
+    );
+    env.drop_draft(
+        "ls.md",
+        "Title\u{2028}publish_at: 2030-01-01 09:00\u{2028}Embargoed five",
+    );
     sentinel(&env, &sb, &d, "after-front-matter");
 
     for id in ["space", "blank", "bom"] {
@@ -91,7 +101,9 @@ fn front_matter_with_stray_white_space_is_read_and_misplaced_front_matter_is_ref
         "{yaml}"
     );
     assert!(rejected(&env, "near.md").contains("fence"));
-    assert!(rejected(&env, "inline.md").contains("publish_at"));
+    for name in ["inline.md", "cr.md", "ls.md"] {
+        assert!(rejected(&env, name).contains("publish_at"), "{name}");
+    }
     assert_eq!(texts(&sb), ["Sentinel after-front-matter"]);
 
     // `lipost validate` says the same before anything is dropped.
