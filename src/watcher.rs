@@ -166,6 +166,20 @@ pub fn classify(name: &str, extensions: &[String]) -> NameKind {
     }
 }
 
+/// Why a draft (file or bundle folder) is refused for its name alone: a name that is not
+/// UTF-8. Posts and their files are told apart by name (where a draft came from, whether a
+/// file continues one), and two such names can read alike once shown: `promo\xff.md` and
+/// `promo\xfe.md` would pass for one file, and one could move the other's post earlier.
+pub fn name_refusal(path: &Path) -> Option<String> {
+    let name = path.file_name()?;
+    name.to_str().is_none().then(|| {
+        format!(
+            "its name ({}) is not valid UTF-8, and lipost tells drafts apart by name: rename it (e.g. with `mv`) to a name in UTF-8",
+            shown(&name.to_string_lossy())
+        )
+    })
+}
+
 /// A file name as logs and `.error` files show it: escaped, so a name holding a newline or
 /// a control character cannot start a line of its own.
 pub fn shown(name: &str) -> String {
@@ -585,12 +599,18 @@ impl Intake {
                         Some(snapshot) if unchanged(snapshot) => Read::Stuck,
                         _ => {
                             stuck.remove(&p);
+                            // What the name held before it was checked: a refusal that read
+                            // nothing (a pipe, a link, a file too large) is moved only if
+                            // the name still holds that, not a draft saved over it since.
+                            let before = Seen::now(&p);
                             // A parser that panics on a hostile file (the media checks run
                             // third-party parsers) rejects that draft, not the whole batch,
                             // and never stops the daemon.
                             let was_renamed = was_renamed.contains(&p);
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                if is_bundle {
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                if let Some(why) = name_refusal(&p) {
+                                    Read::Bad(why, None)
+                                } else if is_bundle {
                                     bundle::read(&p, &config, was_renamed, true)
                                 } else {
                                     read_draft(&p, &config, was_renamed, &recent)
@@ -607,7 +627,13 @@ impl Intake {
                                     format!("checking it failed unexpectedly ({what}): a file in it is malformed in a way lipost does not handle; save it again, or report it"),
                                     None,
                                 )
-                            })
+                            });
+                            match (r, before) {
+                                (Read::Bad(why, None), Some(seen)) => {
+                                    Read::Bad(why, Some(vec![(p.clone(), seen)]))
+                                }
+                                (r, _) => r,
+                            }
                         }
                     };
                     (p, r)

@@ -305,6 +305,111 @@ fn a_symlink_is_rejected_without_being_followed() {
     assert!(!d.log_text().contains("TOP SECRET"));
 }
 
+/// Two names that differ only in bytes that are not UTF-8 read alike once shown, and
+/// lipost tells drafts apart by name: one could pass for the other and move its post
+/// earlier. Such a name is refused, whatever the draft holds.
+#[test]
+fn a_name_that_is_not_utf8_is_refused_and_cannot_move_a_post_earlier() {
+    use std::os::unix::ffi::OsStrExt;
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    std::fs::create_dir_all(&env.queue).unwrap();
+    let name = |b: u8| {
+        std::ffi::OsStr::from_bytes(&[b"promo".as_slice(), &[b], b".md"].concat()).to_owned()
+    };
+    let stage = env.path("stage.md");
+    std::fs::write(
+        &stage,
+        draft(
+            "id = \"promo\"\npublish_at = \"2030-09-01T10:00:00Z\"",
+            "Embargoed promo",
+        ),
+    )
+    .unwrap();
+    std::fs::rename(&stage, env.queue.join(name(0xff))).unwrap();
+    std::fs::write(&stage, draft("id = \"promo\"", "Older promo text")).unwrap();
+    std::fs::rename(&stage, env.queue.join(name(0xfe))).unwrap();
+    sentinel(&env, &sb, &d, "after-names");
+    assert_eq!(env.state("promo"), None, "{}", d.log_text());
+    assert_eq!(texts(&sb), ["Sentinel after-names"]);
+    let errors: Vec<String> = std::fs::read_dir(env.queue.join("rejected"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".error"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.contains("not valid UTF-8")),
+        "{errors:?}"
+    );
+    // `lipost validate` says the same.
+    let odd = env.path("x").join(name(0xfd));
+    std::fs::create_dir_all(odd.parent().unwrap()).unwrap();
+    std::fs::write(&odd, "Hello\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .arg("validate")
+        .arg(&odd)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success() && stdout.contains("not valid UTF-8"),
+        "{stdout}"
+    );
+}
+
+/// A refused draft's explanation needs `NAME.error` free as well as `NAME`: a folder
+/// planted under the `.error` name once cost the draft its reason, and left a staging file.
+#[test]
+fn a_refused_draft_keeps_its_reason_when_its_error_name_is_taken() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    std::fs::create_dir_all(env.queue.join("rejected/victim.md.error")).unwrap();
+    env.drop_draft("victim.md", draft("account = \"nobody\"", "x"));
+    sentinel(&env, &sb, &d, "after-victim");
+    let why = rejected(&env, "victim.1.md");
+    assert!(why.contains("nobody"), "{why}");
+    assert!(env.queue.join("rejected/victim.1.md").is_file());
+    let leftovers: Vec<String> = std::fs::read_dir(env.queue.join("rejected"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A refusal that read nothing (here a named pipe) and cannot be moved out (here because
+/// `rejected/` was replaced by someone else's folder) is said once, not again at every scan:
+/// it is not looked at again until the name holds something else.
+#[test]
+fn a_refused_file_that_cannot_be_moved_is_reported_once() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    sentinel(&env, &sb, &d, "first");
+    let rejected = env.queue.join("rejected");
+    std::os::unix::fs::chown(&rejected, Some(65534), Some(65534)).unwrap();
+    let fifo = env.queue.join("pipe.md");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    for i in 0..3 {
+        sentinel(&env, &sb, &d, &format!("after-pipe-{i}"));
+    }
+    let log = d.log_text();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("pipe.md") && l.contains("cannot move the draft out"))
+        .count();
+    assert_eq!(said, 1, "{log}");
+    assert!(fifo.exists());
+}
+
 // ---------------------------------------------------------------- point 15: size cap
 
 #[test]

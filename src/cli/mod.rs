@@ -573,6 +573,11 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        if let Some(why) = crate::watcher::name_refusal(file) {
+            failed += 1;
+            println!("{}: rejected: {why}", file.display());
+            continue;
+        }
         // A folder is a bundle (a link to one is refused there, as the daemon does), unless
         // it is named like a draft file: the daemon refuses that as a folder.
         let named_like_draft = crate::watcher::classify(&name, &config.watcher.extensions)

@@ -17,8 +17,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tracing::warn;
-
 use super::{file_name, shown};
 
 /// The longest name [`free_name`] gives: `NAME.error` must fit in a file name too (255 bytes).
@@ -59,19 +57,30 @@ impl Destinations {
 
 fn move_into(folder: &Folder, path: &Path, dir: &Path, error: Option<&str>) -> bool {
     let name = file_name(path);
-    let Some(target) = free_name(&name, |n| folder.has(n)) else {
+    // A refused draft's `NAME.error` must be free too: a name taken only by `.error` (a
+    // folder planted there, say) would cost the draft its explanation.
+    let taken = |n: &str| folder.has(n) || (error.is_some() && folder.has(&format!("{n}.error")));
+    let Some(target) = free_name(&name, taken) else {
         tracing::error!(file = %shown(&name), to = %shown(&dir.display().to_string()), "cannot move the draft out of the queue folder: no free name there (can lipost read that folder?); it is left where it is");
         return false;
     };
+    let explained = format!("{target}.error");
     if let Some(why) = error {
         let text = format!("{}: rejected: {why}\n", shown(&name));
-        if let Err(e) = folder.write_error_file(&format!("{target}.error"), &text) {
-            warn!(file = %shown(&name), error = %e, "cannot write the .error file");
+        // Never a refused draft without its reason: if the reason cannot be written (a full
+        // disk), the draft stays where its author left it, and the log says why.
+        if let Err(e) = folder.write_error_file(&explained, &text) {
+            tracing::error!(file = %shown(&name), reason = %why, error = %e, "cannot write the .error file, so the refused draft is left in the queue folder; it is not read again until it changes");
+            return false;
         }
     }
     match folder.take(path, &target) {
         Ok(()) => true,
         Err(e) => {
+            if error.is_some() {
+                // Its explanation goes with it or not at all.
+                let _ = folder.remove(&explained);
+            }
             tracing::error!(file = %shown(&name), to = %shown(&dir.join(&target).display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (move or delete it by hand)");
             false
         }
@@ -159,9 +168,14 @@ impl Folder {
             let staging = format!(".lipost-{}-{n}.error.tmp", std::process::id());
             match self.create_new(&staging) {
                 Ok(mut f) => {
-                    f.set_permissions(std::fs::Permissions::from_mode(0o640))?;
-                    f.write_all(text.as_bytes())?;
-                    return self.rename_within(&staging, name);
+                    let written = f
+                        .set_permissions(std::fs::Permissions::from_mode(0o640))
+                        .and_then(|()| f.write_all(text.as_bytes()))
+                        .and_then(|()| self.rename_within(&staging, name));
+                    if written.is_err() {
+                        let _ = self.remove(&staging);
+                    }
+                    return written;
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
                 Err(e) => return Err(e),
@@ -186,6 +200,18 @@ impl Folder {
         }
         // SAFETY: a fresh descriptor nobody else owns.
         Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
+    /// Removes the file `name` (not a folder) from this folder.
+    fn remove(&self, name: &str) -> io::Result<()> {
+        let c = CString::new(name)?;
+        // SAFETY: our descriptor and a NUL-terminated name.
+        let r = unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
     }
 
     fn rename_within(&self, from: &str, to: &str) -> io::Result<()> {
