@@ -303,12 +303,19 @@ pub fn watch_wake_file(database: &Path, wake: Vec<Arc<Notify>>) -> Result<Events
 
 /// Creates the queue folder and its `accepted/` and `rejected/` beside the drafts.
 pub fn prepare_folders(config: &Config) -> Result<(), WatchError> {
-    for dir in [
-        config.queue_dir.clone(),
-        config.accepted_dir(),
-        config.rejected_dir(),
-    ] {
-        std::fs::create_dir_all(&dir).map_err(|source| WatchError::Folder { path: dir, source })?;
+    let queue = config.queue_dir.clone();
+    std::fs::create_dir_all(&queue).map_err(|source| WatchError::Folder {
+        path: queue,
+        source,
+    })?;
+    // A member of the folder's group may have put a file in the place of `accepted/` or
+    // `rejected/`. That must not keep every post from going out: drafts are still taken
+    // (those that cannot be moved out stay where they are, said at each move), and the
+    // log says what to fix.
+    for dir in [config.accepted_dir(), config.rejected_dir()] {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            tracing::error!(folder = %shown(&dir.display().to_string()), error = %e, "cannot make this folder (a file or a link in its place?); drafts are still taken, but none can be moved there: remove what is in its place and restart lipost, which makes it");
+        }
     }
     Ok(())
 }

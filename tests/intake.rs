@@ -410,6 +410,23 @@ fn a_refused_file_that_cannot_be_moved_is_reported_once() {
     assert!(fifo.exists());
 }
 
+/// A file put in the place of `rejected/` (the queue folder is writable by its group) must
+/// not keep the daemon from starting, and so every post from going out.
+#[test]
+fn a_file_in_place_of_rejected_does_not_stop_the_daemon_from_starting() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::fs::write(env.queue.join("rejected"), "planted\n").unwrap();
+    let d = Daemon::start(&env);
+    sentinel(&env, &sb, &d, "despite-impostor");
+    let log = d.log_text();
+    assert!(
+        log.contains("ERROR") && log.contains("cannot make this folder"),
+        "{log}"
+    );
+}
+
 // ---------------------------------------------------------------- point 15: size cap
 
 #[test]
