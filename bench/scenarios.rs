@@ -273,12 +273,16 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
         // Poll the database, not the sandbox: fetching every post while they arrive would
         // load the machine being measured.
         let target = k + (round + 1) * n;
+        // A profiler with DWARF stacks takes a while to attach: started well before the burst.
+        while Utc::now() < due_at - chrono::Duration::milliseconds(3000) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let perf = start_perf(d.pid(), round);
         // CPU spent on the burst by both processes (both idle just before it).
         while Utc::now() < due_at - chrono::Duration::milliseconds(300) {
             std::thread::sleep(Duration::from_millis(10));
         }
         let (daemon_cpu, sandbox_cpu) = (cpu_ms(d.pid()), cpu_ms(sb.pid()));
-        let perf = start_perf(d.pid(), round);
         std::thread::sleep(Duration::from_millis(500));
         assert!(
             wait_until(Duration::from_secs(120), || {
@@ -313,7 +317,7 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
         let (r50, r99, rmax) = reference;
         // The same requests from a bare client, against this sandbox at this latency now:
         // what the machine allows, so lipost's figures travel as ratios.
-        let (bare_p99, bare_drain) = bare_client_burst(&sb, n, round, latency);
+        let (bare_p99, bare_drain, bare_cpu) = bare_client_burst(&sb, n, round, latency);
         let ratio_target = "≤ 1.5× bare client";
         // The daemon logs how late each claim was: lateness before the request left.
         let log = d.log_text();
@@ -389,7 +393,11 @@ fn punctuality(size: &Size, rows: &mut Vec<Row>) {
             ratio_target,
             Some(max <= 1.5 * bare_drain),
         ));
-        for (who, ms) in [("daemon", daemon_cpu), ("sandbox", sandbox_cpu)] {
+        for (who, ms) in [
+            ("daemon", daemon_cpu),
+            ("sandbox", sandbox_cpu),
+            ("bare client", bare_cpu),
+        ] {
             rows.push(row(
                 "punctuality",
                 &format!("{what}: {who} CPU time for the burst"),
@@ -421,13 +429,24 @@ fn cpu_ms(pid: u32) -> f64 {
         / 1e6
 }
 
-/// With LIPOST_PERF set, `perf record` of the daemon during a burst, written to
-/// /tmp/lipost-perf-round{round}.data (`perf report -i` reads it).
+/// With LIPOST_PERF set, `perf record` of the daemon during a burst (DWARF stacks: Rust's
+/// standard library has no frame pointers), written to /tmp/lipost-perf-round{round}.data
+/// (`perf report -i` reads it).
 fn start_perf(pid: u32, round: usize) -> Option<std::process::Child> {
     std::env::var_os("LIPOST_PERF")?;
     let out = format!("/tmp/lipost-perf-round{round}.data");
     Command::new("perf")
-        .args(["record", "-e", "cpu-clock", "-F", "20000", "-g", "-o", &out])
+        .args([
+            "record",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "4000",
+            "--call-graph",
+            "dwarf,32768",
+            "-o",
+            &out,
+        ])
         .args(["-p", &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -445,9 +464,10 @@ fn stop_perf(perf: Option<std::process::Child>) {
 }
 
 /// `n` posts sent at once to `sb` by a bare reqwest client with no store, at most
-/// [`PUNCT_CONCURRENT`] in flight: (p99 lateness, drain time) in ms, measured like lipost's
-/// (the sandbox's `received_at` from the instant the burst was due, latency subtracted).
-fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64, f64) {
+/// [`PUNCT_CONCURRENT`] in flight: (p99 lateness, drain time, CPU time) in ms, measured like
+/// lipost's (the sandbox's `received_at` from the instant the burst was due, latency
+/// subtracted).
+fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64, f64, f64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -481,6 +501,7 @@ fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64
         )
     });
     let prefix = format!("bare {round} ");
+    let cpu_before = cpu_ms(std::process::id());
     let due_at = Utc::now();
     rt.block_on(async {
         let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(PUNCT_CONCURRENT));
@@ -512,6 +533,8 @@ fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64
             t.await.unwrap();
         }
     });
+    // This process's threads are idle but for the burst's.
+    let cpu = cpu_ms(std::process::id()) - cpu_before;
     let mut late: Vec<f64> = sb
         .posts()
         .iter()
@@ -527,7 +550,7 @@ fn bare_client_burst(sb: &Sandbox, n: usize, round: usize, latency: u64) -> (f64
         "the bare client's posts are not all on the sandbox"
     );
     late.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (percentile(&late, 0.99), *late.last().unwrap())
+    (percentile(&late, 0.99), *late.last().unwrap(), cpu)
 }
 
 /// The lateness of a bare `tokio::time::sleep_until` for `n` tasks due at one instant.
