@@ -250,7 +250,11 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         crate::comments::Sender::new(live.clone(), store.clone(), client.clone(), tokens.clone());
     let uploader_client = client.clone();
     let uploader_tokens = tokens.clone();
-    let publisher = Arc::new(Publisher::new(live.clone(), store.clone(), client, tokens));
+    let media_wake = Arc::new(Notify::new());
+    let publisher = Arc::new(
+        Publisher::new(live.clone(), store.clone(), client, tokens)
+            .with_media_wake(media_wake.clone()),
+    );
 
     // Watch first, then scan: a draft arriving between the two is seen by one or the other.
     let look = Arc::new(Notify::new());
@@ -263,7 +267,6 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let (social_stop, social_stop_rx) = watch::channel(false);
     let commenting = tokio::spawn(social.run(social_stop_rx));
     let rearm = Arc::new(Notify::new());
-    let media_wake = Arc::new(Notify::new());
     let wake = watcher::watch_wake_file(
         &config.database,
         vec![rearm.clone(), keeper_wake.clone(), media_wake.clone()],

@@ -45,6 +45,8 @@ pub struct Publisher {
     store: Handle,
     /// Finished tries on their way into the store, committed in batches.
     settler: mpsc::UnboundedSender<ToSettle>,
+    /// The uploader's wake-up, for assets LinkedIn no longer knows (uploaded again).
+    media_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 /// What the settler receives: a finished try, or a request to say when every earlier one is
@@ -177,7 +179,14 @@ impl Publisher {
             tokens,
             store,
             settler,
+            media_wake: None,
         }
+    }
+
+    /// Wakes the uploader with `wake` when assets must be uploaded again.
+    pub fn with_media_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Publisher {
+        self.media_wake = Some(wake);
+        self
     }
 
     /// Publishes a claimed post; `attempt` is the open row in `attempts`. `turn` (the
@@ -199,6 +208,14 @@ impl Publisher {
         };
         drop(turn);
         log_outcome(&post, &result, &settle);
+        // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
+        // the post is back in the schedule, that is once this outcome is committed.
+        let upload_again = matches!(settle, Settle::Retry { .. })
+            && post.content.is_some()
+            && result
+                .error_code
+                .as_deref()
+                .is_some_and(|c| INVALID_ASSET.contains(&c));
         let (done, committed) = oneshot::channel();
         let item = Settled {
             post_id: post.id.clone(),
@@ -212,8 +229,16 @@ impl Publisher {
                 .unwrap_or_else(|_| Err("the settler stopped".into())),
             Err(_) => Err("the settler stopped".into()),
         };
-        if let Err(e) = r {
-            warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start");
+        match r {
+            Ok(()) if upload_again => {
+                if let Some(wake) = &self.media_wake {
+                    wake.notify_one();
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start")
+            }
         }
     }
 
@@ -348,7 +373,7 @@ impl Publisher {
                     )
                 }
                 Err(e) => {
-                    self.classify(post, &member, &cred.token, &version, e, started)
+                    self.classify(post, &member, &author, &cred.token, &version, e, started)
                         .await
                 }
             },
@@ -465,10 +490,12 @@ impl Publisher {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn classify(
         &self,
         post: &Post,
         member: &str,
+        author: &str,
         used: &crate::secret::Secret,
         sent_version: &str,
         e: ApiError,
@@ -580,8 +607,48 @@ impl Publisher {
                 let wait = backoff(&retry, post.attempts_used + 1);
                 self.retry_after(post, result, wait, Budget::Attempts, None)
             }
+            ApiError::Status {
+                code: Some(code), ..
+            } if INVALID_ASSET.contains(&code.as_str()) => match &post.content {
+                Some(content) => self.upload_again(post, content, author, result).await,
+                None => bury(post, false, DeadReason::Rejected, result),
+            },
             ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),
         }
+    }
+
+    /// LinkedIn refused the post because it does not know an asset it names (one uploaded
+    /// long ago and never posted may be gone; the notes list these codes among media
+    /// errors). Nothing was created: the assets are uploaded again as new ones, and the post
+    /// waits for them (held as `media_processing`) and goes with their new URNs. Counted, so
+    /// a refusal that stays ends as `attempts_exhausted`.
+    async fn upload_again(
+        &self,
+        post: &Post,
+        content: &crate::content::Content,
+        author: &str,
+        result: AttemptResult,
+    ) -> (AttemptResult, Settle) {
+        let shas: Vec<String> = content.assets().iter().map(|a| a.sha256.clone()).collect();
+        let owner = author.to_string();
+        let why = format!(
+            "LinkedIn did not know this asset when post {} named it ({}): uploaded again",
+            post.id,
+            result.message.as_deref().unwrap_or("")
+        );
+        match self
+            .store
+            .call(move |s| s.media_upload_again(&shas, &owner, &why, Utc::now()))
+            .await
+        {
+            Ok(n) => {
+                info!(post_id = %post.id, assets = n, "LinkedIn does not know an asset the post names; uploading it again, then the post goes")
+            }
+            Err(e) => {
+                warn!(post_id = %post.id, error = %e, "cannot mark the post's assets for a new upload")
+            }
+        }
+        self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
     }
 
     fn retry_after(
@@ -643,6 +710,13 @@ impl Publisher {
         self.retry_after(post, result, wait, Budget::Attempts, None)
     }
 }
+
+/// LinkedIn's codes for a post naming an asset it does not know (or not for this author).
+const INVALID_ASSET: [&str; 3] = [
+    "INVALID_IMAGE_ID",
+    "INVALID_DOCUMENT_ID",
+    "INVALID_VIDEO_ID",
+];
 
 /// LinkedIn's refusal of a post naming an asset it has no bytes for yet (the notes:
 /// `MEDIA_ASSET_WAITING_UPLOAD`, "Media asset is waiting upload"), by code or by message.

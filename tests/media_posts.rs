@@ -312,6 +312,52 @@ fn a_post_refused_as_waiting_upload_is_tried_again_not_buried() {
     assert_eq!((refused, dead), (1, 0), "{}", d.log_text());
 }
 
+/// An asset LinkedIn no longer knows (`INVALID_IMAGE_ID`: an upload long ago that was never
+/// posted may be gone) is uploaded again as a new asset, and the post goes with the new URN:
+/// nothing was created by the refused try, and resending the old URN could never work.
+#[test]
+fn an_asset_linkedin_no_longer_knows_is_uploaded_again_and_the_post_goes() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    );
+    sb.faults(json!([{
+        "path": "/rest/posts", "method": "POST", "status": 400,
+        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
+    }]));
+    let d = Daemon::start(&env);
+    let image = png(320, 200);
+    env.drop_bundle(
+        "gone",
+        &draft(
+            "images = [{ file = \"a.png\", alt = \"A\" }]",
+            "Asset gone, then back",
+        ),
+        &[("a.png", &image)],
+    );
+    let post = wait_post_logged(&sb, &d, "Asset gone, then back", LONG);
+    assert_assets(&sb, &post, &[&image]);
+    assert_eq!(posts_with_text(&sb, "Asset gone, then back"), 1);
+    assert_eq!(env.state("gone").as_deref(), Some("published"));
+    // Two uploads, the post naming the second.
+    let inits = count(
+        &env,
+        "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'done'",
+    );
+    assert_eq!(inits, 2, "{}", d.log_text());
+    let refused = count(
+        &env,
+        "SELECT COUNT(*) FROM attempts WHERE post_id = 'gone' AND error_code = 'INVALID_IMAGE_ID' AND outcome = 'retry'",
+    );
+    assert_eq!(refused, 1, "{}", d.log_text());
+    let current: String = env
+        .db()
+        .query_row("SELECT urn FROM media", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(post["assets"][0]["urn"], current.as_str(), "{post:#}");
+}
+
 #[test]
 fn processing_failed_makes_the_post_dead_as_media_failed_and_it_is_never_created() {
     let sb = Sandbox::start();

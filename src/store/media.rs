@@ -377,6 +377,32 @@ impl Store {
         Ok(n)
     }
 
+    /// LinkedIn refused a post naming these assets as unknown to it (`INVALID_IMAGE_ID`, ...):
+    /// each available one of `owner` is uploaded again, as a new asset, before any post names
+    /// it again. The number made `pending`.
+    pub fn media_upload_again(
+        &mut self,
+        sha256s: &[String],
+        owner: &str,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let now_s = ts(now);
+        let tx = self.write()?;
+        let mut n = 0;
+        for sha in sha256s {
+            n += tx
+                .prepare_cached(
+                    "UPDATE media SET status = 'pending', urn = NULL, uploaded_at = NULL, available_at = NULL, \
+                     attempts = 0, next_attempt_at = ?3, last_error = ?4, updated_at = ?3 \
+                     WHERE sha256 = ?1 AND owner = ?2 AND status = 'available'",
+                )?
+                .execute(params![sha, owner, now_s, why])?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
     /// Forgets every upload not failed: for the built-in sandbox, which starts empty at each
     /// run, so an asset "available" there last run no longer exists. Returns how many.
     pub fn media_forget_uploads(&mut self, now: DateTime<Utc>) -> Result<usize> {
