@@ -71,6 +71,10 @@ pub struct Draft {
     /// The file began with front matter. A file without any may be the tail of a draft
     /// written in steps (see `watcher::continued`).
     pub front_matter: bool,
+    /// Which file this was, as the watcher read it (device, inode, size, modification and
+    /// change times): the same file found again, never moved out (a crash, or a folder it
+    /// could not be moved to), is not a new drop. Set by the watcher, not by parsing.
+    pub source_stamp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -479,6 +483,7 @@ pub fn parse_bundle_at(
         first_comment,
         edit,
         front_matter,
+        source_stamp: None,
     };
     Ok((draft, named))
 }

@@ -210,8 +210,8 @@ impl Publisher {
         log_outcome(&post, &result, &settle);
         // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
         // the post is back in the schedule, that is once this outcome is committed.
-        let upload_again = matches!(settle, Settle::Retry { .. })
-            && post.content.is_some()
+        // (Woken whatever became of the post: the assets may be another post's too.)
+        let upload_again = post.content.is_some()
             && result
                 .error_code
                 .as_deref()
@@ -610,7 +610,10 @@ impl Publisher {
             ApiError::Status {
                 code: Some(code), ..
             } if INVALID_ASSET.contains(&code.as_str()) => match &post.content {
-                Some(content) => self.upload_again(post, content, author, result).await,
+                Some(content) => {
+                    self.upload_again(post, content, author, started, result)
+                        .await
+                }
                 None => bury(post, false, DeadReason::Rejected, result),
             },
             ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),
@@ -620,35 +623,50 @@ impl Publisher {
     /// LinkedIn refused the post because it does not know an asset it names (one uploaded
     /// long ago and never posted may be gone; the notes list these codes among media
     /// errors). Nothing was created: the assets are uploaded again as new ones, and the post
-    /// waits for them (held as `media_processing`) and goes with their new URNs. Counted, so
-    /// a refusal that stays ends as `attempts_exhausted`.
+    /// waits for them (held as `media_processing`) and goes with their new URNs. Once per
+    /// post and counted: refused so again, or with nothing to upload again, it is dead as
+    /// `rejected`, as any other refusal.
     async fn upload_again(
         &self,
         post: &Post,
         content: &crate::content::Content,
         author: &str,
+        started: DateTime<Utc>,
         result: AttemptResult,
     ) -> (AttemptResult, Settle) {
         let shas: Vec<String> = content.assets().iter().map(|a| a.sha256.clone()).collect();
-        let owner = author.to_string();
+        let (id, owner) = (post.id.clone(), author.to_string());
         let why = format!(
             "LinkedIn did not know this asset when post {} named it ({}): uploaded again",
             post.id,
             result.message.as_deref().unwrap_or("")
         );
-        match self
+        let again = self
             .store
-            .call(move |s| s.media_upload_again(&shas, &owner, &why, Utc::now()))
-            .await
-        {
-            Ok(n) => {
-                info!(post_id = %post.id, assets = n, "LinkedIn does not know an asset the post names; uploading it again, then the post goes")
+            .call(move |s| {
+                s.media_upload_again(
+                    &id,
+                    &INVALID_ASSET,
+                    &shas,
+                    &owner,
+                    &why,
+                    started,
+                    Utc::now(),
+                )
+            })
+            .await;
+        match again {
+            Ok(Some(n)) if n > 0 => {
+                info!(post_id = %post.id, assets = n, "LinkedIn does not know an asset the post names; uploading it again, then the post goes");
+                self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
             }
+            Ok(_) => bury(post, false, DeadReason::Rejected, result),
             Err(e) => {
-                warn!(post_id = %post.id, error = %e, "cannot mark the post's assets for a new upload")
+                warn!(post_id = %post.id, error = %e, "cannot mark the post's assets for a new upload; trying again later");
+                let wait = backoff(&self.config.get().retry, post.attempts_used + 1);
+                self.retry_after(post, result, wait, Budget::Attempts, None)
             }
         }
-        self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
     }
 
     fn retry_after(

@@ -426,6 +426,23 @@ fn unchanged(snapshot: &Snapshot) -> bool {
     snapshot.iter().all(|(p, s)| Seen::now(p) == Some(*s))
 }
 
+/// Which file a draft was read from, for the store (`Draft::source_stamp`): the device and
+/// inode, the size, and the modification and change times. Saving, copying or renaming a
+/// file in again changes one of them (a rename changes the change time); a file that was
+/// never touched since keeps them all.
+pub(crate) fn source_stamp(m: &std::fs::Metadata) -> String {
+    format!(
+        "{}:{}:{}:{}.{:09}:{}.{:09}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    )
+}
+
 /// What one scan did, and when to look again for files not yet complete.
 #[derive(Debug, Default)]
 pub struct Scan {
@@ -609,7 +626,16 @@ impl Intake {
                             // What the name held before it was checked: a refusal that read
                             // nothing (a pipe, a link, a file too large) is moved only if
                             // the name still holds that, not a draft saved over it since.
-                            let before = Seen::now(&p);
+                            let before = Seen::now(&p).map(|seen| {
+                                let mut before = vec![(p.clone(), seen)];
+                                // A folder is the same while its inode is: what it holds
+                                // is the draft.
+                                let post = p.join(bundle::POST);
+                                if let Some(seen) = Seen::now(&post).filter(|_| is_bundle) {
+                                    before.push((post, seen));
+                                }
+                                before
+                            });
                             // A parser that panics on a hostile file (the media checks run
                             // third-party parsers) rejects that draft, not the whole batch,
                             // and never stops the daemon.
@@ -636,9 +662,7 @@ impl Intake {
                                 )
                             });
                             match (r, before) {
-                                (Read::Bad(why, None), Some(seen)) => {
-                                    Read::Bad(why, Some(vec![(p.clone(), seen)]))
-                                }
+                                (Read::Bad(why, None), Some(before)) => Read::Bad(why, Some(before)),
                                 (r, _) => r,
                             }
                         }
@@ -1008,8 +1032,10 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
             (bytes, after)
         }
     };
-    let seen = match after {
-        Some(m) if m.len() == bytes.len() as u64 => vec![(path.to_path_buf(), Seen::of(&m))],
+    let (seen, stamp) = match after {
+        Some(m) if m.len() == bytes.len() as u64 => {
+            (vec![(path.to_path_buf(), Seen::of(&m))], source_stamp(&m))
+        }
         _ => return Read::Busy(settle),
     };
     let window = config.watcher.incomplete_wait;
@@ -1031,7 +1057,10 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     match draft::parse(&bytes, &stem, config) {
-        Ok(d) => Read::Ready(Box::new(d), seen),
+        Ok(mut d) => {
+            d.source_stamp = Some(stamp);
+            Read::Ready(Box::new(d), seen)
+        }
         // A file renamed in is finished by its writer's own word.
         Err(e) if continued::unfinished(&bytes, &e) && !renamed_in => {
             let mtime = before.modified().unwrap_or(SystemTime::UNIX_EPOCH);

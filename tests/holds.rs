@@ -294,6 +294,15 @@ fn min_spacing_is_a_hold_until_the_next_allowed_time() {
 /// "what a person does" says.
 #[test]
 fn a_reload_or_restart_with_looser_pacing_releases_the_posts_it_held() {
+    // The daily cap counts from 00:00 UTC: not across it.
+    let to_midnight = next_midnight_utc() - Utc::now();
+    if to_midnight < chrono::Duration::seconds(60) {
+        std::thread::sleep(
+            (to_midnight + chrono::Duration::seconds(2))
+                .to_std()
+                .unwrap(),
+        );
+    }
     let sb = Sandbox::start();
     let env = env_with(&sb, "daily_cap = 1", "");
     let d = Daemon::start(&env);

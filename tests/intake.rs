@@ -427,6 +427,46 @@ fn a_file_in_place_of_rejected_does_not_stop_the_daemon_from_starting() {
     );
 }
 
+/// A draft taken but never moved out (here `accepted/` is a planted file; a crash between
+/// the commit and the move does the same) is read again after a restart. If a person
+/// cancelled its post meanwhile, that file is not the author asking for another go: the post
+/// stays cancelled. Saving the file again is.
+#[test]
+fn a_taken_file_found_again_after_a_restart_does_not_revive_a_cancelled_post() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    std::fs::create_dir_all(&env.queue).unwrap();
+    std::fs::write(env.queue.join("accepted"), "planted\n").unwrap();
+    let d = Daemon::start(&env);
+    let text = draft("publish_at = \"2030-05-01T09:00:00Z\"", "Withdrawn launch");
+    env.drop_draft("keep.md", &text);
+    assert!(wait_until(LONG, || env.state("keep").as_deref() == Some("scheduled")));
+    assert!(
+        env.queue.join("keep.md").exists(),
+        "it could not be moved out"
+    );
+    let out = env.lipost(&["cancel", "keep"]);
+    assert!(out.status.success(), "{out:?}");
+    drop(d);
+
+    let d = Daemon::start(&env);
+    sentinel(&env, &sb, &d, "after-restart");
+    assert_eq!(
+        env.state("keep").as_deref(),
+        Some("cancelled"),
+        "{}",
+        d.log_text()
+    );
+
+    // Saved again (the same text): that is a new drop, and the README's "another go".
+    std::fs::write(env.queue.join("keep.md"), &text).unwrap();
+    assert!(
+        wait_until(LONG, || env.state("keep").as_deref() == Some("scheduled")),
+        "{}",
+        d.log_text()
+    );
+}
+
 // ---------------------------------------------------------------- point 15: size cap
 
 #[test]

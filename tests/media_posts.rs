@@ -358,6 +358,56 @@ fn an_asset_linkedin_no_longer_knows_is_uploaded_again_and_the_post_goes() {
     assert_eq!(post["assets"][0]["urn"], current.as_str(), "{post:#}");
 }
 
+/// Uploaded again once, and refused so again: the asset itself is refused, and the post is
+/// dead as `rejected` rather than uploaded again and again.
+#[test]
+fn an_asset_refused_again_after_a_new_upload_makes_the_post_rejected() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    );
+    sb.faults(json!([{
+        "path": "/rest/posts", "method": "POST", "status": 400, "times": 0,
+        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
+    }]));
+    let d = Daemon::start(&env);
+    env.drop_bundle(
+        "bad",
+        &draft(
+            "images = [{ file = \"a.png\", alt = \"A\" }]",
+            "Never shown",
+        ),
+        &[("a.png", &png(100, 100))],
+    );
+    assert!(
+        wait_until(LONG, || env.state("bad").as_deref() == Some("dead")),
+        "{}",
+        d.log_text()
+    );
+    let reason: String = env
+        .db()
+        .query_row(
+            "SELECT reason FROM dead_letters WHERE post_id = 'bad'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(reason, "rejected");
+    assert_eq!(
+        count(&env, "SELECT COUNT(*) FROM attempts WHERE post_id = 'bad'"),
+        2
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM media_attempts WHERE step = 'initialize' AND outcome = 'done'"
+        ),
+        2
+    );
+    assert!(sb.posts().is_empty());
+}
+
 #[test]
 fn processing_failed_makes_the_post_dead_as_media_failed_and_it_is_never_created() {
     let sb = Sandbox::start();

@@ -494,3 +494,27 @@ fn a_node_killed_for_good_halfway_leaves_every_post_to_the_other_once() {
         in_flight_at_b.unwrap_or_default()
     );
 }
+
+/// A schema older than the binary: a daemon does not migrate a database other nodes may use,
+/// so nothing can post until someone runs `lipost migrate`. Doctor says so as a failure.
+#[test]
+fn doctor_fails_on_a_shared_schema_that_needs_migrate() {
+    if !postgres_or_skip("doctor_fails_on_a_shared_schema_that_needs_migrate") {
+        return;
+    }
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let out = env.lipost(&["retry", "--all"]);
+    assert!(out.status.success(), "{out:?}");
+    env.db()
+        .execute("UPDATE lipost_schema SET version = 1", [])
+        .unwrap();
+    let out = env.lipost(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("run `lipost migrate`")),
+        "{text}"
+    );
+}

@@ -190,7 +190,15 @@ fn check_database<'s>(
             );
             return Ok(None);
         }
-        Err(e @ (StoreError::TooOld { .. } | StoreError::NeedsMigrate { .. })) => {
+        // SQLite: `lipost run` migrates its own file. PostgreSQL: a daemon refuses to, as other
+        // nodes may use the schema, so nothing can post until someone migrates it.
+        Err(
+            StoreError::TooOld { found, known, .. } | StoreError::NeedsMigrate { found, known, .. },
+        ) if config.database_url.is_some() => {
+            d.line(Level::Fail, format!("database {target}: schema version {found}, older than this lipost ({known}): stop every lipost on it (or upgrade them together), then run `lipost migrate`"));
+            return Ok(None);
+        }
+        Err(e @ StoreError::TooOld { .. }) => {
             d.line(Level::Warn, e.to_string());
             return Ok(None);
         }

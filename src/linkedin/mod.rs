@@ -482,19 +482,24 @@ fn status_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -
                 t
             }
         });
-    let duplicate = body
+    // Validation refusals name their code per input (`errorDetails.inputErrors[].code`):
+    // a duplicate first, else the first one, where the top level names none.
+    let input_codes: Vec<String> = body
         .error_details
         .as_ref()
         .and_then(|d| d.get("inputErrors")?.as_array().cloned())
         .into_iter()
         .flatten()
-        .any(|e| e.get("code").and_then(|c| c.as_str()) == Some(DUPLICATE_POST));
+        .filter_map(|e| e.get("code")?.as_str().map(String::from))
+        .collect();
+    let input_code = input_codes
+        .iter()
+        .find(|c| *c == DUPLICATE_POST)
+        .or(input_codes.first())
+        .cloned();
     ApiError::Status {
         status: status.as_u16(),
-        code: body
-            .code
-            .or(body.error)
-            .or_else(|| duplicate.then(|| DUPLICATE_POST.to_string())),
+        code: body.code.or(body.error).or(input_code),
         service_error_code: body.service_error_code,
         message,
         retry_after,
@@ -564,6 +569,16 @@ mod tests {
             "HTTP 403 ACCESS_DENIED: Not enough permissions"
         );
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        // A code given per input only: the media refusals read it from there too.
+        let e = status_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"message": "Invalid content", "errorDetails": {"inputErrors": [{"code": "INVALID_IMAGE_ID", "input": {"inputPath": {"fieldPath": "/content/media/id"}}}]}, "status": 400}"#,
+            None,
+        );
+        assert!(
+            matches!(&e, ApiError::Status { code: Some(c), .. } if c == "INVALID_IMAGE_ID"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl Store {
         let existing = tx
             .query_row(
                 "SELECT state, post_urn, in_doubt_since, account, commentary, visibility, publish_at, \
-                 source_file, due_at, content, first_comment, front_matter FROM posts WHERE id = ?1",
+                 source_file, due_at, content, first_comment, front_matter, source_stamp FROM posts WHERE id = ?1",
                 [&d.id],
                 |r| {
                     Ok(Existing {
@@ -72,6 +72,7 @@ impl Store {
                         content: r.get(9)?,
                         first_comment: r.get(10)?,
                         front_matter: r.get(11)?,
+                        source_stamp: r.get(12)?,
                     })
                 },
             )
@@ -110,12 +111,13 @@ impl Store {
             content: old_content,
             first_comment: old_comment,
             front_matter: old_front_matter,
+            source_stamp: old_stamp,
         }) = existing
         else {
             tx.execute(
                 "INSERT INTO posts (id, account, state, due_at, next_attempt_at, publish_at, commentary, text, \
-                 visibility, source_file, created_at, updated_at, slot_at, content, first_comment, front_matter) \
-                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
+                 visibility, source_file, created_at, updated_at, slot_at, content, first_comment, front_matter, source_stamp) \
+                 VALUES (?1, ?2, 'scheduled', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     d.id,
                     d.account,
@@ -129,7 +131,8 @@ impl Store {
                     slot,
                     content,
                     d.first_comment,
-                    i64::from(d.front_matter)
+                    i64::from(d.front_matter),
+                    d.source_stamp
                 ],
             )?;
             return Ok(Ok(Taken::Created));
@@ -143,12 +146,21 @@ impl Store {
             && old_comment == d.first_comment;
         // The same draft again: a crash between commit and move, or a writer that saved twice.
         // For a dead or cancelled post it is the author asking for another go, which the
-        // README promises, so it falls through to `Replace` like a changed draft.
+        // README promises, so it falls through to `Replace` like a changed draft: unless it
+        // is the very file taken before, never moved out (a crash between commit and move,
+        // a folder it could not be moved to) and found again after a restart. A person may
+        // have cancelled the post since, or it died: nobody dropped it again.
         let live = matches!(
             state,
             PostState::Scheduled | PostState::Publishing | PostState::Published
         );
-        if same && live {
+        let left_over = old_stamp.is_some() && old_stamp == d.source_stamp;
+        if same && (live || left_over) {
+            if d.source_stamp.is_some() && !left_over {
+                // Saved again unchanged: this is now the file the post comes from.
+                tx.prepare_cached("UPDATE posts SET source_stamp = ?2 WHERE id = ?1")?
+                    .execute(params![d.id, d.source_stamp])?;
+            }
             return Ok(Ok(Taken::Unchanged));
         }
         let id = d.id.clone();
@@ -208,8 +220,8 @@ impl Store {
             "UPDATE posts SET account = ?2, due_at = ?3, next_attempt_at = ?3, publish_at = ?4, commentary = ?5, \
              text = ?6, visibility = ?7, source_file = ?8, attempts_used = 0, rate_limited = 0, last_error = NULL, \
              slot_at = ?9, hold_reason = NULL, hold_until = NULL, hold_since = NULL, hold_report_at = NULL, \
-             content = ?10, first_comment = ?11, front_matter = ?12 WHERE id = ?1",
-            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment, i64::from(d.front_matter)],
+             content = ?10, first_comment = ?11, front_matter = ?12, source_stamp = ?13 WHERE id = ?1",
+            params![d.id, d.account, due, publish_at, d.commentary, d.text, d.visibility.as_str(), intake.source_file, slot, content, d.first_comment, i64::from(d.front_matter), d.source_stamp],
         )?;
         Ok(Ok(Taken::Replaced))
     }
@@ -312,6 +324,7 @@ mod tests {
             first_comment: None,
             edit: false,
             front_matter: true,
+            source_stamp: None,
         }
     }
 

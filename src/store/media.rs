@@ -377,30 +377,58 @@ impl Store {
         Ok(n)
     }
 
-    /// LinkedIn refused a post naming these assets as unknown to it (`INVALID_IMAGE_ID`, ...):
-    /// each available one of `owner` is uploaded again, as a new asset, before any post names
-    /// it again. The number made `pending`.
+    /// LinkedIn refused post `post_id` for naming an asset unknown to it (`codes`:
+    /// `INVALID_IMAGE_ID`, ...) in a try that began at `started`: each of these assets of
+    /// `owner` that was available before then is uploaded again, as a new asset, before any
+    /// post names it again. Once per post: `None` if an earlier try of it was refused so
+    /// already (a new upload did not help: the asset itself is refused). Else how many assets
+    /// were made `pending` (none when they were renewed since that try began).
+    #[allow(clippy::too_many_arguments)]
     pub fn media_upload_again(
         &mut self,
+        post_id: &str,
+        codes: &[&str],
         sha256s: &[String],
         owner: &str,
         why: &str,
+        started: DateTime<Utc>,
         now: DateTime<Utc>,
-    ) -> Result<usize> {
+    ) -> Result<Option<usize>> {
         let now_s = ts(now);
         let tx = self.write()?;
+        // LinkedIn's codes, constants of ours: spelled into the statement.
+        let codes: Vec<String> = codes
+            .iter()
+            .map(|c| format!("'{}'", c.replace('\'', "")))
+            .collect();
+        let before: i64 = tx.query_row(
+            &format!(
+                "SELECT COUNT(*) FROM attempts WHERE post_id = ?1 AND finished_at IS NOT NULL \
+                 AND error_code IN ({})",
+                codes.join(", ")
+            ),
+            params![post_id],
+            |r| r.get(0),
+        )?;
+        if before > 0 {
+            return Ok(None);
+        }
         let mut n = 0;
         for sha in sha256s {
             n += tx
                 .prepare_cached(
                     "UPDATE media SET status = 'pending', urn = NULL, uploaded_at = NULL, available_at = NULL, \
                      attempts = 0, next_attempt_at = ?3, last_error = ?4, updated_at = ?3 \
-                     WHERE sha256 = ?1 AND owner = ?2 AND status = 'available'",
+                     WHERE sha256 = ?1 AND owner = ?2 AND status = 'available' AND available_at < ?5",
                 )?
-                .execute(params![sha, owner, now_s, why])?;
+                .execute(params![sha, owner, now_s, why, ts(started)])?;
+        }
+        if n > 0 {
+            // Another node may hold the files (a data_dir of its own): its uploader looks too.
+            super::nodes::notify_nodes(&tx, super::nodes::Wake::Due)?;
         }
         tx.commit()?;
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// Forgets every upload not failed: for the built-in sandbox, which starts empty at each

@@ -245,4 +245,9 @@ CREATE INDEX comments_waiting ON comments (next_attempt_at) WHERE status = 'wait
     r#"
 ALTER TABLE posts ADD COLUMN front_matter INTEGER;
 "#,
+    // Which file the post was last taken from (device, inode, size, times): that file found
+    // again, never moved out, is not a new drop (it must not revive a cancelled post).
+    r#"
+ALTER TABLE posts ADD COLUMN source_stamp TEXT;
+"#,
 ];

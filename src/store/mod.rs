@@ -448,6 +448,8 @@ struct Existing {
     first_comment: Option<String>,
     /// Whether its draft had front matter; `None` for posts taken before this was kept.
     front_matter: Option<i64>,
+    /// The file it was last taken from (see `Draft::source_stamp`).
+    source_stamp: Option<String>,
 }
 
 const POST_COLUMNS: &str =

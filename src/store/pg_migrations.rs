@@ -204,4 +204,8 @@ CREATE INDEX posts_lease ON posts (state, lease_until);
     r#"
 ALTER TABLE posts ADD COLUMN front_matter BIGINT;
 "#,
+    // As SQLite's: which file the post was last taken from.
+    r#"
+ALTER TABLE posts ADD COLUMN source_stamp TEXT COLLATE "C";
+"#,
 ];

@@ -133,6 +133,11 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         .unwrap_or_default();
     let (mut draft, named) = draft::parse_bundle(&bytes, &stem, config)
         .map_err(|e| Read::Bad(e.to_string(), Some(snapshot.clone())))?;
+    draft.source_stamp = Some(format!(
+        "{}+{}",
+        super::source_stamp(&dir_meta),
+        super::source_stamp(&after)
+    ));
     let Some(named) = named else {
         return Ok((draft, snapshot, Vec::new()));
     };
