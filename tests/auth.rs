@@ -647,6 +647,20 @@ fn page_roles_are_read_where_the_api_wants_a_role_named() {
     let out = env.lipost(&["doctor"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(!text(&out).contains("holds no role"), "{}", text(&out));
+    // The same where the missing `role` is refused as unprocessable (422), not as a 400.
+    sb.configure(json!({"acls_need_role": false}));
+    sb.faults(json!([{
+        "path": "/rest/organizationAcls", "status": 422, "times": 1,
+        "message": "Required query parameter role is missing",
+    }]));
+    let out = env.lipost(&["doctor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("cannot read page roles"),
+        "{}",
+        text(&out)
+    );
+    sb.configure(json!({"acls_need_role": true}));
     // A member holding no posting role there is still told so.
     post_json(
         &format!("{}/_sandbox/roles", sb.url),

@@ -300,14 +300,18 @@ impl Client {
 
     /// `GET /rest/organizationAcls?q=roleAssignee`: the pages the member holds roles on.
     /// Asked once for every role (so the answer names roles that cannot post too); where
-    /// that is refused as a bad request (an API that wants `role=`, as the notes' example
-    /// has it), asked once per posting role and the answers joined.
+    /// that request is refused as such (an API that wants `role=`, as the notes' example
+    /// has it: a 400, 404 or 422), asked once per posting role and the answers joined.
     pub async fn organization_acls(
         &self,
         token: &Secret,
     ) -> Result<Vec<wire::OrganizationAcl>, ApiError> {
         match self.acls_for(token, None).await {
-            Err(ApiError::Status { status: 400, .. }) => {
+            // The request refused as such (400, or 422 for a missing parameter), not the
+            // token (401), the permission (403) or the rate (429).
+            Err(ApiError::Status { status, .. })
+                if (400..500).contains(&status) && ![401, 403, 429].contains(&status) =>
+            {
                 let (mut all, mut answered, mut refused) = (Vec::new(), false, None);
                 for role in wire::POSTING_ROLES {
                     match self.acls_for(token, Some(role)).await {
@@ -317,7 +321,12 @@ impl Client {
                         }
                         // A role name this API does not know (LinkedIn renames roles):
                         // nobody holds it there.
-                        Err(e @ ApiError::Status { status: 400, .. }) => refused = Some(e),
+                        Err(
+                            e @ ApiError::Status {
+                                status: 400 | 404 | 422,
+                                ..
+                            },
+                        ) => refused = Some(e),
                         Err(e) => return Err(e),
                     }
                 }
