@@ -234,6 +234,11 @@ impl Publisher {
                 if let Some(wake) = &self.media_wake {
                     wake.notify_one();
                 }
+                // The node that holds the files may be another (a data_dir of its own): the
+                // post is back in the schedule only now.
+                if let Err(e) = self.store.call(|s| s.announce_due()).await {
+                    warn!(post_id = %post.id, error = %e, "cannot tell the other nodes that assets wait for a new upload");
+                }
             }
             Ok(()) => {}
             Err(e) => {
@@ -624,8 +629,8 @@ impl Publisher {
     /// long ago and never posted may be gone; the notes list these codes among media
     /// errors). Nothing was created: the assets are uploaded again as new ones, and the post
     /// waits for them (held as `media_processing`) and goes with their new URNs. Once per
-    /// post and counted: refused so again, or with nothing to upload again, it is dead as
-    /// `rejected`, as any other refusal.
+    /// queued life of the post, and counted: refused so again after a new upload, or with no
+    /// asset to upload again, it is dead as `rejected`, as any other refusal.
     async fn upload_again(
         &self,
         post: &Post,
@@ -641,11 +646,17 @@ impl Publisher {
             post.id,
             result.message.as_deref().unwrap_or("")
         );
+        if shas.is_empty() {
+            // A poll or a bare link card: no asset to upload again.
+            return bury(post, false, DeadReason::Rejected, result);
+        }
+        let recent = post.attempts_used + post.rate_limited;
         let again = self
             .store
             .call(move |s| {
                 s.media_upload_again(
                     &id,
+                    recent,
                     &INVALID_ASSET,
                     &shas,
                     &owner,
@@ -656,11 +667,13 @@ impl Publisher {
             })
             .await;
         match again {
-            Ok(Some(n)) if n > 0 => {
+            // Renewed since this try began (another post sharing the asset was refused too,
+            // or its new upload is done): this post waits for it, or goes with it.
+            Ok(Some(n)) => {
                 info!(post_id = %post.id, assets = n, "LinkedIn does not know an asset the post names; uploading it again, then the post goes");
                 self.retry_after(post, result, Duration::ZERO, Budget::Attempts, None)
             }
-            Ok(_) => bury(post, false, DeadReason::Rejected, result),
+            Ok(None) => bury(post, false, DeadReason::Rejected, result),
             Err(e) => {
                 warn!(post_id = %post.id, error = %e, "cannot mark the post's assets for a new upload; trying again later");
                 let wait = backoff(&self.config.get().retry, post.attempts_used + 1);

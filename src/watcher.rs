@@ -426,14 +426,15 @@ fn unchanged(snapshot: &Snapshot) -> bool {
     snapshot.iter().all(|(p, s)| Seen::now(p) == Some(*s))
 }
 
-/// Which file a draft was read from, for the store (`Draft::source_stamp`): the device and
-/// inode, the size, and the modification and change times. Saving, copying or renaming a
+/// Which file a draft was read from, for the store (`Draft::source_stamp`): the inode, the
+/// size, and the modification and change times. Saving, copying or renaming a
 /// file in again changes one of them (a rename changes the change time); a file that was
 /// never touched since keeps them all.
 pub(crate) fn source_stamp(m: &std::fs::Metadata) -> String {
+    // No device number: it changes across reboots and mounts (NFS, LVM, btrfs), and from
+    // one node to another on a shared folder.
     format!(
-        "{}:{}:{}:{}.{:09}:{}.{:09}",
-        m.dev(),
+        "{}:{}:{}.{:09}:{}.{:09}",
         m.ino(),
         m.size(),
         m.mtime(),
@@ -831,6 +832,10 @@ fn log_taken(d: &Draft, how: &Taken, path: &Path) {
         Taken::Replaced => "draft replaced the scheduled post",
         Taken::Unchanged => "draft already taken; unchanged",
         Taken::Edit => "edit of the published post's text taken; sending it",
+        Taken::LeftOver { state } => {
+            warn!(post_id = %d.id, state = %state, file = %shown(&file_name(path)), "found again the very file this post was taken from, untouched since; the post stays {state} (nobody dropped it again): save the file again, or `touch` it, to schedule it again");
+            return;
+        }
     };
     info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %shown(&file_name(path)), "{what}");
 }

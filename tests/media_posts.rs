@@ -358,6 +358,43 @@ fn an_asset_linkedin_no_longer_knows_is_uploaded_again_and_the_post_goes() {
     assert_eq!(post["assets"][0]["urn"], current.as_str(), "{post:#}");
 }
 
+/// Two posts sharing one image, both refused for it: the first refusal renews the asset, the
+/// second finds it renewed (or renewing) and waits for it: neither is buried.
+#[test]
+fn posts_sharing_an_asset_refused_together_both_go_out() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    );
+    sb.faults(json!([{
+        "path": "/rest/posts", "method": "POST", "status": 400, "times": 2,
+        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
+    }]));
+    let d = Daemon::start(&env);
+    let image = png(240, 160);
+    for name in ["one", "two"] {
+        env.drop_bundle(
+            name,
+            &draft(
+                "images = [{ file = \"a.png\", alt = \"A\" }]",
+                &format!("Shared image {name}"),
+            ),
+            &[("a.png", &image)],
+        );
+    }
+    for name in ["one", "two"] {
+        let post = wait_post_logged(&sb, &d, &format!("Shared image {name}"), LONG);
+        assert_assets(&sb, &post, &[&image]);
+    }
+    assert_eq!(
+        count(&env, "SELECT COUNT(*) FROM dead_letters"),
+        0,
+        "{}",
+        d.log_text()
+    );
+}
+
 /// Uploaded again once, and refused so again: the asset itself is refused, and the post is
 /// dead as `rejected` rather than uploaded again and again.
 #[test]

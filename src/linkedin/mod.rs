@@ -50,6 +50,14 @@ pub enum ApiError {
 /// LinkedIn's code for a post refused as a duplicate of an earlier one.
 const DUPLICATE_POST: &str = "DUPLICATE_POST";
 
+/// Input error codes the publisher acts on (see `publisher::classify`), read first.
+const ACTED_ON: [&str; 4] = [
+    "INVALID_IMAGE_ID",
+    "INVALID_DOCUMENT_ID",
+    "INVALID_VIDEO_ID",
+    "MEDIA_ASSET_WAITING_UPLOAD",
+];
+
 impl ApiError {
     /// LinkedIn refused the post as a duplicate (422 `DUPLICATE_POST`), whether or not its
     /// message names the earlier post.
@@ -501,14 +509,17 @@ fn status_error(status: StatusCode, text: &str, retry_after: Option<Duration>) -
         .flatten()
         .filter_map(|e| e.get("code")?.as_str().map(String::from))
         .collect();
-    let input_code = input_codes
+    // A code lipost acts on, given per input, names the refusal better than a generic one
+    // at the top level; otherwise the top level's, else the first input's.
+    let acted_on = input_codes
         .iter()
         .find(|c| *c == DUPLICATE_POST)
-        .or(input_codes.first())
+        .or_else(|| input_codes.iter().find(|c| ACTED_ON.contains(&c.as_str())))
         .cloned();
+    let first = input_codes.first().cloned();
     ApiError::Status {
         status: status.as_u16(),
-        code: body.code.or(body.error).or(input_code),
+        code: acted_on.or(body.code).or(body.error).or(first),
         service_error_code: body.service_error_code,
         message,
         retry_after,
@@ -586,6 +597,16 @@ mod tests {
         );
         assert!(
             matches!(&e, ApiError::Status { code: Some(c), .. } if c == "INVALID_IMAGE_ID"),
+            "{e:?}"
+        );
+        // Also behind a generic code at the top level, and not first among the inputs.
+        let e = status_error(
+            StatusCode::BAD_REQUEST,
+            r#"{"code": "ILLEGAL_ARGUMENT", "message": "Invalid content", "errorDetails": {"inputErrors": [{"code": "FIELD_LENGTH_TOO_LONG"}, {"code": "INVALID_VIDEO_ID"}]}, "status": 400}"#,
+            None,
+        );
+        assert!(
+            matches!(&e, ApiError::Status { code: Some(c), .. } if c == "INVALID_VIDEO_ID"),
             "{e:?}"
         );
     }

@@ -85,6 +85,20 @@ impl Store {
         if d.edit {
             return Self::ingest_edit(tx, intake, existing, content, now_s);
         }
+        // The very file taken before, never moved out (a crash between commit and move, a
+        // folder it could not be moved to) and untouched since, found again after a restart:
+        // nobody dropped it again. For a post cancelled or dead since, whatever it parses to
+        // now (the config may have changed), it is not the author asking for another go.
+        if let Some(e) = &existing {
+            let state = super::parse_state(&e.state)?;
+            let live = matches!(
+                state,
+                PostState::Scheduled | PostState::Publishing | PostState::Published
+            );
+            if !live && e.source_stamp.is_some() && e.source_stamp == d.source_stamp {
+                return Ok(Ok(Taken::LeftOver { state }));
+            }
+        }
         let (due, slot) = if d.next_slot {
             match Self::free_slot(tx, &d.account, &d.id, intake.slots)? {
                 Some(t) => (ts(t), Some(ts(t))),
@@ -146,17 +160,14 @@ impl Store {
             && old_comment == d.first_comment;
         // The same draft again: a crash between commit and move, or a writer that saved twice.
         // For a dead or cancelled post it is the author asking for another go, which the
-        // README promises, so it falls through to `Replace` like a changed draft: unless it
-        // is the very file taken before, never moved out (a crash between commit and move,
-        // a folder it could not be moved to) and found again after a restart. A person may
-        // have cancelled the post since, or it died: nobody dropped it again.
+        // README promises, so it falls through to `Replace` like a changed draft (the very
+        // file taken before, found again unmoved, was answered above).
         let live = matches!(
             state,
             PostState::Scheduled | PostState::Publishing | PostState::Published
         );
-        let left_over = old_stamp.is_some() && old_stamp == d.source_stamp;
-        if same && (live || left_over) {
-            if d.source_stamp.is_some() && !left_over {
+        if same && live {
+            if d.source_stamp.is_some() && old_stamp != d.source_stamp {
                 // Saved again unchanged: this is now the file the post comes from.
                 tx.prepare_cached("UPDATE posts SET source_stamp = ?2 WHERE id = ?1")?
                     .execute(params![d.id, d.source_stamp])?;

@@ -380,13 +380,15 @@ impl Store {
     /// LinkedIn refused post `post_id` for naming an asset unknown to it (`codes`:
     /// `INVALID_IMAGE_ID`, ...) in a try that began at `started`: each of these assets of
     /// `owner` that was available before then is uploaded again, as a new asset, before any
-    /// post names it again. Once per post: `None` if an earlier try of it was refused so
-    /// already (a new upload did not help: the asset itself is refused). Else how many assets
-    /// were made `pending` (none when they were renewed since that try began).
+    /// post names it again. Once per queued life of the post: `None` if one of its last
+    /// `recent` finished tries (those counted since it was last queued) was refused so
+    /// already, when a new upload did not help. Else how many assets were made `pending`:
+    /// none when another post's refusal or upload renewed them since that try began.
     #[allow(clippy::too_many_arguments)]
     pub fn media_upload_again(
         &mut self,
         post_id: &str,
+        recent: u32,
         codes: &[&str],
         sha256s: &[String],
         owner: &str,
@@ -403,11 +405,12 @@ impl Store {
             .collect();
         let before: i64 = tx.query_row(
             &format!(
-                "SELECT COUNT(*) FROM attempts WHERE post_id = ?1 AND finished_at IS NOT NULL \
-                 AND error_code IN ({})",
+                "SELECT COUNT(*) FROM (SELECT error_code FROM attempts WHERE post_id = ?1 \
+                 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?2) AS recent \
+                 WHERE error_code IN ({})",
                 codes.join(", ")
             ),
-            params![post_id],
+            params![post_id, i64::from(recent)],
             |r| r.get(0),
         )?;
         if before > 0 {
@@ -422,10 +425,6 @@ impl Store {
                      WHERE sha256 = ?1 AND owner = ?2 AND status = 'available' AND available_at < ?5",
                 )?
                 .execute(params![sha, owner, now_s, why, ts(started)])?;
-        }
-        if n > 0 {
-            // Another node may hold the files (a data_dir of its own): its uploader looks too.
-            super::nodes::notify_nodes(&tx, super::nodes::Wake::Due)?;
         }
         tx.commit()?;
         Ok(Some(n))

@@ -303,6 +303,11 @@ pub enum Taken {
     Replaced,
     /// The same draft again (e.g. re-read after a crash before the file was moved).
     Unchanged,
+    /// The very file taken before, never moved out and untouched since, found again (after
+    /// a restart) while its post is dead or cancelled: not a new drop, so nothing changes.
+    LeftOver {
+        state: PostState,
+    },
     /// An `edit = true` draft: the published post's new text waits to be sent.
     Edit,
 }

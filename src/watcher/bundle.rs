@@ -133,9 +133,11 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         .unwrap_or_default();
     let (mut draft, named) = draft::parse_bundle(&bytes, &stem, config)
         .map_err(|e| Read::Bad(e.to_string(), Some(snapshot.clone())))?;
+    // The folder by its inode only: its times change with any name made in it (an editor's
+    // swap file, a file manager's), which drops nothing. Saving `post.md` again does.
     draft.source_stamp = Some(format!(
         "{}+{}",
-        super::source_stamp(&dir_meta),
+        dir_meta.ino(),
         super::source_stamp(&after)
     ));
     let Some(named) = named else {
