@@ -211,11 +211,7 @@ impl Publisher {
         // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
         // the post is back in the schedule, that is once this outcome is committed.
         // (Woken whatever became of the post: the assets may be another post's too.)
-        let upload_again = post.content.is_some()
-            && result
-                .error_code
-                .as_deref()
-                .is_some_and(|c| INVALID_ASSET.contains(&c));
+        let upload_again = post.content.is_some() && unknown_asset(result.error_code.as_deref());
         let (done, committed) = oneshot::channel();
         let item = Settled {
             post_id: post.id.clone(),
@@ -612,15 +608,15 @@ impl Publisher {
                 let wait = backoff(&retry, post.attempts_used + 1);
                 self.retry_after(post, result, wait, Budget::Attempts, None)
             }
-            ApiError::Status {
-                code: Some(code), ..
-            } if INVALID_ASSET.contains(&code.as_str()) => match &post.content {
-                Some(content) => {
-                    self.upload_again(post, content, author, started, result)
-                        .await
+            ApiError::Status { code, .. } if unknown_asset(code.as_deref()) => {
+                match &post.content {
+                    Some(content) => {
+                        self.upload_again(post, content, author, started, result)
+                            .await
+                    }
+                    None => bury(post, false, DeadReason::Rejected, result),
                 }
-                None => bury(post, false, DeadReason::Rejected, result),
-            },
+            }
             ApiError::Status { .. } => bury(post, false, DeadReason::Rejected, result),
         }
     }
@@ -748,6 +744,11 @@ const INVALID_ASSET: [&str; 3] = [
     "INVALID_DOCUMENT_ID",
     "INVALID_VIDEO_ID",
 ];
+
+/// Whether LinkedIn refused a post for naming an asset it does not know.
+fn unknown_asset(code: Option<&str>) -> bool {
+    code.is_some_and(|c| INVALID_ASSET.contains(&c))
+}
 
 /// LinkedIn's refusal of a post naming an asset it has no bytes for yet (the notes:
 /// `MEDIA_ASSET_WAITING_UPLOAD`, "Media asset is waiting upload"), by code or by message.

@@ -61,6 +61,31 @@ fn posts_with_text(sb: &Sandbox, text: &str) -> usize {
     sb.posts().iter().filter(|p| p["text"] == text).count()
 }
 
+/// A sandbox whose next `times` post creations (0: every one) are refused 400 with `code`,
+/// and a daemon on it with short media and retry waits.
+fn refused_posts(code: &str, message: &str, times: u32) -> (Sandbox, Env, Daemon) {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    );
+    sb.faults(json!([{
+        "path": "/rest/posts", "method": "POST", "status": 400, "times": times,
+        "code": code, "message": message,
+    }]));
+    let d = Daemon::start(&env);
+    (sb, env, d)
+}
+
+/// A bundle `name` with one image, alt "A", and `text`.
+fn drop_one_image(env: &Env, name: &str, text: &str, image: &[u8]) {
+    env.drop_bundle(
+        name,
+        &draft("images = [{ file = \"a.png\", alt = \"A\" }]", text),
+        &[("a.png", image)],
+    );
+}
+
 // ---------------------------------------------------------------- one test per kind
 
 #[test]
@@ -279,25 +304,13 @@ fn a_link_card_with_a_thumbnail_and_a_poll_go_out_as_written() {
 /// status unreadable: a refusal then means "not yet", not a bad post, and nothing was created.
 #[test]
 fn a_post_refused_as_waiting_upload_is_tried_again_not_buried() {
-    let sb = Sandbox::start();
-    let env = Env::new(
-        &sb,
-        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
+    let (sb, env, d) = refused_posts(
+        "MEDIA_ASSET_WAITING_UPLOAD",
+        "Media asset is waiting upload",
+        1,
     );
-    sb.faults(json!([{
-        "path": "/rest/posts", "method": "POST", "status": 400,
-        "code": "MEDIA_ASSET_WAITING_UPLOAD", "message": "Media asset is waiting upload",
-    }]));
-    let d = Daemon::start(&env);
     let image = png(400, 300);
-    env.drop_bundle(
-        "late",
-        &draft(
-            "images = [{ file = \"a.png\", alt = \"A\" }]",
-            "Not yet, then yes",
-        ),
-        &[("a.png", &image)],
-    );
+    drop_one_image(&env, "late", "Not yet, then yes", &image);
     let post = wait_post_logged(&sb, &d, "Not yet, then yes", LONG);
     assert_assets(&sb, &post, &[&image]);
     assert_eq!(posts_with_text(&sb, "Not yet, then yes"), 1);
@@ -317,25 +330,9 @@ fn a_post_refused_as_waiting_upload_is_tried_again_not_buried() {
 /// nothing was created by the refused try, and resending the old URN could never work.
 #[test]
 fn an_asset_linkedin_no_longer_knows_is_uploaded_again_and_the_post_goes() {
-    let sb = Sandbox::start();
-    let env = Env::new(
-        &sb,
-        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
-    );
-    sb.faults(json!([{
-        "path": "/rest/posts", "method": "POST", "status": 400,
-        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
-    }]));
-    let d = Daemon::start(&env);
+    let (sb, env, d) = refused_posts("INVALID_IMAGE_ID", "Image id does not exist", 1);
     let image = png(320, 200);
-    env.drop_bundle(
-        "gone",
-        &draft(
-            "images = [{ file = \"a.png\", alt = \"A\" }]",
-            "Asset gone, then back",
-        ),
-        &[("a.png", &image)],
-    );
+    drop_one_image(&env, "gone", "Asset gone, then back", &image);
     let post = wait_post_logged(&sb, &d, "Asset gone, then back", LONG);
     assert_assets(&sb, &post, &[&image]);
     assert_eq!(posts_with_text(&sb, "Asset gone, then back"), 1);
@@ -362,26 +359,10 @@ fn an_asset_linkedin_no_longer_knows_is_uploaded_again_and_the_post_goes() {
 /// second finds it renewed (or renewing) and waits for it: neither is buried.
 #[test]
 fn posts_sharing_an_asset_refused_together_both_go_out() {
-    let sb = Sandbox::start();
-    let env = Env::new(
-        &sb,
-        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
-    );
-    sb.faults(json!([{
-        "path": "/rest/posts", "method": "POST", "status": 400, "times": 2,
-        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
-    }]));
-    let d = Daemon::start(&env);
+    let (sb, env, d) = refused_posts("INVALID_IMAGE_ID", "Image id does not exist", 2);
     let image = png(240, 160);
     for name in ["one", "two"] {
-        env.drop_bundle(
-            name,
-            &draft(
-                "images = [{ file = \"a.png\", alt = \"A\" }]",
-                &format!("Shared image {name}"),
-            ),
-            &[("a.png", &image)],
-        );
+        drop_one_image(&env, name, &format!("Shared image {name}"), &image);
     }
     for name in ["one", "two"] {
         let post = wait_post_logged(&sb, &d, &format!("Shared image {name}"), LONG);
@@ -399,24 +380,8 @@ fn posts_sharing_an_asset_refused_together_both_go_out() {
 /// dead as `rejected` rather than uploaded again and again.
 #[test]
 fn an_asset_refused_again_after_a_new_upload_makes_the_post_rejected() {
-    let sb = Sandbox::start();
-    let env = Env::new(
-        &sb,
-        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n[retry]\nbase_delay = \"1s\"\n",
-    );
-    sb.faults(json!([{
-        "path": "/rest/posts", "method": "POST", "status": 400, "times": 0,
-        "code": "INVALID_IMAGE_ID", "message": "Image id does not exist",
-    }]));
-    let d = Daemon::start(&env);
-    env.drop_bundle(
-        "bad",
-        &draft(
-            "images = [{ file = \"a.png\", alt = \"A\" }]",
-            "Never shown",
-        ),
-        &[("a.png", &png(100, 100))],
-    );
+    let (sb, env, d) = refused_posts("INVALID_IMAGE_ID", "Image id does not exist", 0);
+    drop_one_image(&env, "bad", "Never shown", &png(100, 100));
     assert!(
         wait_until(LONG, || env.state("bad").as_deref() == Some("dead")),
         "{}",

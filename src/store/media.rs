@@ -389,7 +389,7 @@ impl Store {
         &mut self,
         post_id: &str,
         recent: u32,
-        codes: &[&str],
+        codes: &[&str; 3],
         sha256s: &[String],
         owner: &str,
         why: &str,
@@ -398,19 +398,11 @@ impl Store {
     ) -> Result<Option<usize>> {
         let now_s = ts(now);
         let tx = self.write()?;
-        // LinkedIn's codes, constants of ours: spelled into the statement.
-        let codes: Vec<String> = codes
-            .iter()
-            .map(|c| format!("'{}'", c.replace('\'', "")))
-            .collect();
         let before: i64 = tx.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT error_code FROM attempts WHERE post_id = ?1 \
-                 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?2) AS recent \
-                 WHERE error_code IN ({})",
-                codes.join(", ")
-            ),
-            params![post_id, i64::from(recent)],
+            "SELECT COUNT(*) FROM (SELECT error_code FROM attempts WHERE post_id = ?1 \
+             AND finished_at IS NOT NULL ORDER BY id DESC LIMIT ?2) AS recent \
+             WHERE error_code IN (?3, ?4, ?5)",
+            params![post_id, i64::from(recent), codes[0], codes[1], codes[2]],
             |r| r.get(0),
         )?;
         if before > 0 {
