@@ -631,9 +631,9 @@ impl Intake {
                                 let mut before = vec![(p.clone(), seen)];
                                 // A folder is the same while its inode is: what it holds
                                 // is the draft.
-                                let post = p.join(bundle::POST);
-                                if let Some(seen) = Seen::now(&post).filter(|_| is_bundle) {
-                                    before.push((post, seen));
+                                if is_bundle {
+                                    let post = p.join(bundle::POST);
+                                    before.extend(Seen::now(&post).map(|seen| (post, seen)));
                                 }
                                 before
                             });
