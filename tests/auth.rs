@@ -484,9 +484,33 @@ fn doctor_catches_a_missing_scope_and_a_missing_page_role() {
         &format!("{}/_sandbox/config", sb.url),
         &json!({"grant_scopes": ["openid", "profile", "w_member_social", "w_organization_social", "r_organization_admin", "r_organization_social"]}),
     );
-    assert!(login(&env).status.success());
+    let (child, url, printed) = start_login_with(&env, &["--paste"], &[]);
+    let landed = approve(&url);
+    let out = paste(child, &landed);
+    let printed = printed.join().unwrap();
+    assert!(out.status.success(), "{printed}{}", text(&out));
+    // CONTENT_ADMIN may post for the page, but not a video: said, not failed.
+    let video = "page urn:li:organization:2414183: member urn:li:person:sbx-me holds CONTENT_ADMIN, enough for text, images and documents; videos for the page need one of ADMINISTRATOR, DIRECT_SPONSORED_CONTENT_POSTER";
+    assert!(printed.contains(&format!("WARNING: {video}")), "{printed}");
     let out = env.lipost(&["doctor"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("warn  {video}")),
+        "{}",
+        text(&out)
+    );
+    // An administrator may post videos too: no warning.
+    post_json(
+        &format!("{}/_sandbox/roles", sb.url),
+        &json!({"member": "me", "organization": "urn:li:organization:2414183", "role": "ADMINISTRATOR"}),
+    );
+    let out = env.lipost(&["doctor"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        !text(&out).contains("videos for the page"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

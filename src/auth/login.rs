@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{app_credentials, pages_via, scopes_for, token_from_response, AuthError};
 use crate::config::{Config, Mode};
-use crate::linkedin::wire::{TokenResponse, POSTING_ROLES};
+use crate::linkedin::wire::{TokenResponse, POSTING_ROLES, VIDEO_ROLES};
 use crate::linkedin::{urlencode, ApiError, Client};
 use crate::store::{Store, Token, TokenSource};
 
@@ -51,6 +51,17 @@ pub struct Report {
     pub lines: Vec<String>,
     /// Problems that keep the account from posting (missing scope or page role).
     pub problems: Vec<String>,
+    /// What the account cannot post although it can post (a page role without videos).
+    pub warnings: Vec<String>,
+}
+
+/// What the page roles allow, for each page that posts via a member.
+#[derive(Debug, Default)]
+pub struct RoleCheck {
+    /// Pages the member cannot post for at all.
+    pub problems: Vec<String>,
+    /// Pages the member can post for, but not videos.
+    pub warnings: Vec<String>,
 }
 
 /// The member account whose token `account` uses (itself, or an organization's `via`).
@@ -231,9 +242,9 @@ pub async fn store_token(
         ),
     }
     report.problems.extend(missing_scopes(config, &stored));
-    report
-        .problems
-        .extend(check_roles(config, client, &stored).await);
+    let roles = check_roles(config, client, &stored).await;
+    report.problems.extend(roles.problems);
+    report.warnings.extend(roles.warnings);
     Ok(report)
 }
 
@@ -253,11 +264,13 @@ pub fn missing_scopes(config: &Config, token: &Token) -> Vec<String> {
         .collect()
 }
 
-/// For each page that posts via this member: does the member hold a posting role?
-pub async fn check_roles(config: &Config, client: &Client, token: &Token) -> Vec<String> {
+/// For each page that posts via this member: does the member hold a posting role, and one
+/// that may post videos?
+pub async fn check_roles(config: &Config, client: &Client, token: &Token) -> RoleCheck {
     let pages = pages_via(config, &token.account);
+    let mut check = RoleCheck::default();
     if pages.is_empty() {
-        return vec![];
+        return check;
     }
     let acls = match client.organization_acls(&token.access_token).await {
         Ok(a) => a,
@@ -271,29 +284,38 @@ pub async fn check_roles(config: &Config, client: &Client, token: &Token) -> Vec
                 } => "the r_organization_admin scope is needed for the check",
                 _ => "try again, or check the API's reachability above",
             };
-            return vec![format!(
+            check.problems.push(format!(
                 "account {}: cannot read page roles ({e}); {why}",
                 token.account
-            )];
+            ));
+            return check;
         }
     };
-    pages
-        .into_iter()
-        .filter_map(|org| {
-            let held: Vec<&str> = acls
-                .iter()
-                .filter(|a| a.organization == org && a.state == "APPROVED")
-                .map(|a| a.role.as_str())
-                .collect();
-            if held.iter().any(|r| POSTING_ROLES.contains(r)) {
-                return None;
-            }
-            let has = if held.is_empty() { "no role".to_string() } else { held.join(", ") };
-            Some(format!(
-                "page {org}: member {} holds {has}; posting needs one of {} (a page admin grants it under Admin tools → Manage admins)",
+    for org in pages {
+        let held: Vec<&str> = acls
+            .iter()
+            .filter(|a| a.organization == org && a.state == "APPROVED")
+            .map(|a| a.role.as_str())
+            .collect();
+        let has = if held.is_empty() {
+            "no role".to_string()
+        } else {
+            held.join(", ")
+        };
+        let grant = "a page admin grants it under Admin tools → Manage admins";
+        if !held.iter().any(|r| POSTING_ROLES.contains(r)) {
+            check.problems.push(format!(
+                "page {org}: member {} holds {has}; posting needs one of {} ({grant})",
                 token.member_urn,
                 POSTING_ROLES.join(", ")
-            ))
-        })
-        .collect()
+            ));
+        } else if !held.iter().any(|r| VIDEO_ROLES.contains(r)) {
+            check.warnings.push(format!(
+                "page {org}: member {} holds {has}, enough for text, images and documents; videos for the page need one of {} ({grant})",
+                token.member_urn,
+                VIDEO_ROLES.join(", ")
+            ));
+        }
+    }
+    check
 }

@@ -39,6 +39,9 @@ fn print_report(report: &Report) -> Result<()> {
     for l in &report.lines {
         println!("{l}");
     }
+    for w in &report.warnings {
+        println!("WARNING: {w}");
+    }
     for p in &report.problems {
         println!("PROBLEM: {p}");
     }
@@ -317,7 +320,11 @@ pub async fn doctor(config: &Config, store: std::result::Result<Store, StoreErro
             d.line(Level::Fail, m);
         }
         if let Some(client) = &client {
-            for problem in login::check_roles(config, client, t).await {
+            let roles = login::check_roles(config, client, t).await;
+            for warning in roles.warnings {
+                d.line(Level::Warn, warning);
+            }
+            for problem in roles.problems {
                 d.line(Level::Fail, problem);
             }
         }

@@ -14,6 +14,10 @@ pub const POSTING_ROLES: &[&str] = &[
     "RECRUITING_POSTER",
 ];
 
+/// Page roles that may post a video for an organization: fewer than for other posts (the
+/// Videos API names only these two).
+pub const VIDEO_ROLES: &[&str] = &["ADMINISTRATOR", "DIRECT_SPONSORED_CONTENT_POSTER"];
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Distribution {
