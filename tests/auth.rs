@@ -304,6 +304,33 @@ fn proactive_refresh_keeps_the_account_posting_and_the_refresh_expiry_does_not_m
 }
 
 #[test]
+fn a_token_issued_for_less_than_refresh_before_is_refreshed_at_half_its_life_not_in_a_loop() {
+    // LinkedIn decides the lifetime; with the default refresh_before (7 days) a token issued
+    // for 8 seconds was due again the moment it arrived: a refresh storm on the token
+    // endpoint. Now it is renewed when half its life is left, about every 4 seconds.
+    let sb = Sandbox::start();
+    sb.configure(json!({"issue_refresh_tokens": true, "access_ttl_secs": 8}));
+    let env = env_with(&sb, "");
+    assert!(login(&env).status.success());
+    let d = Daemon::start(&env);
+    d.wait_log("access token refreshed", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(6));
+    let refreshes = d.log_text().matches("access token refreshed").count();
+    assert!(
+        (1..=3).contains(&refreshes),
+        "{refreshes} refreshes in about 10 s for a token that lives 8 s"
+    );
+    env.drop_draft("short.md", "Posted with a short-lived token\n");
+    wait_post_logged(
+        &sb,
+        &d,
+        "Posted with a short-lived token",
+        Duration::from_secs(10),
+    );
+    assert_eq!(token_row(&env).2, "ok");
+}
+
+#[test]
 fn a_401_mid_run_refreshes_once_and_the_post_goes_out() {
     let sb = Sandbox::start();
     sb.configure(json!({"issue_refresh_tokens": true}));

@@ -203,11 +203,16 @@ impl Tokens {
             .remove(member);
     }
 
-    /// Renew a little early even with a short refresh_before: a request takes time.
-    fn margin(&self) -> Duration {
-        Duration::from_std(self.config.get().linkedin.refresh_before)
+    /// How long before its expiry `token` is renewed: `refresh_before` (a little early even
+    /// when that is short: a request takes time), but never more than half the lifetime
+    /// LinkedIn gave the token. A token issued for less than `refresh_before` would otherwise
+    /// be due again the moment it arrived, and refreshed again and again.
+    fn margin(&self, token: &Token) -> Duration {
+        let configured = Duration::from_std(self.config.get().linkedin.refresh_before)
             .unwrap_or_default()
-            .max(Duration::seconds(60))
+            .max(Duration::seconds(60));
+        let lifetime = token.access_expires_at - token.updated_at;
+        configured.min(lifetime / 2).max(Duration::zero())
     }
 
     async fn get_slow(&self, member: &str) -> Result<(Credential, DateTime<Utc>), AuthError> {
@@ -231,25 +236,23 @@ impl Tokens {
                 why: why.clone(),
             });
         }
-        let margin = self.margin();
-        let token =
-            if token.access_expires_at <= now + margin && token.usable_refresh(now).is_some() {
-                match self.refresh(&token).await {
-                    Ok(t) => t,
-                    // Still valid: use it, refresh again later.
-                    Err(AuthError::Unavailable { .. })
-                        if token.access_expires_at > now + Duration::seconds(5) =>
-                    {
-                        token
-                    }
-                    Err(e) => return Err(e),
-                }
-            } else if token.access_expires_at <= now + Duration::seconds(5) {
-                self.lapsed(member, &token).await?
-            } else {
-                token
-            };
-        let fresh_until = token.access_expires_at - margin;
+        // Too close to its expiry to send with: the request could arrive after it.
+        let spent = token.access_expires_at <= now + Duration::seconds(5);
+        let token = if (spent || token.access_expires_at <= now + self.margin(&token))
+            && token.usable_refresh(now).is_some()
+        {
+            match self.refresh(&token).await {
+                Ok(t) => t,
+                // Still valid: use it, refresh again later.
+                Err(AuthError::Unavailable { .. }) if !spent => token,
+                Err(e) => return Err(e),
+            }
+        } else if spent {
+            self.lapsed(member, &token).await?
+        } else {
+            token
+        };
+        let fresh_until = token.access_expires_at - self.margin(&token);
         Ok((
             Credential {
                 token: token.access_token,
@@ -424,6 +427,7 @@ impl Tokens {
                 let mut t = token.clone();
                 t.access_token = access;
                 t.access_expires_at = expires;
+                t.updated_at = now;
                 Ok(t)
             }
             Err(e) if refused(&e) => {
@@ -496,8 +500,6 @@ impl Tokens {
         warned: &mut HashMap<(String, &'static str), i64>,
     ) -> DateTime<Utc> {
         let now = Utc::now();
-        let before =
-            Duration::from_std(self.config.get().linkedin.refresh_before).unwrap_or_default();
         let mut next = now + Duration::hours(1);
         let mut warnings = Vec::new();
         for t in tokens {
@@ -505,7 +507,7 @@ impl Tokens {
                 continue;
             }
             if t.usable_refresh(now).is_some() {
-                let due = t.access_expires_at - before;
+                let due = t.access_expires_at - self.margin(&t);
                 if due <= now {
                     if let Err(e) = self.get(&t.account).await {
                         warn!(account = %t.account, error = %e, "proactive token refresh failed");
