@@ -40,10 +40,12 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// `#` starts a hashtag when it begins a word and a letter or digit follows.
+/// `#` starts a hashtag when it begins a word and a letter follows. `#1` or `#2026` is escaped:
+/// shown the same either way, and if LinkedIn does not take a number for a hashtag, an
+/// unescaped `#` there would cut the text.
 fn starts_hashtag(prev: Option<char>, after: &str) -> bool {
     let word_start = prev.is_none_or(|p| !p.is_alphanumeric() && p != '#');
-    word_start && after.chars().next().is_some_and(char::is_alphanumeric)
+    word_start && after.chars().next().is_some_and(char::is_alphabetic)
 }
 
 /// Length in bytes of `@[Name](urn:li:person:ID)` or `…organization:ID)` at the start of `s`.
@@ -83,7 +85,8 @@ mod tests {
 
     #[test]
     fn keeps_hashtags_and_mentions() {
-        assert_eq!(escape("Ship it #rust #2026!"), "Ship it #rust #2026!");
+        assert_eq!(escape("Ship it #rust #2026!"), r"Ship it #rust \#2026!");
+        assert_eq!(escape("We're #1 (again)"), r"We're \#1 \(again\)");
         assert_eq!(escape("C# and a#b"), r"C\# and a\#b");
         assert_eq!(
             escape("Thanks @[Ada (Lovelace)](urn:li:person:1) and @[Acme](urn:li:organization:2414183)."),

@@ -45,9 +45,11 @@ pub fn visible_text(commentary: &str) -> String {
 fn element(s: &[char], prev: Option<char>) -> Option<(String, usize)> {
     match s[0] {
         '#' => {
+            // A hashtag is a word: it starts with a letter. `#2026` is a stray `#`.
             let at_word_start = prev.is_none_or(|p| !p.is_alphanumeric());
+            let letter = s.get(1).is_some_and(|c| c.is_alphabetic());
             let word = s[1..].iter().take_while(|c| c.is_alphanumeric()).count();
-            (at_word_start && word > 0).then(|| (s[..=word].iter().collect(), word + 1))
+            (at_word_start && letter).then(|| (s[..=word].iter().collect(), word + 1))
         }
         '@' => mention(s).map(|n| (s[..n].iter().collect(), n)),
         '{' => template(s),
