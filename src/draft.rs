@@ -101,7 +101,7 @@ pub enum DraftError {
     MisplacedKey { key: &'static str, line: usize },
     #[error("front matter, line {line}: {message}")]
     FrontMatter { line: usize, message: String },
-    #[error("the post text is empty: write the text after the front matter")]
+    #[error("the post text is empty (white space or invisible characters only): write the text after the front matter")]
     Empty,
     #[error("the post text is {chars} characters after LinkedIn escaping; LinkedIn allows {limit}: shorten it by {over}", over = chars - limit)]
     TooLong { chars: usize, limit: usize },
@@ -392,7 +392,7 @@ pub fn parse_bundle_at(
     let (content, named) = content_of(&fm)?;
     let edit = fm.edit.unwrap_or(false);
     let first_comment = match fm.first_comment {
-        Some(c) if c.trim().is_empty() => {
+        Some(c) if visible(&c).trim().is_empty() => {
             return Err(DraftError::Content {
                 key: "first_comment",
                 why: "it is empty: write the comment, or remove the key".into(),
@@ -460,7 +460,7 @@ pub fn parse_bundle_at(
     };
 
     let body = body.trim_start_matches(['\n', '\r']).trim_end();
-    if body.trim().is_empty() {
+    if visible(body).trim().is_empty() {
         return Err(DraftError::Empty);
     }
     let commentary = ltf::escape(body);
@@ -542,7 +542,7 @@ fn content_of(fm: &FrontMatter) -> Result<(Option<Content>, Option<Named>), Draf
     }
     if let Some(v) = &fm.video {
         // LinkedIn's notes: a video post names the video "and a `title`".
-        let Some(title) = v.title.clone().filter(|t| !t.trim().is_empty()) else {
+        let Some(title) = v.title.clone().filter(|t| !visible(t).trim().is_empty()) else {
             return Err(bad(
                 "video",
                 "a title is required (LinkedIn wants one with a video): write video = { file = \"...\", title = \"...\" }".into(),
@@ -662,7 +662,7 @@ fn named_file(key: &'static str, mut f: NamedFile) -> Result<NamedFile, DraftErr
                 len - MAX_ALT_TEXT
             )));
         }
-        if alt.trim().is_empty() {
+        if visible(alt).trim().is_empty() {
             f.alt = None;
         }
     }
@@ -871,13 +871,15 @@ fn misplaced_key(body: &str, first_line: usize) -> Option<(&'static str, usize)>
     })
 }
 
-/// `line` without Unicode format characters (category Cf: the BOM, zero-width spaces and
-/// joiners, direction marks, ...): invisible in an editor, so they must not turn a fence or a
-/// key into text.
+/// `line` without the characters an editor shows as nothing: format characters (category Cf:
+/// the BOM, zero-width spaces and joiners, direction marks, ...), the rest of Unicode's
+/// default-ignorable code points (variation selectors, a leftover of a deleted emoji; the
+/// combining grapheme joiner; Hangul fillers) and the blank braille pattern. None may turn a
+/// fence or a key into text, nor count as text.
 fn visible(line: &str) -> std::borrow::Cow<'_, str> {
-    if line.chars().any(is_format) {
+    if line.chars().any(is_invisible) {
         line.chars()
-            .filter(|&c| !is_format(c))
+            .filter(|&c| !is_invisible(c))
             .collect::<String>()
             .into()
     } else {
@@ -885,13 +887,21 @@ fn visible(line: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Unicode general category Cf (format characters).
-fn is_format(c: char) -> bool {
+/// Unicode general category Cf, Default_Ignorable_Code_Point (DerivedCoreProperties.txt,
+/// Unicode 15.1) and U+2800 BRAILLE PATTERN BLANK.
+fn is_invisible(c: char) -> bool {
     matches!(c as u32,
+        // Cf
         0x00AD | 0x0600..=0x0605 | 0x061C | 0x06DD | 0x070F | 0x0890..=0x0891 | 0x08E2
         | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
         | 0xFEFF | 0xFFF9..=0xFFFB | 0x110BD | 0x110CD | 0x13430..=0x1343F
-        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F)
+        | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A | 0xE0001 | 0xE0020..=0xE007F
+        // Default_Ignorable_Code_Point beyond Cf
+        | 0x034F | 0x115F..=0x1160 | 0x17B4..=0x17B5 | 0x180B..=0x180F | 0x2065 | 0x3164
+        | 0xFE00..=0xFE0F | 0xFFA0 | 0xFFF0..=0xFFF8 | 0xE0000 | 0xE0002..=0xE001F
+        | 0xE0080..=0xE0FFF
+        // Blank, though not ignorable
+        | 0x2800)
 }
 
 /// C0 and C1 control characters and DEL, except tab and line breaks: invisible in the post,
@@ -1136,6 +1146,10 @@ mod tests {
             format!("\n\u{feff}+++\n{fm}\n+++\nEmbargoed"),
             format!("\u{200b}+++\n{fm}\n\u{2060}+++\u{200b}\nEmbargoed"),
             format!("\u{200b}\n+++\u{200d}\n{fm}\n+++\nEmbargoed"),
+            // Default-ignorable, not Cf: a variation selector left by a deleted emoji, the
+            // combining grapheme joiner, a Hangul filler; and the blank braille pattern.
+            format!("\u{fe0f}\n+++\n{fm}\n+++\nEmbargoed"),
+            format!("\u{34f}\u{3164}\n\u{2800}+++\n{fm}\n+++\u{e0100}\nEmbargoed"),
         ] {
             let d = p(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert_eq!(
@@ -1147,6 +1161,8 @@ mod tests {
         }
         for text in [
             "Launch\n\u{200b}publish_at = 2030-01-01\n",
+            "Launch\n\u{fe0f}publish_at = 2030-01-01\n",
+            "Launch\n\u{34f}\u{2800}publish_at = 2030-01-01\n",
             "Launch\n\"publish_at\" = 2030-01-01\n",
             "Launch\n'publish_at': 2030-01-01\n",
             "Launch\n\u{feff}\"publish-at\" = 2030-01-01\n",
@@ -1407,6 +1423,17 @@ mod tests {
             DraftError::Empty
         );
         assert_eq!(p("").unwrap_err(), DraftError::Empty);
+        // Nothing a reader would see is no text either.
+        for blank in ["\u{200b}\n", "\u{3164}", "\u{fe0f} \u{2800}\n\u{feff}"] {
+            assert_eq!(p(blank).unwrap_err(), DraftError::Empty, "{blank:?}");
+        }
+        assert!(matches!(
+            p("+++\nfirst_comment = \"\u{200b}\"\n+++\nx").unwrap_err(),
+            DraftError::Content {
+                key: "first_comment",
+                ..
+            }
+        ));
         assert_eq!(
             p("+++\nid = \"a\"\nno end").unwrap_err(),
             DraftError::UnclosedFrontMatter { line: 1 }
