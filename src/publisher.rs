@@ -20,7 +20,7 @@ use rand::Rng;
 use tracing::{info, warn};
 
 use crate::auth::{AuthError, Tokens};
-use crate::config::{AccountKind, Live, Retry};
+use crate::config::{AccountKind, Config, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptOutcome, AttemptResult, DeadReason, HoldReason, Post};
@@ -317,17 +317,8 @@ impl Publisher {
             if let Some(found) = self.find_on_page(post, &author, &cred.token, since).await {
                 return Some(found);
             }
-            let window = self.config.get().retry.resend_window;
-            if started - since > std_to_chrono(window) {
-                return Some(bury(
-                    post,
-                    true,
-                    DeadReason::InDoubt,
-                    AttemptResult::message(format!(
-                        "a try at {since} may have reached LinkedIn and no answer came back; it is past the {} resend window, so it was not sent again",
-                        humantime::format_duration(window),
-                    )),
-                ));
+            if let Some(dead) = past_resend_window(post, since, &config, started) {
+                return Some(dead);
             }
         }
         let mut body = PostRequest::text(&author, &post.commentary, &post.visibility);
@@ -352,6 +343,15 @@ impl Publisher {
                 Err(e) => {
                     return Some(self.retry_plain(post, e.to_string(), AttemptOutcome::Retry))
                 }
+            }
+        }
+        // Again now: the token, the page lookup and the media took time, and LinkedIn must
+        // see this request (by the end of its timeout at the latest) while it would still
+        // refuse it as a duplicate of the try in doubt.
+        if let Some(since) = post.in_doubt_since {
+            let arrives_by = later(Utc::now(), config.linkedin.request_timeout);
+            if let Some(dead) = past_resend_window(post, since, &config, arrives_by) {
+                return Some(dead);
             }
         }
         let version = self.client.version().current();
@@ -785,6 +785,30 @@ fn first_try_too_late(
         false,
         DeadReason::TooLate,
         AttemptResult::message(message),
+    ))
+}
+
+/// A post in doubt since `since` is not sent again if LinkedIn could see the new request
+/// (`at`) after `retry.resend_window`: only within it does LinkedIn refuse a copy of a post
+/// that did land as a duplicate, instead of publishing it twice.
+fn past_resend_window(
+    post: &Post,
+    since: DateTime<Utc>,
+    config: &Config,
+    at: DateTime<Utc>,
+) -> Option<(AttemptResult, Settle)> {
+    let window = config.retry.resend_window;
+    if at - since <= std_to_chrono(window) {
+        return None;
+    }
+    Some(bury(
+        post,
+        true,
+        DeadReason::InDoubt,
+        AttemptResult::message(format!(
+            "a try at {since} may have reached LinkedIn and no answer came back; a new try could reach LinkedIn past the {} resend window, so it was not sent again",
+            humantime::format_duration(window),
+        )),
     ))
 }
 

@@ -361,6 +361,37 @@ fn an_in_doubt_page_post_is_found_on_the_page_without_a_resend() {
 }
 
 #[test]
+fn a_resend_that_could_reach_linkedin_past_the_window_is_not_sent() {
+    // The window is checked again right before the resend leaves: the page lookup before it
+    // took 4.5 s, so the resend would have reached LinkedIn after its 5 s duplicate window
+    // and been published a second time.
+    let sb = Sandbox::start();
+    sb.configure(json!({"duplicate_window_secs": 5}));
+    let env = Env::build(
+        &sb,
+        "",
+        "request_timeout = \"5s\"",
+        "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"1s\"\nresend_window = \"4s\"\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([
+        {"path": "/rest/posts", "method": "POST", "stored": true, "status": 502, "times": 1},
+        {"path": "/rest/posts", "method": "GET", "status": 500, "delay_ms": 4500, "times": 1}
+    ]));
+    env.drop_draft("slow.md", draft("account = \"acme\"", "Stored, then a 502"));
+    wait_state(&env, "slow", "dead", 20);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sb.posts().len(), 1, "{:?}", sb.posts());
+    assert_eq!(dead_reason(&env, "slow"), "in_doubt");
+    let rows = attempts(&env, "slow");
+    let last = rows.last().unwrap().message.clone().unwrap_or_default();
+    assert!(
+        last.contains("could reach LinkedIn past the 4s resend window"),
+        "{last}"
+    );
+}
+
+#[test]
 fn in_doubt_past_the_window_is_dead_as_in_doubt_never_resent() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "\n[retry]\nbase_delay = \"300ms\"\nmax_delay = \"600ms\"\nresend_window = \"1s\"\nmax_attempts = 20\n");
