@@ -360,6 +360,31 @@ fn an_in_doubt_page_post_is_found_on_the_page_without_a_resend() {
     assert_eq!(outcomes, ["in_doubt", "resolved_found"]);
 }
 
+/// The built-in sandbox (no `api_base_url`) starts afresh at every run, and the database
+/// keeps last run's URNs: this run's posts must get new ones. They used to start again at
+/// the same number, so after a restart every new post was dead as `duplicate` of an old one.
+#[test]
+fn with_the_built_in_sandbox_posts_after_a_restart_get_urns_of_their_own() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let text = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace(&format!("api_base_url = \"{}\"\n", sb.url), "");
+    std::fs::write(&env.config, text).unwrap();
+    let mut d = Daemon::start(&env);
+    env.drop_draft("before.md", "Before the restart\n");
+    wait_state(&env, "before", "published", 10);
+    d.term(Duration::from_secs(10));
+    let _d = Daemon::start(&env);
+    env.drop_draft("after.md", "After the restart\n");
+    wait_state(&env, "after", "published", 10);
+    assert_ne!(urn_of(&env, "before"), urn_of(&env, "after"));
+    assert!(
+        sb.posts().is_empty(),
+        "nothing may reach the test's own sandbox"
+    );
+}
+
 #[test]
 fn a_resend_that_could_reach_linkedin_past_the_window_is_not_sent() {
     // The window is checked again right before the resend leaves: the page lookup before it

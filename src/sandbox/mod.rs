@@ -223,6 +223,15 @@ fn duplicate_key(commentary: &str) -> String {
     commentary.to_string()
 }
 
+/// Where this run's post ids start: LinkedIn never gives one URN to two posts, and a
+/// database outlives a sandbox (the built-in one starts afresh with every `lipost run`), so
+/// the ids of one run must not come back in the next. Ids grow with the time the run started,
+/// 100 per microsecond: a run would have to publish faster than that to reach the next's.
+fn first_share() -> u64 {
+    let micros = Utc::now().timestamp_micros().max(0) as u64;
+    7_000_000_000_000_000_000 + micros * 100
+}
+
 #[derive(Clone)]
 pub struct Sandbox {
     inner: Arc<Mutex<Inner>>,
@@ -233,7 +242,7 @@ impl Sandbox {
         Sandbox {
             inner: Arc::new(Mutex::new(Inner {
                 settings,
-                next_share: 7_300_000_000_000_000_000,
+                next_share: first_share(),
                 ..Inner::default()
             })),
         }
