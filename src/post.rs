@@ -97,7 +97,9 @@ impl Transition {
             Transition::Replace => &[Scheduled, Dead, Cancelled],
             Transition::Requeue => &[Dead],
             Transition::Cancel => &[Scheduled, Dead],
-            Transition::MarkPublished => &[Scheduled, Dead],
+            // A cancelled post found on LinkedIn after all is recorded, so `delete` can
+            // take it down.
+            Transition::MarkPublished => &[Scheduled, Dead, Cancelled],
             Transition::Delete => &[Published],
         }
     }

@@ -547,6 +547,47 @@ fn cancel_withdraws_a_scheduled_post() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is cancelled"));
 }
 
+#[test]
+fn a_post_in_doubt_is_cancelled_only_with_force_and_can_still_be_recorded_as_found() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"60s\"\nmax_delay = \"60s\"\n",
+    );
+    let _d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "stored": true, "status": 504, "times": 1}]));
+    env.drop_draft("maybe.md", "Stored, then a 504\n");
+    assert!(wait_until(Duration::from_secs(10), || !attempts(
+        &env, "maybe"
+    )
+    .is_empty()));
+    assert_eq!(env.state("maybe").as_deref(), Some("scheduled"));
+    // It may be live: a plain cancel would take nothing off LinkedIn.
+    let out = env.lipost(&["cancel", "maybe"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("may already be on LinkedIn (in_doubt)")
+            && said.contains("lipost mark-published maybe URN")
+            && said.contains("lipost cancel maybe --force"),
+        "{said}"
+    );
+    assert_eq!(env.state("maybe").as_deref(), Some("scheduled"));
+    assert!(env.lipost(&["cancel", "maybe", "--force"]).status.success());
+    assert_eq!(env.state("maybe").as_deref(), Some("cancelled"));
+    // Then found on LinkedIn after all: recorded, so `delete` can take it down.
+    let urn = sb.posts()[0]["urn"].as_str().unwrap().to_string();
+    let out = env.lipost(&["mark-published", "maybe", &urn]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.state("maybe").as_deref(), Some("published"));
+    assert_eq!(urn_of(&env, "maybe"), Some(urn));
+    assert_eq!(sb.posts().len(), 1);
+}
+
 fn urn_of(env: &Env, id: &str) -> Option<String> {
     env.db()
         .query_row("SELECT post_urn FROM posts WHERE id = ?1", [id], |r| {

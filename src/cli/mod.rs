@@ -100,7 +100,12 @@ pub enum Command {
         json: bool,
     },
     /// Withdraw a scheduled or dead post.
-    Cancel { id: String },
+    Cancel {
+        id: String,
+        /// Withdraw a post that may already be on LinkedIn (a try in doubt) without looking.
+        #[arg(long)]
+        force: bool,
+    },
     /// List dead letters: posts given up, with the reason and the last error.
     Dead {
         #[arg(long)]
@@ -279,9 +284,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }),
         Command::Show { id, json } => read(&cli, |c, s| report::show(c, s, id, *json)),
         Command::Dead { json } => read(&cli, |c, s| report::dead(c, s, *json)),
-        Command::Cancel { id } => {
+        Command::Cancel { id, force } => {
             let config = load(&cli)?;
-            open_store(&config)?.cancel(id, Utc::now())?;
+            open_store(&config)?.cancel(id, *force, Utc::now())?;
             wake_daemon(&config);
             println!("cancelled {id}");
             Ok(())

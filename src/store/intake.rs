@@ -459,7 +459,7 @@ mod tests {
             Some(DeadReason::DraftIncomplete)
         );
         // Once the slot is free again, the retry keeps the slot's time, still ahead.
-        store.cancel("b", now).unwrap();
+        store.cancel("b", false, now).unwrap();
         assert_eq!(store.requeue("a", now).unwrap(), "2026-11-23T12:00:00.000Z");
         // A slot taken and already past does not block a retry: it goes out now.
         assert!(store

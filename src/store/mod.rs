@@ -84,6 +84,8 @@ pub enum StoreError {
     },
     #[error("{urn} is already recorded for post {other:?}: a URN belongs to one post. Check the URN on LinkedIn; if {other} is not that post, fix it first")]
     UrnTaken { urn: String, other: String },
+    #[error("post {id:?} may already be on LinkedIn ({reason}), and cancelling it here takes nothing off LinkedIn.\nCheck the feed first. If it is there: `lipost mark-published {id} URN`, then `lipost delete {id}` to take it down.\nIf it is not: `lipost cancel {id} --force`.")]
+    MayBeLive { id: String, reason: String },
     #[error("database task failed: {0}")]
     Task(String),
     #[error("no database at {path}: has `lipost run` run yet?")]

@@ -17,13 +17,42 @@ impl Store {
         Ok(())
     }
 
-    pub fn cancel(&mut self, id: &str, now: DateTime<Utc>) -> Result<()> {
+    /// Withdraws a post. One that may already be on LinkedIn (a try in doubt, or dead as
+    /// `in_doubt` or `duplicate`) is withdrawn only with `force`: cancelling it here takes
+    /// nothing off LinkedIn, and a person should look first. Forced, its doubt is settled by
+    /// that person: the mark goes, so a draft dropped again later is a new post.
+    pub fn cancel(&mut self, id: &str, force: bool, now: DateTime<Utc>) -> Result<()> {
         let now_s = ts(now);
         let tx = self.write()?;
+        if let Some(reason) = Self::withdrawal_risk(&tx, id)? {
+            if !force {
+                return Err(StoreError::MayBeLive {
+                    id: id.to_string(),
+                    reason: reason.to_string(),
+                });
+            }
+        }
         Self::apply_or_explain(&tx, id, Transition::Cancel, "cancel", &now_s)?;
         Self::close_dead_letters(&tx, id, &now_s)?;
+        tx.execute("UPDATE posts SET in_doubt_since = NULL WHERE id = ?1", [id])?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// Why withdrawing `id` may leave it on LinkedIn: a scheduled post with a try in doubt,
+    /// or a dead one that may be live.
+    fn withdrawal_risk(tx: &Db, id: &str) -> Result<Option<DeadReason>> {
+        let doubt: Option<Option<String>> = tx
+            .query_row(
+                "SELECT in_doubt_since FROM posts WHERE id = ?1 AND state = 'scheduled'",
+                [id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if doubt.flatten().is_some() {
+            return Ok(Some(DeadReason::InDoubt));
+        }
+        Self::may_be_live_in(tx, id)
     }
 
     /// A dead post back to `scheduled` with a fresh budget, due now, or at its due time if
