@@ -197,7 +197,7 @@ impl Publisher {
         &self,
         post: Post,
         attempt: i64,
-        claimed_at: std::time::Instant,
+        claimed_at: crate::wallclock::BootInstant,
         turn: T,
     ) {
         let started = Utc::now();
@@ -272,7 +272,7 @@ impl Publisher {
         &self,
         post: &Post,
         attempt: i64,
-        claimed_at: std::time::Instant,
+        claimed_at: crate::wallclock::BootInstant,
         started: DateTime<Utc>,
     ) -> Option<(AttemptResult, Settle)> {
         let config = self.config.get();
@@ -332,7 +332,8 @@ impl Publisher {
         // after a stop past its lease, another node resolves the post instead.
         // SQLite has one daemon: nothing to renew. On PostgreSQL a claim younger than half
         // its lease is still this node's beyond doubt (no node takes a post before its lease
-        // ends, and the monotonic clock counts a freeze too): only an older one is renewed,
+        // ends, and its age is read on CLOCK_BOOTTIME, which counts a freeze and a suspend
+        // too): only an older one is renewed,
         // which also tells whether another node took the post meanwhile.
         if config.database_url.is_some() && claimed_at.elapsed() >= config.publisher.claim_lease / 2
         {

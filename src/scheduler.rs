@@ -287,7 +287,7 @@ impl Scheduler {
         // lifts the holds is wholly before the look or wholly after it.
         let version = self.version.clone();
         // Taken before the claims commit: their leases run from a later instant.
-        let claimed_at = std::time::Instant::now();
+        let claimed_at = crate::wallclock::BootInstant::now();
         let (plan, more, claimed, news, reported, again) = self
             .store
             // One transaction on PostgreSQL: other nodes' dispatches wait, so pacing and caps
@@ -366,7 +366,7 @@ impl Scheduler {
 
     /// Spawns the send of a claimed post; it waits for a request permit (first come, first
     /// served), or is given back if shutdown closes the permits first.
-    fn start(&mut self, post: Post, attempt: i64, claimed_at: std::time::Instant) {
+    fn start(&mut self, post: Post, attempt: i64, claimed_at: crate::wallclock::BootInstant) {
         let place = self
             .places
             .clone()

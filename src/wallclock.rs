@@ -1,4 +1,5 @@
-//! Sleeping until a wall-clock instant, suspend included.
+//! Sleeping until a wall-clock instant, and measuring how long ago something was, suspend
+//! included.
 //!
 //! tokio's timers run on CLOCK_MONOTONIC, which stops while the machine is suspended: a
 //! sleep computed before a suspend ends late by the time spent suspended. A `timerfd` on
@@ -13,6 +14,29 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use chrono::{DateTime, Utc};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+
+/// A moment on CLOCK_BOOTTIME: like `std::time::Instant` (CLOCK_MONOTONIC, never set back)
+/// but counting a suspend too. A claim's age is measured on it: a node suspended past its
+/// lease must know it was, or it would send a post another node has taken over.
+#[derive(Debug, Clone, Copy)]
+pub struct BootInstant(std::time::Duration);
+
+impl BootInstant {
+    pub fn now() -> BootInstant {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: plain syscall writing into `t`; CLOCK_BOOTTIME exists since Linux 2.6.39.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_BOOTTIME)");
+        BootInstant(std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
+    }
+
+    pub fn elapsed(self) -> std::time::Duration {
+        BootInstant::now().0.saturating_sub(self.0)
+    }
+}
 
 /// Returns at `at` on the wall clock, or earlier if the clock was set meanwhile (the caller
 /// looks at the time again either way).
@@ -105,6 +129,17 @@ impl Timer {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn boot_instant_measures_time_passed() {
+        let t = BootInstant::now();
+        std::thread::sleep(Duration::from_millis(30));
+        let e = t.elapsed();
+        assert!(
+            e >= Duration::from_millis(30) && e < Duration::from_secs(5),
+            "{e:?}"
+        );
+    }
 
     #[tokio::test]
     async fn fires_at_a_wall_clock_instant() {
