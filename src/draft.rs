@@ -75,6 +75,10 @@ pub struct Draft {
     /// change times): the same file found again, never moved out (a crash, or a folder it
     /// could not be moved to), is not a new drop. Set by the watcher, not by parsing.
     pub source_stamp: Option<String>,
+    /// The file (or bundle folder) arrived by a rename the watcher saw happen: a drop by
+    /// someone, never a leftover, even if its stamp is the stored one (a folder moved out
+    /// and back keeps its inode, and `post.md` its times). Set by the watcher.
+    pub renamed_in: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -484,6 +488,7 @@ pub fn parse_bundle_at(
         edit,
         front_matter,
         source_stamp: None,
+        renamed_in: false,
     };
     Ok((draft, named))
 }

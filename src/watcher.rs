@@ -1064,6 +1064,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
     match draft::parse(&bytes, &stem, config) {
         Ok(mut d) => {
             d.source_stamp = Some(stamp);
+            d.renamed_in = renamed_in;
             Read::Ready(Box::new(d), seen)
         }
         // A file renamed in is finished by its writer's own word.

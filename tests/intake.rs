@@ -467,6 +467,32 @@ fn a_taken_file_found_again_after_a_restart_does_not_revive_a_cancelled_post() {
     );
 }
 
+/// A cancelled bundle moved back in from `accepted/` is the author asking again, as for a
+/// single file: the folder keeps its inode and `post.md` its times, but the rename says so.
+#[test]
+fn a_cancelled_bundle_moved_back_in_is_scheduled_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let text = draft(
+        "publish_at = \"2030-05-01T09:00:00Z\"",
+        "Bundle, back again",
+    );
+    env.drop_bundle("again", &text, &[]);
+    let accepted = env.queue.join("accepted/again");
+    assert!(wait_until(LONG, || accepted.exists()), "{}", d.log_text());
+    assert_eq!(env.state("again").as_deref(), Some("scheduled"));
+    assert!(env.lipost(&["cancel", "again"]).status.success());
+    std::fs::rename(&accepted, env.queue.join("again")).unwrap();
+    assert!(
+        wait_until(LONG, || env.state("again").as_deref() == Some("scheduled")),
+        "{:?}\n{}",
+        env.state("again"),
+        d.log_text()
+    );
+    assert!(wait_until(LONG, || accepted.exists()));
+}
+
 // ---------------------------------------------------------------- point 15: size cap
 
 #[test]

@@ -95,7 +95,11 @@ impl Store {
                 state,
                 PostState::Scheduled | PostState::Publishing | PostState::Published
             );
-            if !live && e.source_stamp.is_some() && e.source_stamp == d.source_stamp {
+            if !live
+                && !d.renamed_in
+                && e.source_stamp.is_some()
+                && e.source_stamp == d.source_stamp
+            {
                 return Ok(Ok(Taken::LeftOver { state }));
             }
         }
@@ -336,6 +340,7 @@ mod tests {
             edit: false,
             front_matter: true,
             source_stamp: None,
+            renamed_in: false,
         }
     }
 

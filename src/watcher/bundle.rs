@@ -140,6 +140,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         dir_meta.ino(),
         super::source_stamp(&after)
     ));
+    draft.renamed_in = renamed_in;
     let Some(named) = named else {
         return Ok((draft, snapshot, Vec::new()));
     };
