@@ -308,6 +308,9 @@ spelled! {
         /// Its draft file was written to again after it was taken (a draft written in
         /// steps): its text may be only the first part. Never sent.
         DraftIncomplete = "draft_incomplete",
+        /// Its draft left the queue folder (moved or deleted) while it was being taken: its
+        /// author may have withdrawn it. Never sent.
+        DraftWithdrawn = "draft_withdrawn",
     }
 }
 

@@ -769,9 +769,10 @@ impl Intake {
         let config = self.config.get().clone();
         let stuck = self.stuck.clone();
         let recent = self.recent.clone();
-        let (taken, rejected, changed) = tokio::task::spawn_blocking(move || {
+        let (taken, rejected, changed, withdrawn) = tokio::task::spawn_blocking(move || {
             let mut taken = 0;
             let mut changed = false;
+            let mut withdrawn: Vec<(String, String)> = Vec::new();
             let mut stuck = stuck.lock().unwrap_or_else(|p| p.into_inner());
             let mut to = Destinations::default();
             // The name is checked right before the rename: a file saved over it (or appended
@@ -796,6 +797,12 @@ impl Intake {
                             let post = (!d.edit).then(|| d.id.clone());
                             recent.remember(file_name(path), post, config.watcher.incomplete_wait);
                         }
+                        // Moved or deleted before lipost could move it out: whoever did
+                        // may have meant to withdraw it, so it does not go out on its own.
+                        if matches!(how, Taken::Created | Taken::Replaced) && gone(path) {
+                            withdrawn.push((d.id.clone(), file_name(path)));
+                            continue;
+                        }
                         move_out(path, Some(s), &config.accepted_dir(), None);
                     }
                     Err(refused) => {
@@ -810,15 +817,46 @@ impl Intake {
                 warn!(file = %shown(&file_name(path)), reason = %why.escape_debug(), "draft rejected");
                 move_out(path, s.take(), &config.rejected_dir(), Some(why));
             }
-            (taken, bad.len(), changed)
+            (taken, bad.len(), changed, withdrawn)
         })
         .await
         .map_err(|e| store::StoreError::Task(e.to_string()))?;
+        self.stop_withdrawn(withdrawn).await?;
         if changed {
             recheck = sooner(recheck, self.config.get().watcher.settle_time);
         }
         Ok((taken, rejected, recheck))
     }
+}
+
+impl Intake {
+    /// Posts whose draft left the queue folder between the read and the move out: they are
+    /// stopped (dead as `draft_withdrawn`) unless already sent. Dropping the draft again
+    /// schedules them again.
+    async fn stop_withdrawn(
+        &self,
+        withdrawn: Vec<(String, String)>,
+    ) -> Result<(), store::StoreError> {
+        for (id, file) in withdrawn {
+            let why = format!("its draft {} left the queue folder (moved or deleted) while it was being taken: not sent; drop it again to schedule it", shown(&file));
+            let (post, message) = (id.clone(), why.clone());
+            let stopped = self
+                .store
+                .call(move |s| s.expire(&post, DeadReason::DraftWithdrawn, &message, Utc::now()))
+                .await?;
+            if stopped {
+                warn!(post_id = %id, file = %shown(&file), reason = %DeadReason::DraftWithdrawn, "{why}");
+            } else {
+                warn!(post_id = %id, file = %shown(&file), "its draft left the queue folder while it was being taken, but the post had gone out (or on its way) already");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Nothing is at `path` any more (not even a link).
+fn gone(path: &Path) -> bool {
+    matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 fn log_taken(d: &Draft, how: &Taken, path: &Path) {

@@ -370,6 +370,73 @@ fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
     );
 }
 
+/// A bundle moved back out of the queue while lipost is still taking it (copying its media)
+/// may be its author withdrawing it: it is not sent. Dead as `draft_withdrawn` if the store
+/// had it already, or never taken at all; never scheduled.
+#[test]
+fn a_bundle_moved_out_while_it_is_taken_is_not_sent() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"];
+    let list = names.map(|n| format!("\"{n}\"")).join(", ");
+    let post = draft(
+        &format!("publish_at = \"{}\"\nimages = [{list}]", later()),
+        "Pulled back",
+    );
+    let mut withdrawn = 0;
+    for i in 0..4u8 {
+        let name = format!("pulled{i}");
+        // Big enough that copying and hashing take a while; new bytes each round and image.
+        let images: Vec<Vec<u8>> = (0..names.len() as u8)
+            .map(|j| {
+                let mut big = png(100, 100);
+                big.extend(vec![i; 7 << 20]);
+                big.push(j);
+                big
+            })
+            .collect();
+        let files: Vec<(&str, &[u8])> = names
+            .iter()
+            .zip(&images)
+            .map(|(n, b)| (*n, b.as_slice()))
+            .collect();
+        let staging = env.path(&format!("staging-{name}"));
+        write_bundle(&staging, &post, &files);
+        std::fs::rename(&staging, env.queue.join(&name)).unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        if std::fs::rename(env.queue.join(&name), env.path(&format!("back-{name}"))).is_err() {
+            continue; // lipost was quicker and moved it to accepted/
+        }
+        let settled = |s: &Option<String>| s.as_deref() == Some("dead");
+        wait_until(Duration::from_secs(5), || settled(&env.state(&name)));
+        let state = env.state(&name);
+        assert!(
+            state.is_none() || settled(&state),
+            "{name} is {state:?}\n{}",
+            d.log_text()
+        );
+        if state.is_some() {
+            let reason: String = env
+                .db()
+                .query_row(
+                    "SELECT reason FROM dead_letters WHERE post_id = ?1",
+                    [&name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(reason, "draft_withdrawn");
+            withdrawn += 1;
+        }
+    }
+    assert!(
+        withdrawn > 0,
+        "no round caught lipost mid-take\n{}",
+        d.log_text()
+    );
+    assert!(sb.posts().is_empty());
+}
+
 #[test]
 fn a_folder_without_post_md_is_left_alone_until_one_arrives() {
     let sb = Sandbox::start();

@@ -325,9 +325,14 @@ pub async fn run(cli: Cli) -> Result<()> {
                         continue;
                     }
                 }
-                // Its text may be only the first part of what its author wrote: one at a
-                // time, asked for by name.
-                if *all && store.dead_reason(&id)? == Some(DeadReason::DraftIncomplete) {
+                // Its text may be only the first part of what its author wrote, or its author
+                // may have withdrawn it: one at a time, asked for by name.
+                if *all
+                    && matches!(
+                        store.dead_reason(&id)?,
+                        Some(DeadReason::DraftIncomplete | DeadReason::DraftWithdrawn)
+                    )
+                {
                     partial.push(id);
                     continue;
                 }
@@ -350,7 +355,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             }
             if !partial.is_empty() {
                 println!(
-                    "skipped {} whose draft file was written to again after it was taken (draft_incomplete: the text may be only a first part):",
+                    "skipped {} whose draft file was written to again after it was taken (draft_incomplete: the text may be only a first part) or left the queue folder while it was taken (draft_withdrawn):",
                     partial.len()
                 );
                 for id in &partial {
