@@ -395,6 +395,9 @@ struct Seen {
     size: u64,
     mtime: i64,
     mtime_nsec: i64,
+    /// Permissions: a draft that could not be moved out for want of them is tried again once
+    /// they change (`chmod g+w` on a bundle folder).
+    mode: u32,
 }
 
 impl Seen {
@@ -408,6 +411,7 @@ impl Seen {
             size: if dir { 0 } else { m.size() },
             mtime: if dir { 0 } else { m.mtime() },
             mtime_nsec: if dir { 0 } else { m.mtime_nsec() },
+            mode: m.mode(),
         }
     }
 
