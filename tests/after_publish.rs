@@ -361,6 +361,34 @@ fn delete_removes_a_published_post_once_and_again_is_fine() {
 }
 
 #[test]
+fn delete_of_a_urn_linkedin_does_not_know_says_so_and_not_to_try_again() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "typo.md",
+        draft(
+            &format!("publish_at = \"{}\"", in_secs(3600)),
+            "Found by hand",
+        ),
+    );
+    wait_state(&env, &d, "typo", "scheduled");
+    // Recorded by hand with a URN LinkedIn never gave.
+    let o = env.lipost(&["mark-published", "typo", "urn:li:share:1234"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = env.lipost(&["delete", "typo"]);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{said}");
+    assert!(
+        said.contains("LinkedIn knows no post urn:li:share:1234")
+            && said.contains("trying again will not help")
+            && !said.contains("again later"),
+        "{said}"
+    );
+    assert_eq!(env.state("typo").as_deref(), Some("published"));
+}
+
+#[test]
 fn delete_with_the_daemon_stopped_refreshes_a_lapsed_token_first() {
     let sb = Sandbox::start();
     sb.configure(json!({"issue_refresh_tokens": true}));

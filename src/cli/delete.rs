@@ -88,7 +88,20 @@ pub async fn delete(config: &Config, store: Store, id: &str) -> Result<()> {
             store
                 .call(move |s| s.delete_failed(&id_s, &result, started, now))
                 .await?;
-            bail!("LinkedIn did not delete {id} ({urn}): {e}. It is still published; run `lipost delete {id}` again later")
+            let what_now = match &e {
+                // LinkedIn answers 204 for a post already deleted: a 404 is a URN it does not
+                // know (mistyped in `mark-published`, or a sandbox that has since restarted).
+                ApiError::Status { status: 404, .. } => format!(
+                    "LinkedIn knows no post {urn} (a URN mistyped in `mark-published`, or a sandbox restarted since): look for the post on LinkedIn. It stays recorded as published; trying again will not help"
+                ),
+                ApiError::Status {
+                    status: 400..=499, ..
+                } if !matches!(e, ApiError::Status { status: 429, .. }) => {
+                    format!("It is still published; fix what LinkedIn says, then `lipost delete {id}` again")
+                }
+                _ => format!("It is still published; run `lipost delete {id}` again later"),
+            };
+            bail!("LinkedIn did not delete {id} ({urn}): {e}. {what_now}")
         }
     }
 }
