@@ -129,6 +129,9 @@ fn lock_instance(
 /// Where the API is: the configured base, or a sandbox started here.
 async fn api_base(config: &Config) -> Result<(String, String), DaemonError> {
     let l = &config.linkedin;
+    if let Some(w) = crate::secret::client_secret_file_exposed(l) {
+        warn!("{w}");
+    }
     if let Some(api) = &l.api_base_url {
         let oauth = l
             .oauth_base_url

@@ -75,13 +75,30 @@ pub fn client_secret(l: &LinkedIn) -> Result<Option<Secret>, String> {
     }
 }
 
+/// A warning when `client_secret_file` can be read by others than its owner (the README asks
+/// for mode 0600): the secret lets anyone act as the app.
+pub fn client_secret_file_exposed(l: &LinkedIn) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = secret_file(l)?;
+    let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "client_secret_file {} is mode {mode:04o}: others may read the client secret; `chmod 600` it",
+            path.display()
+        )
+    })
+}
+
 /// Where the client secret would come from, for `check-config`; never the secret.
 pub fn client_secret_source(l: &LinkedIn) -> String {
     if std::env::var(CLIENT_SECRET_ENV).is_ok_and(|v| !v.trim().is_empty()) {
         return format!("set (from {CLIENT_SECRET_ENV})");
     }
     match secret_file(l) {
-        Some(p) if p.is_file() => format!("set (from file {})", p.display()),
+        Some(p) if p.is_file() => match client_secret_file_exposed(l) {
+            Some(w) => format!("set (from file {}); WARNING: {w}", p.display()),
+            None => format!("set (from file {})", p.display()),
+        },
         Some(p) => format!("MISSING: client_secret_file {} does not exist", p.display()),
         None => format!("not set ({CLIENT_SECRET_ENV} or linkedin.client_secret_file; not needed in sandbox mode)"),
     }

@@ -541,6 +541,29 @@ fn doctor_catches_a_missing_scope_and_a_missing_page_role() {
 }
 
 #[test]
+fn a_client_secret_file_others_may_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::start();
+    let env = env_with(&sb, "client_secret_file = \"client-secret\"");
+    let file = env.path("client-secret");
+    std::fs::write(&file, "s3cr3t-in-a-file\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warning = "is mode 0644: others may read the client secret; `chmod 600` it";
+    let doctor = text(&env.lipost(&["doctor"]));
+    assert!(
+        doctor.contains(&format!("warn  client_secret_file {}", file.display()))
+            && doctor.contains(warning),
+        "{doctor}"
+    );
+    let checked = text(&env.lipost(&["check-config"]));
+    assert!(checked.contains(warning), "{checked}");
+    assert!(!checked.contains("s3cr3t") && !doctor.contains("s3cr3t"));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(!text(&env.lipost(&["doctor"])).contains("others may read"));
+    assert!(!text(&env.lipost(&["check-config"])).contains("others may read"));
+}
+
+#[test]
 fn no_token_or_secret_appears_in_any_output() {
     let sb = Sandbox::start();
     sb.configure(json!({"issue_refresh_tokens": true, "client_secret": "s3cr3t-client-value-xyz", "access_ttl_secs": 5}));

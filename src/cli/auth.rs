@@ -259,6 +259,9 @@ pub async fn doctor(config: &Config, store: std::result::Result<Store, StoreErro
         Ok((id, _)) => d.line(Level::Ok, format!("client id {id} and client secret present")),
         Err(e) => d.line(Level::Fail, format!("{e}: create an app at developer.linkedin.com and put its client id in the config, its secret in LIPOST_CLIENT_SECRET or client_secret_file")),
     }
+    if let Some(warning) = crate::secret::client_secret_file_exposed(&config.linkedin) {
+        d.line(Level::Warn, warning);
+    }
     check_redirect(config, &mut d);
     let store = check_database(config, &store, &mut d)?;
     let client = client(config).ok();
