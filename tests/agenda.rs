@@ -228,6 +228,36 @@ fn the_week_as_json_has_days_slots_holds_caps_and_the_clock_change() {
     assert!(v["days"][0]["slots"].as_array().unwrap().is_empty());
 }
 
+/// A cap lowered below what went out already: the posts published are past, nothing waits.
+/// Only posts still to go can be "over".
+#[test]
+fn a_cap_below_what_was_published_has_nothing_waiting() {
+    let (_sb, env) = seeded();
+    let sat = |text: &str| -> String {
+        text.lines()
+            .skip_while(|l| !l.contains("Sat 2027-10-30"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .find(|l| l.starts_with("cap me"))
+            .unwrap_or_else(|| panic!("no cap line for me on Saturday:\n{text}"))
+    };
+    raise_daily_cap(&env, 1);
+    // b1 published, b2 to go: one over the cap of 1, and it waits.
+    let text = run(&env, &WEEK, &[]);
+    assert_eq!(
+        sat(&text),
+        "cap me 2/1 (UTC day) 1 over: they wait for the next UTC day"
+    );
+    // Both published: over the cap, but nothing is left to wait.
+    env.db()
+        .execute_batch(
+            "UPDATE posts SET state = 'published', published_at = '2027-10-30T22:31:00.000Z',
+                    post_urn = 'urn:li:share:2' WHERE id = 'b2';",
+        )
+        .unwrap();
+    let text = run(&env, &WEEK, &[]);
+    assert_eq!(sat(&text), "cap me 2/1 (UTC day)");
+}
+
 #[test]
 fn the_week_as_text_is_aligned_plain_when_piped_and_coloured_when_asked() {
     let (_sb, env) = seeded();

@@ -596,16 +596,17 @@ fn render(out: &mut impl Write, tz: Tz, a: &Agenda) -> std::io::Result<()> {
             .max()
             .unwrap_or(0);
         for c in &d.caps {
-            let (cap, over) = match c.cap {
-                Some(cap) => (cap.to_string(), c.count > cap),
-                None => ("?".to_string(), false),
-            };
+            // Only posts still to go can wait: those published already (under a higher cap,
+            // say) are past.
+            let waiting = c
+                .cap
+                .map_or(0, |cap| c.count.saturating_sub(cap).min(c.planned));
+            let cap = c.cap.map_or("?".to_string(), |cap| cap.to_string());
             let note = match c.cap {
                 None => "  (account no longer in the config)".to_string(),
-                Some(cap) if over => format!(
-                    "  {OVER}{} over: they wait for the next UTC day{OVER:#}",
-                    c.count - cap
-                ),
+                Some(_) if waiting > 0 => {
+                    format!("  {OVER}{waiting} over: they wait for the next UTC day{OVER:#}")
+                }
                 Some(_) => String::new(),
             };
             writeln!(
