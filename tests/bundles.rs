@@ -618,6 +618,15 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
     let real = env.path("real-bundle");
     write_bundle(&real, &fm("images = [\"a.png\"]"), &[("a.png", &dot)]);
     std::os::unix::fs::symlink(&real, env.queue.join("linked")).unwrap();
+    // A named pipe where a picture should be: refused without being opened.
+    let staging = env.path("staging-fifo");
+    write_bundle(&staging, &fm("images = [\"pipe.png\"]"), &[]);
+    let made = std::process::Command::new("mkfifo")
+        .arg(staging.join("pipe.png"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::rename(&staging, env.queue.join("fifo")).unwrap();
     // Media keys in a single file.
     env.drop_draft("single.md", fm("images = [\"a.png\"]"));
 
@@ -629,6 +638,7 @@ fn bad_bundles_are_rejected_whole_with_the_reason_and_the_daemon_goes_on() {
         ),
         ("linkdir", "pics is not a folder (or is a link to one"),
         ("linked", "the bundle folder is a symbolic link"),
+        ("fifo", "pipe.png is a named pipe, not a regular file"),
         (
             "single.md",
             "put the draft and its files in a folder (a bundle)",

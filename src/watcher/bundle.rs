@@ -353,6 +353,29 @@ enum Opened {
 
 /// Opens `parts` beneath `dir`, one component at a time, none followed if it is a link;
 /// the last without blocking (a fifo) and read-only.
+/// Why `name` under the folder `base` is not a regular file, read without following a link
+/// or opening it; `None` for a regular file, or for one not there (the open says so).
+fn not_a_file_at(base: std::os::fd::RawFd, name: &CString) -> Option<String> {
+    // SAFETY: fstatat with a valid descriptor and a NUL-terminated name, writing into `st`.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::fstatat(base, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        return None;
+    }
+    let what = match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => return None,
+        libc::S_IFLNK => {
+            "a symbolic link, and links are not followed: put the file itself in the bundle"
+        }
+        libc::S_IFDIR => "a folder, not a regular file",
+        libc::S_IFIFO => "a named pipe, not a regular file",
+        libc::S_IFSOCK => "a socket, not a regular file",
+        libc::S_IFBLK | libc::S_IFCHR => "a device, not a regular file",
+        _ => "something else, not a regular file",
+    };
+    Some(what.to_string())
+}
+
 fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
     let mut at: Option<OwnedFd> = None;
     for (i, part) in parts.iter().enumerate() {
@@ -369,6 +392,13 @@ fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
                 libc::O_DIRECTORY
             };
         let base = at.as_ref().map_or(dir.as_raw_fd(), |f| f.as_raw_fd());
+        // Look before opening the file itself: opening a device can have effects of its own
+        // (a tape rewinds, a watchdog arms). The descriptor is checked again once open.
+        if last {
+            if let Some(why) = not_a_file_at(base, &name) {
+                return Opened::Bad(format!("{} is {why}", parts.join("/")));
+            }
+        }
         // SAFETY: openat with a valid descriptor and a NUL-terminated name; the result is
         // checked and owned at once.
         let fd = unsafe { libc::openat(base, name.as_ptr(), flags) };
