@@ -1006,6 +1006,15 @@ fn parse_publish_at(
             }
         }
     };
+    // A leap second (`:60`) is kept by chrono as second 59 plus a second of nanoseconds,
+    // which every later step reads as second 59: a second early. UTC announces leap seconds
+    // months ahead and none is planned; one written by hand is a typo.
+    if at.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(bad(
+            "a leap second (:60) is no time lipost can schedule; write :59 or the next minute"
+                .into(),
+        ));
+    }
     let latest = now.checked_add_months(Months::new(12 * MAX_AHEAD_YEARS));
     if latest.is_none_or(|latest| at > latest) {
         return Err(bad(format!(
@@ -1059,6 +1068,18 @@ mod tests {
         match p(s) {
             Err(e @ DraftError::BadTime { .. }) => e.to_string(),
             other => panic!("{s:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_leap_second_is_refused() {
+        for t in [
+            "2026-12-31T23:59:60Z",
+            "2026-12-02T23:59:60.5Z",
+            "2026-12-02 23:59:60",
+        ] {
+            let e = bad_time(&format!("+++\npublish_at = \"{t}\"\n+++\nx"));
+            assert!(e.contains("leap second"), "{t}: {e}");
         }
     }
 
