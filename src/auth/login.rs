@@ -198,11 +198,18 @@ pub async fn finish(
         ("client_secret", secret.expose()),
         ("redirect_uri", redirect.as_str()),
     ];
+    // By the error's code first: LinkedIn answers a used or expired code, or a redirect_uri
+    // that does not match, with 400 or 401 and `invalid_request`.
     let resp = client.token(&form).await.map_err(|e| match &e {
-        ApiError::Status { status: 401, .. } => LoginError::BadClient(e.to_string()),
         ApiError::Status { code: Some(c), .. } if c == "invalid_client" => {
             LoginError::BadClient(e.to_string())
         }
+        ApiError::Status {
+            status: 400 | 401,
+            code: Some(c),
+            ..
+        } if c == "invalid_request" || c == "invalid_grant" => LoginError::BadCode(e.to_string()),
+        ApiError::Status { status: 401, .. } => LoginError::BadClient(e.to_string()),
         ApiError::Status { status: 400, .. } => LoginError::BadCode(e.to_string()),
         _ => LoginError::Api(e),
     })?;
