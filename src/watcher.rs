@@ -803,7 +803,10 @@ impl Intake {
                         }
                         // Moved or deleted before lipost could move it out: whoever did
                         // may have meant to withdraw it, so it does not go out on its own.
-                        if matches!(how, Taken::Created | Taken::Replaced) && gone(path) {
+                        if matches!(how, Taken::Created | Taken::Replaced)
+                            && gone(path)
+                            && !moved_by_lipost(&s, &config)
+                        {
                             withdrawn.push((d.id.clone(), file_name(path)));
                             continue;
                         }
@@ -861,6 +864,25 @@ impl Intake {
 /// Nothing is at `path` any more (not even a link).
 fn gone(path: &Path) -> bool {
     matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Whether the draft read as `snapshot` (its first name: the file, or the bundle's folder)
+/// is in `accepted/` or `rejected/` now: another lipost on the same folder (PostgreSQL nodes
+/// sharing it) took it first and moved it. That is no withdrawal.
+fn moved_by_lipost(snapshot: &Snapshot, config: &Config) -> bool {
+    let Some((_, seen)) = snapshot.first() else {
+        return false;
+    };
+    [config.accepted_dir(), config.rejected_dir()]
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            entry
+                .metadata()
+                .is_ok_and(|m| m.ino() == seen.ino && m.dev() == seen.dev)
+        })
 }
 
 fn log_taken(d: &Draft, how: &Taken, path: &Path) {

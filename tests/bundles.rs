@@ -370,6 +370,35 @@ fn without_leases_each_file_of_a_bundle_waits_the_settle_time() {
     );
 }
 
+/// Drops a bundle `name` whose six images take a while to copy and hash (new bytes for each
+/// `round`), then after 40 ms moves it to `to`. False when lipost had moved it out already.
+fn drop_big_bundle_then_move(env: &Env, name: &str, round: u8, to: &std::path::Path) -> bool {
+    let names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"];
+    let list = names.map(|n| format!("\"{n}\"")).join(", ");
+    let post = draft(
+        &format!("publish_at = \"{}\"\nimages = [{list}]", later()),
+        "Pulled back",
+    );
+    let images: Vec<Vec<u8>> = (0..names.len() as u8)
+        .map(|j| {
+            let mut big = png(100, 100);
+            big.extend(vec![round; 7 << 20]);
+            big.push(j);
+            big
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .zip(&images)
+        .map(|(n, b)| (*n, b.as_slice()))
+        .collect();
+    let staging = env.path(&format!("staging-{name}"));
+    write_bundle(&staging, &post, &files);
+    std::fs::rename(&staging, env.queue.join(name)).unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    std::fs::rename(env.queue.join(name), to).is_ok()
+}
+
 /// A bundle moved back out of the queue while lipost is still taking it (copying its media)
 /// may be its author withdrawing it: it is not sent. Dead as `draft_withdrawn` if the store
 /// had it already, or never taken at all; never scheduled.
@@ -378,34 +407,10 @@ fn a_bundle_moved_out_while_it_is_taken_is_not_sent() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
     let d = Daemon::start(&env);
-    let names = ["a.png", "b.png", "c.png", "d.png", "e.png", "f.png"];
-    let list = names.map(|n| format!("\"{n}\"")).join(", ");
-    let post = draft(
-        &format!("publish_at = \"{}\"\nimages = [{list}]", later()),
-        "Pulled back",
-    );
     let mut withdrawn = 0;
     for i in 0..4u8 {
         let name = format!("pulled{i}");
-        // Big enough that copying and hashing take a while; new bytes each round and image.
-        let images: Vec<Vec<u8>> = (0..names.len() as u8)
-            .map(|j| {
-                let mut big = png(100, 100);
-                big.extend(vec![i; 7 << 20]);
-                big.push(j);
-                big
-            })
-            .collect();
-        let files: Vec<(&str, &[u8])> = names
-            .iter()
-            .zip(&images)
-            .map(|(n, b)| (*n, b.as_slice()))
-            .collect();
-        let staging = env.path(&format!("staging-{name}"));
-        write_bundle(&staging, &post, &files);
-        std::fs::rename(&staging, env.queue.join(&name)).unwrap();
-        std::thread::sleep(Duration::from_millis(40));
-        if std::fs::rename(env.queue.join(&name), env.path(&format!("back-{name}"))).is_err() {
+        if !drop_big_bundle_then_move(&env, &name, i, &env.path(&format!("back-{name}"))) {
             continue; // lipost was quicker and moved it to accepted/
         }
         let settled = |s: &Option<String>| s.as_deref() == Some("dead");
@@ -435,6 +440,39 @@ fn a_bundle_moved_out_while_it_is_taken_is_not_sent() {
         d.log_text()
     );
     assert!(sb.posts().is_empty());
+}
+
+/// Moved into `accepted/` mid-take, as another node sharing the folder (PostgreSQL) does when
+/// it takes the draft first: that is no withdrawal, and the post stays scheduled.
+#[test]
+fn a_bundle_another_lipost_moved_to_accepted_mid_take_stays_scheduled() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    std::fs::create_dir_all(env.queue.join("accepted")).unwrap();
+    let mut caught = 0;
+    for i in 0..4u8 {
+        let name = format!("shared{i}");
+        if !drop_big_bundle_then_move(&env, &name, i, &accepted(&env, &name)) {
+            continue;
+        }
+        if !wait_until(Duration::from_secs(5), || env.state(&name).is_some()) {
+            continue; // moved before lipost saw it: nothing taken, nothing to check
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            env.state(&name).as_deref(),
+            Some("scheduled"),
+            "{}",
+            d.log_text()
+        );
+        caught += 1;
+    }
+    assert!(
+        caught > 0,
+        "no round caught lipost mid-take\n{}",
+        d.log_text()
+    );
 }
 
 #[test]
