@@ -40,12 +40,17 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// `#` starts a hashtag when it begins a word and a letter follows. `#1` or `#2026` is escaped:
-/// shown the same either way, and if LinkedIn does not take a number for a hashtag, an
-/// unescaped `#` there would cut the text.
+/// `#` starts a hashtag when it begins a word and the word after it (letters and digits) holds
+/// a letter: `#rust`, `#100DaysOfCode`, `#5G`. `#1` or `#2026` is escaped: shown the same
+/// either way, and if LinkedIn does not take a number for a hashtag, an unescaped `#` there
+/// would cut the text.
 fn starts_hashtag(prev: Option<char>, after: &str) -> bool {
     let word_start = prev.is_none_or(|p| !p.is_alphanumeric() && p != '#');
-    word_start && after.chars().next().is_some_and(char::is_alphabetic)
+    word_start
+        && after
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .any(char::is_alphabetic)
 }
 
 /// Length in bytes of `@[Name](urn:li:person:ID)` or `…organization:ID)` at the start of `s`.
@@ -87,6 +92,7 @@ mod tests {
     fn keeps_hashtags_and_mentions() {
         assert_eq!(escape("Ship it #rust #2026!"), r"Ship it #rust \#2026!");
         assert_eq!(escape("We're #1 (again)"), r"We're \#1 \(again\)");
+        assert_eq!(escape("#100DaysOfCode #5G"), "#100DaysOfCode #5G");
         assert_eq!(escape("C# and a#b"), r"C\# and a\#b");
         assert_eq!(
             escape("Thanks @[Ada (Lovelace)](urn:li:person:1) and @[Acme](urn:li:organization:2414183)."),

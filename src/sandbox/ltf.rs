@@ -45,10 +45,10 @@ pub fn visible_text(commentary: &str) -> String {
 fn element(s: &[char], prev: Option<char>) -> Option<(String, usize)> {
     match s[0] {
         '#' => {
-            // A hashtag is a word: it starts with a letter. `#2026` is a stray `#`.
+            // A hashtag is a word with a letter in it: `#2026` is a stray `#`.
             let at_word_start = prev.is_none_or(|p| !p.is_alphanumeric());
-            let letter = s.get(1).is_some_and(|c| c.is_alphabetic());
             let word = s[1..].iter().take_while(|c| c.is_alphanumeric()).count();
+            let letter = s[1..=word].iter().any(|c| c.is_alphabetic());
             (at_word_start && letter).then(|| (s[..=word].iter().collect(), word + 1))
         }
         '@' => mention(s).map(|n| (s[..n].iter().collect(), n)),
