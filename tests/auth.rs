@@ -331,6 +331,23 @@ fn a_token_issued_for_less_than_refresh_before_is_refreshed_at_half_its_life_not
 }
 
 #[test]
+fn a_token_with_no_life_to_speak_of_is_refreshed_every_10_s_at_most() {
+    let sb = Sandbox::start();
+    sb.configure(json!({"issue_refresh_tokens": true, "access_ttl_secs": 1}));
+    let env = env_with(&sb, "");
+    assert!(login(&env).status.success());
+    let d = Daemon::start(&env);
+    d.wait_log("access token refreshed", Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(6));
+    let refreshes = d.log_text().matches("access token refreshed").count();
+    assert!(
+        refreshes <= 2,
+        "{refreshes} refreshes in 6 s:\n{}",
+        d.log_text()
+    );
+}
+
+#[test]
 fn a_401_mid_run_refreshes_once_and_the_post_goes_out() {
     let sb = Sandbox::start();
     sb.configure(json!({"issue_refresh_tokens": true}));

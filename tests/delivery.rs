@@ -588,6 +588,43 @@ fn a_post_in_doubt_is_cancelled_only_with_force_and_can_still_be_recorded_as_fou
     assert_eq!(sb.posts().len(), 1);
 }
 
+#[test]
+fn a_cancelled_post_whose_slot_another_holds_can_still_be_recorded_as_found() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    let later = |id: &str| {
+        draft(
+            &format!("id = \"{id}\"\npublish_at = \"{}\"", in_secs(3600)),
+            id,
+        )
+    };
+    env.drop_draft("a.md", later("a"));
+    env.drop_draft("b.md", later("b"));
+    wait_state(&env, "a", "scheduled", 10);
+    wait_state(&env, "b", "scheduled", 10);
+    drop(d);
+    assert!(env.lipost(&["cancel", "a"]).status.success());
+    // The slot a held, taken by b since (as `next-slot` does).
+    env.db()
+        .execute_batch(
+            "UPDATE posts SET slot_at = '2030-01-01T09:00:00.000Z' WHERE id IN ('a', 'b');",
+        )
+        .unwrap();
+    let o = env.lipost(&["mark-published", "a", "urn:li:share:5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(env.state("a").as_deref(), Some("published"));
+    let slots: (Option<String>, Option<String>) = env
+        .db()
+        .query_row(
+            "SELECT (SELECT slot_at FROM posts WHERE id = 'a'), (SELECT slot_at FROM posts WHERE id = 'b')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(slots, (None, Some("2030-01-01T09:00:00.000Z".into())));
+}
+
 fn urn_of(env: &Env, id: &str) -> Option<String> {
     env.db()
         .query_row("SELECT post_urn FROM posts WHERE id = ?1", [id], |r| {

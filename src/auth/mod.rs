@@ -507,7 +507,10 @@ impl Tokens {
                 continue;
             }
             if t.usable_refresh(now).is_some() {
-                let due = t.access_expires_at - self.margin(&t);
+                // Never sooner than 10 s after the last new token: one LinkedIn issued with no
+                // life to speak of must not make this loop a storm on the token endpoint.
+                let due = (t.access_expires_at - self.margin(&t))
+                    .max(t.updated_at + Duration::seconds(10));
                 if due <= now {
                     if let Err(e) = self.get(&t.account).await {
                         warn!(account = %t.account, error = %e, "proactive token refresh failed");

@@ -34,9 +34,9 @@ pub async fn delete(config: &Config, store: Store, id: &str) -> Result<()> {
         PostState::Dead => bail!(
             "{id} is dead, not published. If it is on LinkedIn after all (`lipost dead` says in_doubt or duplicate), record it with `lipost mark-published {id} URN` first, then delete it; otherwise `lipost cancel {id}` withdraws it"
         ),
-        PostState::Cancelled => {
-            bail!("{id} was cancelled before it went out: nothing of it is on LinkedIn")
-        }
+        PostState::Cancelled => bail!(
+            "{id} was cancelled, not published. If it is on LinkedIn after all (a try of it was in doubt: `lipost show {id}`), record it with `lipost mark-published {id} URN` first, then delete it"
+        ),
     }
     let urn = post
         .post_urn

@@ -162,6 +162,15 @@ impl Store {
                 other,
             });
         }
+        // A dead or cancelled post's slot is free for other drafts, and one may hold it now:
+        // the post went out all the same, so it gives the slot up rather than take it back.
+        tx.execute(
+            "UPDATE posts SET slot_at = NULL WHERE id = ?1 AND state IN ('dead', 'cancelled') \
+             AND EXISTS (SELECT 1 FROM posts o WHERE o.account = posts.account \
+             AND o.slot_at = posts.slot_at AND o.id != posts.id \
+             AND o.state IN ('scheduled', 'publishing', 'published'))",
+            [id],
+        )?;
         Self::apply_or_explain(&tx, id, Transition::MarkPublished, "mark-published", &now_s)?;
         tx.execute(
             "UPDATE posts SET post_urn = ?2, published_at = ?3, in_doubt_since = NULL WHERE id = ?1",
