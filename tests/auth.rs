@@ -575,9 +575,28 @@ fn a_client_secret_file_others_may_read_is_warned_about() {
     let checked = text(&env.lipost(&["check-config"]));
     assert!(checked.contains(warning), "{checked}");
     assert!(!checked.contains("s3cr3t") && !doctor.contains("s3cr3t"));
+    assert!(!doctor.contains("retry.resend_window"), "{doctor}");
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(!text(&env.lipost(&["doctor"])).contains("others may read"));
     assert!(!text(&env.lipost(&["check-config"])).contains("others may read"));
+}
+
+#[test]
+fn doctor_warns_when_no_resend_could_ever_be_in_time() {
+    let sb = Sandbox::start();
+    let env = Env::build(
+        &sb,
+        "",
+        "request_timeout = \"30s\"",
+        "\n[retry]\nresend_window = \"20s\"\n",
+    );
+    let doctor = text(&env.lipost(&["doctor"]));
+    assert!(
+        doctor.contains(
+            "warn  retry.resend_window (20s) is not longer than linkedin.request_timeout (30s)"
+        ),
+        "{doctor}"
+    );
 }
 
 #[test]

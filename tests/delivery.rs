@@ -387,21 +387,22 @@ fn with_the_built_in_sandbox_posts_after_a_restart_get_urns_of_their_own() {
 
 #[test]
 fn a_resend_that_could_reach_linkedin_past_the_window_is_not_sent() {
-    // The window is checked again right before the resend leaves: the page lookup before it
-    // took 4.5 s, so the resend would have reached LinkedIn after its 5 s duplicate window
-    // and been published a second time.
+    // The window is checked again right before the resend leaves. Here the page lookup
+    // before it takes 2.5 s: the resend would leave 3.5 s after the try in doubt, and could
+    // reach LinkedIn up to the 3 s request timeout later, past the 5 s resend window. Without
+    // the slow lookup it would be in time (1 s + 3 s), so the lookup is what stops it.
     let sb = Sandbox::start();
-    sb.configure(json!({"duplicate_window_secs": 5}));
+    sb.configure(json!({"duplicate_window_secs": 8}));
     let env = Env::build(
         &sb,
         "",
-        "request_timeout = \"5s\"",
-        "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"1s\"\nresend_window = \"4s\"\n",
+        "request_timeout = \"3s\"",
+        "\n[retry]\nbase_delay = \"1s\"\nmax_delay = \"1s\"\nresend_window = \"5s\"\n",
     );
     let _d = Daemon::start(&env);
     sb.faults(json!([
         {"path": "/rest/posts", "method": "POST", "stored": true, "status": 502, "times": 1},
-        {"path": "/rest/posts", "method": "GET", "status": 500, "delay_ms": 4500, "times": 1}
+        {"path": "/rest/posts", "method": "GET", "status": 500, "delay_ms": 2500, "times": 1}
     ]));
     env.drop_draft("slow.md", draft("account = \"acme\"", "Stored, then a 502"));
     wait_state(&env, "slow", "dead", 20);
@@ -411,7 +412,7 @@ fn a_resend_that_could_reach_linkedin_past_the_window_is_not_sent() {
     let rows = attempts(&env, "slow");
     let last = rows.last().unwrap().message.clone().unwrap_or_default();
     assert!(
-        last.contains("could reach LinkedIn past the 4s resend window"),
+        last.contains("could reach LinkedIn past the 5s resend window"),
         "{last}"
     );
 }

@@ -262,6 +262,14 @@ pub async fn doctor(config: &Config, store: std::result::Result<Store, StoreErro
     if let Some(warning) = crate::secret::client_secret_file_exposed(&config.linkedin) {
         d.line(Level::Warn, warning);
     }
+    let (window, timeout) = (config.retry.resend_window, config.linkedin.request_timeout);
+    if window <= timeout {
+        d.line(Level::Warn, format!(
+            "retry.resend_window ({}) is not longer than linkedin.request_timeout ({}): a resend must reach LinkedIn within the window, so a post in doubt is never sent again, only buried as in_doubt for you to check",
+            humantime::format_duration(window),
+            humantime::format_duration(timeout)
+        ));
+    }
     check_redirect(config, &mut d);
     let store = check_database(config, &store, &mut d)?;
     let client = client(config).ok();
