@@ -726,7 +726,9 @@ fn validate_extensions(raw: &[String]) -> Result<Vec<String>, String> {
     raw.iter()
         .map(|e| {
             let ok = !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if ok {
+            if ok && crate::watcher::is_ignored(&format!("draft.{e}")) {
+                Err(format!("watcher.extensions: {e:?} is the extension of temporary files (an editor's, a download's), which lipost always leaves alone: no such file would be taken"))
+            } else if ok {
                 Ok(e.to_ascii_lowercase())
             } else {
                 Err(format!("watcher.extensions: {e:?} is not a file name extension; write it without the dot, e.g. \"md\""))

@@ -807,7 +807,7 @@ fn past_resend_window(
         true,
         DeadReason::InDoubt,
         AttemptResult::message(format!(
-            "a try at {since} may have reached LinkedIn and no answer came back; a new try could reach LinkedIn past the {} resend window, so it was not sent again",
+            "a try at {since} may have reached LinkedIn (its answer was lost, or was a server error that can come after the post is created); a new try could reach LinkedIn past the {} resend window, so it was not sent again",
             humantime::format_duration(window),
         )),
     ))

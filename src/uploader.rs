@@ -628,7 +628,7 @@ impl Uploader {
             .await
         {
             Ok(()) => {
-                info!(sha256 = %row.sha256, owner = %row.owner, urn = ?row.urn, "media available");
+                info!(sha256 = %row.sha256, owner = %row.owner, urn = %row.urn.as_deref().unwrap_or("-"), "media available");
                 Changed::Settled
             }
             Err(e) => {
@@ -646,7 +646,7 @@ impl Uploader {
             .await
         {
             Ok(()) => {
-                warn!(sha256 = %row.sha256, owner = %row.owner, urn = ?row.urn, error = %why, "media failed; posts naming it will not be created");
+                warn!(sha256 = %row.sha256, owner = %row.owner, urn = %row.urn.as_deref().unwrap_or("-"), error = %why, "media failed; posts naming it will not be created");
                 Changed::Settled
             }
             Err(e) => {

@@ -252,6 +252,11 @@ fn unsafe_config_is_refused_by_check_config_and_run_naming_the_key() {
             "max_delay = \"4s\"\n",
             "max_delay = \"4s\"\nmax_lateness = \"1000000y\"\n",
         ),
+        (
+            "watcher.extensions: \"tmp\" is the extension of temporary files",
+            "settle_time = \"500ms\"\n",
+            "settle_time = \"500ms\"\nextensions = [\"md\", \"tmp\"]\n",
+        ),
     ];
     for (key, line, unsafe_line) in cases {
         let env = Env::new(&sb, "");

@@ -234,7 +234,8 @@ pub async fn store_token(
         member_urn: stored.member_urn.clone(),
         ..Report::default()
     };
-    let days = (stored.access_expires_at - Utc::now()).num_days();
+    // Rounded: a token for 5 days, read a moment later, is still "5 days", not 4.
+    let days = ((stored.access_expires_at - Utc::now()).num_seconds() + 43_200) / 86_400;
     report.lines.push(format!(
         "logged in account {member} as {} (access token valid {days} days)",
         stored.member_urn
