@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::Read as _;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -834,9 +834,7 @@ impl Intake {
         }
         Ok((taken, rejected, recheck))
     }
-}
 
-impl Intake {
     /// Posts whose draft left the queue folder between the read and the move out: they are
     /// stopped (dead as `draft_withdrawn`) unless already sent. Dropping the draft again
     /// schedules them again.
@@ -988,7 +986,7 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
             Path::new(path).extension().unwrap_or_default().to_string_lossy()
         ));
     }
-    not_regular(seen.file_type())?;
+    not_regular(&seen)?;
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -1001,7 +999,7 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read the file's metadata: {e}"))?;
-    not_regular(meta.file_type())?;
+    not_regular(&meta)?;
     // A hard link is another name for a file that may live anywhere the daemon can read
     // (its credentials too); a draft has one name, in the queue folder.
     if meta.nlink() > 1 {
@@ -1016,21 +1014,24 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
     Ok((file, meta))
 }
 
-fn not_regular(t: std::fs::FileType) -> Result<(), String> {
-    let what = if t.is_file() {
-        return Ok(());
-    } else if t.is_dir() {
-        "a folder"
-    } else if t.is_fifo() {
-        "a named pipe"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_block_device() || t.is_char_device() {
-        "a device"
-    } else {
-        "something else"
-    };
-    Err(format!("it is {what}, not a regular file"))
+fn not_regular(m: &std::fs::Metadata) -> Result<(), String> {
+    match not_a_file(m.mode()) {
+        None => Ok(()),
+        Some(what) => Err(format!("it is {what}, not a regular file")),
+    }
+}
+
+/// What a name holds (by its `st_mode`) when it is not a regular file: "a named pipe", ...;
+/// `None` for a regular file.
+fn not_a_file(mode: u32) -> Option<&'static str> {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => None,
+        libc::S_IFDIR => Some("a folder"),
+        libc::S_IFIFO => Some("a named pipe"),
+        libc::S_IFSOCK => Some("a socket"),
+        libc::S_IFBLK | libc::S_IFCHR => Some("a device"),
+        _ => Some("something else"),
+    }
 }
 
 fn too_large(len: u64, cap: u64) -> String {

@@ -303,19 +303,26 @@ fn proactive_refresh_keeps_the_account_posting_and_the_refresh_expiry_does_not_m
     );
 }
 
+/// Logs in with tokens that live `ttl_secs`, runs the daemon until its first refresh (within
+/// `first`) and 6 s more, and counts the refreshes it logged.
+fn refreshes_of_a_token_living(ttl_secs: u64, first: Duration) -> (Sandbox, Env, Daemon, usize) {
+    let sb = Sandbox::start();
+    sb.configure(json!({"issue_refresh_tokens": true, "access_ttl_secs": ttl_secs}));
+    let env = env_with(&sb, "");
+    assert!(login(&env).status.success());
+    let d = Daemon::start(&env);
+    d.wait_log("access token refreshed", first);
+    std::thread::sleep(Duration::from_secs(6));
+    let refreshes = d.log_text().matches("access token refreshed").count();
+    (sb, env, d, refreshes)
+}
+
 #[test]
 fn a_token_issued_for_less_than_refresh_before_is_refreshed_at_half_its_life_not_in_a_loop() {
     // LinkedIn decides the lifetime; with the default refresh_before (7 days) a token issued
     // for 8 seconds was due again the moment it arrived: a refresh storm on the token
     // endpoint. Now it is renewed when half its life is left, about every 4 seconds.
-    let sb = Sandbox::start();
-    sb.configure(json!({"issue_refresh_tokens": true, "access_ttl_secs": 8}));
-    let env = env_with(&sb, "");
-    assert!(login(&env).status.success());
-    let d = Daemon::start(&env);
-    d.wait_log("access token refreshed", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(6));
-    let refreshes = d.log_text().matches("access token refreshed").count();
+    let (sb, env, d, refreshes) = refreshes_of_a_token_living(8, Duration::from_secs(10));
     assert!(
         (1..=3).contains(&refreshes),
         "{refreshes} refreshes in about 10 s for a token that lives 8 s"
@@ -332,14 +339,7 @@ fn a_token_issued_for_less_than_refresh_before_is_refreshed_at_half_its_life_not
 
 #[test]
 fn a_token_with_no_life_to_speak_of_is_refreshed_every_10_s_at_most() {
-    let sb = Sandbox::start();
-    sb.configure(json!({"issue_refresh_tokens": true, "access_ttl_secs": 1}));
-    let env = env_with(&sb, "");
-    assert!(login(&env).status.success());
-    let d = Daemon::start(&env);
-    d.wait_log("access token refreshed", Duration::from_secs(15));
-    std::thread::sleep(Duration::from_secs(6));
-    let refreshes = d.log_text().matches("access token refreshed").count();
+    let (_sb, _env, d, refreshes) = refreshes_of_a_token_living(1, Duration::from_secs(15));
     assert!(
         refreshes <= 2,
         "{refreshes} refreshes in 6 s:\n{}",

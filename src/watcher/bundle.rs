@@ -17,7 +17,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    is_conflict_copy, is_ignored, lease, not_regular, read_capped, NameKind, Read, Seen, Snapshot,
+    is_conflict_copy, is_ignored, lease, not_a_file, not_regular, read_capped, NameKind, Read,
+    Seen, Snapshot,
 };
 use crate::config::Config;
 use crate::content::Asset;
@@ -332,7 +333,7 @@ fn checked(file: &File, cap: Option<u64>) -> Result<(), String> {
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read its metadata: {e}"))?;
-    not_regular(meta.file_type())?;
+    not_regular(&meta)?;
     if meta.nlink() > 1 {
         return Err(format!(
             "it has {} hard links (it is also elsewhere), and linked files are not taken: put a copy in the bundle",
@@ -351,8 +352,6 @@ enum Opened {
     Bad(String),
 }
 
-/// Opens `parts` beneath `dir`, one component at a time, none followed if it is a link;
-/// the last without blocking (a fifo) and read-only.
 /// Why `name` under the folder `base` is not a regular file, read without following a link
 /// or opening it; `None` for a regular file, or for one not there (the open says so).
 fn not_a_file_at(base: std::os::fd::RawFd, name: &CString) -> Option<String> {
@@ -362,20 +361,16 @@ fn not_a_file_at(base: std::os::fd::RawFd, name: &CString) -> Option<String> {
     if rc != 0 {
         return None;
     }
-    let what = match st.st_mode & libc::S_IFMT {
-        libc::S_IFREG => return None,
-        libc::S_IFLNK => {
-            "a symbolic link, and links are not followed: put the file itself in the bundle"
-        }
-        libc::S_IFDIR => "a folder, not a regular file",
-        libc::S_IFIFO => "a named pipe, not a regular file",
-        libc::S_IFSOCK => "a socket, not a regular file",
-        libc::S_IFBLK | libc::S_IFCHR => "a device, not a regular file",
-        _ => "something else, not a regular file",
-    };
-    Some(what.to_string())
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Some(
+            "a symbolic link, and links are not followed: put the file itself in the bundle".into(),
+        );
+    }
+    not_a_file(st.st_mode).map(|what| format!("{what}, not a regular file"))
 }
 
+/// Opens `parts` beneath `dir`, one component at a time, none followed if it is a link;
+/// the last without blocking (a fifo) and read-only.
 fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
     let mut at: Option<OwnedFd> = None;
     for (i, part) in parts.iter().enumerate() {

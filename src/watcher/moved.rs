@@ -81,15 +81,15 @@ fn move_into(folder: &Folder, path: &Path, dir: &Path, error: Option<&str>) -> b
                 // Its explanation goes with it or not at all.
                 let _ = folder.remove(&explained);
             }
-            let denied = e.kind() == io::ErrorKind::PermissionDenied;
-            if denied && path.is_dir() {
-                // rename(2) of a folder to another parent rewrites its `..`: it needs write
-                // permission on the folder itself, which a bundle built with umask 022 by
-                // another user does not give lipost's group.
-                tracing::error!(file = %shown(&name), to = %shown(&dir.join(&target).display().to_string()), error = %e, "cannot move the bundle folder out of the queue folder: a folder can be moved only by a user who may write to it. Make it group-writable (`chmod g+w FOLDER`, or build bundles with `umask 002`); it is taken again once its permissions change");
+            // rename(2) of a folder to another parent rewrites its `..`: it needs write
+            // permission on the folder itself, which a bundle built with umask 022 by another
+            // user does not give lipost's group.
+            let what = if e.kind() == io::ErrorKind::PermissionDenied && path.is_dir() {
+                "cannot move the bundle folder out of the queue folder: a folder can be moved only by a user who may write to it. Make it group-writable (`chmod g+w FOLDER`, or build bundles with `umask 002`); it is taken again once its permissions change"
             } else {
-                tracing::error!(file = %shown(&name), to = %shown(&dir.join(&target).display().to_string()), error = %e, "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (move or delete it by hand)");
-            }
+                "cannot move the draft out of the queue folder; it is left there and not taken again until it changes (move or delete it by hand)"
+            };
+            tracing::error!(file = %shown(&name), to = %shown(&dir.join(&target).display().to_string()), error = %e, "{what}");
             false
         }
     }
