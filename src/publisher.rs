@@ -24,7 +24,7 @@ use crate::config::{AccountKind, Config, Live, Retry};
 use crate::linkedin::wire::PostRequest;
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptOutcome, AttemptResult, DeadReason, HoldReason, Post};
-use crate::store::{Budget, Handle, Hold, MediaGate, Settle, Settled};
+use crate::store::{Budget, Handle, Hold, MediaGate, Recorded, Settle, Settled};
 use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
@@ -52,7 +52,7 @@ pub struct Publisher {
 /// What the settler receives: a finished try, or a request to say when every earlier one is
 /// committed.
 enum ToSettle {
-    Try(Settled, oneshot::Sender<Result<(), String>>),
+    Try(Settled, oneshot::Sender<Result<Recorded, String>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -207,7 +207,9 @@ impl Publisher {
             return;
         };
         drop(turn);
-        log_outcome(&post, &result, &settle);
+        // Logged once the store has it: the store may record it otherwise (a URN another
+        // post holds), and until then the log is the only place that has the answer.
+        let said = (result.clone(), settle.clone());
         // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
         // the post is back in the schedule, that is once this outcome is committed.
         // (Woken whatever became of the post: the assets may be another post's too.)
@@ -225,8 +227,19 @@ impl Publisher {
                 .unwrap_or_else(|_| Err("the settler stopped".into())),
             Err(_) => Err("the settler stopped".into()),
         };
+        match &r {
+            Ok(Recorded::AsSettled) => log_outcome(&post, &said.0, &said.1),
+            Ok(Recorded::DuplicateOf(other)) => {
+                let urn = match &said.1 {
+                    Settle::Published { urn } => urn.as_str(),
+                    _ => "",
+                };
+                warn!(post_id = %post.id, account = %post.account, state = "dead", reason = DeadReason::Duplicate.as_str(), post_urn = %urn, holder = %other, "LinkedIn named a post already recorded for another post; this post is dead as a duplicate of it")
+            }
+            Err(_) => log_outcome(&post, &said.0, &said.1),
+        }
         match r {
-            Ok(()) if upload_again => {
+            Ok(_) if upload_again => {
                 if let Some(wake) = &self.media_wake {
                     wake.notify_one();
                 }
@@ -236,7 +249,7 @@ impl Publisher {
                     warn!(post_id = %post.id, error = %e, "cannot tell the other nodes that assets wait for a new upload");
                 }
             }
-            Ok(()) => {}
+            Ok(_) => {}
             Err(e) => {
                 warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start")
             }
@@ -443,17 +456,17 @@ impl Publisher {
         if !author.starts_with("urn:li:organization:") {
             return None;
         }
-        let posts = match self.client.posts_by_author(token, author).await {
+        let earliest = since
+            .checked_sub_signed(CLOCK_SKEW)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .timestamp_millis();
+        let posts = match self.client.posts_by_author(token, author, earliest).await {
             Ok(posts) => posts,
             Err(e) => {
                 info!(post_id = %post.id, error = %e, "in-doubt lookup by author failed; falling back to the duplicate window");
                 return None;
             }
         };
-        let earliest = since
-            .checked_sub_signed(CLOCK_SKEW)
-            .unwrap_or(DateTime::<Utc>::MIN_UTC)
-            .timestamp_millis();
         let candidates: Vec<String> = posts
             .into_iter()
             .filter(|p| p.commentary == post.commentary)

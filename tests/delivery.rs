@@ -691,12 +691,23 @@ fn a_201_without_a_urn_is_in_doubt_and_resolved_not_rejected() {
 fn a_second_draft_with_the_same_text_in_the_window_is_a_duplicate_not_the_first_posts_twin() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
-    let _d = Daemon::start(&env);
+    let d = Daemon::start(&env);
     env.drop_draft("first.md", "Said once\n");
     wait_state(&env, "first", "published", 10);
     env.drop_draft("second.md", "Said once\n");
     wait_state(&env, "second", "dead", 10);
     assert_eq!(dead_reason(&env, "second"), "duplicate");
+    // The log says what the store recorded, not what the answer alone suggested.
+    d.wait_log("this post is dead as a duplicate", Duration::from_secs(5));
+    let log = d.log_text();
+    let second: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("post_id=second"))
+        .collect();
+    assert!(
+        !second.iter().any(|l| l.contains(" published")),
+        "the dead post is logged as published: {second:#?}"
+    );
     assert_eq!(
         urn_of(&env, "second"),
         None,
@@ -736,6 +747,46 @@ fn a_recurring_page_text_is_not_matched_to_last_weeks_post() {
     assert_eq!(
         outcomes(&env, "friday"),
         ["in_doubt", "published_after_doubt"]
+    );
+}
+
+#[test]
+fn an_in_doubt_page_post_pushed_off_the_first_page_is_still_found() {
+    let sb = Sandbox::start();
+    // An API whose finder pages hold 10 posts at most, whatever `count` asks.
+    sb.configure(json!({"finder_max_count": 10}));
+    let env = Env::new(&sb, "\n[retry]\nbase_delay = \"3s\"\nmax_delay = \"3s\"\n");
+    let _d = Daemon::start(&env);
+    // Stored, then the answer is lost: in doubt.
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "drop": true, "times": 1}]));
+    env.drop_draft(
+        "launch.md",
+        draft("account = \"acme\"", "Our launch, on the page"),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !outcomes(&env, "launch").contains(&"in_doubt".to_string()) {
+        assert!(std::time::Instant::now() < deadline, "never in doubt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Before the next try, the page posts twelve times from elsewhere: ours is on page two.
+    for n in 0..12 {
+        post_json(
+            &format!("{}/_sandbox/posts", sb.url),
+            &json!({
+                "author": "urn:li:organization:2414183",
+                "commentary": format!("Posted by hand, number {n}"),
+                "created_at": Utc::now().to_rfc3339(),
+            }),
+        );
+    }
+    wait_state(&env, "launch", "published", 15);
+    let posts = sb.posts();
+    assert_eq!(posts.len(), 13, "never twice: {posts:?}");
+    assert_eq!(urn_of(&env, "launch").as_deref(), posts[0]["urn"].as_str());
+    assert_eq!(
+        outcomes(&env, "launch"),
+        ["in_doubt", "resolved_found"],
+        "found by the lookup, not by a resend"
     );
 }
 

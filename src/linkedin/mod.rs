@@ -50,6 +50,12 @@ pub enum ApiError {
 /// LinkedIn's code for a post refused as a duplicate of an earlier one.
 const DUPLICATE_POST: &str = "DUPLICATE_POST";
 
+/// Posts asked per page of the in-doubt lookup: the notes' `count=10`.
+pub const LOOKUP_PAGE: usize = 10;
+/// The most posts the in-doubt lookup reads back. A page that posts more than this many
+/// times between an unanswered try and its next one is resolved by the duplicate window.
+pub const LOOKUP_DEPTH: usize = 50;
+
 /// Input error codes the publisher acts on (see `publisher::classify`), read first.
 const ACTED_ON: [&str; 4] = [
     "INVALID_IMAGE_ID",
@@ -290,14 +296,55 @@ impl Client {
         Ok(Created { urn })
     }
 
-    /// `GET /rest/posts?q=author`: the author's most recent posts.
+    /// `GET /rest/posts?q=author`: the author's posts last modified at or after `since`
+    /// (epoch ms), newest first, at most [`LOOKUP_DEPTH`] of them. Asked a page of
+    /// [`LOOKUP_PAGE`] at a time, as the notes' example asks: an API that caps the page size
+    /// still shows a post that a burst of newer ones pushed off the first page. A page that
+    /// is short, repeats itself (an API that ignores `start`) or holds only posts last
+    /// modified before `since` ends the walk: sorted by `LAST_MODIFIED`, none after it is newer.
     pub async fn posts_by_author(
         &self,
         token: &Secret,
         author: &str,
+        since: i64,
     ) -> Result<Vec<wire::PostElement>, ApiError> {
+        let mut found: Vec<wire::PostElement> = Vec::new();
+        let mut start = 0;
+        while start < LOOKUP_DEPTH {
+            let page = self.posts_page(token, author, start).await?;
+            let short = page.len() < LOOKUP_PAGE;
+            let older = page
+                .iter()
+                .all(|p| p.last_modified_at.is_some_and(|t| t < since));
+            let new: Vec<_> = page
+                .into_iter()
+                .filter(|p| !found.iter().any(|f| f.id == p.id))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            found.extend(new);
+            if short || older {
+                break;
+            }
+            start += LOOKUP_PAGE;
+        }
+        Ok(found)
+    }
+
+    async fn posts_page(
+        &self,
+        token: &Secret,
+        author: &str,
+        start: usize,
+    ) -> Result<Vec<wire::PostElement>, ApiError> {
+        // The first page exactly as the notes' example; later ones with Rest.li's `start`.
+        let start = match start {
+            0 => String::new(),
+            n => format!("&start={n}"),
+        };
         let url = format!(
-            "{}/rest/posts?author={}&q=author&count=50&sortBy=LAST_MODIFIED",
+            "{}/rest/posts?author={}&q=author&count={LOOKUP_PAGE}{start}&sortBy=LAST_MODIFIED",
             self.api,
             urlencode(author)
         );

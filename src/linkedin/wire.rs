@@ -211,6 +211,10 @@ pub struct PostElement {
     pub created_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_at: Option<i64>,
+    /// What `sortBy=LAST_MODIFIED` orders by; an edit moves it, so the creation time does
+    /// not stand in for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

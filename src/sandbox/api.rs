@@ -354,6 +354,7 @@ struct FinderQuery {
     q: Option<String>,
     author: Option<String>,
     count: Option<usize>,
+    start: Option<usize>,
 }
 
 async fn find_posts(
@@ -391,16 +392,19 @@ async fn find_posts(
         .filter(|p| p.author == author && !p.deleted)
         .collect();
     // LAST_MODIFIED: an edit counts as a modification.
-    posts.sort_by_key(|p| std::cmp::Reverse(p.edits.last().map_or(p.received_at, |e| e.at)));
+    let modified = |p: &StoredPost| p.edits.last().map_or(p.received_at, |e| e.at);
+    posts.sort_by_key(|p| std::cmp::Reverse(modified(p)));
     let elements: Vec<PostElement> = posts
         .into_iter()
-        .take(q.count.unwrap_or(10).min(100))
+        .skip(q.start.unwrap_or(0))
+        .take(q.count.unwrap_or(10).min(inner.settings.finder_max_count))
         .map(|p| PostElement {
             id: p.urn.clone(),
             author: p.author.clone(),
             commentary: p.commentary.clone(),
             created_at: Some(p.received_at.timestamp_millis()),
             published_at: Some(p.received_at.timestamp_millis()),
+            last_modified_at: Some(modified(p).timestamp_millis()),
         })
         .collect();
     Json(Elements { elements }).into_response()

@@ -237,6 +237,7 @@ struct ConfigChange {
     comments_forbidden: Option<bool>,
     acls_need_role: Option<bool>,
     new_token_refused_ms: Option<u64>,
+    finder_max_count: Option<usize>,
     /// Appended to the `media_fail` rules (one rule or a list).
     media_fail: Option<OneOrMany>,
 }
@@ -304,6 +305,9 @@ async fn set_config(State(sb): State<Sandbox>, Json(c): Json<ConfigChange>) -> S
     }
     if let Some(ms) = c.new_token_refused_ms {
         inner.settings.new_token_refused = Duration::from_millis(ms);
+    }
+    if let Some(n) = c.finder_max_count {
+        inner.settings.finder_max_count = n.max(1);
     }
     match c.media_fail {
         Some(OneOrMany::One(rule)) => inner.media_fail.push(rule),

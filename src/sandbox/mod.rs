@@ -68,6 +68,8 @@ pub struct Settings {
     /// A token is answered 401 (65601) for this long after it was issued: the notes' "a
     /// brand-new token can briefly be answered 401". Zero by default.
     pub new_token_refused: Duration,
+    /// The most posts one page of `GET /rest/posts?q=author` holds, whatever `count` asks.
+    pub finder_max_count: usize,
 }
 
 impl Default for Settings {
@@ -91,6 +93,7 @@ impl Default for Settings {
             comments_forbidden: false,
             acls_need_role: false,
             new_token_refused: Duration::ZERO,
+            finder_max_count: 100,
         }
     }
 }

@@ -403,6 +403,15 @@ pub struct Settled {
     pub outcome: Settle,
 }
 
+/// What [`Store::settle_many`] recorded for a try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The outcome as the publisher settled it.
+    AsSettled,
+    /// A published try whose URN this other post holds: recorded dead as a duplicate.
+    DuplicateOf(String),
+}
+
 /// How a try ended, for [`Store::settle_many`].
 #[derive(Debug, Clone)]
 pub enum Settle {
@@ -786,14 +795,18 @@ impl Store {
         &mut self,
         items: &[Settled],
         now: DateTime<Utc>,
-    ) -> Result<Vec<Result<()>>> {
+    ) -> Result<Vec<Result<Recorded>>> {
         self.synchronous(false)?;
         let r = self.settle_many_tx(items, now);
         self.synchronous(true)?;
         r
     }
 
-    fn settle_many_tx(&mut self, items: &[Settled], now: DateTime<Utc>) -> Result<Vec<Result<()>>> {
+    fn settle_many_tx(
+        &mut self,
+        items: &[Settled],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Result<Recorded>>> {
         let now_s = ts(now);
         let tx = self.write()?;
         let plain = match tx.dialect() {
@@ -803,7 +816,7 @@ impl Store {
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             if plain.contains(&i) {
-                out.push(Ok(()));
+                out.push(Ok(Recorded::AsSettled));
                 continue;
             }
             // A refused move changes nothing (settle_one moves the post first), so one bad
@@ -815,14 +828,14 @@ impl Store {
                     | StoreError::Fenced { .. }),
                 ) => out.push(Err(e)),
                 Err(e) => return Err(e),
-                Ok(()) => out.push(Ok(())),
+                Ok(recorded) => out.push(Ok(recorded)),
             }
         }
         tx.commit()?;
         Ok(out)
     }
 
-    fn settle_one(tx: &Db, item: &Settled, now_s: &str) -> Result<()> {
+    fn settle_one(tx: &Db, item: &Settled, now_s: &str) -> Result<Recorded> {
         // The fence: only the try still open counts. Another node that resolved this post
         // (this one was stopped past its lease) finished the try; a late answer then changes
         // nothing it settled.
@@ -838,11 +851,13 @@ impl Store {
         }
         let mut r = &item.result;
         let mut outcome = &item.outcome;
+        let mut recorded = Recorded::AsSettled;
         let taken;
         if let Settle::Published { urn } = outcome {
             // Checked in the same transaction as the publish, so two posts resolving at once
             // cannot both take one URN: the second is a true duplicate.
             if let Some(other) = Self::urn_holder(tx, urn, &item.post_id)? {
+                recorded = Recorded::DuplicateOf(other.clone());
                 taken = (
                     AttemptResult {
                         outcome: AttemptOutcome::Dead,
@@ -883,7 +898,7 @@ impl Store {
              message = ?6, outcome = ?7, next_attempt_at = ?8 WHERE id = ?1",
         )?
         .execute(params![item.attempt, now_s, r.http_status, r.error_code, r.service_error_code, r.message, r.outcome.as_str(), next])?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// The post other than `except` that holds `urn`, if any.
