@@ -22,7 +22,7 @@ use crate::auth::{AuthError, Tokens};
 use crate::config::{AccountKind, Live};
 use crate::linkedin::{ApiError, Client};
 use crate::post::{AttemptOutcome, AttemptResult};
-use crate::publisher::{backoff, later, result_of, RETRY_AFTER_MAX};
+use crate::publisher::{after_429, backoff, later, result_of};
 use crate::secret::Secret;
 use crate::store::{CommentJob, CommentSettle, EditJob, EditSettle, Handle, StoreError};
 
@@ -396,14 +396,25 @@ impl Sender {
                 status: 429,
                 retry_after,
                 ..
-            } => Failure::Transient {
-                why,
-                wait: retry_after
-                    .map(|d| d.min(RETRY_AFTER_MAX))
-                    .unwrap_or_else(|| backoff(&retry, n)),
-                outcome: AttemptOutcome::RateLimited,
-                result,
-            },
+            } => {
+                // As for posts: once the quota looks spent, wait for the reset rather than
+                // spend the few tries a comment has within the same day.
+                let now = Utc::now();
+                let (at, reset) = after_429(&retry, *retry_after, n, now);
+                Failure::Transient {
+                    why: match reset {
+                        true => format!("{why}; LinkedIn's daily limit looks spent: waiting for its reset just after midnight UTC"),
+                        false => why,
+                    },
+                    wait: (at - now).to_std().unwrap_or_default(),
+                    outcome: if reset {
+                        AttemptOutcome::RateLimitedUntilReset
+                    } else {
+                        AttemptOutcome::RateLimited
+                    },
+                    result,
+                }
+            }
             ApiError::NotSent { .. } => Failure::Transient {
                 why,
                 wait: backoff(&retry, n),

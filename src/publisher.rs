@@ -28,7 +28,7 @@ use crate::store::{Budget, Handle, Hold, MediaGate, Recorded, Settle, Settled};
 use tokio::sync::{mpsc, oneshot};
 
 /// Consecutive 429s after which the member's daily quota is taken as spent.
-const QUOTA_SPENT_AFTER: u32 = 5;
+pub const QUOTA_SPENT_AFTER: u32 = 5;
 
 /// The longest `Retry-After` honoured: LinkedIn's limits reset daily, so a longer one is a
 /// fault, and a post that would wait past `max_lateness` goes dead as `too_late` anyway.
@@ -153,6 +153,29 @@ pub fn after_quota_reset(now: DateTime<Utc>) -> DateTime<Utc> {
         midnight,
         Duration::from_secs(30 + rand::rng().random_range(0..60)),
     )
+}
+
+/// When to try again after the `n`th 429 in a row (posts, media and comments alike), and
+/// whether that is the daily reset: `Retry-After` when LinkedIn sent one (capped at
+/// [`RETRY_AFTER_MAX`]); else the backoff, or just after midnight UTC once the quota looks
+/// spent (`n` reached [`QUOTA_SPENT_AFTER`], or the backoff would end past the reset anyway):
+/// more tries before it would only burn the next day's calls.
+pub fn after_429(
+    retry: &Retry,
+    retry_after: Option<Duration>,
+    n: u32,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, bool) {
+    if let Some(d) = retry_after {
+        return (later(now, d.min(RETRY_AFTER_MAX)), false);
+    }
+    let at = later(now, backoff(retry, n));
+    let reset = after_quota_reset(now);
+    if n >= QUOTA_SPENT_AFTER || at >= reset {
+        (reset, true)
+    } else {
+        (at, false)
+    }
 }
 
 fn std_to_chrono(d: Duration) -> chrono::Duration {
@@ -578,14 +601,9 @@ impl Publisher {
             } => {
                 // LinkedIn refused it: not in doubt.
                 let n = post.rate_limited + 1;
-                let now = Utc::now();
-                let retry_after = retry_after.map(|d| d.min(RETRY_AFTER_MAX));
-                let wait = retry_after.unwrap_or_else(|| backoff(&retry, n));
-                let at = later(now, wait);
-                let reset = after_quota_reset(now);
-                if retry_after.is_none() && (n >= QUOTA_SPENT_AFTER || at >= reset) {
+                let (at, reset) = after_429(&retry, *retry_after, n, Utc::now());
+                if reset {
                     result.outcome = AttemptOutcome::RateLimitedUntilReset;
-                    return self.retry_at(post, result, reset, Budget::RateLimit, None);
                 }
                 self.retry_at(post, result, at, Budget::RateLimit, None)
             }

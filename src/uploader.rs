@@ -28,7 +28,7 @@ use crate::config::{AccountKind, Config, Live};
 use crate::content::MediaKind;
 use crate::linkedin::media::{AssetStatus, Part};
 use crate::linkedin::{ApiError, Client};
-use crate::publisher::{after_quota_reset, backoff, later, RETRY_AFTER_MAX};
+use crate::publisher::{after_429, backoff, later, RETRY_AFTER_MAX};
 use crate::secret::Secret;
 use crate::store::{Handle, MediaOutcome, MediaRow, MediaStatus, MediaStep, StoreError, Token};
 
@@ -40,9 +40,6 @@ const PART_TRIES: u32 = 3;
 
 /// The longest wait between two tries of one video part.
 const PART_RETRY_MAX: Duration = Duration::from_secs(10);
-
-/// Consecutive 429s after which the daily quota is taken as spent (as for posts).
-const QUOTA_SPENT_AFTER: u32 = 5;
 
 /// The URN a post of `account` is written by, and so the owner of its assets: the page, or
 /// the member the stored token belongs to. `None` when no token says who the member is.
@@ -537,18 +534,7 @@ impl Uploader {
                     .call(move |s| s.media_rate_limited_in_a_row(&sha, &owner))
                     .await
                     .unwrap_or(1);
-                let retry_after = retry_after.map(|d| d.min(RETRY_AFTER_MAX));
-                let at = later(
-                    now,
-                    retry_after.unwrap_or_else(|| backoff(&retry, in_a_row)),
-                );
-                let reset = after_quota_reset(now);
-                let at = if retry_after.is_none() && (in_a_row >= QUOTA_SPENT_AFTER || at >= reset)
-                {
-                    reset
-                } else {
-                    at
-                };
+                let (at, _) = after_429(&retry, *retry_after, in_a_row, now);
                 warn!(sha256 = %row.sha256, error = %message, next_attempt_at = %at, "media upload rate-limited (429)");
                 return self.again(row, at, false, &message).await;
             }

@@ -668,3 +668,50 @@ fn a_page_posts_first_comment_is_made_as_the_page() {
     assert_eq!(p["comments"][0]["actor"], "urn:li:organization:2414183");
     assert_eq!(p["comments"][0]["text"], "From the page");
 }
+
+#[test]
+fn a_comment_refused_by_429_again_and_again_waits_for_the_daily_reset_not_given_up() {
+    let sb = Sandbox::start();
+    // A spent daily quota: every comment is refused until midnight UTC.
+    sb.faults(
+        json!([{"path": "/rest/socialActions/*", "status": 429, "until_midnight_utc": true}]),
+    );
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"100ms\"\nmax_delay = \"200ms\"\nmax_attempts = 6\n",
+    );
+    let d = Daemon::start(&env);
+    env.drop_draft(
+        "quota.md",
+        draft(
+            "id = \"quota\"\nfirst_comment = \"Tomorrow then\"",
+            "The post goes, the comment waits",
+        ),
+    );
+    wait_state(&env, &d, "quota", "published");
+    // Five 429s in a row: the quota is taken as spent, and the comment waits for the reset
+    // with tries left, instead of spending them all today and being given up.
+    let ok = wait_until(LONG, || comment(&env, "quota").is_some_and(|c| c.2 >= 5));
+    assert!(ok, "{:?}\n{}", comment(&env, "quota"), d.log_text());
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _, attempts, error) = comment(&env, "quota").unwrap();
+    assert_eq!((status.as_str(), attempts), ("waiting", 5), "{error:?}");
+    assert!(
+        error.as_deref().unwrap_or("").contains("daily limit"),
+        "{error:?}"
+    );
+    let next: String = env
+        .db()
+        .query_row(
+            "SELECT next_attempt_at FROM comments WHERE post_id = 'quota'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(&next).unwrap();
+    let midnight = (chrono::Utc::now().date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    assert!(next >= midnight, "next try at {next}, before the reset");
+}
