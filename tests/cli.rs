@@ -149,10 +149,16 @@ fn status_list_and_show_report_what_the_store_holds() {
     assert_eq!(v["counts"]["scheduled"], 1);
     assert_eq!(v["counts"]["published"], 1);
     assert_eq!(v["next"][0]["id"], "soon");
+    assert_eq!(v["pages"][0]["account"], "acme");
+    assert_eq!(v["pages"][0]["via"], "me");
     let (_, text) = run(&["--config", c, "status"], &[]);
     assert!(
         text.contains("1 scheduled") && text.contains("soon"),
         "{text}"
+    );
+    assert!(
+        text.contains("acme         page urn:li:organization:2414183, posted with me's login"),
+        "the page account is listed: {text}"
     );
     let (_, text) = run(&["--config", c, "list", "--state", "published"], &[]);
     assert!(text.contains("now") && !text.contains("soon"), "{text}");

@@ -128,6 +128,23 @@ fn token_health(config: &Config, store: &Store) -> Result<Vec<Health>> {
     Ok(out)
 }
 
+/// The page accounts, by name: `(name, organization URN, member whose token posts)`. Their
+/// token is the member's, so `status` shows its health once, under the member.
+fn pages(config: &Config) -> impl Iterator<Item = (&str, &str, &str)> {
+    let mut pages: Vec<_> = config
+        .accounts
+        .values()
+        .filter_map(|a| match &a.kind {
+            crate::config::AccountKind::Organization { organization, via } => {
+                Some((a.name.as_str(), organization.as_str(), via.as_str()))
+            }
+            crate::config::AccountKind::Member => None,
+        })
+        .collect();
+    pages.sort();
+    pages.into_iter()
+}
+
 pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
     let health = token_health(config, store)?;
     let counts = store.counts()?;
@@ -152,6 +169,9 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
             "dead_letters": dead.len(),
             "holds": holds,
             "accounts": health,
+            "pages": pages(config)
+                .map(|(account, organization, via)| json!({"account": account, "organization": organization, "via": via}))
+                .collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -194,6 +214,9 @@ pub fn status(config: &Config, store: &Store, as_json: bool) -> Result<()> {
             String::new()
         };
         println!("  {:<12} {}{held}", h.account, h.summary);
+    }
+    for (name, organization, via) in pages(config) {
+        println!("  {name:<12} page {organization}, posted with {via}'s login");
     }
     println!();
     if next.is_empty() {
