@@ -963,7 +963,7 @@ fn validate_durations(r: &RawRetry, w: &RawWatcher, p: &RawPublisher) -> Result<
     if p.claim_lease < Duration::from_secs(2) {
         return Err(format!(
             "publisher.claim_lease = {}: at least 2s (a node renews its leases every third of it)",
-            humantime::format_duration(p.claim_lease)
+            fmt_dur(p.claim_lease)
         ));
     }
     Ok(())
@@ -1112,6 +1112,13 @@ fn validate_linkedin(raw: RawLinkedIn, base: &Path) -> Result<LinkedIn, String> 
     })
 }
 
+/// Scheme, host and port of `u`, without path, query or user: what may be shown of a URL
+/// whose path or query may hold a token (a webhook's, say).
+pub fn origin(u: &url::Url) -> String {
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{}{port}", u.scheme(), u.host_str().unwrap_or("?"))
+}
+
 /// Whether `url` points at this machine: 127.0.0.0/8, `::1` or `localhost`, any port, any
 /// scheme. The one loopback check: config, the login listener, `doctor` and the sandbox's
 /// redirect check all use it.
@@ -1136,8 +1143,32 @@ fn is_linkedin_endpoint(url: &str) -> bool {
         && u.password().is_none()
 }
 
-fn fmt_dur(d: Duration) -> String {
-    humantime::format_duration(d).to_string()
+/// A duration as a person writes one in config.toml: days, hours, minutes, seconds and
+/// milliseconds (`60d`, `1h 30m`, `250ms`). Not humantime's form, which counts months of
+/// 30.44 days and shows `60d` as `1month 29days 13h 26m 24s`.
+pub fn fmt_dur(d: Duration) -> String {
+    const UNITS: [(u128, &str); 5] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1_000, "s"),
+        (1, "ms"),
+    ];
+    let mut rest = d.as_millis();
+    if rest == 0 {
+        return match d.is_zero() {
+            true => "0s".into(),
+            false => format!("{}us", d.as_micros()),
+        };
+    }
+    let mut parts = Vec::new();
+    for (size, unit) in UNITS {
+        if rest >= size {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    parts.join(" ")
 }
 
 /// The resolved config, as `lipost check-config` prints it. Holds no secret: the client
@@ -1262,12 +1293,7 @@ impl fmt::Display for Config {
         }
         match &n.webhook {
             // Scheme and host only: the path often holds a token.
-            Some(u) => writeln!(
-                f,
-                "  webhook         {}://{}/…",
-                u.scheme(),
-                u.host_str().unwrap_or("?")
-            )?,
+            Some(u) => writeln!(f, "  webhook         {}/…", origin(u))?,
             None => writeln!(f, "  webhook         (none)")?,
         }
         let events: Vec<_> = n.events.iter().map(|k| k.as_str()).collect();
@@ -1307,6 +1333,21 @@ mod tests {
     use super::*;
 
     const GOOD: &str = TEST_CONFIG;
+
+    #[test]
+    fn durations_are_shown_as_written_and_read_back_the_same() {
+        for (d, shown) in [
+            (Duration::from_secs(60 * 86_400), "60d"),
+            (Duration::from_secs(86_400), "1d"),
+            (Duration::from_secs(5_400), "1h 30m"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_millis(61_500), "1m 1s 500ms"),
+            (Duration::ZERO, "0s"),
+        ] {
+            assert_eq!(fmt_dur(d), shown);
+            assert_eq!(humantime::parse_duration(shown).unwrap(), d);
+        }
+    }
 
     #[test]
     fn resolves_paths_against_the_config_folder() {

@@ -1026,8 +1026,8 @@ fn parse_publish_at(
     if past > lateness {
         return Err(bad(format!(
             "this is {} in the past, more than retry.max_lateness ({}) allows; check the date, or remove publish_at to post now",
-            humantime::format_duration(Duration::from_secs(past.as_secs())),
-            humantime::format_duration(lateness)
+            crate::config::fmt_dur(Duration::from_secs(past.as_secs())),
+            crate::config::fmt_dur(lateness)
         )));
     }
     Ok(at)

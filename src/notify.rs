@@ -274,7 +274,7 @@ async fn run_command(
     match tokio::time::timeout(timeout, run).await {
         Err(_) => Err(format!(
             "{prog} did not finish within {}; killed",
-            humantime::format_duration(timeout)
+            crate::config::fmt_dur(timeout)
         )),
         Ok(Err(e)) => Err(format!("{prog}: {e}")),
         Ok(Ok(out)) if out.status.success() => Ok(()),
@@ -295,8 +295,8 @@ async fn post_webhook(url: &url::Url, payload: &str, timeout: Duration) -> Resul
         b = b.no_proxy();
     }
     let client = b.build().map_err(|e| e.without_url().to_string())?;
-    // The URL may hold a token (Slack, ntfy): errors name the host only.
-    let host = url.host_str().unwrap_or("?").to_string();
+    // The URL may hold a token (Slack, ntfy): errors name scheme, host and port only.
+    let host = crate::config::origin(url);
     let resp = client
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")

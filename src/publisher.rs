@@ -804,13 +804,13 @@ fn first_try_too_late(
     if !first || started <= deadline {
         return None;
     }
-    let late = humantime::format_duration(std::time::Duration::from_secs(
+    let late = crate::config::fmt_dur(std::time::Duration::from_secs(
         (started - post.due_at).num_seconds().max(0) as u64,
     ));
     let message = format!(
         "not sent: its first try came {late} after it was due ({due}), more than retry.max_lateness ({max}); lipost was probably not running then. To post it now, remove publish_at from the draft and drop it again",
         due = post.due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        max = humantime::format_duration(retry.max_lateness),
+        max = crate::config::fmt_dur(retry.max_lateness),
     );
     Some(bury(
         post,
@@ -839,7 +839,7 @@ fn past_resend_window(
         DeadReason::InDoubt,
         AttemptResult::message(format!(
             "a try at {since} may have reached LinkedIn (its answer was lost, or was a server error that can come after the post is created); a new try could reach LinkedIn past the {} resend window, so it was not sent again",
-            humantime::format_duration(window),
+            crate::config::fmt_dur(window),
         )),
     ))
 }

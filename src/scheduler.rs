@@ -682,7 +682,7 @@ pub fn describe_hold(
         ),
         HoldReason::MinSpacing => format!(
             "account {account} posts at most once every {}; goes out after {at}",
-            humantime::format_duration(acct.map_or(std::time::Duration::ZERO, |a| a.min_spacing))
+            crate::config::fmt_dur(acct.map_or(std::time::Duration::ZERO, |a| a.min_spacing))
         ),
         HoldReason::RateLimited => {
             format!("LinkedIn rate-limited the last try (429); next try after {at}")

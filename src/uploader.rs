@@ -486,7 +486,7 @@ impl Uploader {
             }) if member_asset && now >= grace_end => {
                 let why = format!(
                     "taken as available: media.member_grace ({}) has passed since the upload, and a member token may not read its status ({message})",
-                    humantime::format_duration(config.media.member_grace)
+                    crate::config::fmt_dur(config.media.member_grace)
                 );
                 self.step_end(step, Some(403), Some(&why), MediaOutcome::Available)
                     .await;

@@ -565,7 +565,7 @@ impl Intake {
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         waiting.retain(|p, s| Seen::now(p) == Some(*s));
         if waiting.insert(path.to_path_buf(), seen) != Some(seen) {
-            info!(file = %shown(&file_name(path)), wait = %humantime::format_duration(window), "the draft has no text yet, or its front matter is not closed: its writer may still be adding the rest; it is rejected if nothing is added within watcher.incomplete_wait");
+            info!(file = %shown(&file_name(path)), wait = %crate::config::fmt_dur(window), "the draft has no text yet, or its front matter is not closed: its writer may still be adding the rest; it is rejected if nothing is added within watcher.incomplete_wait");
         }
     }
 
@@ -1082,7 +1082,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
                     }
                     // Looked at again only when at rest: said about once per file.
                     Rest::Ahead(ahead) => {
-                        info!(file = %shown(&file_name(path)), ahead = %humantime::format_duration(Duration::from_millis(ahead.as_millis() as u64)), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
+                        info!(file = %shown(&file_name(path)), ahead = %crate::config::fmt_dur(Duration::from_millis(ahead.as_millis() as u64)), "the draft's modification time is ahead of this machine's clock (a file server whose clock runs ahead?); it is taken once that time has passed and watcher.settle_time after it");
                         return Read::Busy(ahead + settle);
                     }
                     Rest::Wait(wait) => return Read::Busy(wait),

@@ -327,6 +327,17 @@ fn a_webhook_in_clear_off_this_machine_is_refused_naming_the_key() {
         stdout.contains("https://ntfy.sh/…") && !stdout.contains("some-topic"),
         "{stdout}"
     );
+    // A port is part of where events go: shown; the path (a token, often) is not.
+    let port = Env::new(
+        &sb,
+        "\n[notify]\nwebhook = \"https://hooks.example.com:8443/T0/secret-token\"\n",
+    );
+    let o = port.lipost(&["check-config"]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("https://hooks.example.com:8443/…") && !stdout.contains("secret-token"),
+        "{stdout}"
+    );
 }
 
 /// An Env with a loopback redirect URI (for `auth login --paste`) and a `command` hook

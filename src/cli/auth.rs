@@ -266,8 +266,8 @@ pub async fn doctor(config: &Config, store: std::result::Result<Store, StoreErro
     if window <= timeout {
         d.line(Level::Warn, format!(
             "retry.resend_window ({}) is not longer than linkedin.request_timeout ({}): a resend must reach LinkedIn within the window, so a post in doubt is never sent again, only buried as in_doubt for you to check",
-            humantime::format_duration(window),
-            humantime::format_duration(timeout)
+            crate::config::fmt_dur(window),
+            crate::config::fmt_dur(timeout)
         ));
     }
     check_redirect(config, &mut d);
