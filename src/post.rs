@@ -357,8 +357,8 @@ spelled! {
         DailyCap = "daily_cap",
         /// The account's `min_spacing` since its last post has not passed yet.
         MinSpacing = "min_spacing",
-        /// LinkedIn answered 429; tried again at `hold_until` (its daily quota resets at
-        /// 00:00 UTC).
+        /// LinkedIn answered 429 to this post or to another of the same member (its limits
+        /// are per member); tried again at `hold_until` (its daily quota resets at 00:00 UTC).
         RateLimited = "rate_limited",
         /// The last try failed in a way worth repeating; tried again at `hold_until`.
         Backoff = "backoff",
@@ -399,7 +399,7 @@ impl HoldReason {
             }
             HoldReason::DailyCap => "its account reached its daily_cap",
             HoldReason::MinSpacing => "its account's min_spacing since its last post",
-            HoldReason::RateLimited => "LinkedIn rate-limited the last try (429)",
+            HoldReason::RateLimited => "LinkedIn rate-limited its member's last try (429)",
             HoldReason::Backoff => "the last try failed; waiting before the next",
             HoldReason::InDoubtResend => {
                 "the last try may have reached LinkedIn; resending inside the duplicate window"

@@ -608,6 +608,26 @@ fn plan(
             available -= 1;
             continue;
         };
+        // Another post of this member was answered 429: LinkedIn's limit is the member's.
+        if let Some(until) = throttled_until(config, view, account.token_account()) {
+            if until > now {
+                plan.held.push((
+                    post.id.clone(),
+                    Hold {
+                        reason: HoldReason::RateLimited,
+                        until,
+                    },
+                ));
+                plan.held_accounts.push(post.account.clone());
+                continue;
+            }
+            // Its wait is over: one try at a time for the member until one is taken, not a
+            // burst that the same refusal would meet.
+            if member_in_flight(config, view, busy, &taking, account.token_account()) > 0 {
+                plan.blocked = true;
+                continue;
+            }
+        }
         let paced = !account.min_spacing.is_zero();
         // Claimed and not yet settled: not in `activity` yet, but they count.
         let mine = busy.get(&post.account).copied().unwrap_or(0);
@@ -655,6 +675,42 @@ fn plan(
     plan
 }
 
+/// The latest next try of the posts of `member`'s accounts (the member and the pages it
+/// posts for) that wait after a 429 of their own.
+fn throttled_until(
+    config: &crate::config::Config,
+    view: &DispatchView,
+    member: &str,
+) -> Option<DateTime<Utc>> {
+    config
+        .accounts
+        .values()
+        .filter(|a| a.token_account() == member)
+        .filter_map(|a| view.throttled.get(&a.name).copied())
+        .max()
+}
+
+/// Posts of `member`'s accounts in flight: this node's, other nodes' (PostgreSQL) and those
+/// this plan has chosen.
+fn member_in_flight(
+    config: &crate::config::Config,
+    view: &DispatchView,
+    busy: &HashMap<String, usize>,
+    taking: &HashMap<&str, usize>,
+    member: &str,
+) -> usize {
+    config
+        .accounts
+        .values()
+        .filter(|a| a.token_account() == member)
+        .map(|a| {
+            let mine = busy.get(&a.name).copied().unwrap_or(0);
+            let everyone = view.in_flight.get(&a.name).copied().unwrap_or(0);
+            mine.max(everyone) + taking.get(a.name.as_str()).copied().unwrap_or(0)
+        })
+        .sum()
+}
+
 /// The next 00:00 UTC, when the daily cap counts from zero again.
 fn next_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
     now.date_naive()
@@ -684,9 +740,10 @@ pub fn describe_hold(
             "account {account} posts at most once every {}; goes out after {at}",
             crate::config::fmt_dur(acct.map_or(std::time::Duration::ZERO, |a| a.min_spacing))
         ),
-        HoldReason::RateLimited => {
-            format!("LinkedIn rate-limited the last try (429); next try after {at}")
-        }
+        HoldReason::RateLimited => format!(
+            "LinkedIn rate-limited account {}'s last try (429; its limits are per member, so its other posts wait too); next try after {at}",
+            acct.map_or(account, |a| a.token_account())
+        ),
         HoldReason::Backoff => format!("the last try failed; next try after {at}"),
         HoldReason::InDoubtResend => format!(
             "the last try may have reached LinkedIn; resent after {at}, inside LinkedIn's duplicate window, which tells"
@@ -764,6 +821,7 @@ mod tests {
             tokens,
             media: HashMap::new(),
             in_flight: HashMap::new(),
+            throttled: HashMap::new(),
             activity: activity
                 .iter()
                 .map(|(a, n)| (a.to_string(), (Some(due_at), *n)))
@@ -856,6 +914,37 @@ mod tests {
         let p = plan(&config(""), &v, &HashMap::new(), 2, now(), None);
         assert_eq!(p.chosen, ["a", "b"]);
         assert!(p.blocked);
+    }
+
+    #[test]
+    fn a_429_for_one_post_holds_the_members_others_then_lets_one_try_at_a_time() {
+        let c = config("");
+        let reset: DateTime<Utc> = "2026-11-24T00:00:42Z".parse().unwrap();
+        // The page posts with the member's token: the member's limit is its limit too.
+        let mut v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
+        v.throttled.insert("me".into(), reset);
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        assert!(p.chosen.is_empty());
+        let held: Vec<_> = p
+            .held
+            .iter()
+            .map(|(id, h)| (id.as_str(), h.reason, h.until))
+            .collect();
+        assert_eq!(
+            held,
+            [
+                ("a", HoldReason::RateLimited, reset),
+                ("b", HoldReason::RateLimited, reset),
+                ("c", HoldReason::RateLimited, reset)
+            ]
+        );
+        // The wait is over: one try, the others wait for its answer.
+        let p = plan(&c, &v, &HashMap::new(), 10, reset, None);
+        assert_eq!(p.chosen, ["a"]);
+        assert!(p.held.is_empty() && p.blocked);
+        let busy = HashMap::from([("acme".to_string(), 1)]);
+        let p = plan(&c, &v, &busy, 10, reset, None);
+        assert!(p.chosen.is_empty() && p.blocked);
     }
 
     #[test]

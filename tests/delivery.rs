@@ -216,6 +216,64 @@ fn repeated_429s_wait_until_just_after_midnight_utc() {
 }
 
 #[test]
+fn once_the_quota_is_spent_the_members_other_posts_wait_without_a_call() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[retry]\nbase_delay = \"100ms\"\nmax_delay = \"200ms\"\n",
+    );
+    let d = Daemon::start(&env);
+    sb.faults(json!([{"path": "/rest/posts", "status": 429, "until_midnight_utc": true}]));
+    env.drop_draft("first.md", "The daily quota is spent\n");
+    assert!(wait_until(Duration::from_secs(15), || {
+        attempts(&env, "first")
+            .iter()
+            .any(|r| r.outcome == "rate_limited_until_reset")
+    }));
+    let midnight = (Utc::now().date_naive() + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    // Due now, one as the member and one as the page it posts for: LinkedIn's limit is
+    // the member's, so neither spends calls on the refusal the first post met.
+    env.drop_draft("second.md", "Also today\n");
+    env.drop_draft("page.md", draft("account = \"acme\"", "The page too"));
+    for id in ["second", "page"] {
+        let ok = wait_until(Duration::from_secs(10), || {
+            env.db()
+                .query_row(
+                    "SELECT hold_reason, hold_until FROM posts WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<String>>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                        ))
+                    },
+                )
+                .is_ok_and(|(reason, until)| {
+                    reason.as_deref() == Some("rate_limited")
+                        && until.is_some_and(|u| u.parse::<DateTime<Utc>>().unwrap() > midnight)
+                })
+        });
+        assert!(ok, "{id} is not held until the reset:\n{}", d.log_text());
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        attempts(&env, "second").is_empty(),
+        "{:?}",
+        attempts(&env, "second")
+    );
+    assert!(
+        attempts(&env, "page").is_empty(),
+        "{:?}",
+        attempts(&env, "page")
+    );
+    let show = String::from_utf8_lossy(&env.lipost(&["show", "second"]).stdout).to_string();
+    assert!(show.contains("rate_limited"), "{show}");
+}
+
+#[test]
 fn a_retry_wait_survives_a_restart() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "\n[retry]\nbase_delay = \"4s\"\nmax_delay = \"8s\"\n");
@@ -907,9 +965,35 @@ fn a_huge_retry_after_neither_panics_nor_strands_the_post_or_its_account() {
         next <= Utc::now() + chrono::Duration::hours(24) + chrono::Duration::minutes(1),
         "Retry-After is clamped to a day: {next}"
     );
-    // The account is free: its next post goes out.
+    // The account is not stranded by a stuck send: its next post is planned, and held
+    // with a reason until the same time (LinkedIn's limit is the member's); another
+    // member's post goes out.
     env.drop_draft("next.md", draft("account = \"paced\"", "The next one"));
-    wait_state(&env, "next", "published", 10);
+    env.drop_draft("other.md", "Another member\n");
+    wait_state(&env, "other", "published", 10);
+    let held = || {
+        env.db().query_row(
+            "SELECT n.hold_reason, n.next_attempt_at, f.next_attempt_at FROM posts n, posts f \
+             WHERE n.id = 'next' AND f.id = 'forever'",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )
+    };
+    let ok = wait_until(Duration::from_secs(10), || {
+        held().is_ok_and(|(r, at, forever)| {
+            let at: DateTime<Utc> = at.parse().unwrap();
+            r.as_deref() == Some("rate_limited")
+                && at == forever.parse::<DateTime<Utc>>().unwrap()
+                && at > Utc::now() + chrono::Duration::hours(23)
+        })
+    });
+    assert!(ok, "{:?}\n{}", held(), d.log_text());
     assert!(d.alive());
     assert!(!d.log_text().contains("panicked"), "{}", d.log_text());
 }

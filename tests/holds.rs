@@ -398,7 +398,7 @@ fn a_429_backoff_is_a_rate_limited_hold_until_the_next_try() {
     assert_eq!(until, tried, "held until the next try");
     let show = out(&env.lipost(&["show", "later"]));
     assert!(
-        show.contains("held: LinkedIn rate-limited the last try (429); next try after"),
+        show.contains("held: LinkedIn rate-limited account me's last try (429; its limits are per member, so its other posts wait too); next try after"),
         "{show}"
     );
     let list = out(&env.lipost(&["list"]));

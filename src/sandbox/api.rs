@@ -184,6 +184,9 @@ async fn create_post(State(sb): State<Sandbox>, headers: HeaderMap, body: String
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Some(r) = post_content::unknown_field(&body) {
+        return r;
+    }
     let has_content = body.contains_key("content");
     let required: &[&str] = if has_content {
         &["author", "visibility", "distribution", "lifecycleState"]

@@ -64,6 +64,67 @@ pub fn refresh(inner: &Inner, post: &mut StoredPost, now: DateTime<Utc>) {
         .all(|a| a.status != Status::ProcessingFailed);
 }
 
+/// The fields `POST /rest/posts` knows, from the API notes, as `(path, fields)`; `[]` in a
+/// path stands for any element of an array. Rest.li refuses a field its schema lacks (422),
+/// where a lenient reading would quietly drop it: a client that misspells one must fail here.
+const KNOWN_FIELDS: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "author",
+            "commentary",
+            "visibility",
+            "distribution",
+            "lifecycleState",
+            "isReshareDisabledByAuthor",
+            "content",
+            "contentLandingPage",
+            "contentCallToActionLabel",
+        ],
+    ),
+    (
+        "/distribution",
+        &[
+            "feedDistribution",
+            "targetEntities",
+            "thirdPartyDistributionChannels",
+        ],
+    ),
+    ("/content", &["media", "multiImage", "article", "poll"]),
+    ("/content/media", &["id", "altText", "title"]),
+    ("/content/multiImage", &["images"]),
+    ("/content/multiImage/images/[]", &["id", "altText"]),
+    (
+        "/content/article",
+        &["source", "title", "description", "thumbnail"],
+    ),
+    ("/content/poll", &["question", "options", "settings"]),
+    ("/content/poll/options/[]", &["text"]),
+    ("/content/poll/settings", &["duration"]),
+];
+
+/// The first field of a post body its schema does not know, as a 422.
+pub fn unknown_field(body: &serde_json::Map<String, Value>) -> Option<Response> {
+    fn walk(path: &str, v: &Value) -> Option<String> {
+        match v {
+            Value::Object(map) => {
+                let known = KNOWN_FIELDS.iter().find(|(p, _)| *p == path)?.1;
+                map.iter()
+                    .find_map(|(k, v)| match known.contains(&k.as_str()) {
+                        false => Some(format!("{path}/{k}")),
+                        true => walk(&format!("{path}/{k}"), v),
+                    })
+            }
+            Value::Array(items) => items.iter().find_map(|i| walk(&format!("{path}/[]"), i)),
+            _ => None,
+        }
+    }
+    let field = walk("", &Value::Object(body.clone()))?;
+    Some(unprocessable(&format!(
+        "ERROR :: {field} :: unrecognized field found but not allowed"
+    )))
+}
+
 fn unprocessable(message: &str) -> Response {
     error(StatusCode::UNPROCESSABLE_ENTITY, None, None, message)
 }

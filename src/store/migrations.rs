@@ -250,4 +250,10 @@ ALTER TABLE posts ADD COLUMN front_matter INTEGER;
     r#"
 ALTER TABLE posts ADD COLUMN source_stamp TEXT;
 "#,
+    // Posts waiting after a 429 (their own tries were refused): the scheduler holds the
+    // other posts of the same member until then (`Store::throttled`), read on every look.
+    r#"
+CREATE INDEX posts_rate_limited ON posts (account, next_attempt_at)
+    WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited';
+"#,
 ];

@@ -392,6 +392,9 @@ pub struct DispatchView {
     /// post id → whether its assets let it be created; filled by the scheduler for the due
     /// posts with content (none for a text post).
     pub media: std::collections::HashMap<String, MediaGate>,
+    /// account → the latest next try of its posts that LinkedIn answered 429 and that wait
+    /// for it (see [`Store::throttled`]).
+    pub throttled: std::collections::HashMap<String, DateTime<Utc>>,
 }
 
 /// One finished try, for [`Store::settle_many`].
@@ -1230,13 +1233,50 @@ impl Store {
                 in_flight.insert(account, n);
             }
         }
+        let throttled = if due.is_empty() {
+            Default::default()
+        } else {
+            self.throttled()?
+        };
         Ok(DispatchView {
             due,
             tokens,
             activity,
             in_flight,
             media: std::collections::HashMap::new(),
+            throttled,
         })
+    }
+
+    /// Accounts with posts waiting after a 429 (`hold_reason = 'rate_limited'`, their own
+    /// tries refused), each with the latest of those posts' next tries. LinkedIn's limits are
+    /// per member, so one post's 429 speaks for every post of that member: the scheduler
+    /// holds them until then, rather than let each spend its own calls on the same refusal.
+    pub fn throttled(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>> {
+        // SQLite, without statistics, would rather walk every scheduled post by
+        // `posts_state_next`; the partial index holds only the few that wait after a 429.
+        let sql = match self.db.dialect() {
+            db::Dialect::Sqlite => {
+                "SELECT account, MAX(next_attempt_at) FROM posts INDEXED BY posts_rate_limited \
+                 WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
+                 GROUP BY account"
+            }
+            db::Dialect::Postgres => {
+                "SELECT account, MAX(next_attempt_at) FROM posts \
+                 WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
+                 GROUP BY account"
+            }
+        };
+        let mut stmt = self.db.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (account, at) = row?;
+            out.insert(account, parse_ts("posts", "next_attempt_at", &at)?);
+        }
+        Ok(out)
     }
 }
 

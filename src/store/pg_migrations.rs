@@ -208,4 +208,9 @@ ALTER TABLE posts ADD COLUMN front_matter BIGINT;
     r#"
 ALTER TABLE posts ADD COLUMN source_stamp TEXT COLLATE "C";
 "#,
+    // As SQLite's: posts waiting after a 429, read on every look.
+    r#"
+CREATE INDEX posts_rate_limited ON posts (account, next_attempt_at)
+    WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited';
+"#,
 ];
