@@ -22,9 +22,13 @@ fn init_logging(format: LogFormat) {
             return;
         }
     }
+    // A log line that cannot be written (a full disk under `2> file`, a closed pipe) is
+    // lost, not fatal: the fallback that reports it would print to the same stderr, and that
+    // print panics, which ends the daemon or, worse, only the task that logged.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Json => builder.json().init(),

@@ -96,7 +96,16 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
                 Err(e) => {
                     failures += 1;
                     let posts: Vec<&str> = items.iter().map(|i| i.post_id.as_str()).collect();
-                    warn!(error = %e, posts = ?posts, failures, retry_in = ?wait, "cannot record outcomes in the store; retrying");
+                    // Until the store takes them, the log is the only record of the URNs:
+                    // the outcome is logged only once committed.
+                    let published: Vec<String> = items
+                        .iter()
+                        .filter_map(|i| match &i.outcome {
+                            Settle::Published { urn } => Some(format!("{}={urn}", i.post_id)),
+                            _ => None,
+                        })
+                        .collect();
+                    warn!(error = %e, posts = ?posts, published = ?published, failures, retry_in = ?wait, "cannot record outcomes in the store; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(SETTLE_RETRY_MAX);
                 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Live;
 use crate::linkedin::ApiVersion;
@@ -416,12 +416,28 @@ impl Scheduler {
             self.tasks.abort_all();
             while self.tasks.join_next().await.is_some() {}
             // An aborted send may have queued its outcome (a URN) a moment ago: committed
-            // first, so it is not taken for an interrupted try.
-            self.publisher.flush().await;
+            // first, so it is not taken for an interrupted try. A store that takes nothing
+            // (a full disk, a read-only one, a lock) must not keep the daemon from stopping:
+            // the posts stay `publishing`, the next start resolves them as in doubt, and the
+            // URNs are in the log's "cannot record outcomes" lines.
+            if tokio::time::timeout(FLUSH_GRACE, self.publisher.flush())
+                .await
+                .is_err()
+            {
+                error!(
+                    grace = %crate::config::fmt_dur(FLUSH_GRACE),
+                    "cannot record the last outcomes in the store; stopping anyway: their posts stay publishing and are resolved as in doubt at the next start (the URNs LinkedIn gave are in the log lines above)"
+                );
+                return;
+            }
             let _ = self.store.call(|s| s.recover_interrupted(Utc::now())).await;
         }
     }
 }
+
+/// How long a stopping daemon waits, past `shutdown_timeout`, for the store to take the
+/// outcomes already in hand.
+const FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What a post being sent holds until LinkedIn answers: its place among the claimed posts
 /// and its request permit. Giving them back wakes the scheduler to claim more.

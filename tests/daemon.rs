@@ -359,3 +359,43 @@ fn a_422_from_linkedin_moves_the_post_to_dead() {
         "{text}"
     );
 }
+
+#[test]
+fn a_log_that_cannot_be_written_does_not_stop_the_daemon() {
+    use std::io::{BufRead, BufReader};
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    // `lipost run 2>&1 | head -1`: the reader takes one line and goes away.
+    let mut child = std::process::Command::new(BIN)
+        .args(["--config", env.config.to_str().unwrap(), "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    env.drop_draft("unheard.md", "Logged to nobody\n");
+    let post = wait_post(
+        &sb,
+        |p| p["text"] == "Logged to nobody",
+        Duration::from_secs(15),
+    );
+    assert_eq!(post["text"], "Logged to nobody");
+    assert!(wait_until(Duration::from_secs(5), || env
+        .state("unheard")
+        .as_deref()
+        == Some("published")));
+    // Still there, and still taking drafts.
+    env.drop_draft("second.md", "Still running\n");
+    wait_post(
+        &sb,
+        |p| p["text"] == "Still running",
+        Duration::from_secs(15),
+    );
+    assert!(child.try_wait().unwrap().is_none(), "the daemon died");
+    let _ = child.kill();
+    let _ = child.wait();
+}

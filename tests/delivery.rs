@@ -1020,12 +1020,14 @@ fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
     let posts = posts_with(&sb, text);
     assert_eq!(posts.len(), 1, "{}", d.log_text());
     assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
-    assert!(
-        d.log_text()
-            .contains("cannot record outcomes in the store; retrying"),
-        "{}",
-        d.log_text()
-    );
+    let log = d.log_text();
+    let retrying = log
+        .lines()
+        .find(|l| l.contains("cannot record outcomes in the store; retrying"))
+        .unwrap_or_else(|| panic!("{log}"));
+    // Meanwhile the URN is in the log: the store does not have it yet.
+    let urn = posts[0]["urn"].as_str().unwrap();
+    assert!(retrying.contains(&format!("a={urn}")), "{retrying}");
 }
 
 #[test]
@@ -1086,6 +1088,44 @@ fn a_store_error_in_the_scheduler_lets_the_request_in_flight_settle_before_exiti
     assert_eq!(posts.len(), 1);
     assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
     assert_eq!(env.state("b").as_deref(), Some("scheduled"));
+}
+
+#[test]
+fn a_daemon_told_to_stop_while_the_store_takes_nothing_still_stops_and_nothing_goes_twice() {
+    let sb = Sandbox::start();
+    // SQLite: a lock held by another process stands for a full or read-only disk.
+    let env = Env::build_sqlite(&sb, "", "", "\n[publisher]\nshutdown_timeout = \"2s\"\n");
+    let mut d = Daemon::start(&env);
+    warm_up(&env);
+    sb.faults(json!([{"path": "/rest/posts", "method": "POST", "delay_ms": 1500, "times": 1}]));
+    let text = "Answered while the store takes nothing";
+    env.drop_draft("a.md", format!("{text}\n"));
+    wait_state(&env, "a", "publishing", 10);
+    let lock = env.db();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // LinkedIn answers; its outcome cannot be recorded.
+    assert!(wait_until(Duration::from_secs(10), || posts_with(
+        &sb, text
+    )
+    .len()
+        == 1));
+    std::thread::sleep(Duration::from_millis(500));
+    let log = d.log_text();
+    // The lock outlasts the stop: the daemon must not wait for it.
+    d.term(Duration::from_secs(28));
+    lock.execute_batch("COMMIT").unwrap();
+    drop(lock);
+    let log = d.log_text().split_off(log.len());
+    assert!(
+        log.contains("cannot record the last outcomes in the store; stopping anyway"),
+        "{log}"
+    );
+    // The next start resolves it, once.
+    let d2 = Daemon::start(&env);
+    wait_state(&env, "a", "published", 20);
+    let posts = posts_with(&sb, text);
+    assert_eq!(posts.len(), 1, "{}", d2.log_text());
+    assert_eq!(urn_of(&env, "a").as_deref(), posts[0]["urn"].as_str());
 }
 
 /// Publishes one post for `me`, so its token is minted and stored before a test locks the
