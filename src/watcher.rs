@@ -920,13 +920,16 @@ struct Listing {
 fn list_folder(config: &Config) -> Listing {
     let mut drafts = BTreeMap::new();
     let mut others = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&config.queue_dir) else {
-        warn!(dir = %shown(&config.queue_dir.display().to_string()), "cannot read the queue folder");
-        return Listing {
-            drafts: vec![],
-            others,
-            readable: false,
-        };
+    let entries = match std::fs::read_dir(&config.queue_dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!(dir = %shown(&config.queue_dir.display().to_string()), error = %e, "cannot read the queue folder");
+            return Listing {
+                drafts: vec![],
+                others,
+                readable: false,
+            };
+        }
     };
     let (accepted, rejected) = (config.accepted_dir(), config.rejected_dir());
     for entry in entries.flatten() {
@@ -972,19 +975,81 @@ fn list_folder(config: &Config) -> Listing {
 /// Opens a draft without following a link and without blocking on a fifo, and checks the
 /// descriptor: a regular file no larger than `cap`. Read it through that descriptor. Links,
 /// fifos, devices and folders are refused without being opened at all where `lstat` can tell.
-pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), String> {
+/// Why a draft could not be opened or read.
+#[derive(Debug)]
+pub enum Unreadable {
+    /// Something about the file: it is refused with this reason.
+    Refused(String),
+    /// Nothing about the file: the daemon ran short of file descriptors or memory, or the
+    /// disk failed for a moment. The draft stays in the queue and is read again later.
+    ForNow(String),
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unreadable::Refused(why) | Unreadable::ForNow(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for Unreadable {
+    fn from(why: String) -> Self {
+        Unreadable::Refused(why)
+    }
+}
+
+impl Unreadable {
+    /// `what` failed with `e`: for now when the error says nothing about the file.
+    fn of(what: &str, e: &std::io::Error) -> Unreadable {
+        let why = format!("{what}: {e}");
+        match for_now(e) {
+            true => Unreadable::ForNow(why),
+            false => Unreadable::Refused(why),
+        }
+    }
+}
+
+/// An error that says nothing about the file read: too many open files (the process's or
+/// the system's), no memory, an interrupted call, an I/O error. Refusing the draft for it
+/// would send a good draft to `rejected/`.
+pub(crate) fn for_now(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EMFILE
+                | libc::ENFILE
+                | libc::ENOMEM
+                | libc::ENOBUFS
+                | libc::EAGAIN
+                | libc::EINTR
+                | libc::EIO
+        )
+    )
+}
+
+/// How long a draft that could not be read for now waits before it is read again.
+const FOR_NOW_WAIT: Duration = Duration::from_secs(10);
+
+/// A draft that could not be read for now (see [`for_now`]): kept in the queue, read again.
+fn read_later(path: &Path, why: &str) -> Read {
+    warn!(file = %shown(&file_name(path)), error = %why, retry_in = %crate::config::fmt_dur(FOR_NOW_WAIT), "cannot read the draft for now (the daemon is short of file descriptors or memory, or the disk failed); it stays in the queue and is read again");
+    Read::Busy(FOR_NOW_WAIT)
+}
+
+pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), Unreadable> {
     const LINK: &str =
         "it is a symbolic link, and links are not followed: put the file itself in the queue folder";
-    let seen =
-        std::fs::symlink_metadata(path).map_err(|e| format!("cannot look at the file: {e}"))?;
+    let seen = std::fs::symlink_metadata(path)
+        .map_err(|e| Unreadable::of("cannot look at the file", &e))?;
     if seen.file_type().is_symlink() {
-        return Err(LINK.into());
+        return Err(Unreadable::Refused(LINK.into()));
     }
     if seen.is_dir() {
-        return Err(format!(
+        return Err(Unreadable::Refused(format!(
             "it is a folder, not a regular file (a bundle is a folder whose name does not end in .{}: rename it)",
             Path::new(path).extension().unwrap_or_default().to_string_lossy()
-        ));
+        )));
     }
     not_regular(&seen)?;
     let file = std::fs::OpenOptions::new()
@@ -992,24 +1057,24 @@ pub fn open_draft(path: &Path, cap: u64) -> Result<(File, std::fs::Metadata), St
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => LINK.to_string(),
-            _ => format!("cannot open the file: {e}"),
+            Some(libc::ELOOP) => Unreadable::Refused(LINK.to_string()),
+            _ => Unreadable::of("cannot open the file", &e),
         })?;
     // The name may have been swapped since the lstat: the descriptor is what counts.
     let meta = file
         .metadata()
-        .map_err(|e| format!("cannot read the file's metadata: {e}"))?;
+        .map_err(|e| Unreadable::of("cannot read the file's metadata", &e))?;
     not_regular(&meta)?;
     // A hard link is another name for a file that may live anywhere the daemon can read
     // (its credentials too); a draft has one name, in the queue folder.
     if meta.nlink() > 1 {
-        return Err(format!(
+        return Err(Unreadable::Refused(format!(
             "it has {} hard links (it is also elsewhere), and linked files are not taken: put a copy of the file in the queue folder",
             meta.nlink()
-        ));
+        )));
     }
     if meta.len() > cap {
-        return Err(too_large(meta.len(), cap));
+        return Err(Unreadable::Refused(too_large(meta.len(), cap)));
     }
     Ok((file, meta))
 }
@@ -1039,15 +1104,15 @@ fn too_large(len: u64, cap: u64) -> String {
 }
 
 /// Reads at most `cap` bytes through the descriptor; a file that grew past it is refused.
-pub fn read_capped(file: &File, cap: u64) -> Result<Vec<u8>, String> {
+pub fn read_capped(file: &File, cap: u64) -> Result<Vec<u8>, Unreadable> {
     let mut bytes = Vec::new();
     file.take(cap + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the file: {e}"))?;
+        .map_err(|e| Unreadable::of("cannot read the file", &e))?;
     if bytes.len() as u64 > cap {
-        return Err(format!(
+        return Err(Unreadable::Refused(format!(
             "the file is over {cap} bytes (watcher.max_draft_size)"
-        ));
+        )));
     }
     Ok(bytes)
 }
@@ -1058,15 +1123,17 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
     let settle = config.watcher.settle_time;
     let (file, before) = match open_draft(path, cap) {
         Ok(f) => f,
+        Err(Unreadable::ForNow(why)) => return read_later(path, &why),
         Err(_) if std::fs::symlink_metadata(path).is_err() => return Read::Gone,
-        Err(why) => return Read::Bad(why, None),
+        Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
     };
     // With what was read, the descriptor's metadata after reading (under the lease, if any):
     // the name must still hold this file, unchanged, when the draft is moved out.
     let (bytes, after) = match lease::try_read(&file) {
         lease::Outcome::Held(_lease) => match read_capped(&file, cap) {
             Ok(b) => (b, file.metadata().ok()),
-            Err(why) => return Read::Bad(why, None),
+            Err(Unreadable::ForNow(why)) => return read_later(path, &why),
+            Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
         },
         lease::Outcome::Busy => return Read::Busy(settle),
         lease::Outcome::Unavailable(e) => {
@@ -1090,7 +1157,8 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
             }
             let bytes = match read_capped(&file, cap) {
                 Ok(b) => b,
-                Err(why) => return Read::Bad(why, None),
+                Err(Unreadable::ForNow(why)) => return read_later(path, &why),
+                Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
             };
             let after = file.metadata().ok();
             let unchanged = after.as_ref().is_some_and(|a| {

@@ -822,3 +822,80 @@ fn a_pdf_that_unpacks_to_gigabytes_is_refused_and_the_daemon_stays_small() {
     env.drop_draft("after.md", "Still here\n");
     wait_post_logged(&sb, &d, "Still here", LONG);
 }
+
+/// Sets the daemon's open-file limit (`RLIMIT_NOFILE`, soft and hard) from outside.
+fn set_open_files(pid: u32, n: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n.max(4096),
+    };
+    // SAFETY: prlimit on another process with a valid rlimit and no old-limit output.
+    let r = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_daemon_out_of_file_descriptors_keeps_a_bundle_and_takes_it_later() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    // Its descriptors once it is idle (read until two looks agree).
+    let fds = || {
+        let mut fds: Vec<u64> = std::fs::read_dir(format!("/proc/{}/fd", d.pid()))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort_unstable();
+        fds
+    };
+    let mut open = fds();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let again = fds();
+        if again == open {
+            break;
+        }
+        open = again;
+    }
+    // A new descriptor takes the lowest free number, and the limit refuses numbers from it
+    // up: one free number below it is enough to list the queue folder, or to open a
+    // bundle's folder, but not then its post.md as well (EMFILE).
+    let mut free = (0..).filter(|n| !open.contains(n));
+    let _first = free.next();
+    set_open_files(d.pid(), free.next().unwrap());
+    env.drop_bundle(
+        "pictured",
+        &draft("", "A picture, read once descriptors are back"),
+        &[("one.png", &png(40, 30))],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let rejected = env.queue.join("rejected");
+    let refused: Vec<_> = std::fs::read_dir(&rejected)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        refused.is_empty(),
+        "a good bundle refused: {refused:?}\n{}",
+        d.log_text()
+    );
+    assert!(env.queue.join("pictured").exists(), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("cannot read the draft for now"),
+        "{}",
+        d.log_text()
+    );
+    set_open_files(d.pid(), 1024);
+    wait_post(
+        &sb,
+        |p| p["text"] == "A picture, read once descriptors are back",
+        LONG,
+    );
+}

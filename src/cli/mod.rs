@@ -632,7 +632,8 @@ fn validate(config: &Config, files: &[PathBuf]) -> Result<()> {
         // The same checks the daemon makes: no links followed, a regular file, the size cap.
         let cap = config.watcher.max_draft_size;
         let read = crate::watcher::open_draft(file, cap)
-            .and_then(|(f, _)| crate::watcher::read_capped(&f, cap));
+            .and_then(|(f, _)| crate::watcher::read_capped(&f, cap))
+            .map_err(|e| e.to_string());
         let bytes = match read {
             Ok(b) => b,
             Err(why) => {

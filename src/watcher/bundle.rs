@@ -17,8 +17,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    is_conflict_copy, is_ignored, lease, not_a_file, not_regular, read_capped, NameKind, Read,
-    Seen, Snapshot,
+    for_now, is_conflict_copy, is_ignored, lease, not_a_file, not_regular, read_capped, read_later,
+    NameKind, Read, Seen, Snapshot, Unreadable,
 };
 use crate::config::Config;
 use crate::content::Asset;
@@ -74,9 +74,10 @@ pub fn validate(path: &Path, config: &Config) -> Result<(Draft, Vec<String>), St
         Err(Read::NoPost) => Err(format!(
             "a folder without {POST}: a bundle holds its draft as {POST} beside the files it names"
         )),
-        Err(Read::Busy(_)) => {
-            Err("a file in it is still open for writing; try again when it is complete".into())
-        }
+        Err(Read::Busy(_)) => Err(
+            "a file in it is still open for writing (or cannot be read for now); try again when it is complete"
+                .into(),
+        ),
         Err(Read::Gone) => Err("no such folder".into()),
         Err(Read::Ready(..) | Read::Stuck | Read::Unfinished(..) | Read::Continued(..)) => {
             unreachable!("gather does not return these")
@@ -102,16 +103,19 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENOENT) => Read::Gone,
             Some(libc::ELOOP) => Read::Bad(LINKED.into(), None),
+            _ if for_now(&e) => read_later(path, &format!("cannot open the bundle folder: {e}")),
             _ => Read::Bad(format!("cannot open the bundle folder: {e}"), None),
         })?;
-    let dir_meta = dir
-        .metadata()
-        .map_err(|e| Read::Bad(format!("cannot read the bundle folder: {e}"), None))?;
+    let dir_meta = dir.metadata().map_err(|e| match for_now(&e) {
+        true => read_later(path, &format!("cannot read the bundle folder: {e}")),
+        false => Read::Bad(format!("cannot read the bundle folder: {e}"), None),
+    })?;
     let mut snapshot: Snapshot = vec![(path.to_path_buf(), Seen::of(&dir_meta))];
 
     let post = match open_beneath(&dir, &[POST]) {
         Opened::File(f) => f,
         Opened::Missing => return Err(Read::NoPost),
+        Opened::ForNow(why) => return Err(read_later(path, &format!("{POST}: {why}"))),
         Opened::Bad(why) => return Err(Read::Bad(format!("{POST}: {why}"), None)),
     };
     let cap = config.watcher.max_draft_size;
@@ -121,7 +125,12 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         settle,
         renamed_in,
         fix,
-        |f| read_capped(f, cap).map_err(|why| Read::Bad(format!("{POST}: {why}"), None)),
+        |f| {
+            read_capped(f, cap).map_err(|e| match e {
+                Unreadable::ForNow(why) => read_later(path, &format!("{POST}: {why}")),
+                Unreadable::Refused(why) => Read::Bad(format!("{POST}: {why}"), None),
+            })
+        },
         drop,
     )?;
     if after.len() != bytes.len() as u64 {
@@ -162,6 +171,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
                 }
                 return Err(Read::Busy(settle - quiet));
             }
+            Opened::ForNow(why) => return Err(read_later(path, &format!("{}: {why}", nf.file))),
             Opened::Bad(why) => return Err(bad(why)),
         };
         checked(&file, None).map_err(bad)?;
@@ -349,6 +359,8 @@ fn checked(file: &File, cap: Option<u64>) -> Result<(), String> {
 enum Opened {
     File(File),
     Missing,
+    /// Not opened for a reason that says nothing about the file (see [`for_now`]).
+    ForNow(String),
     Bad(String),
 }
 
@@ -408,6 +420,7 @@ fn open_beneath(dir: &File, parts: &[&str]) -> Opened {
                 Some(libc::ENOTDIR) => Opened::Bad(format!(
                     "{shown} is not a folder (or is a link to one, and links are not followed)"
                 )),
+                _ if for_now(&e) => Opened::ForNow(format!("cannot open {shown}: {e}")),
                 _ => Opened::Bad(format!("cannot open {shown}: {e}")),
             };
         }
