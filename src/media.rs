@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, Media};
 use crate::content::{Asset, MediaKind};
 
+mod ends;
 pub mod pdf;
 
 /// An image must have fewer pixels than this (LinkedIn's limit).
@@ -251,6 +252,12 @@ fn check_image(format: Format, mut file: &File) -> Result<String, String> {
             "{}×{} is {pixels} pixels; LinkedIn takes images of fewer than {MAX_PIXELS}: scale it down",
             size.width, size.height
         ));
+    }
+    match format {
+        Format::Png => ends::png(file)?,
+        Format::Jpeg => ends::jpeg(file)?,
+        // Its frames are walked below; a file cut inside one is refused there.
+        _ => {}
     }
     let mut found = format!("{}, {}×{}", format.name(), size.width, size.height);
     if format == Format::Gif {

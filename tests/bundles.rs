@@ -899,3 +899,52 @@ fn a_daemon_out_of_file_descriptors_keeps_a_bundle_and_takes_it_later() {
         LONG,
     );
 }
+
+#[test]
+fn an_image_cut_short_is_refused_not_posted_by_half() {
+    let sb = Sandbox::start();
+    let env = Env::new(
+        &sb,
+        "\n[media]\nmember_grace = \"1s\"\npoll_interval = \"200ms\"\n",
+    );
+    let d = Daemon::start(&env);
+    // A copy that stopped early (a full disk): the header is whole, the end is missing.
+    let whole = png(400, 300);
+    let cut = &whole[..whole.len() - 20];
+    let jpg = jpeg(64, 48);
+    let cut_jpg = &jpg[..jpg.len() - 2];
+    env.drop_bundle(
+        "halfpng",
+        &draft("images = [\"a.png\"]", "Half a PNG"),
+        &[("a.png", cut)],
+    );
+    env.drop_bundle(
+        "halfjpg",
+        &draft("images = [\"a.jpg\"]", "Half a JPEG"),
+        &[("a.jpg", cut_jpg)],
+    );
+    for name in ["halfpng", "halfjpg"] {
+        assert!(
+            wait_until(LONG, || rejected(&env, name).exists()),
+            "{}",
+            d.log_text()
+        );
+        assert!(
+            error_text(&env, name).contains("cut short"),
+            "{}",
+            error_text(&env, name)
+        );
+    }
+    // Whole, the same pictures go.
+    env.drop_bundle(
+        "whole",
+        &draft("images = [\"a.png\", \"b.jpg\"]", "Whole pictures"),
+        &[("a.png", &whole), ("b.jpg", &jpg)],
+    );
+    assert!(
+        wait_until(LONG, || sb.posts().iter().any(|p| p["text"] == "Whole pictures")),
+        "{}",
+        d.log_text()
+    );
+    assert!(sb.posts().iter().all(|p| p["text"] == "Whole pictures"));
+}
