@@ -1028,6 +1028,20 @@ pub(crate) fn for_now(e: &std::io::Error) -> bool {
     )
 }
 
+/// Why a draft read off a filesystem with no space left may be cut short: its writer (a
+/// copy, an editor's save) most likely failed part-way, and the file looks whole. `None`
+/// when there is space, or the filesystem does not say (some FUSE mounts report no size).
+pub(crate) fn written_on_a_full_disk(file: &File) -> Option<String> {
+    // SAFETY: fstatvfs on an open descriptor, writing into a zeroed struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) } != 0 {
+        return None;
+    }
+    (st.f_blocks > 0 && st.f_bavail == 0).then(|| {
+        "its filesystem has no space left, so it may have been cut short while it was written: free some space, then save it again".to_string()
+    })
+}
+
 /// How long a draft that could not be read for now waits before it is read again.
 const FOR_NOW_WAIT: Duration = Duration::from_secs(10);
 
@@ -1176,6 +1190,9 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
         }
         _ => return Read::Busy(settle),
     };
+    if let Some(why) = written_on_a_full_disk(&file) {
+        return Read::Bad(why, Some(seen));
+    }
     let window = config.watcher.incomplete_wait;
     let attempted = draft::front_matter_attempted(&bytes);
     if !renamed_in && !continued::blank(&bytes) && !attempted {

@@ -942,7 +942,10 @@ fn an_image_cut_short_is_refused_not_posted_by_half() {
         &[("a.png", &whole), ("b.jpg", &jpg)],
     );
     assert!(
-        wait_until(LONG, || sb.posts().iter().any(|p| p["text"] == "Whole pictures")),
+        wait_until(LONG, || sb
+            .posts()
+            .iter()
+            .any(|p| p["text"] == "Whole pictures")),
         "{}",
         d.log_text()
     );

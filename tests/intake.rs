@@ -1402,3 +1402,86 @@ fn a_stopped_slot_post_whose_slot_was_taken_meanwhile_is_not_retried_into_it() {
     sentinel(&env, &sb, &d, "after-slot");
     assert_eq!(texts(&sb), vec!["Sentinel after-slot"]);
 }
+
+/// A small filesystem mounted over a folder, unmounted when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &std::path::Path, size: &str) -> Option<Mounted> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Mounted(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_draft_cut_short_by_a_full_disk_is_not_posted() {
+    use std::io::Write;
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    // Only root may mount the small filesystem this needs.
+    let Some(_fs) = Mounted::tmpfs(&env.queue, "256k") else {
+        eprintln!("SKIPPED a_draft_cut_short_by_a_full_disk_is_not_posted: cannot mount a tmpfs (not root?)");
+        assert_ne!(unsafe { libc::geteuid() }, 0, "root, and mount failed");
+        return;
+    };
+    let mut d = Daemon::start(&env);
+    // Fill the filesystem (a dot-file is no draft), then copy a draft in: the copy fails
+    // part-way with ENOSPC, as `cp` onto a full disk does.
+    let mut filler = std::fs::File::create(env.queue.join(".filler")).unwrap();
+    let block = vec![0u8; 4096];
+    while filler.write_all(&block).is_ok() {}
+    // One page free again: the draft's first 4 KiB fit, its last words do not.
+    let len = filler.metadata().unwrap().len();
+    filler.set_len(len - 4096).unwrap();
+    let text = "word ".repeat(200);
+    let draft = format!(
+        "+++\npublish_at = \"{}\"\n# {}\n+++\n{text}\n",
+        in_secs(-1),
+        "x".repeat(3500)
+    );
+    let mut f = std::fs::File::create(env.queue.join("cut.md")).unwrap();
+    let written = f.write(draft.as_bytes()).unwrap_or(0);
+    assert!(
+        written < draft.len() && written > 3600,
+        "wrote {written} of {}",
+        draft.len()
+    );
+    drop(f);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sb.posts().is_empty(), "posted cut short: {:?}", sb.posts());
+    assert!(
+        d.log_text().contains("its filesystem has no space left"),
+        "{}",
+        d.log_text()
+    );
+    // Space again: the cut file is not taken by itself; saved again whole, it goes.
+    drop(filler);
+    std::fs::remove_file(env.queue.join(".filler")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(sb.posts().is_empty(), "posted cut short: {:?}", sb.posts());
+    let tmp = env.queue.join(".cut.md.tmp");
+    std::fs::write(&tmp, &draft).unwrap();
+    std::fs::rename(&tmp, env.queue.join("cut.md")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(15), || !sb.posts().is_empty()),
+        "{}",
+        d.log_text()
+    );
+    let post = sb.posts().remove(0);
+    assert_eq!(post["text"].as_str().unwrap(), text.trim_end());
+    d.kill9();
+}

@@ -133,6 +133,9 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         },
         drop,
     )?;
+    if let Some(why) = super::written_on_a_full_disk(&post) {
+        return Err(Read::Bad(format!("{POST}: {why}"), None));
+    }
     if after.len() != bytes.len() as u64 {
         return Err(Read::Busy(settle));
     }
