@@ -30,7 +30,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Live};
 use crate::draft::{self, Draft};
-use crate::post::DeadReason;
+use crate::post::{DeadReason, PostState};
 use crate::store::{self, Handle, Taken};
 
 mod bundle;
@@ -889,17 +889,20 @@ fn log_taken(d: &Draft, how: &Taken, path: &Path) {
         (None, true) => "the next free slot (see `lipost list`)".to_string(),
         (None, false) => "as soon as possible".to_string(),
     };
-    let what = match how {
-        Taken::Created => "draft scheduled",
-        Taken::Replaced => "draft replaced the scheduled post",
-        Taken::Unchanged => "draft already taken; unchanged",
-        Taken::Edit => "edit of the published post's text taken; sending it",
+    let (what, state) = match how {
+        Taken::Created => ("draft scheduled", PostState::Scheduled),
+        Taken::Replaced => ("draft replaced the scheduled post", PostState::Scheduled),
+        Taken::Unchanged { state } => ("draft already taken; unchanged", *state),
+        Taken::Edit => (
+            "edit of the published post's text taken; sending it",
+            PostState::Published,
+        ),
         Taken::LeftOver { state } => {
             warn!(post_id = %d.id, state = %state, file = %shown(&file_name(path)), "found again the very file this post was taken from, untouched since; the post stays {state} (nobody dropped it again): save the file again, or `touch` it, to schedule it again");
             return;
         }
     };
-    info!(post_id = %d.id, account = %d.account, state = "scheduled", due = %due, file = %shown(&file_name(path)), "{what}");
+    info!(post_id = %d.id, account = %d.account, state = state.as_str(), due = %due, file = %shown(&file_name(path)), "{what}");
 }
 
 fn file_name(p: &Path) -> String {

@@ -1485,3 +1485,24 @@ fn a_draft_cut_short_by_a_full_disk_is_not_posted() {
     assert_eq!(post["text"].as_str().unwrap(), text.trim_end());
     d.kill9();
 }
+
+#[test]
+fn the_same_draft_again_is_logged_with_its_posts_real_state() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let d = Daemon::start(&env);
+    env.drop_draft("twice.md", "Saved twice\n");
+    assert!(wait_until(Duration::from_secs(15), || env
+        .state("twice")
+        .as_deref()
+        == Some("published")));
+    env.drop_draft("twice.md", "Saved twice\n");
+    d.wait_log("draft already taken; unchanged", Duration::from_secs(10));
+    let log = d.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("draft already taken; unchanged"))
+        .unwrap();
+    assert!(line.contains("state=\"published\""), "{line}");
+    assert_eq!(sb.posts().len(), 1);
+}

@@ -176,7 +176,7 @@ impl Store {
                 tx.prepare_cached("UPDATE posts SET source_stamp = ?2 WHERE id = ?1")?
                     .execute(params![d.id, d.source_stamp])?;
             }
-            return Ok(Ok(Taken::Unchanged));
+            return Ok(Ok(Taken::Unchanged { state }));
         }
         let id = d.id.clone();
         // Front matter carries the author's intent (time, slot, account, visibility): a file
@@ -292,7 +292,9 @@ impl Store {
         if Self::queue_edit(tx, &d.id, &d.text, &d.commentary, intake.source_file, now_s)? {
             Ok(Ok(Taken::Edit))
         } else {
-            Ok(Ok(Taken::Unchanged))
+            Ok(Ok(Taken::Unchanged {
+                state: PostState::Published,
+            }))
         }
     }
 

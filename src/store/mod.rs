@@ -303,8 +303,11 @@ pub struct NewPost<'a> {
 pub enum Taken {
     Created,
     Replaced,
-    /// The same draft again (e.g. re-read after a crash before the file was moved).
-    Unchanged,
+    /// The same draft again (e.g. re-read after a crash before the file was moved); the
+    /// post's state, which it keeps.
+    Unchanged {
+        state: PostState,
+    },
     /// The very file taken before, never moved out and untouched since, found again (after
     /// a restart) while its post is dead or cancelled: not a new drop, so nothing changes.
     LeftOver {
