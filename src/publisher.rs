@@ -126,6 +126,9 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
     }
 }
 
+/// How long an outcome may wait for the store before its answer is logged ahead of it.
+const SLOW_SETTLE: Duration = Duration::from_secs(2);
+
 /// The longest wait between two tries to commit an outcome.
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
 
@@ -254,9 +257,23 @@ impl Publisher {
             outcome: settle,
         };
         let r = match self.settler.send(ToSettle::Try(item, done)) {
-            Ok(()) => committed
-                .await
-                .unwrap_or_else(|_| Err("the settler stopped".into())),
+            Ok(()) => {
+                let mut committed = committed;
+                let r = match tokio::time::timeout(SLOW_SETTLE, &mut committed).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        // The store is slow or stuck: the answer goes into the log now, in
+                        // case the store never takes it (a hung disk, a lost connection).
+                        let urn = match &said.1 {
+                            Settle::Published { urn } => urn.as_str(),
+                            _ => "-",
+                        };
+                        warn!(post_id = %post.id, account = %post.account, post_urn = %urn, outcome = %said.0.outcome, "LinkedIn answered, but the store has not recorded it yet; it is recorded as soon as the store takes it");
+                        committed.await
+                    }
+                };
+                r.unwrap_or_else(|_| Err("the settler stopped".into()))
+            }
             Err(_) => Err("the settler stopped".into()),
         };
         match &r {

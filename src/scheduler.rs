@@ -137,8 +137,11 @@ impl Scheduler {
         self.drain().await;
         // Other nodes (PostgreSQL) sleep until their own next post: what this one gave back,
         // and the account turns its last answers freed, are theirs now.
-        if let Err(e) = self.store.call(|s| s.announce_due()).await {
-            warn!(error = %e, "cannot tell the other nodes that this one stopped; they take its posts at their next look");
+        let announced = tokio::time::timeout(FLUSH_GRACE, self.store.call(|s| s.announce_due()));
+        match announced.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "cannot tell the other nodes that this one stopped; they take its posts at their next look"),
+            Err(_) => warn!("the store did not answer; the other nodes take this one's posts at their next look"),
         }
         r
     }
@@ -625,16 +628,29 @@ fn plan(
             continue;
         };
         // Another post of this member was answered 429: LinkedIn's limit is the member's.
-        if let Some(until) = throttled_until(config, view, account.token_account()) {
+        // (A post in doubt is not held: its resend must stay inside the duplicate window,
+        // and it may be the one try that goes.)
+        let throttled = throttled_until(config, view, account.token_account())
+            .filter(|_| post.in_doubt_since.is_none());
+        if let Some(until) = throttled {
             if until > now {
-                plan.held.push((
-                    post.id.clone(),
-                    Hold {
-                        reason: HoldReason::RateLimited,
-                        until,
-                    },
-                ));
-                plan.held_accounts.push(post.account.clone());
+                if now >= deadline {
+                    plan.expired.push((
+                        post.id.clone(),
+                        "held past retry.max_lateness: LinkedIn rate-limited its member (429)"
+                            .into(),
+                    ));
+                } else {
+                    // Not past its lateness budget: due again by then, at the latest.
+                    plan.held.push((
+                        post.id.clone(),
+                        Hold {
+                            reason: HoldReason::RateLimited,
+                            until: until.min(deadline),
+                        },
+                    ));
+                    plan.held_accounts.push(post.account.clone());
+                }
                 continue;
             }
             // Its wait is over: one try at a time for the member until one is taken, not a
@@ -961,6 +977,20 @@ mod tests {
         let busy = HashMap::from([("acme".to_string(), 1)]);
         let p = plan(&c, &v, &busy, 10, reset, None);
         assert!(p.chosen.is_empty() && p.blocked);
+        // Never past the lateness budget (24 h from 10:00), and a post in doubt goes: its
+        // resend must stay inside the duplicate window.
+        let far: DateTime<Utc> = "2026-11-30T00:00:00Z".parse().unwrap();
+        let mut v = view(&[("a", "me"), ("b", "me")], &[], vec![]);
+        v.throttled.insert("me".into(), far);
+        v.due[1].in_doubt_since = Some(now());
+        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let deadline: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        assert_eq!(p.held.len(), 1);
+        assert_eq!((p.held[0].0.as_str(), p.held[0].1.until), ("a", deadline));
+        assert_eq!(p.chosen, ["b"]);
+        let p = plan(&c, &v, &HashMap::new(), 10, deadline, None);
+        assert_eq!(p.expired.len(), 1, "{:?}", p.expired);
+        assert_eq!(p.expired[0].0, "a");
     }
 
     #[test]

@@ -983,8 +983,8 @@ fn list_folder(config: &Config) -> Listing {
 pub enum Unreadable {
     /// Something about the file: it is refused with this reason.
     Refused(String),
-    /// Nothing about the file: the daemon ran short of file descriptors or memory, or the
-    /// disk failed for a moment. The draft stays in the queue and is read again later.
+    /// Nothing about the file: the daemon ran short of file descriptors or memory. The draft
+    /// stays in the queue and is read again later.
     ForNow(String),
 }
 
@@ -1014,27 +1014,30 @@ impl Unreadable {
 }
 
 /// An error that says nothing about the file read: too many open files (the process's or
-/// the system's), no memory, an interrupted call, an I/O error. Refusing the draft for it
-/// would send a good draft to `rejected/`.
+/// the system's), no memory, an interrupted call, a lease being broken. Refusing the draft
+/// for it would send a good draft to `rejected/`. (An I/O error may well last: refused.)
 pub(crate) fn for_now(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(
-            libc::EMFILE
-                | libc::ENFILE
-                | libc::ENOMEM
-                | libc::ENOBUFS
-                | libc::EAGAIN
-                | libc::EINTR
-                | libc::EIO
+            libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::ENOBUFS | libc::EAGAIN | libc::EINTR
         )
     )
 }
 
-/// Why a draft read off a filesystem with no space left may be cut short: its writer (a
-/// copy, an editor's save) most likely failed part-way, and the file looks whole. `None`
-/// when there is space, or the filesystem does not say (some FUSE mounts report no size).
-pub(crate) fn written_on_a_full_disk(file: &File) -> Option<String> {
+/// Why a draft written within `recent` and read off a filesystem with no space left may be
+/// cut short: its writer (a copy, an editor's save) most likely failed part-way, and the
+/// file looks whole. `None` when there is space, the file is older, or the filesystem does
+/// not say (some FUSE mounts report no size).
+pub(crate) fn written_on_a_full_disk(file: &File, recent: Duration) -> Option<String> {
+    // A file last written longer ago than that was not cut short by this full disk.
+    let written = file.metadata().ok()?.modified().ok()?;
+    if SystemTime::now()
+        .duration_since(written)
+        .is_ok_and(|age| age > recent)
+    {
+        return None;
+    }
     // SAFETY: fstatvfs on an open descriptor, writing into a zeroed struct.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstatvfs(std::os::fd::AsRawFd::as_raw_fd(file), &mut st) } != 0 {
@@ -1050,7 +1053,7 @@ const FOR_NOW_WAIT: Duration = Duration::from_secs(10);
 
 /// A draft that could not be read for now (see [`for_now`]): kept in the queue, read again.
 fn read_later(path: &Path, why: &str) -> Read {
-    warn!(file = %shown(&file_name(path)), error = %why, retry_in = %crate::config::fmt_dur(FOR_NOW_WAIT), "cannot read the draft for now (the daemon is short of file descriptors or memory, or the disk failed); it stays in the queue and is read again");
+    warn!(file = %shown(&file_name(path)), error = %why, retry_in = %crate::config::fmt_dur(FOR_NOW_WAIT), "cannot read the draft for now (the daemon is short of file descriptors or memory); it stays in the queue and is read again");
     Read::Busy(FOR_NOW_WAIT)
 }
 
@@ -1193,9 +1196,6 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
         }
         _ => return Read::Busy(settle),
     };
-    if let Some(why) = written_on_a_full_disk(&file) {
-        return Read::Bad(why, Some(seen));
-    }
     let window = config.watcher.incomplete_wait;
     let attempted = draft::front_matter_attempted(&bytes);
     if !renamed_in && !continued::blank(&bytes) && !attempted {
@@ -1210,6 +1210,11 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
         }
         Read::Bad(why, Some(seen))
     };
+    // After the rest-of-a-draft check: a rest cut short stops the post taken from the first
+    // part like any rest; and a first part refused here is remembered, so its rest is too.
+    if let Some(why) = written_on_a_full_disk(&file, window) {
+        return refused(why, seen);
+    }
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())

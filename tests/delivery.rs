@@ -811,8 +811,8 @@ fn a_recurring_page_text_is_not_matched_to_last_weeks_post() {
 #[test]
 fn an_in_doubt_page_post_pushed_off_the_first_page_is_still_found() {
     let sb = Sandbox::start();
-    // An API whose finder pages hold 10 posts at most, whatever `count` asks.
-    sb.configure(json!({"finder_max_count": 10}));
+    // An API whose finder pages hold 4 posts at most, whatever `count` asks.
+    sb.configure(json!({"finder_max_count": 4}));
     let env = Env::new(&sb, "\n[retry]\nbase_delay = \"3s\"\nmax_delay = \"3s\"\n");
     let _d = Daemon::start(&env);
     // Stored, then the answer is lost: in doubt.
@@ -826,7 +826,7 @@ fn an_in_doubt_page_post_pushed_off_the_first_page_is_still_found() {
         assert!(std::time::Instant::now() < deadline, "never in doubt");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Before the next try, the page posts twelve times from elsewhere: ours is on page two.
+    // Before the next try, the page posts twelve times from elsewhere: ours is on page four.
     for n in 0..12 {
         post_json(
             &format!("{}/_sandbox/posts", sb.url),
@@ -1028,6 +1028,11 @@ fn a_settle_blocked_by_a_locked_database_is_retried_not_dropped() {
     // Meanwhile the URN is in the log: the store does not have it yet.
     let urn = posts[0]["urn"].as_str().unwrap();
     assert!(retrying.contains(&format!("a={urn}")), "{retrying}");
+    let answered = log
+        .lines()
+        .find(|l| l.contains("LinkedIn answered, but the store has not recorded it yet"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(answered.contains(urn), "{answered}");
 }
 
 #[test]

@@ -1506,3 +1506,50 @@ fn the_same_draft_again_is_logged_with_its_posts_real_state() {
     assert!(line.contains("state=\"published\""), "{line}");
     assert_eq!(sb.posts().len(), 1);
 }
+
+#[test]
+fn the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post() {
+    use std::io::Write;
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let Some(_fs) = Mounted::tmpfs(&env.queue, "256k") else {
+        eprintln!("SKIPPED the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post: cannot mount a tmpfs (not root?)");
+        assert_ne!(unsafe { libc::geteuid() }, 0, "root, and mount failed");
+        return;
+    };
+    let mut d = Daemon::start(&env);
+    let path = env.queue.join("halves.md");
+    append(
+        &path,
+        &format!(
+            "+++\nid = \"halves\"\npublish_at = \"{}\"\n+++\nThe first paragraph.\n",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || {
+        env.state("halves").as_deref() == Some("scheduled") && !path.exists()
+    }));
+    // The disk fills up; the `>>` of the second step fails part-way.
+    let mut filler = std::fs::File::create(env.queue.join(".filler")).unwrap();
+    while filler.write_all(&[0u8; 4096]).is_ok() {}
+    let len = filler.metadata().unwrap().len();
+    filler.set_len(len - 4096).unwrap();
+    let rest = "The second paragraph, long. ".repeat(200);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let written = f.write(rest.as_bytes()).unwrap_or(0);
+    assert!(written > 0 && written < rest.len(), "wrote {written}");
+    drop(f);
+    // The rest is the rest: the post taken from the first step is stopped, not sent by half.
+    assert!(
+        wait_until(LONG, || env.state("halves").as_deref() == Some("dead")),
+        "{:?}\n{}",
+        env.state("halves"),
+        d.log_text()
+    );
+    assert!(sb.posts().is_empty());
+    d.kill9();
+}

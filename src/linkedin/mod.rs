@@ -296,12 +296,14 @@ impl Client {
         Ok(Created { urn })
     }
 
-    /// `GET /rest/posts?q=author`: the author's posts last modified at or after `since`
-    /// (epoch ms), newest first, at most [`LOOKUP_DEPTH`] of them. Asked a page of
-    /// [`LOOKUP_PAGE`] at a time, as the notes' example asks: an API that caps the page size
-    /// still shows a post that a burst of newer ones pushed off the first page. A page that
-    /// is short, repeats itself (an API that ignores `start`) or holds only posts last
-    /// modified before `since` ends the walk: sorted by `LAST_MODIFIED`, none after it is newer.
+    /// `GET /rest/posts?q=author`: the author's posts, newest first, read back to those last
+    /// modified before `since` (epoch ms) and at most [`LOOKUP_DEPTH`] of them. Asked
+    /// [`LOOKUP_PAGE`] at a time, as the notes' example asks, each page from where the last
+    /// one ended: an API that caps the page size still shows a post that newer ones pushed
+    /// off the first page. The walk ends at an empty page, a page that repeats (an API that
+    /// ignores `start`), or a page whose last post was last modified before `since` (sorted
+    /// by `LAST_MODIFIED`, none after it is newer). A page that fails after others were read
+    /// ends it too, with what was read: the caller falls back as for any miss.
     pub async fn posts_by_author(
         &self,
         token: &Secret,
@@ -309,13 +311,16 @@ impl Client {
         since: i64,
     ) -> Result<Vec<wire::PostElement>, ApiError> {
         let mut found: Vec<wire::PostElement> = Vec::new();
-        let mut start = 0;
-        while start < LOOKUP_DEPTH {
-            let page = self.posts_page(token, author, start).await?;
-            let short = page.len() < LOOKUP_PAGE;
+        while found.len() < LOOKUP_DEPTH {
+            let page = match self.posts_page(token, author, found.len()).await {
+                Ok(page) => page,
+                Err(_) if !found.is_empty() => break,
+                Err(e) => return Err(e),
+            };
             let older = page
-                .iter()
-                .all(|p| p.last_modified_at.is_some_and(|t| t < since));
+                .last()
+                .and_then(|p| p.last_modified_at)
+                .is_some_and(|t| t < since);
             let new: Vec<_> = page
                 .into_iter()
                 .filter(|p| !found.iter().any(|f| f.id == p.id))
@@ -324,10 +329,9 @@ impl Client {
                 break;
             }
             found.extend(new);
-            if short || older {
+            if older {
                 break;
             }
-            start += LOOKUP_PAGE;
         }
         Ok(found)
     }

@@ -37,7 +37,10 @@ pub fn png(file: &File) -> Result<(), String> {
 pub fn jpeg(file: &File) -> Result<(), String> {
     let mut r = BufReader::with_capacity(64 * 1024, file);
     r.seek(SeekFrom::Start(2)).map_err(|e| e.to_string())?;
-    let short = || cut_short("a JPEG image", "its end marker (FF D9)");
+    let short = || {
+        cut_short("a JPEG image", "its end marker (FF D9)")
+            + " (if it opens whole, its encoder left the marker out: save it again from an image editor)"
+    };
     let byte = |r: &mut BufReader<&File>| -> Result<u8, String> {
         let mut b = [0u8];
         r.read_exact(&mut b).map_err(|_| short())?;

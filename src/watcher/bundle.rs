@@ -133,7 +133,7 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         },
         drop,
     )?;
-    if let Some(why) = super::written_on_a_full_disk(&post) {
+    if let Some(why) = super::written_on_a_full_disk(&post, config.watcher.incomplete_wait) {
         return Err(Read::Bad(format!("{POST}: {why}"), None));
     }
     if after.len() != bytes.len() as u64 {
