@@ -1427,26 +1427,40 @@ impl Drop for Mounted {
     }
 }
 
+/// A 256 KiB filesystem mounted over `env`'s queue folder; `None` (said, as a skip) where
+/// this user may not mount one (only root may).
+fn small_queue(env: &Env, test: &str) -> Option<Mounted> {
+    let fs = Mounted::tmpfs(&env.queue, "256k");
+    if fs.is_none() {
+        eprintln!("SKIPPED {test}: cannot mount a tmpfs (not root?)");
+        assert_ne!(unsafe { libc::geteuid() }, 0, "root, and mount failed");
+    }
+    fs
+}
+
+/// Fills the queue folder's filesystem (a dot-file is no draft) but for one page of 4 KiB;
+/// the filler is removed with `remove_file`.
+fn fill_but_a_page(env: &Env) -> std::fs::File {
+    use std::io::Write;
+    let mut filler = std::fs::File::create(env.queue.join(".filler")).unwrap();
+    while filler.write_all(&[0u8; 4096]).is_ok() {}
+    let len = filler.metadata().unwrap().len();
+    filler.set_len(len - 4096).unwrap();
+    filler
+}
+
 #[test]
 fn a_draft_cut_short_by_a_full_disk_is_not_posted() {
     use std::io::Write;
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
-    // Only root may mount the small filesystem this needs.
-    let Some(_fs) = Mounted::tmpfs(&env.queue, "256k") else {
-        eprintln!("SKIPPED a_draft_cut_short_by_a_full_disk_is_not_posted: cannot mount a tmpfs (not root?)");
-        assert_ne!(unsafe { libc::geteuid() }, 0, "root, and mount failed");
+    let Some(_fs) = small_queue(&env, "a_draft_cut_short_by_a_full_disk_is_not_posted") else {
         return;
     };
     let mut d = Daemon::start(&env);
-    // Fill the filesystem (a dot-file is no draft), then copy a draft in: the copy fails
-    // part-way with ENOSPC, as `cp` onto a full disk does.
-    let mut filler = std::fs::File::create(env.queue.join(".filler")).unwrap();
-    let block = vec![0u8; 4096];
-    while filler.write_all(&block).is_ok() {}
-    // One page free again: the draft's first 4 KiB fit, its last words do not.
-    let len = filler.metadata().unwrap().len();
-    filler.set_len(len - 4096).unwrap();
+    // A copy onto the full filesystem fails part-way with ENOSPC, as `cp` does: the draft's
+    // first 4 KiB fit, its last words do not.
+    let filler = fill_but_a_page(&env);
     let text = "word ".repeat(200);
     let draft = format!(
         "+++\npublish_at = \"{}\"\n# {}\n+++\n{text}\n",
@@ -1512,9 +1526,10 @@ fn the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post() {
     use std::io::Write;
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
-    let Some(_fs) = Mounted::tmpfs(&env.queue, "256k") else {
-        eprintln!("SKIPPED the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post: cannot mount a tmpfs (not root?)");
-        assert_ne!(unsafe { libc::geteuid() }, 0, "root, and mount failed");
+    let Some(_fs) = small_queue(
+        &env,
+        "the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post",
+    ) else {
         return;
     };
     let mut d = Daemon::start(&env);
@@ -1530,10 +1545,7 @@ fn the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post() {
         env.state("halves").as_deref() == Some("scheduled") && !path.exists()
     }));
     // The disk fills up; the `>>` of the second step fails part-way.
-    let mut filler = std::fs::File::create(env.queue.join(".filler")).unwrap();
-    while filler.write_all(&[0u8; 4096]).is_ok() {}
-    let len = filler.metadata().unwrap().len();
-    filler.set_len(len - 4096).unwrap();
+    let _filler = fill_but_a_page(&env);
     let rest = "The second paragraph, long. ".repeat(200);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
