@@ -1,6 +1,7 @@
 //! The crash test: the daemon is killed with SIGKILL at random moments, again and again,
 //! while the sandbox adds random latency, drops connections after storing posts, answers
-//! 502/504 after storing some and fails others. Both pages also post a recurring text
+//! 502/504 after storing some, fails others and rate-limits a few (429, which holds the
+//! member's other posts until the refused one's next try). Both pages also post a recurring text
 //! ("Happy Friday") several times, further apart than the duplicate window. Media posts
 //! arrive as bundles among the text drafts (images, multi-image, documents, videos of several
 //! 4 MiB parts, polls, some with a first comment); upload PUTs are slowed so kills land while
@@ -205,6 +206,7 @@ claim_lease = "3s"
         {"path": "/rest/posts", "method": "POST", "stored": true, "status": 502, "times": 0, "probability": 0.05},
         {"path": "/rest/posts", "method": "POST", "stored": true, "status": 504, "times": 0, "probability": 0.03},
         {"path": "/rest/posts", "method": "POST", "status": 503, "times": 0, "probability": 0.05},
+        {"path": "/rest/posts", "method": "POST", "status": 429, "retry_after": 1, "times": 0, "probability": 0.04},
         {"path": "/dms-uploads/*", "method": "PUT", "status": 503, "times": 0, "probability": 0.05},
         {"path": "/dms-uploads/*", "method": "PUT", "drop": true, "times": 0, "probability": 0.05},
         {"path": "/dms-uploads/*", "method": "PUT", "delay_ms": 400, "times": 0, "probability": 0.6},
