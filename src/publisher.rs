@@ -224,10 +224,10 @@ impl Publisher {
         self
     }
 
-    /// Publishes a claimed post; `attempt` is the open row in `attempts`. `turn` (the
-    /// scheduler's request permit) is dropped once LinkedIn answered, so the next claimed
-    /// post can go while this one is recorded.
-    /// Sends one claimed post; `claimed_at` is an instant taken before its claim committed.
+    /// Publishes a claimed post; `attempt` is the open row in `attempts`, `claimed_at` an
+    /// instant taken before its claim committed. `turn` (the scheduler's request permit) is
+    /// dropped once LinkedIn answered, so the next claimed post can go while this one is
+    /// recorded.
     pub async fn publish<T: Send>(
         &self,
         post: Post,
@@ -242,8 +242,9 @@ impl Publisher {
             return;
         };
         drop(turn);
-        // Logged once the store has it: the store may record it otherwise (a URN another
-        // post holds), and until then the log is the only place that has the answer.
+        // Logged once the store has it, as the store recorded it (a URN another post holds
+        // makes it dead); logged ahead of the store only when the store is slow, since then
+        // the log may be the only place that keeps the answer.
         let said = (result.clone(), settle.clone());
         // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
         // the post is back in the schedule, that is once this outcome is committed.
