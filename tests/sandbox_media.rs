@@ -872,3 +872,44 @@ fn the_sandbox_answers_as_the_notes_say_for_bodies_userinfo_documents_and_duplic
         "{message}"
     );
 }
+
+#[test]
+fn a_post_body_with_a_field_linkedin_does_not_know_is_refused_not_dropped() {
+    let sb = Sandbox::start();
+    let m = me(&sb);
+    let urn = m.urn.clone();
+    // Misspelled at the top, inside `distribution`, and inside a content kind.
+    for (body, field) in [
+        (json!({"visibilty": "PUBLIC"}), "/visibilty"),
+        (
+            json!({"distribution": {"feedDistribution": "MAIN_FEED", "targetEntity": []}}),
+            "/distribution/targetEntity",
+        ),
+        (
+            json!({"content": {"poll": {"question": "Q?", "options": [{"text": "a"}, {"txt": "b"}], "settings": {"duration": "ONE_DAY"}}}}),
+            "/content/poll/options/[]/txt",
+        ),
+    ] {
+        let mut full = json!({
+            "author": urn,
+            "commentary": "Field check",
+            "visibility": "PUBLIC",
+            "distribution": {"feedDistribution": "MAIN_FEED", "targetEntities": [], "thirdPartyDistributionChannels": []},
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": false
+        });
+        for (k, v) in body.as_object().unwrap() {
+            full[k] = v.clone();
+        }
+        let r = m.post("/rest/posts", full);
+        assert_eq!(r.status(), 422, "{field}");
+        let text = r.text().unwrap();
+        assert!(
+            text.contains(&format!("ERROR :: {field} :: unrecognized field")),
+            "{text}"
+        );
+    }
+    assert!(sb.posts().is_empty());
+    // The documented fields alone are taken.
+    assert_eq!(m.create(&urn, "Field check", None).status(), 201);
+}
