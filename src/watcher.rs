@@ -1003,6 +1003,22 @@ impl From<String> for Unreadable {
 }
 
 impl Unreadable {
+    /// What intake does with the draft at `path`: reads it again later, or refuses it.
+    fn into_read(self, path: &Path) -> Read {
+        match self {
+            Unreadable::ForNow(why) => read_later(path, &why),
+            Unreadable::Refused(why) => Read::Bad(why, None),
+        }
+    }
+
+    /// The same, said of `name` (a bundle's file).
+    fn of_file(self, name: &str) -> Unreadable {
+        match self {
+            Unreadable::ForNow(why) => Unreadable::ForNow(format!("{name}: {why}")),
+            Unreadable::Refused(why) => Unreadable::Refused(format!("{name}: {why}")),
+        }
+    }
+
     /// `what` failed with `e`: for now when the error says nothing about the file.
     fn of(what: &str, e: &std::io::Error) -> Unreadable {
         let why = format!("{what}: {e}");
@@ -1029,9 +1045,12 @@ pub(crate) fn for_now(e: &std::io::Error) -> bool {
 /// cut short: its writer (a copy, an editor's save) most likely failed part-way, and the
 /// file looks whole. `None` when there is space, the file is older, or the filesystem does
 /// not say (some FUSE mounts report no size).
-pub(crate) fn written_on_a_full_disk(file: &File, recent: Duration) -> Option<String> {
+pub(crate) fn written_on_a_full_disk(
+    file: &File,
+    written: SystemTime,
+    recent: Duration,
+) -> Option<String> {
     // A file last written longer ago than that was not cut short by this full disk.
-    let written = file.metadata().ok()?.modified().ok()?;
     if SystemTime::now()
         .duration_since(written)
         .is_ok_and(|age| age > recent)
@@ -1143,17 +1162,17 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
     let settle = config.watcher.settle_time;
     let (file, before) = match open_draft(path, cap) {
         Ok(f) => f,
-        Err(Unreadable::ForNow(why)) => return read_later(path, &why),
-        Err(_) if std::fs::symlink_metadata(path).is_err() => return Read::Gone,
-        Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
+        Err(Unreadable::Refused(_)) if std::fs::symlink_metadata(path).is_err() => {
+            return Read::Gone
+        }
+        Err(e) => return e.into_read(path),
     };
     // With what was read, the descriptor's metadata after reading (under the lease, if any):
     // the name must still hold this file, unchanged, when the draft is moved out.
     let (bytes, after) = match lease::try_read(&file) {
         lease::Outcome::Held(_lease) => match read_capped(&file, cap) {
             Ok(b) => (b, file.metadata().ok()),
-            Err(Unreadable::ForNow(why)) => return read_later(path, &why),
-            Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
+            Err(e) => return e.into_read(path),
         },
         lease::Outcome::Busy => return Read::Busy(settle),
         lease::Outcome::Unavailable(e) => {
@@ -1177,8 +1196,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
             }
             let bytes = match read_capped(&file, cap) {
                 Ok(b) => b,
-                Err(Unreadable::ForNow(why)) => return read_later(path, &why),
-                Err(Unreadable::Refused(why)) => return Read::Bad(why, None),
+                Err(e) => return e.into_read(path),
             };
             let after = file.metadata().ok();
             let unchanged = after.as_ref().is_some_and(|a| {
@@ -1190,10 +1208,12 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
             (bytes, after)
         }
     };
-    let (seen, stamp) = match after {
-        Some(m) if m.len() == bytes.len() as u64 => {
-            (vec![(path.to_path_buf(), Seen::of(&m))], source_stamp(&m))
-        }
+    let (seen, stamp, written) = match after {
+        Some(m) if m.len() == bytes.len() as u64 => (
+            vec![(path.to_path_buf(), Seen::of(&m))],
+            source_stamp(&m),
+            m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        ),
         _ => return Read::Busy(settle),
     };
     let window = config.watcher.incomplete_wait;
@@ -1212,7 +1232,7 @@ fn read_draft(path: &Path, config: &Config, renamed_in: bool, recent: &continued
     };
     // After the rest-of-a-draft check: a rest cut short stops the post taken from the first
     // part like any rest; and a first part refused here is remembered, so its rest is too.
-    if let Some(why) = written_on_a_full_disk(&file, window) {
+    if let Some(why) = written_on_a_full_disk(&file, written, window) {
         return refused(why, seen);
     }
     let stem = path

@@ -1097,6 +1097,21 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
+/// Writes in place the first step of a draft written in steps (front matter, `id`, due in an
+/// hour, and `text`), and waits until it is scheduled and moved out of the queue folder.
+fn first_step_taken(env: &Env, path: &Path, id: &str, text: &str) {
+    append(
+        path,
+        &format!(
+            "+++\nid = \"{id}\"\npublish_at = \"{}\"\n+++\n{text}",
+            in_an_hour()
+        ),
+    );
+    assert!(wait_until(LONG, || {
+        env.state(id).as_deref() == Some("scheduled") && !path.exists()
+    }));
+}
+
 fn in_an_hour() -> String {
     (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339()
 }
@@ -1175,16 +1190,7 @@ fn the_rest_of_a_draft_already_taken_is_refused_and_the_post_is_stopped() {
     let d = Daemon::start(&env);
     let path = env.queue.join("halves.md");
     // The first step is a whole draft: front matter and a first paragraph.
-    append(
-        &path,
-        &format!(
-            "+++\nid = \"halves\"\npublish_at = \"{}\"\n+++\nThe first paragraph.\n",
-            in_an_hour()
-        ),
-    );
-    assert!(wait_until(LONG, || {
-        env.state("halves").as_deref() == Some("scheduled") && !path.exists()
-    }));
+    first_step_taken(&env, &path, "halves", "The first paragraph.\n");
     // The second step lands in a new file of the same name, without the front matter.
     append(&path, "The second paragraph.\n");
     let why = rejected(&env, "halves.md");
@@ -1303,16 +1309,7 @@ fn after_a_restart_the_rest_of_a_stopped_draft_is_still_refused_whatever_its_id(
     let env = Env::new(&sb, "");
     let mut d = Daemon::start(&env);
     let path = env.queue.join("notes.md");
-    append(
-        &path,
-        &format!(
-            "+++\nid = \"launch\"\npublish_at = \"{}\"\n+++\nPart one.\n",
-            in_an_hour()
-        ),
-    );
-    assert!(wait_until(LONG, || {
-        env.state("launch").as_deref() == Some("scheduled") && !path.exists()
-    }));
+    first_step_taken(&env, &path, "launch", "Part one.\n");
     append(&path, "Part two.\n");
     assert!(rejected(&env, "notes.md").contains("was stopped and not sent"));
     assert_eq!(env.state("launch").as_deref(), Some("dead"));
@@ -1534,16 +1531,7 @@ fn the_rest_of_a_draft_cut_short_by_a_full_disk_still_stops_the_post() {
     };
     let mut d = Daemon::start(&env);
     let path = env.queue.join("halves.md");
-    append(
-        &path,
-        &format!(
-            "+++\nid = \"halves\"\npublish_at = \"{}\"\n+++\nThe first paragraph.\n",
-            in_an_hour()
-        ),
-    );
-    assert!(wait_until(LONG, || {
-        env.state("halves").as_deref() == Some("scheduled") && !path.exists()
-    }));
+    first_step_taken(&env, &path, "halves", "The first paragraph.\n");
     // The disk fills up; the `>>` of the second step fails part-way.
     let _filler = fill_but_a_page(&env);
     let rest = "The second paragraph, long. ".repeat(200);

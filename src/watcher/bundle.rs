@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     for_now, is_conflict_copy, is_ignored, lease, not_a_file, not_regular, read_capped, read_later,
-    NameKind, Read, Seen, Snapshot, Unreadable,
+    NameKind, Read, Seen, Snapshot,
 };
 use crate::config::Config;
 use crate::content::Asset;
@@ -125,19 +125,16 @@ fn gather(path: &Path, config: &Config, renamed_in: bool, fix: bool) -> Result<G
         settle,
         renamed_in,
         fix,
-        |f| {
-            read_capped(f, cap).map_err(|e| match e {
-                Unreadable::ForNow(why) => read_later(path, &format!("{POST}: {why}")),
-                Unreadable::Refused(why) => Read::Bad(format!("{POST}: {why}"), None),
-            })
-        },
+        |f| read_capped(f, cap).map_err(|e| e.of_file(POST).into_read(path)),
         drop,
     )?;
-    if let Some(why) = super::written_on_a_full_disk(&post, config.watcher.incomplete_wait) {
-        return Err(Read::Bad(format!("{POST}: {why}"), None));
-    }
     if after.len() != bytes.len() as u64 {
         return Err(Read::Busy(settle));
+    }
+    let written = after.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if let Some(why) = super::written_on_a_full_disk(&post, written, config.watcher.incomplete_wait)
+    {
+        return Err(Read::Bad(format!("{POST}: {why}"), None));
     }
     snapshot.push((path.join(POST), Seen::of(&after)));
     let stem = path
