@@ -89,22 +89,31 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
         let items = Arc::new(items);
         let mut wait = Duration::from_millis(100);
         let mut failures = 0u32;
+        let mut said = false;
         let results = loop {
             let batch = items.clone();
-            match store.call(move |s| s.settle_many(&batch, Utc::now())).await {
+            let call = store.call(move |s| s.settle_many(&batch, Utc::now()));
+            tokio::pin!(call);
+            let r = match tokio::time::timeout(SLOW_SETTLE, &mut call).await {
+                Ok(r) => r,
+                Err(_) => {
+                    // The store is slow or stuck (a hung disk, a lost connection): the
+                    // answers go into the log now, in case it never takes them. Each try's
+                    // outcome is logged only once committed.
+                    if !said {
+                        let (posts, published) = answers(&items);
+                        warn!(posts = ?posts, published = ?published, "LinkedIn answered, but the store has not recorded it yet; it is recorded as soon as the store takes it");
+                        said = true;
+                    }
+                    call.await
+                }
+            };
+            match r {
                 Ok(results) => break results,
                 Err(e) => {
                     failures += 1;
-                    let posts: Vec<&str> = items.iter().map(|i| i.post_id.as_str()).collect();
-                    // Until the store takes them, the log is the only record of the URNs:
-                    // the outcome is logged only once committed.
-                    let published: Vec<String> = items
-                        .iter()
-                        .filter_map(|i| match &i.outcome {
-                            Settle::Published { urn } => Some(format!("{}={urn}", i.post_id)),
-                            _ => None,
-                        })
-                        .collect();
+                    // Until the store takes them, the log is the only record of the URNs.
+                    let (posts, published) = answers(&items);
                     warn!(error = %e, posts = ?posts, published = ?published, failures, retry_in = ?wait, "cannot record outcomes in the store; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(SETTLE_RETRY_MAX);
@@ -126,7 +135,21 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
     }
 }
 
-/// How long an outcome may wait for the store before its answer is logged ahead of it.
+/// The posts of a batch of outcomes, and `ID=URN` for those LinkedIn published: what the
+/// log keeps while the store has not taken them.
+fn answers(items: &[Settled]) -> (Vec<&str>, Vec<String>) {
+    let posts = items.iter().map(|i| i.post_id.as_str()).collect();
+    let published = items
+        .iter()
+        .filter_map(|i| match &i.outcome {
+            Settle::Published { urn } => Some(format!("{}={urn}", i.post_id)),
+            _ => None,
+        })
+        .collect();
+    (posts, published)
+}
+
+/// How long a batch of outcomes may wait for the store before its answers are logged ahead.
 const SLOW_SETTLE: Duration = Duration::from_secs(2);
 
 /// The longest wait between two tries to commit an outcome.
@@ -243,8 +266,7 @@ impl Publisher {
         };
         drop(turn);
         // Logged once the store has it, as the store recorded it (a URN another post holds
-        // makes it dead); logged ahead of the store only when the store is slow, since then
-        // the log may be the only place that keeps the answer.
+        // makes it dead); the settler logs the answers ahead when the store is slow.
         let said = (result.clone(), settle.clone());
         // Assets LinkedIn no longer knew are `pending` again: the uploader takes them once
         // the post is back in the schedule, that is once this outcome is committed.
@@ -258,23 +280,9 @@ impl Publisher {
             outcome: settle,
         };
         let r = match self.settler.send(ToSettle::Try(item, done)) {
-            Ok(()) => {
-                let mut committed = committed;
-                let r = match tokio::time::timeout(SLOW_SETTLE, &mut committed).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        // The store is slow or stuck: the answer goes into the log now, in
-                        // case the store never takes it (a hung disk, a lost connection).
-                        let urn = match &said.1 {
-                            Settle::Published { urn } => urn.as_str(),
-                            _ => "-",
-                        };
-                        warn!(post_id = %post.id, account = %post.account, post_urn = %urn, outcome = %said.0.outcome, "LinkedIn answered, but the store has not recorded it yet; it is recorded as soon as the store takes it");
-                        committed.await
-                    }
-                };
-                r.unwrap_or_else(|_| Err("the settler stopped".into()))
-            }
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the settler stopped".into())),
             Err(_) => Err("the settler stopped".into()),
         };
         match &r {
