@@ -561,7 +561,9 @@ fn plan(
     let held = held_accounts(config, &view.tokens);
     for post in &view.due {
         let deadline = hold_end(post.due_at, post.in_doubt_since, config);
-        let hold = |reason, why: String, plan: &mut Plan| {
+        // Held until `until` (at the latest the end of its lateness budget, when a hold an
+        // event lifts ends), or expired once that budget is spent.
+        let hold_until = |reason, why: String, until: DateTime<Utc>, plan: &mut Plan| {
             if now >= deadline {
                 let past =
                     if post.in_doubt_since.is_some() && now < hold_deadline(post.due_at, config) {
@@ -576,12 +578,13 @@ fn plan(
                     post.id.clone(),
                     Hold {
                         reason,
-                        until: deadline,
+                        until: until.min(deadline),
                     },
                 ));
                 plan.held_accounts.push(post.account.clone());
             }
         };
+        let hold = |reason, why: String, plan: &mut Plan| hold_until(reason, why, deadline, plan);
         if let Some(version) = retired {
             hold(
                 HoldReason::ApiVersionRetired,
@@ -634,23 +637,12 @@ fn plan(
             .filter(|_| post.in_doubt_since.is_none());
         if let Some(until) = throttled {
             if until > now {
-                if now >= deadline {
-                    plan.expired.push((
-                        post.id.clone(),
-                        "held past retry.max_lateness: LinkedIn rate-limited its member (429)"
-                            .into(),
-                    ));
-                } else {
-                    // Not past its lateness budget: due again by then, at the latest.
-                    plan.held.push((
-                        post.id.clone(),
-                        Hold {
-                            reason: HoldReason::RateLimited,
-                            until: until.min(deadline),
-                        },
-                    ));
-                    plan.held_accounts.push(post.account.clone());
-                }
+                hold_until(
+                    HoldReason::RateLimited,
+                    "LinkedIn rate-limited its member (429)".into(),
+                    until,
+                    &mut plan,
+                );
                 continue;
             }
             // Its wait is over: one try at a time for the member until one is taken, not a

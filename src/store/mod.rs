@@ -1255,22 +1255,19 @@ impl Store {
     /// tries refused), each with the latest of those posts' next tries. LinkedIn's limits are
     /// per member, so one post's 429 speaks for every post of that member: the scheduler
     /// holds them until then, rather than let each spend its own calls on the same refusal.
-    pub fn throttled(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>> {
+    fn throttled(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>> {
         // SQLite, without statistics, would rather walk every scheduled post by
         // `posts_state_next`; the partial index holds only the few that wait after a 429.
-        let sql = match self.db.dialect() {
-            db::Dialect::Sqlite => {
-                "SELECT account, MAX(next_attempt_at) FROM posts INDEXED BY posts_rate_limited \
-                 WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
-                 GROUP BY account"
-            }
-            db::Dialect::Postgres => {
-                "SELECT account, MAX(next_attempt_at) FROM posts \
-                 WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
-                 GROUP BY account"
-            }
+        let hint = match self.db.dialect() {
+            db::Dialect::Sqlite => " INDEXED BY posts_rate_limited",
+            db::Dialect::Postgres => "",
         };
-        let mut stmt = self.db.prepare_cached(sql)?;
+        let sql = format!(
+            "SELECT account, MAX(next_attempt_at) FROM posts{hint} \
+             WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
+             GROUP BY account"
+        );
+        let mut stmt = self.db.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
