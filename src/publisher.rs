@@ -11,6 +11,7 @@
 //! [`crate::content::Content::to_wire`]), the same at every try.
 //! It never reads the queue folder and never picks which post goes next.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,6 +46,12 @@ pub struct Publisher {
     store: Handle,
     /// Finished tries on their way into the store, committed in batches.
     settler: mpsc::UnboundedSender<ToSettle>,
+    /// Tries waiting for LinkedIn's answer: while there are, the settler waits a little for
+    /// their outcomes too (see [`GATHER`]).
+    asking: Arc<AtomicUsize>,
+    /// Set while the scheduler has due posts waiting for room or a turn, which answers
+    /// free once committed: then the settler does not wait.
+    waiting: Arc<AtomicBool>,
     /// The uploader's wake-up, for assets LinkedIn no longer knows (uploaded again).
     media_wake: Option<Arc<tokio::sync::Notify>>,
 }
@@ -52,23 +59,38 @@ pub struct Publisher {
 /// What the settler receives: a finished try, or a request to say when every earlier one is
 /// committed.
 enum ToSettle {
-    Try(Settled, oneshot::Sender<Result<Recorded, String>>),
+    /// With whether its account is paced: its next post waits for this commit, so the
+    /// settler does not wait for other outcomes (see [`GATHER`]).
+    Try(Settled, bool, oneshot::Sender<Result<Recorded, String>>),
     Flush(oneshot::Sender<()>),
 }
 
 /// Group commit: takes every finished try waiting and settles them in one transaction, so
-/// the store keeps up with many sends at once. Each sender learns when its own is committed.
+/// the store keeps up with many sends at once. While other tries still wait for LinkedIn, it
+/// waits up to [`GATHER`] for their outcomes too: in a burst, a few large transactions
+/// instead of one per answer, which would take the CPU (and on PostgreSQL the write lock)
+/// from the sends still to go. Each sender learns when its own is committed.
 /// A transaction that fails (the database busy or unwritable) is retried with a backoff
 /// capped at [`SETTLE_RETRY_MAX`], never dropped: the outcome, perhaps a URN, exists only
 /// here until it is committed.
-async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToSettle>) {
+async fn settle_in_batches(
+    store: Handle,
+    mut queue: mpsc::UnboundedReceiver<ToSettle>,
+    asking: Arc<AtomicUsize>,
+    waiting: Arc<AtomicBool>,
+) {
     while let Some(first) = queue.recv().await {
         let mut batch = Vec::new();
         let mut flushes = Vec::new();
         let mut next = Some(first);
+        let gathered_by = tokio::time::Instant::now() + GATHER;
+        let mut hurry = false;
         while let Some(item) = next.take() {
             match item {
-                ToSettle::Try(settled, done) => batch.push((settled, done)),
+                ToSettle::Try(settled, paced, done) => {
+                    hurry |= paced;
+                    batch.push((settled, done))
+                }
                 // Everything queued before it is in this batch: answered once it commits.
                 ToSettle::Flush(done) => {
                     flushes.push(done);
@@ -77,6 +99,14 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
             }
             if batch.len() < 1024 {
                 next = queue.try_recv().ok();
+                if next.is_none()
+                    && !hurry
+                    && !waiting.load(Ordering::Acquire)
+                    && asking.load(Ordering::Acquire) > 0
+                {
+                    let more = tokio::time::timeout_at(gathered_by, queue.recv());
+                    next = more.await.ok().flatten();
+                }
             }
         }
         if batch.is_empty() {
@@ -135,6 +165,22 @@ async fn settle_in_batches(store: Handle, mut queue: mpsc::UnboundedReceiver<ToS
     }
 }
 
+/// A try waiting for LinkedIn's answer, counted while it lives.
+struct Asking(Arc<AtomicUsize>);
+
+impl Asking {
+    fn new(count: &Arc<AtomicUsize>) -> Asking {
+        count.fetch_add(1, Ordering::AcqRel);
+        Asking(count.clone())
+    }
+}
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// The posts of a batch of outcomes, and `ID=URN` for those LinkedIn published: what the
 /// log keeps while the store has not taken them.
 fn answers(items: &[Settled]) -> (Vec<&str>, Vec<String>) {
@@ -151,6 +197,11 @@ fn answers(items: &[Settled]) -> (Vec<&str>, Vec<String>) {
 
 /// How long a batch of outcomes may wait for the store before its answers are logged ahead.
 const SLOW_SETTLE: Duration = Duration::from_secs(2);
+
+/// How long the settler waits for the outcomes of tries still waiting for LinkedIn, from
+/// the first outcome of a batch. Not for a paced account's (its next post waits for it), nor
+/// while the scheduler has due posts waiting for room or a turn (see `waiting`).
+const GATHER: Duration = Duration::from_millis(150);
 
 /// The longest wait between two tries to commit an outcome.
 const SETTLE_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -230,15 +281,29 @@ impl Publisher {
     /// Must be called inside the tokio runtime: it starts the settler.
     pub fn new(config: Live, store: Handle, client: Client, tokens: Arc<Tokens>) -> Publisher {
         let (settler, queue) = mpsc::unbounded_channel();
-        tokio::spawn(settle_in_batches(store.clone(), queue));
+        let asking = Arc::new(AtomicUsize::new(0));
+        let waiting = Arc::new(AtomicBool::new(false));
+        tokio::spawn(settle_in_batches(
+            store.clone(),
+            queue,
+            asking.clone(),
+            waiting.clone(),
+        ));
         Publisher {
             config,
             client,
             tokens,
             store,
             settler,
+            asking,
+            waiting,
             media_wake: None,
         }
+    }
+
+    /// Whether the scheduler has due posts waiting for room or a turn (see `waiting`).
+    pub fn waiting_for_answers(&self, yes: bool) {
+        self.waiting.store(yes, Ordering::Release);
     }
 
     /// Wakes the uploader with `wake` when assets must be uploaded again.
@@ -250,19 +315,22 @@ impl Publisher {
     /// Publishes a claimed post; `attempt` is the open row in `attempts`, `claimed_at` an
     /// instant taken before its claim committed. `turn` (the scheduler's request permit) is
     /// dropped once LinkedIn answered, so the next claimed post can go while this one is
-    /// recorded.
+    /// recorded. `true` unless the outcome took the post out of the schedule for good
+    /// (published, or dead): then the scheduler has nothing new of it to look at.
     pub async fn publish<T: Send>(
         &self,
         post: Post,
         attempt: i64,
         claimed_at: crate::wallclock::BootInstant,
         turn: T,
-    ) {
+    ) -> bool {
         let started = Utc::now();
-        let Some((result, settle)) = self.try_once(&post, attempt, claimed_at, started).await
-        else {
+        let asking = Asking::new(&self.asking);
+        let tried = self.try_once(&post, attempt, claimed_at, started).await;
+        drop(asking);
+        let Some((result, settle)) = tried else {
             warn!(post_id = %post.id, account = %post.account, "not sent: another node took this post over while this one was stopped past its lease; it resolves the post");
-            return;
+            return true;
         };
         drop(turn);
         // Logged once the store has it, as the store recorded it (a URN another post holds
@@ -279,12 +347,23 @@ impl Publisher {
             result,
             outcome: settle,
         };
-        let r = match self.settler.send(ToSettle::Try(item, done)) {
+        let paced = self
+            .config
+            .get()
+            .account(&post.account)
+            .is_some_and(|a| !a.min_spacing.is_zero());
+        let r = match self.settler.send(ToSettle::Try(item, paced, done)) {
             Ok(()) => committed
                 .await
                 .unwrap_or_else(|_| Err("the settler stopped".into())),
             Err(_) => Err("the settler stopped".into()),
         };
+        // Published or dead for good: nothing of it is in the schedule any more.
+        let ended = matches!(
+            (&r, &said.1),
+            (Ok(Recorded::DuplicateOf(_)), _)
+                | (Ok(_), Settle::Published { .. } | Settle::Dead { .. })
+        );
         match &r {
             Ok(Recorded::AsSettled) => log_outcome(&post, &said.0, &said.1),
             Ok(Recorded::DuplicateOf(other)) => {
@@ -312,6 +391,7 @@ impl Publisher {
                 warn!(post_id = %post.id, error = %e, "cannot record the outcome; the post will be resolved as in doubt at the next start")
             }
         }
+        !ended
     }
 
     /// Returns once every outcome handed to the settler so far is committed (or the settler
@@ -1028,7 +1108,7 @@ mod tests {
         };
         publisher
             .settler
-            .send(ToSettle::Try(item, done))
+            .send(ToSettle::Try(item, false, done))
             .map_err(|_| ())
             .unwrap();
         publisher.flush().await;

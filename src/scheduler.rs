@@ -51,6 +51,19 @@ const LOOK: usize = 512;
 /// doubt (resolved at the next start), a shutdown gives them back unsent.
 const CLAIMED_PER_PERMIT: usize = 3;
 
+/// How long before its due time a post may be claimed. The claim's durable commit is then
+/// done when the post comes due, and its request leaves at the due time itself, not after
+/// the commit: a burst due at one instant goes out as fast as the requests can, and nodes
+/// sharing a database take turns on the claims before it, not during it. The request still
+/// never leaves before the due time (the send waits for it on the wall clock), and a post
+/// claimed ahead whose daemon dies before it is due is scheduled again for that time.
+/// Short, because a claimed post is out of the author's hands (`cancel` calls it in flight).
+pub const AHEAD: chrono::Duration = chrono::Duration::milliseconds(500);
+
+/// At most this many posts claimed ahead and not answered at once: after a crash each is a
+/// post in doubt, looked up on LinkedIn before it is sent.
+const AHEAD_MAX: usize = 1024;
+
 pub struct Scheduler {
     config: Live,
     store: Handle,
@@ -63,11 +76,17 @@ pub struct Scheduler {
     /// Places for claimed posts not yet answered (sending or waiting): see
     /// [`CLAIMED_PER_PERMIT`].
     places: Arc<Semaphore>,
+    /// Places for posts claimed before their due time: see [`AHEAD`].
+    early: Arc<Semaphore>,
+    /// Set at shutdown, after the permits close: ends the waits of posts claimed early,
+    /// which are then given back unsent.
+    stopping: watch::Sender<bool>,
     /// Told when an answer gives its place back.
     freed: Arc<Notify>,
     /// Claimed posts, sending or waiting for a permit, per account.
     busy: HashMap<String, usize>,
-    tasks: JoinSet<String>,
+    /// Each send's task: its account, and whether its outcome left the post in the schedule.
+    tasks: JoinSet<(String, bool)>,
     /// The post each publish task carries, so a task that fails (panics) can still be
     /// settled and its account's place freed.
     carrying: HashMap<tokio::task::Id, (String, String)>,
@@ -78,6 +97,7 @@ pub struct Scheduler {
 }
 
 /// What one look at the store found.
+#[derive(Clone, Copy)]
 struct Look {
     /// Due posts left waiting for a free slot (a permit, or their account's turn).
     blocked: bool,
@@ -85,8 +105,10 @@ struct Look {
     more: bool,
     /// The look made posts due that it did not look at: look again at once.
     again: bool,
-    /// The instant the look saw the store as of: posts due later than this were not in it.
+    /// The instant the look saw the store as of.
     at: DateTime<Utc>,
+    /// Posts due up to this instant (`at` + [`AHEAD`]) were in the look.
+    horizon: DateTime<Utc>,
     /// The earliest end of a hold this look set, to the nanosecond (stored times are cut
     /// to the millisecond, so the store alone may not tell that it is later than `at`).
     held_until: Option<DateTime<Utc>>,
@@ -110,6 +132,8 @@ impl Scheduler {
             version: None,
             permits,
             places,
+            early: Arc::new(Semaphore::new(AHEAD_MAX)),
+            stopping: watch::Sender::new(false),
             freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
@@ -147,6 +171,12 @@ impl Scheduler {
     }
 
     async fn work(&mut self, mut shutdown: watch::Receiver<bool>) -> Result<(), StoreError> {
+        // The last look, and whether what happened since can have changed what it saw. An
+        // answer that ended its post for good changes nothing a look would claim, unless the
+        // look left posts waiting for room or a turn: during a burst, a look per answer
+        // would only compete with the sends (and, on PostgreSQL, for the write lock).
+        let mut last: Option<Look> = None;
+        let mut look_again = true;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -156,17 +186,22 @@ impl Scheduler {
             // half a request limit's worth is answered, not after every single answer.
             let room = self.places.available_permits();
             let saturated = room < self.config.get().publisher.max_concurrent.div_ceil(2);
-            let look = if saturated {
-                Look {
+            let look = match last {
+                _ if saturated => Look {
                     blocked: true,
                     more: false,
                     again: false,
                     at: Utc::now(),
+                    horizon: Utc::now(),
                     held_until: None,
-                }
-            } else {
-                self.dispatch(room).await?
+                },
+                Some(seen) if !look_again => seen,
+                _ => self.dispatch(room).await?,
             };
+            last = Some(look);
+            look_again = true;
+            // Posts wait for room or a turn: the answers that free them are not held back.
+            self.publisher.waiting_for_answers(look.blocked);
             self.report_status().await;
             if look.again || (look.more && !look.blocked) {
                 continue;
@@ -174,13 +209,17 @@ impl Scheduler {
             // Due after the look, not after now: a hold the look set that ended while the
             // look was committing is already due, and the sleep below must end at once for
             // it, not wait for an unrelated wake (there may be none).
-            let seen = look.at;
+            let (seen, horizon) = (look.at, look.horizon);
             let next = if saturated {
                 None
             } else {
                 self.store
                     .call(move |s| {
+                        // A post the look passed over goes at its due time; one that may be
+                        // claimed ahead of it, past the look's horizon, is claimed AHEAD.
                         let due = s.next_due_after(seen)?;
+                        let plain = s.next_plain_after(horizon)?.map(|d| d - AHEAD);
+                        let due = due.into_iter().chain(plain).min();
                         let report = s.next_hold_report()?;
                         Ok(due.into_iter().chain(report).chain(look.held_until).min())
                     })
@@ -189,13 +228,14 @@ impl Scheduler {
             tokio::select! {
                 _ = async { crate::wallclock::sleep_until(next.expect("guarded")).await }, if next.is_some() => {}
                 _ = self.rearm.notified() => {}
-                _ = self.freed.notified() => {}
-                _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => {}
+                _ = self.freed.notified() => look_again = look.blocked,
+                _ = async { tokio::time::sleep_until(self.watchdog.expect("guarded").1).await }, if self.watchdog.is_some() => look_again = false,
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    self.finished(done).await;
+                    let mut changed = self.finished(done).await;
                     while let Some(done) = self.tasks.try_join_next_with_id() {
-                        self.finished(done).await;
+                        changed |= self.finished(done).await;
                     }
+                    look_again = changed || look.blocked;
                 }
                 _ = shutdown.changed() => {}
             }
@@ -237,13 +277,17 @@ impl Scheduler {
         }
     }
 
-    async fn finished(&mut self, done: Result<(tokio::task::Id, String), tokio::task::JoinError>) {
+    /// Frees a finished send's account; `true` if its post may be in the schedule again.
+    async fn finished(
+        &mut self,
+        done: Result<(tokio::task::Id, (String, bool)), tokio::task::JoinError>,
+    ) -> bool {
         let id = match &done {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
         let Some((post_id, account)) = self.carrying.remove(&id) else {
-            return;
+            return true;
         };
         if let Some(n) = self.busy.get_mut(&account) {
             *n -= 1;
@@ -251,24 +295,26 @@ impl Scheduler {
                 self.busy.remove(&account);
             }
         }
-        if let Err(e) = done {
-            // The task ended without settling (a panic): its request may have left, so the
-            // post is in doubt, resolved before anything is resent, never stranded.
-            let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
-            warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
-            let id = post_id.clone();
-            let retry = self.config.get().retry.clone();
-            let recover = move |s: &mut crate::store::Store| {
-                let now = Utc::now();
-                s.recover_one(&id, &why, now, retry.max_attempts, |n| {
-                    crate::publisher::later(now, crate::publisher::backoff(&retry, n))
-                })
-            };
-            if let Err(e) = self.store.call(recover).await {
-                warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
-            }
-            self.rearm.notify_one();
+        let e = match done {
+            Ok((_, (_, again))) => return again,
+            Err(e) => e,
+        };
+        // The task ended without settling (a panic): its request may have left, so the
+        // post is in doubt, resolved before anything is resent, never stranded.
+        let why = format!("the publish task failed while this try was under way ({e}); it may have reached LinkedIn");
+        warn!(post_id = %post_id, account = %account, error = %e, "a publish task failed; its post is in doubt");
+        let id = post_id.clone();
+        let retry = self.config.get().retry.clone();
+        let recover = move |s: &mut crate::store::Store| {
+            let now = Utc::now();
+            s.recover_one(&id, &why, now, retry.max_attempts, |n| {
+                crate::publisher::later(now, crate::publisher::backoff(&retry, n))
+            })
+        };
+        if let Err(e) = self.store.call(recover).await {
+            warn!(post_id = %post_id, error = %e, "cannot mark the post in doubt; the next start resolves it");
         }
+        true
     }
 
     /// Claims and starts up to `available` due posts that pacing allows. One store call:
@@ -276,9 +322,12 @@ impl Scheduler {
     /// store per batch, not three.
     async fn dispatch(&mut self, available: usize) -> Result<Look, StoreError> {
         let now = Utc::now();
+        let horizon = now + AHEAD;
+        let ahead = self.early.available_permits();
         let config = self.config.get();
         // Read a little more than can be claimed, for posts that pacing or a hold passes over.
         let limit = (available * 2 + 64).min(LOOK);
+        let ahead = ahead.min(LOOK);
         let midnight = now
             .date_naive()
             .and_hms_opt(0, 0, 0)
@@ -291,14 +340,14 @@ impl Scheduler {
         let version = self.version.clone();
         // Taken before the claims commit: their leases run from a later instant.
         let claimed_at = crate::wallclock::BootInstant::now();
-        let (plan, more, claimed, news, reported, again) = self
+        let (plan, more, claimed, early, news, reported, again) = self
             .store
             // One transaction on PostgreSQL: other nodes' dispatches wait, so pacing and caps
             // count their claims too.
             .call(move |s| {
                 s.in_write(|s| {
-                    let mut view = s.dispatch_view(now, limit, midnight)?;
-                    let more = view.due.len() == limit;
+                    let mut view = s.dispatch_view(now, horizon, (limit, ahead), midnight)?;
+                    let due_now = view.due.iter().take_while(|d| d.next_at <= now).count();
                     // Only posts with content: a text post's path does no media work.
                     for d in view.due.iter().filter(|d| d.has_content) {
                         let owner = crate::uploader::owner_of(&config, &d.account, &view.tokens);
@@ -306,7 +355,18 @@ impl Scheduler {
                         view.media.insert(d.id.clone(), gate);
                     }
                     let retired = version.as_ref().and_then(ApiVersion::retired);
-                    let plan = plan(&config, &view, &busy, available, now, retired.as_deref());
+                    let plan = plan(
+                        &config,
+                        &view,
+                        &busy,
+                        (available, ahead),
+                        now,
+                        retired.as_deref(),
+                    );
+                    // More may lie past a full look; past a full part ahead of now, only while
+                    // this look could claim some (else it would spin).
+                    let full_ahead = ahead > 0 && view.due.len() - due_now == ahead;
+                    let more = due_now == limit || (full_ahead && !plan.early.is_empty());
                     for (id, why) in &plan.expired {
                         s.expire(id, DeadReason::TooLate, why, Utc::now())?;
                     }
@@ -325,8 +385,14 @@ impl Scheduler {
                     } else {
                         s.claim_many(&plan.chosen, Utc::now())?
                     };
+                    // A try claimed ahead starts at its due time: no request leaves before.
+                    let mut early = Vec::new();
+                    for group in plan.early.chunk_by(|a, b| a.1 == b.1) {
+                        let ids: Vec<String> = group.iter().map(|(id, _)| id.clone()).collect();
+                        early.extend(s.claim_starting(&ids, Utc::now(), group[0].1)?);
+                    }
                     let reported = s.report_long_holds(now)?;
-                    Ok((plan, more, claimed, news, reported, again))
+                    Ok((plan, more, claimed, early, news, reported, again))
                 })
             })
             .await?;
@@ -356,22 +422,33 @@ impl Scheduler {
             info!(post_id = %id, "held longer than notify.held_longer_than; post_held recorded");
         }
         for (post, attempt) in claimed {
-            self.start(post, attempt, claimed_at);
+            self.start(post, attempt, claimed_at, false);
+        }
+        for (post, attempt) in early {
+            self.start(post, attempt, claimed_at, true);
         }
         Ok(Look {
             blocked: plan.blocked,
             more,
             again,
             at: now,
+            horizon,
             held_until: plan.held.iter().map(|(_, h)| h.until).min(),
         })
     }
 
-    /// Spawns the send of a claimed post; it waits for a request permit (first come, first
-    /// served), or is given back if shutdown closes the permits first.
-    fn start(&mut self, post: Post, attempt: i64, claimed_at: crate::wallclock::BootInstant) {
-        let place = self
-            .places
+    /// Spawns the send of a claimed post; it waits for its due time if claimed `early`, then
+    /// for a request permit (first come, first served), or is given back if shutdown closes
+    /// the permits first.
+    fn start(
+        &mut self,
+        post: Post,
+        attempt: i64,
+        claimed_at: crate::wallclock::BootInstant,
+        early: bool,
+    ) {
+        let places = if early { &self.early } else { &self.places };
+        let place = places
             .clone()
             .try_acquire_owned()
             .expect("only the scheduler takes places, and it counted them");
@@ -379,9 +456,16 @@ impl Scheduler {
         let publisher = self.publisher.clone();
         let permits = self.permits.clone();
         let freed = self.freed.clone();
+        let mut stopping = self.stopping.subscribe();
         let carried = (post.id.clone(), post.account.clone());
         let task = self.tasks.spawn(async move {
             let account = post.account.clone();
+            if early {
+                tokio::select! {
+                    _ = until(post.next_attempt_at) => {}
+                    _ = stopping.wait_for(|s| *s) => {}
+                }
+            }
             match permits.acquire_owned().await {
                 Ok(permit) => {
                     let late = (Utc::now() - post.next_attempt_at).num_milliseconds();
@@ -391,11 +475,14 @@ impl Scheduler {
                         _permit: permit,
                         freed,
                     };
-                    publisher.publish(post, attempt, claimed_at, turn).await;
+                    let again = publisher.publish(post, attempt, claimed_at, turn).await;
+                    (account, again)
                 }
-                Err(_closed) => publisher.release(post, attempt).await,
+                Err(_closed) => {
+                    publisher.release(post, attempt).await;
+                    (account, true)
+                }
             }
-            account
         });
         self.carrying.insert(task.id(), carried);
     }
@@ -404,7 +491,9 @@ impl Scheduler {
     /// to the shutdown timeout; what does not finish is left `publishing` and resolved as in
     /// doubt at the next start.
     async fn drain(&mut self) {
+        // Closed first: a post whose early wait ends now finds no permit, and is given back.
         self.permits.close();
+        self.stopping.send_replace(true);
         if self.tasks.is_empty() {
             return;
         }
@@ -460,6 +549,8 @@ impl Drop for Turn {
 struct Plan {
     /// Posts to claim and send now, in order.
     chosen: Vec<String>,
+    /// Posts to claim now and send at their due time (see [`AHEAD`]), in order, with it.
+    early: Vec<(String, DateTime<Utc>)>,
     /// Held posts past `retry.max_lateness`, with the reason.
     expired: Vec<(String, String)>,
     /// Posts naming an asset that failed, with why: dead as `media_failed`, never created.
@@ -545,12 +636,13 @@ fn plan(
     config: &crate::config::Config,
     view: &DispatchView,
     busy: &HashMap<String, usize>,
-    mut available: usize,
+    (mut available, mut ahead): (usize, usize),
     now: DateTime<Utc>,
     retired: Option<&str>,
 ) -> Plan {
     let mut plan = Plan {
         chosen: Vec::new(),
+        early: Vec::new(),
         expired: Vec::new(),
         media_failed: Vec::new(),
         held: Vec::new(),
@@ -560,6 +652,20 @@ fn plan(
     let mut taking: HashMap<&str, usize> = HashMap::new();
     let held = held_accounts(config, &view.tokens);
     for post in &view.due {
+        if post.next_at > now {
+            // Not due yet: claimed ahead only if nothing would hold or delay it at its due
+            // time, else passed over (no hold, no expiry) and looked at when it is due.
+            if retired.is_none() && plainly_due(config, view, busy, &taking, &held, post, now) {
+                if ahead == 0 {
+                    plan.blocked = true;
+                    continue;
+                }
+                *taking.entry(post.account.as_str()).or_default() += 1;
+                plan.early.push((post.id.clone(), post.next_at));
+                ahead -= 1;
+            }
+            continue;
+        }
         let deadline = hold_end(post.due_at, post.in_doubt_since, config);
         // Held until `until` (at the latest the end of its lateness budget, when a hold an
         // event lifts ends), or expired once that budget is spent.
@@ -699,6 +805,45 @@ fn plan(
     plan
 }
 
+/// Whether a post not due yet goes out at its due time as far as anything known now can
+/// tell: its account needs no login and is not paced, no 429 holds its member, its media
+/// are available, it was never in doubt (a resend keeps to the window of the try in doubt),
+/// and its daily cap has room on the day it is due.
+fn plainly_due(
+    config: &crate::config::Config,
+    view: &DispatchView,
+    busy: &HashMap<String, usize>,
+    taking: &HashMap<&str, usize>,
+    held: &HashMap<String, String>,
+    post: &crate::store::Due,
+    now: DateTime<Utc>,
+) -> bool {
+    let Some(account) = config.account(&post.account) else {
+        return false;
+    };
+    if post.in_doubt_since.is_some()
+        || held.contains_key(account.token_account())
+        || !account.min_spacing.is_zero()
+        || throttled_until(config, view, account.token_account()).is_some()
+        || matches!(
+            view.media.get(&post.id),
+            Some(MediaGate::Failed(_) | MediaGate::Waiting)
+        )
+    {
+        return false;
+    }
+    let (_, today) = view
+        .activity
+        .get(&post.account)
+        .copied()
+        .unwrap_or((None, 0));
+    let mine = busy.get(&post.account).copied().unwrap_or(0);
+    let everyone = view.in_flight.get(&post.account).copied().unwrap_or(0);
+    let in_flight = mine.max(everyone) + taking.get(post.account.as_str()).copied().unwrap_or(0);
+    // `today` counts from this day's midnight: a post due after the next is not judged by it.
+    post.next_at < next_midnight(now) && today + (in_flight as u32) < account.daily_cap
+}
+
 /// The latest next try of the posts of `member`'s accounts (the member and the pages it
 /// posts for) that wait after a 429 of their own.
 fn throttled_until(
@@ -737,6 +882,20 @@ fn member_in_flight(
             mine.max(everyone) + taking.get(a.name.as_str()).copied().unwrap_or(0)
         })
         .sum()
+}
+
+/// Returns once the wall clock reads `at` or later: a post claimed ahead never leaves
+/// early, even if the clock is set back meanwhile. (tokio's timer, not a timerfd: a burst
+/// claimed ahead is a thousand waits, each shorter than [`AHEAD`].)
+async fn until(at: DateTime<Utc>) {
+    loop {
+        let left = at - Utc::now();
+        let Ok(left) = left.to_std() else { return };
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left).await;
+    }
 }
 
 /// The next 00:00 UTC, when the daily cap counts from zero again.
@@ -844,6 +1003,7 @@ mod tests {
                     due_at,
                     in_doubt_since: None,
                     has_content: false,
+                    next_at: due_at,
                 })
                 .collect(),
             tokens,
@@ -939,7 +1099,7 @@ mod tests {
     #[test]
     fn takes_no_more_than_the_places_free() {
         let v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
-        let p = plan(&config(""), &v, &HashMap::new(), 2, now(), None);
+        let p = plan(&config(""), &v, &HashMap::new(), (2, 0), now(), None);
         assert_eq!(p.chosen, ["a", "b"]);
         assert!(p.blocked);
     }
@@ -951,7 +1111,7 @@ mod tests {
         // The page posts with the member's token: the member's limit is its limit too.
         let mut v = view(&[("a", "me"), ("b", "acme"), ("c", "me")], &[], vec![]);
         v.throttled.insert("me".into(), reset);
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         assert!(p.chosen.is_empty());
         let held: Vec<_> = p
             .held
@@ -967,11 +1127,11 @@ mod tests {
             ]
         );
         // The wait is over: one try, the others wait for its answer.
-        let p = plan(&c, &v, &HashMap::new(), 10, reset, None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), reset, None);
         assert_eq!(p.chosen, ["a"]);
         assert!(p.held.is_empty() && p.blocked);
         let busy = HashMap::from([("acme".to_string(), 1)]);
-        let p = plan(&c, &v, &busy, 10, reset, None);
+        let p = plan(&c, &v, &busy, (10, 0), reset, None);
         assert!(p.chosen.is_empty() && p.blocked);
         // Never past the lateness budget (24 h from 10:00), and a post in doubt goes: its
         // resend must stay inside the duplicate window.
@@ -979,12 +1139,12 @@ mod tests {
         let mut v = view(&[("a", "me"), ("b", "me")], &[], vec![]);
         v.throttled.insert("me".into(), far);
         v.due[1].in_doubt_since = Some(now());
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         let deadline: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
         assert_eq!(p.held.len(), 1);
         assert_eq!((p.held[0].0.as_str(), p.held[0].1.until), ("a", deadline));
         assert_eq!(p.chosen, ["b"]);
-        let p = plan(&c, &v, &HashMap::new(), 10, deadline, None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), deadline, None);
         assert_eq!(p.expired.len(), 1, "{:?}", p.expired);
         assert_eq!(p.expired[0].0, "a");
     }
@@ -993,12 +1153,63 @@ mod tests {
     fn a_paced_account_sends_one_at_a_time() {
         let c = config("min_spacing = \"1s\"");
         let v = view(&[("a", "me"), ("b", "me"), ("c", "acme")], &[], vec![]);
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         assert_eq!(p.chosen, ["a", "c"]);
         assert!(p.blocked);
         let busy = HashMap::from([("me".to_string(), 1)]);
-        let p = plan(&c, &v, &busy, 10, now(), None);
+        let p = plan(&c, &v, &busy, (10, 0), now(), None);
         assert_eq!(p.chosen, ["c"]);
+    }
+
+    #[test]
+    fn a_post_not_yet_due_is_claimed_ahead_only_if_nothing_would_hold_it_then() {
+        let soon = now() + chrono::Duration::milliseconds(200);
+        let ahead = |mut v: DispatchView| {
+            for d in v.due.iter_mut().filter(|d| d.id != "due") {
+                d.next_at = soon;
+            }
+            v
+        };
+        let c = config("");
+        let v = ahead(view(
+            &[("due", "me"), ("a", "me"), ("b", "acme")],
+            &[],
+            vec![],
+        ));
+        let p = plan(&c, &v, &HashMap::new(), (10, 10), now(), None);
+        assert_eq!(p.chosen, ["due"]);
+        assert_eq!(p.early, [("a".to_string(), soon), ("b".to_string(), soon)]);
+        assert!(p.held.is_empty() && p.expired.is_empty() && !p.blocked);
+
+        // No room ahead: it waits, and says so.
+        let p = plan(&c, &v, &HashMap::new(), (10, 1), now(), None);
+        assert_eq!(p.early, [("a".to_string(), soon)]);
+        assert!(p.blocked);
+
+        // Paced, in doubt, at its cap, or due after midnight: passed over, neither held nor
+        // blocked; it is looked at again when due.
+        let paced = config("min_spacing = \"1s\"");
+        let v = ahead(view(&[("a", "me")], &[], vec![]));
+        let p = plan(&paced, &v, &HashMap::new(), (10, 10), now(), None);
+        assert!(p.early.is_empty() && p.held.is_empty() && !p.blocked);
+        let mut v = ahead(view(&[("a", "me")], &[], vec![]));
+        v.due[0].in_doubt_since = Some(now());
+        let p = plan(&c, &v, &HashMap::new(), (10, 10), now(), None);
+        assert!(p.early.is_empty() && p.held.is_empty());
+        let capped = config("daily_cap = 3");
+        let v = ahead(view(&[("a", "me")], &[("me", 3)], vec![]));
+        let p = plan(&capped, &v, &HashMap::new(), (10, 10), now(), None);
+        assert!(p.early.is_empty() && p.held.is_empty());
+        let mut v = ahead(view(&[("a", "me")], &[], vec![]));
+        let late = "2026-11-23T23:59:59.800Z".parse().unwrap();
+        v.due[0].next_at = "2026-11-24T00:00:00.100Z".parse().unwrap();
+        let p = plan(&c, &v, &HashMap::new(), (10, 10), late, None);
+        assert!(p.early.is_empty() && p.held.is_empty());
+
+        // Nothing is claimed ahead while the API version is retired.
+        let v = ahead(view(&[("a", "me")], &[], vec![]));
+        let p = plan(&c, &v, &HashMap::new(), (10, 10), now(), Some("202001"));
+        assert!(p.early.is_empty());
     }
 
     #[test]
@@ -1007,18 +1218,18 @@ mod tests {
         let v = view(&[("a", "me"), ("b", "me")], &[("me", 2)], vec![]);
         // Two published today, one more allowed; the second waits for it to settle, since
         // it may fail and leave room.
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         assert_eq!(p.chosen, ["a"]);
         assert!(p.held.is_empty());
         assert!(p.blocked);
         // Claimed in an earlier look, not settled yet: counts too.
         let busy = HashMap::from([("me".to_string(), 1)]);
-        let p = plan(&c, &v, &busy, 10, now(), None);
+        let p = plan(&c, &v, &busy, (10, 0), now(), None);
         assert!(p.chosen.is_empty());
         assert!(p.held.is_empty());
         // Reached: held as `daily_cap` until the next midnight UTC.
         let v = view(&[("a", "me")], &[("me", 3)], vec![]);
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         assert!(p.chosen.is_empty());
         assert_eq!(p.held.len(), 1);
         assert_eq!(p.held[0].1.reason, HoldReason::DailyCap);
@@ -1033,7 +1244,7 @@ mod tests {
         let c = config("min_spacing = \"1h\"");
         // `view` says the account last published at 10:00:00.
         let v = view(&[("a", "me")], &[("me", 1)], vec![]);
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), None);
         assert!(p.chosen.is_empty());
         assert_eq!(p.held.len(), 1);
         assert_eq!(p.held[0].1.reason, HoldReason::MinSpacing);
@@ -1061,7 +1272,7 @@ mod tests {
         };
         // `acme` posts through `me`, so it is held as well.
         let v = view(&[("a", "me"), ("b", "acme")], &[], vec![token]);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, now(), None);
+        let p = plan(&config(""), &v, &HashMap::new(), (10, 0), now(), None);
         assert!(p.chosen.is_empty());
         assert!(p.expired.is_empty());
         assert_eq!(p.held.len(), 2);
@@ -1070,7 +1281,7 @@ mod tests {
             .iter()
             .all(|(_, h)| h.reason == HoldReason::NeedsReauth && h.until > now()));
         let later = now() + chrono::Duration::days(2);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, later, None);
+        let p = plan(&config(""), &v, &HashMap::new(), (10, 0), later, None);
         assert_eq!(p.expired.len(), 2);
         assert!(p.expired[0].1.contains("needs re-auth"), "{:?}", p.expired);
     }
@@ -1136,7 +1347,7 @@ mod tests {
             &c,
             &view(&refs, &[], vec![token.clone()]),
             &HashMap::new(),
-            2,
+            (2, 0),
             now(),
             None,
         );
@@ -1147,7 +1358,7 @@ mod tests {
             &c,
             &view(&refs, &[], vec![token]),
             &HashMap::new(),
-            2,
+            (2, 0),
             now(),
             None,
         );
@@ -1163,7 +1374,7 @@ mod tests {
         let mut v = view(&[("a", "me"), ("b", "me")], &[], vec![]);
         let since = now() - chrono::Duration::seconds(10);
         v.due[0].in_doubt_since = Some(since);
-        let p = plan(&c, &v, &HashMap::new(), 10, now(), Some("202001"));
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), now(), Some("202001"));
         assert!(p.expired.is_empty());
         let until: HashMap<_, _> = p
             .held
@@ -1176,7 +1387,7 @@ mod tests {
         );
         assert_eq!(until["b"], hold_deadline(v.due[1].due_at, &c));
         let later = until["a"] + chrono::Duration::seconds(1);
-        let p = plan(&c, &v, &HashMap::new(), 10, later, Some("202001"));
+        let p = plan(&c, &v, &HashMap::new(), (10, 0), later, Some("202001"));
         assert_eq!(p.expired.len(), 1, "{:?}", p.expired);
         assert_eq!(p.expired[0].0, "a");
         assert!(p.expired[0].1.contains("resend window"), "{:?}", p.expired);
@@ -1186,7 +1397,14 @@ mod tests {
     #[test]
     fn a_retired_api_version_holds_every_due_post() {
         let v = view(&[("a", "me"), ("b", "acme")], &[], vec![]);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, now(), Some("202001"));
+        let p = plan(
+            &config(""),
+            &v,
+            &HashMap::new(),
+            (10, 0),
+            now(),
+            Some("202001"),
+        );
         assert!(p.chosen.is_empty());
         assert_eq!(p.held.len(), 2);
         assert!(p
@@ -1194,7 +1412,14 @@ mod tests {
             .iter()
             .all(|(_, h)| h.reason == HoldReason::ApiVersionRetired));
         let later = now() + chrono::Duration::days(2);
-        let p = plan(&config(""), &v, &HashMap::new(), 10, later, Some("202001"));
+        let p = plan(
+            &config(""),
+            &v,
+            &HashMap::new(),
+            (10, 0),
+            later,
+            Some("202001"),
+        );
         assert_eq!(p.expired.len(), 2);
         assert!(p.held.is_empty());
     }

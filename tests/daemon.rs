@@ -399,3 +399,59 @@ fn a_log_that_cannot_be_written_does_not_stop_the_daemon() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A post is claimed up to half a second before it is due (its request then leaves at the
+/// due time itself); killed in between, the daemon restarts and still sends it no earlier
+/// than due, once.
+#[test]
+fn a_post_claimed_ahead_of_its_due_time_never_goes_out_early_even_across_a_kill() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "");
+    let mut d = Daemon::start(&env);
+    let due_text = in_secs(3);
+    let due: DateTime<Utc> = due_text.parse().unwrap();
+    env.drop_draft(
+        "ahead.md",
+        draft(&format!("publish_at = \"{due_text}\""), "Claimed ahead"),
+    );
+    let db = || env.db();
+    let claimed = wait_until(Duration::from_secs(5), || {
+        db().query_row("SELECT state FROM posts WHERE id = 'ahead'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .is_ok_and(|s| s == "publishing")
+    });
+    let seen_at = Utc::now();
+    d.kill9();
+    assert!(claimed, "never claimed:\n{}", d.log_text());
+    assert!(
+        seen_at < due - chrono::Duration::milliseconds(50),
+        "claimed only {} before due: the test needs the claim ahead",
+        due - seen_at
+    );
+    assert!(sb.posts().is_empty(), "nothing may leave before it is due");
+    // The try starts at the due time: no request of it can have left before.
+    let started: String = db()
+        .query_row(
+            "SELECT started_at FROM attempts WHERE post_id = 'ahead'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(started.parse::<DateTime<Utc>>().unwrap(), due);
+
+    let d = Daemon::start(&env);
+    let post = wait_post_logged(&sb, &d, "Claimed ahead", Duration::from_secs(15));
+    let late = received_at(&post) - due;
+    assert!(late >= chrono::Duration::zero(), "sent {late} early");
+    wait_until(Duration::from_secs(5), || {
+        env.state("ahead").as_deref() == Some("published")
+    });
+    assert_eq!(env.state("ahead").as_deref(), Some("published"));
+    let sent = sb
+        .posts()
+        .iter()
+        .filter(|p| p["text"] == "Claimed ahead")
+        .count();
+    assert_eq!(sent, 1, "exactly once");
+}

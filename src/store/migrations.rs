@@ -256,4 +256,11 @@ ALTER TABLE posts ADD COLUMN source_stamp TEXT;
 CREATE INDEX posts_rate_limited ON posts (account, next_attempt_at)
     WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited';
 "#,
+    // Posts the scheduler may claim ahead of their due time (nothing holds them, no try in
+    // doubt): it wakes `scheduler::AHEAD` before the earliest (`Store::next_plain_after`),
+    // and reads them in its looks (`Store::due_ahead`), without walking the held ones.
+    r#"
+CREATE INDEX posts_plain_next ON posts (next_attempt_at)
+    WHERE state = 'scheduled' AND hold_reason IS NULL AND in_doubt_since IS NULL;
+"#,
 ];

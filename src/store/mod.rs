@@ -381,6 +381,19 @@ pub struct Due {
     pub in_doubt_since: Option<DateTime<Utc>>,
     /// It names media (or a poll or link card): its assets must be available first.
     pub has_content: bool,
+    /// When it may go out (`next_attempt_at`): its due time, or a retry's.
+    pub next_at: DateTime<Utc>,
+}
+
+fn due_from_row(r: &db::Row) -> Result<Due> {
+    Ok(Due {
+        id: r.get(0)?,
+        account: r.get(1)?,
+        due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
+        in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
+        has_content: r.get(4)?,
+        next_at: parse_ts("posts", "next_attempt_at", &r.get::<_, String>(5)?)?,
+    })
 }
 
 /// See [`Store::dispatch_view`].
@@ -700,19 +713,56 @@ impl Store {
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
         let mut stmt = self.db.prepare_cached(
-            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL FROM posts \
+            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL, next_attempt_at FROM posts \
              WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![ts(now), limit as i64], |r| {
-            Ok(Due {
-                id: r.get(0)?,
-                account: r.get(1)?,
-                due_at: parse_ts("posts", "due_at", &r.get::<_, String>(2)?)?,
-                in_doubt_since: opt_ts("posts", "in_doubt_since", r.get(3)?)?,
-                has_content: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![ts(now), limit as i64], due_from_row)?;
         rows.collect::<Result<_>>()
+    }
+
+    /// Scheduled posts due after `now` and by `horizon`, earliest first, that nothing holds
+    /// and no earlier try left in doubt: the ones the scheduler may claim ahead of their
+    /// due time. (A held post is claimed when its hold ends, as before.)
+    fn due_ahead(
+        &self,
+        now: DateTime<Utc>,
+        horizon: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Due>> {
+        let sql = format!(
+            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL, next_attempt_at FROM posts{} \
+             WHERE state = 'scheduled' AND next_attempt_at > ?1 AND next_attempt_at <= ?2 \
+             AND hold_reason IS NULL AND in_doubt_since IS NULL \
+             ORDER BY next_attempt_at, id LIMIT ?3",
+            self.plain_hint()
+        );
+        let mut stmt = self.db.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![ts(now), ts(horizon), limit as i64], due_from_row)?;
+        rows.collect::<Result<_>>()
+    }
+
+    /// The earliest `next_attempt_at` later than `after` of a post [`Store::due_ahead`] would
+    /// return: the scheduler wakes `scheduler::AHEAD` before it.
+    pub fn next_plain_after(&self, after: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let sql = format!(
+            "SELECT MIN(next_attempt_at) FROM posts{} WHERE state = 'scheduled' \
+             AND hold_reason IS NULL AND in_doubt_since IS NULL AND next_attempt_at > ?1",
+            self.plain_hint()
+        );
+        let t: Option<String> = self
+            .db
+            .prepare_cached(&sql)?
+            .query_row([ts(after)], |r| r.get(0))?;
+        opt_ts("posts", "next_attempt_at", t)
+    }
+
+    /// SQLite, without statistics, would rather walk every scheduled post (held ones too) by
+    /// `posts_state_next` than use the partial index that holds only the plain ones.
+    fn plain_hint(&self) -> &'static str {
+        match self.db.dialect() {
+            db::Dialect::Sqlite => " INDEXED BY posts_plain_next",
+            db::Dialect::Postgres => "",
+        }
     }
 
     /// The earliest `next_attempt_at` of a scheduled post that is later than `now`.
@@ -729,11 +779,23 @@ impl Store {
     /// before any request leaves; returns the claimed posts in full. Posts no longer
     /// scheduled are skipped.
     pub fn claim_many(&mut self, ids: &[String], now: DateTime<Utc>) -> Result<Vec<(Post, i64)>> {
+        self.claim_starting(ids, now, now)
+    }
+
+    /// Like [`Store::claim_many`], for posts claimed before they are due: each try starts
+    /// at `started`, the earliest its request may leave.
+    pub fn claim_starting(
+        &mut self,
+        ids: &[String],
+        now: DateTime<Utc>,
+        started: DateTime<Utc>,
+    ) -> Result<Vec<(Post, i64)>> {
         let now_s = ts(now);
+        let started_s = ts(started);
         let node = self.claiming_node().cloned();
         let tx = self.write()?;
         if let Some(n) = &node {
-            let claimed = pg_batch::claim(&tx, ids, &now_s, n)?;
+            let claimed = pg_batch::claim(&tx, ids, &now_s, &started_s, n)?;
             tx.commit()?;
             return Ok(claimed);
         }
@@ -768,7 +830,7 @@ impl Store {
                     continue;
                 }
                 let post = read.query_row([id], post_from_row)?;
-                let attempt = open.insert(params![id, now_s])?;
+                let attempt = open.insert(params![id, started_s])?;
                 claimed.push((post, attempt));
             }
         }
@@ -1146,7 +1208,8 @@ impl Store {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE posts SET attempts_used = ?2, next_attempt_at = ?3 WHERE id = ?1",
+                "UPDATE posts SET attempts_used = ?2, \
+                 next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END WHERE id = ?1",
                 params![id, used, ts(next(used))],
             )?;
         }
@@ -1169,8 +1232,11 @@ impl Store {
              WHERE post_id = ?1 AND finished_at IS NULL",
             params![id, now_s, AttemptOutcome::Interrupted.as_str(), why],
         )?;
+        // Not before the time it was claimed for: a post claimed ahead of its due time
+        // (see `scheduler::AHEAD`) whose daemon died before then is still not due.
         tx.execute(
-            "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), next_attempt_at = ?3 WHERE id = ?1",
+            "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), \
+             next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END WHERE id = ?1",
             params![id, started, now_s],
         )?;
         Ok(true)
@@ -1198,15 +1264,20 @@ impl Store {
     }
 
     /// What the scheduler needs for one look, in one call: due posts (earliest first, at
-    /// most `limit`), the tokens (for holds), and the pacing activity of the due posts'
+    /// most `limit`), then those due by `horizon` that may be claimed ahead (see
+    /// [`Store::due_ahead`], at most `ahead`), the tokens (for holds), and the pacing activity of their
     /// accounts since `since`.
     pub fn dispatch_view(
         &self,
         now: DateTime<Utc>,
-        limit: usize,
+        horizon: DateTime<Utc>,
+        (limit, ahead): (usize, usize),
         since: DateTime<Utc>,
     ) -> Result<DispatchView> {
-        let due = self.due(now, limit)?;
+        let mut due = self.due(now, limit)?;
+        if ahead > 0 && horizon > now {
+            due.extend(self.due_ahead(now, horizon, ahead)?);
+        }
         let tokens = if due.is_empty() {
             Vec::new()
         } else {

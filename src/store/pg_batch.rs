@@ -19,7 +19,13 @@ use crate::notify::Kind;
 /// The Claim transition (scheduled → publishing) for every post of `ids` still scheduled and
 /// not being claimed by another node this instant (SKIP LOCKED), with its attempt row, in
 /// `ids` order.
-pub(super) fn claim(tx: &Db, ids: &[String], now_s: &str, node: &Node) -> Result<Vec<(Post, i64)>> {
+pub(super) fn claim(
+    tx: &Db,
+    ids: &[String],
+    now_s: &str,
+    started_s: &str,
+    node: &Node,
+) -> Result<Vec<(Post, i64)>> {
     // The attempt id is drawn in the claim's RETURNING, so the attempt rows need no join
     // back to the claimed rows (a join of two CTEs is a nested loop: quadratic in the batch).
     let sql = format!(
@@ -28,7 +34,7 @@ pub(super) fn claim(tx: &Db, ids: &[String], now_s: &str, node: &Node) -> Result
            WHERE id IN (SELECT id FROM posts WHERE id IN ({ids}) AND state = 'scheduled' \
              FOR UPDATE SKIP LOCKED) \
            RETURNING {POST_COLUMNS}, nextval(pg_get_serial_sequence('attempts', 'id')) AS attempt), \
-         a AS (INSERT INTO attempts (id, post_id, started_at) SELECT attempt, id, ?2 FROM c) \
+         a AS (INSERT INTO attempts (id, post_id, started_at) SELECT attempt, id, ?5 FROM c) \
          SELECT * FROM c",
         lease = nodes::db_later(4),
         ids = json_texts(1),
@@ -37,7 +43,7 @@ pub(super) fn claim(tx: &Db, ids: &[String], now_s: &str, node: &Node) -> Result
     let mut rows = tx
         .prepare_cached(&sql)?
         .query_map(
-            params![list, now_s, node.id, node.lease.as_secs_f64()],
+            params![list, now_s, node.id, node.lease.as_secs_f64(), started_s],
             |r| Ok((post_from_row(r)?, r.get::<_, i64>(POST_COLUMNS_COUNT)?)),
         )?
         .collect::<Result<Vec<_>>>()?;

@@ -213,4 +213,9 @@ ALTER TABLE posts ADD COLUMN source_stamp TEXT COLLATE "C";
 CREATE INDEX posts_rate_limited ON posts (account, next_attempt_at)
     WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited';
 "#,
+    // As SQLite's: posts that may be claimed ahead of their due time.
+    r#"
+CREATE INDEX posts_plain_next ON posts (next_attempt_at)
+    WHERE state = 'scheduled' AND hold_reason IS NULL AND in_doubt_since IS NULL;
+"#,
 ];
