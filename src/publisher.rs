@@ -165,17 +165,18 @@ async fn settle_in_batches(
     }
 }
 
-/// A try waiting for LinkedIn's answer, counted while it lives.
-struct Asking(Arc<AtomicUsize>);
+/// One in `count` while it lives (a try waiting for LinkedIn's answer; a claimed post not
+/// yet sent), dropped on every path, a panic's too.
+pub(crate) struct Counted(Arc<AtomicUsize>);
 
-impl Asking {
-    fn new(count: &Arc<AtomicUsize>) -> Asking {
+impl Counted {
+    pub(crate) fn new(count: &Arc<AtomicUsize>) -> Counted {
         count.fetch_add(1, Ordering::AcqRel);
-        Asking(count.clone())
+        Counted(count.clone())
     }
 }
 
-impl Drop for Asking {
+impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -325,7 +326,7 @@ impl Publisher {
         turn: T,
     ) -> bool {
         let started = Utc::now();
-        let asking = Asking::new(&self.asking);
+        let asking = Counted::new(&self.asking);
         let tried = self.try_once(&post, attempt, claimed_at, started).await;
         drop(asking);
         let Some((result, settle)) = tried else {

@@ -30,6 +30,7 @@
 //! the machine is suspended, so a post due during a suspend goes out at resume.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -81,6 +82,9 @@ pub struct Scheduler {
     /// Set at shutdown, after the permits close: ends the waits of posts claimed early,
     /// which are then given back unsent.
     stopping: watch::Sender<bool>,
+    /// Claimed posts whose request has not left (waiting for their due time or a permit),
+    /// counted until they go or are given back.
+    unsent: Arc<AtomicUsize>,
     /// Told when an answer gives its place back.
     freed: Arc<Notify>,
     /// Claimed posts, sending or waiting for a permit, per account.
@@ -134,6 +138,7 @@ impl Scheduler {
             places,
             early: Arc::new(Semaphore::new(AHEAD_MAX)),
             stopping: watch::Sender::new(false),
+            unsent: Arc::new(AtomicUsize::new(0)),
             freed: Arc::new(Notify::new()),
             busy: HashMap::new(),
             tasks: JoinSet::new(),
@@ -458,6 +463,7 @@ impl Scheduler {
         let freed = self.freed.clone();
         let mut stopping = self.stopping.subscribe();
         let carried = (post.id.clone(), post.account.clone());
+        let unsent = crate::publisher::Counted::new(&self.unsent);
         let task = self.tasks.spawn(async move {
             let account = post.account.clone();
             if early {
@@ -468,6 +474,7 @@ impl Scheduler {
             }
             match permits.acquire_owned().await {
                 Ok(permit) => {
+                    drop(unsent);
                     let late = (Utc::now() - post.next_attempt_at).num_milliseconds();
                     debug!(post_id = %post.id, account = %post.account, late_ms = late, "publishing");
                     let turn = Turn {
@@ -480,6 +487,7 @@ impl Scheduler {
                 }
                 Err(_closed) => {
                     publisher.release(post, attempt).await;
+                    drop(unsent);
                     (account, true)
                 }
             }
@@ -497,6 +505,15 @@ impl Scheduler {
         if self.tasks.is_empty() {
             return;
         }
+        // Posts whose request never left are given back first, whatever the timeout below:
+        // cut off, they would be taken for tries that may have reached LinkedIn.
+        let unsent = self.unsent.clone();
+        let given_back = async move {
+            while unsent.load(Ordering::Acquire) > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(FLUSH_GRACE, given_back).await;
         info!(
             in_flight = self.tasks.len(),
             "shutting down: waiting for requests in flight"

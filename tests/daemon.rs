@@ -455,3 +455,56 @@ fn a_post_claimed_ahead_of_its_due_time_never_goes_out_early_even_across_a_kill(
         .count();
     assert_eq!(sent, 1, "exactly once");
 }
+
+/// A stop between a post's claim ahead and its due time gives it back at once: scheduled,
+/// not in doubt (nothing was sent), and sent at its due time after a restart, once. With a
+/// shutdown timeout shorter than the wait, a send still waiting would be cut off and taken
+/// for one that may have left.
+#[test]
+fn a_stop_before_the_due_time_gives_a_post_claimed_ahead_back_unsent() {
+    let sb = Sandbox::start();
+    let env = Env::new(&sb, "\n[publisher]\nshutdown_timeout = \"0s\"\n");
+    let mut d = Daemon::start(&env);
+    let due_text = in_secs(3);
+    let due: DateTime<Utc> = due_text.parse().unwrap();
+    env.drop_draft(
+        "back.md",
+        draft(&format!("publish_at = \"{due_text}\""), "Given back"),
+    );
+    let claimed = wait_until(Duration::from_secs(5), || {
+        env.state("back").as_deref() == Some("publishing")
+    });
+    assert!(claimed, "never claimed:\n{}", d.log_text());
+    let stopped = d.term(Duration::from_secs(10));
+    assert!(stopped.success(), "{stopped:?}\n{}", d.log_text());
+    assert!(Utc::now() < due, "the stop took until the due time");
+    let (state, in_doubt, tries): (String, Option<String>, i64) = env
+        .db()
+        .query_row(
+            "SELECT state, in_doubt_since, (SELECT COUNT(*) FROM attempts WHERE post_id = p.id) \
+             FROM posts p WHERE id = 'back'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (state.as_str(), in_doubt, tries),
+        ("scheduled", None, 0),
+        "{}",
+        d.log_text()
+    );
+    assert!(sb.posts().is_empty());
+
+    let d = Daemon::start(&env);
+    let post = wait_post_logged(&sb, &d, "Given back", Duration::from_secs(15));
+    assert!(received_at(&post) >= due, "sent early");
+    wait_until(Duration::from_secs(5), || {
+        env.state("back").as_deref() == Some("published")
+    });
+    let sent = sb
+        .posts()
+        .iter()
+        .filter(|p| p["text"] == "Given back")
+        .count();
+    assert_eq!(sent, 1);
+}

@@ -1233,10 +1233,12 @@ impl Store {
             params![id, now_s, AttemptOutcome::Interrupted.as_str(), why],
         )?;
         // Not before the time it was claimed for: a post claimed ahead of its due time
-        // (see `scheduler::AHEAD`) whose daemon died before then is still not due.
+        // (see `scheduler::AHEAD`; its try starts then) whose daemon died before then is
+        // still not due. Any other is due now (even if the clock was set back since).
         tx.execute(
             "UPDATE posts SET in_doubt_since = COALESCE(in_doubt_since, ?2, updated_at), \
-             next_attempt_at = CASE WHEN next_attempt_at > ?3 THEN next_attempt_at ELSE ?3 END WHERE id = ?1",
+             next_attempt_at = CASE WHEN next_attempt_at > ?3 AND next_attempt_at = ?2 \
+             THEN next_attempt_at ELSE ?3 END WHERE id = ?1",
             params![id, started, now_s],
         )?;
         Ok(true)
