@@ -328,11 +328,10 @@ impl Scheduler {
     async fn dispatch(&mut self, available: usize) -> Result<Look, StoreError> {
         let now = Utc::now();
         let horizon = now + AHEAD;
-        let ahead = self.early.available_permits();
         let config = self.config.get();
         // Read a little more than can be claimed, for posts that pacing or a hold passes over.
         let limit = (available * 2 + 64).min(LOOK);
-        let ahead = ahead.min(LOOK);
+        let ahead = self.early.available_permits().min(LOOK);
         let midnight = now
             .date_naive()
             .and_hms_opt(0, 0, 0)
@@ -468,7 +467,7 @@ impl Scheduler {
             let account = post.account.clone();
             if early {
                 tokio::select! {
-                    _ = until(post.next_attempt_at) => {}
+                    _ = crate::wallclock::reached(post.next_attempt_at) => {}
                     _ = stopping.wait_for(|s| *s) => {}
                 }
             }
@@ -777,10 +776,7 @@ fn plan(
         }
         let paced = !account.min_spacing.is_zero();
         // Claimed and not yet settled: not in `activity` yet, but they count.
-        let mine = busy.get(&post.account).copied().unwrap_or(0);
-        let everyone = view.in_flight.get(&post.account).copied().unwrap_or(0);
-        let in_flight =
-            mine.max(everyone) + taking.get(post.account.as_str()).copied().unwrap_or(0);
+        let in_flight = in_flight(view, busy, &taking, &post.account);
         if paced && in_flight > 0 {
             // One at a time for a paced account, so spacing holds.
             plan.blocked = true;
@@ -854,9 +850,7 @@ fn plainly_due(
         .get(&post.account)
         .copied()
         .unwrap_or((None, 0));
-    let mine = busy.get(&post.account).copied().unwrap_or(0);
-    let everyone = view.in_flight.get(&post.account).copied().unwrap_or(0);
-    let in_flight = mine.max(everyone) + taking.get(post.account.as_str()).copied().unwrap_or(0);
+    let in_flight = in_flight(view, busy, taking, &post.account);
     // `today` counts from this day's midnight: a post due after the next is not judged by it.
     post.next_at < next_midnight(now) && today + (in_flight as u32) < account.daily_cap
 }
@@ -893,26 +887,21 @@ fn member_in_flight(
         .accounts
         .values()
         .filter(|a| a.token_account() == member)
-        .map(|a| {
-            let mine = busy.get(&a.name).copied().unwrap_or(0);
-            let everyone = view.in_flight.get(&a.name).copied().unwrap_or(0);
-            mine.max(everyone) + taking.get(a.name.as_str()).copied().unwrap_or(0)
-        })
+        .map(|a| in_flight(view, busy, taking, &a.name))
         .sum()
 }
 
-/// Returns once the wall clock reads `at` or later: a post claimed ahead never leaves
-/// early, even if the clock is set back meanwhile. (tokio's timer, not a timerfd: a burst
-/// claimed ahead is a thousand waits, each shorter than [`AHEAD`].)
-async fn until(at: DateTime<Utc>) {
-    loop {
-        let left = at - Utc::now();
-        let Ok(left) = left.to_std() else { return };
-        if left.is_zero() {
-            return;
-        }
-        tokio::time::sleep(left).await;
-    }
+/// Posts of `account` in flight: this node's or every node's (PostgreSQL), whichever the
+/// look saw more of, and those this plan has chosen.
+fn in_flight(
+    view: &DispatchView,
+    busy: &HashMap<String, usize>,
+    taking: &HashMap<&str, usize>,
+    account: &str,
+) -> usize {
+    let mine = busy.get(account).copied().unwrap_or(0);
+    let everyone = view.in_flight.get(account).copied().unwrap_or(0);
+    mine.max(everyone) + taking.get(account).copied().unwrap_or(0)
 }
 
 /// The next 00:00 UTC, when the daily cap counts from zero again.

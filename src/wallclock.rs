@@ -51,6 +51,19 @@ pub async fn sleep_until(at: DateTime<Utc>) {
     }
 }
 
+/// Returns once the wall clock reads `at` or later, for a short wait (a post claimed ahead of
+/// its due time): never early, even if the clock is set back meanwhile. On tokio's timer, not
+/// a timerfd as [`sleep_until`]: a burst claimed ahead is a thousand waits at once, each well
+/// under a second, so a descriptor each would be too many and a suspend hardly matters.
+pub async fn reached(at: DateTime<Utc>) {
+    while let Ok(left) = (at - Utc::now()).to_std() {
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left).await;
+    }
+}
+
 struct Timer {
     fd: AsyncFd<OwnedFd>,
 }

@@ -400,6 +400,36 @@ fn a_log_that_cannot_be_written_does_not_stop_the_daemon() {
     let _ = child.wait();
 }
 
+/// Drops a draft due in 3 s as `ID.md` and waits until the running daemon `d` claimed it
+/// ahead of that time; returns the due time.
+fn claimed_ahead(env: &Env, d: &Daemon, id: &str, text: &str) -> DateTime<Utc> {
+    let due_text = in_secs(3);
+    env.drop_draft(
+        &format!("{id}.md"),
+        draft(&format!("publish_at = \"{due_text}\""), text),
+    );
+    let claimed = wait_until(Duration::from_secs(5), || {
+        env.state(id).as_deref() == Some("publishing")
+    });
+    assert!(claimed, "never claimed:\n{}", d.log_text());
+    due_text.parse().unwrap()
+}
+
+/// Restarts the daemon on `env` and checks that post `id` goes out no earlier than `due`,
+/// once, and is recorded published.
+fn sent_once_after_a_restart(sb: &Sandbox, env: &Env, id: &str, text: &str, due: DateTime<Utc>) {
+    let d = Daemon::start(env);
+    let post = wait_post_logged(sb, &d, text, Duration::from_secs(15));
+    let late = received_at(&post) - due;
+    assert!(late >= chrono::Duration::zero(), "sent {late} early");
+    wait_until(Duration::from_secs(5), || {
+        env.state(id).as_deref() == Some("published")
+    });
+    assert_eq!(env.state(id).as_deref(), Some("published"));
+    let sent = sb.posts().iter().filter(|p| p["text"] == text).count();
+    assert_eq!(sent, 1, "exactly once");
+}
+
 /// A post is claimed up to half a second before it is due (its request then leaves at the
 /// due time itself); killed in between, the daemon restarts and still sends it no earlier
 /// than due, once.
@@ -408,22 +438,9 @@ fn a_post_claimed_ahead_of_its_due_time_never_goes_out_early_even_across_a_kill(
     let sb = Sandbox::start();
     let env = Env::new(&sb, "");
     let mut d = Daemon::start(&env);
-    let due_text = in_secs(3);
-    let due: DateTime<Utc> = due_text.parse().unwrap();
-    env.drop_draft(
-        "ahead.md",
-        draft(&format!("publish_at = \"{due_text}\""), "Claimed ahead"),
-    );
-    let db = || env.db();
-    let claimed = wait_until(Duration::from_secs(5), || {
-        db().query_row("SELECT state FROM posts WHERE id = 'ahead'", [], |r| {
-            r.get::<_, String>(0)
-        })
-        .is_ok_and(|s| s == "publishing")
-    });
+    let due = claimed_ahead(&env, &d, "ahead", "Claimed ahead");
     let seen_at = Utc::now();
     d.kill9();
-    assert!(claimed, "never claimed:\n{}", d.log_text());
     assert!(
         seen_at < due - chrono::Duration::milliseconds(50),
         "claimed only {} before due: the test needs the claim ahead",
@@ -431,7 +448,8 @@ fn a_post_claimed_ahead_of_its_due_time_never_goes_out_early_even_across_a_kill(
     );
     assert!(sb.posts().is_empty(), "nothing may leave before it is due");
     // The try starts at the due time: no request of it can have left before.
-    let started: String = db()
+    let started: String = env
+        .db()
         .query_row(
             "SELECT started_at FROM attempts WHERE post_id = 'ahead'",
             [],
@@ -439,21 +457,7 @@ fn a_post_claimed_ahead_of_its_due_time_never_goes_out_early_even_across_a_kill(
         )
         .unwrap();
     assert_eq!(started.parse::<DateTime<Utc>>().unwrap(), due);
-
-    let d = Daemon::start(&env);
-    let post = wait_post_logged(&sb, &d, "Claimed ahead", Duration::from_secs(15));
-    let late = received_at(&post) - due;
-    assert!(late >= chrono::Duration::zero(), "sent {late} early");
-    wait_until(Duration::from_secs(5), || {
-        env.state("ahead").as_deref() == Some("published")
-    });
-    assert_eq!(env.state("ahead").as_deref(), Some("published"));
-    let sent = sb
-        .posts()
-        .iter()
-        .filter(|p| p["text"] == "Claimed ahead")
-        .count();
-    assert_eq!(sent, 1, "exactly once");
+    sent_once_after_a_restart(&sb, &env, "ahead", "Claimed ahead", due);
 }
 
 /// A stop between a post's claim ahead and its due time gives it back at once: scheduled,
@@ -465,16 +469,7 @@ fn a_stop_before_the_due_time_gives_a_post_claimed_ahead_back_unsent() {
     let sb = Sandbox::start();
     let env = Env::new(&sb, "\n[publisher]\nshutdown_timeout = \"0s\"\n");
     let mut d = Daemon::start(&env);
-    let due_text = in_secs(3);
-    let due: DateTime<Utc> = due_text.parse().unwrap();
-    env.drop_draft(
-        "back.md",
-        draft(&format!("publish_at = \"{due_text}\""), "Given back"),
-    );
-    let claimed = wait_until(Duration::from_secs(5), || {
-        env.state("back").as_deref() == Some("publishing")
-    });
-    assert!(claimed, "never claimed:\n{}", d.log_text());
+    let due = claimed_ahead(&env, &d, "back", "Given back");
     let stopped = d.term(Duration::from_secs(10));
     assert!(stopped.success(), "{stopped:?}\n{}", d.log_text());
     assert!(Utc::now() < due, "the stop took until the due time");
@@ -494,17 +489,5 @@ fn a_stop_before_the_due_time_gives_a_post_claimed_ahead_back_unsent() {
         d.log_text()
     );
     assert!(sb.posts().is_empty());
-
-    let d = Daemon::start(&env);
-    let post = wait_post_logged(&sb, &d, "Given back", Duration::from_secs(15));
-    assert!(received_at(&post) >= due, "sent early");
-    wait_until(Duration::from_secs(5), || {
-        env.state("back").as_deref() == Some("published")
-    });
-    let sent = sb
-        .posts()
-        .iter()
-        .filter(|p| p["text"] == "Given back")
-        .count();
-    assert_eq!(sent, 1);
+    sent_once_after_a_restart(&sb, &env, "back", "Given back", due);
 }

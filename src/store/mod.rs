@@ -385,6 +385,10 @@ pub struct Due {
     pub next_at: DateTime<Utc>,
 }
 
+/// The columns [`due_from_row`] reads, in its order.
+const DUE_COLUMNS: &str =
+    "id, account, due_at, in_doubt_since, content IS NOT NULL, next_attempt_at";
+
 fn due_from_row(r: &db::Row) -> Result<Due> {
     Ok(Due {
         id: r.get(0)?,
@@ -712,10 +716,10 @@ impl Store {
     /// Scheduled posts whose time has come, earliest first. Only what choosing needs: the
     /// scheduler looks at more posts than it claims, and a claim reads the rest.
     pub fn due(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Due>> {
-        let mut stmt = self.db.prepare_cached(
-            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL, next_attempt_at FROM posts \
-             WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
-        )?;
+        let mut stmt = self.db.prepare_cached(&format!(
+            "SELECT {DUE_COLUMNS} FROM posts \
+             WHERE state = 'scheduled' AND next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2"
+        ))?;
         let rows = stmt.query_map(params![ts(now), limit as i64], due_from_row)?;
         rows.collect::<Result<_>>()
     }
@@ -730,11 +734,11 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Due>> {
         let sql = format!(
-            "SELECT id, account, due_at, in_doubt_since, content IS NOT NULL, next_attempt_at FROM posts{} \
+            "SELECT {DUE_COLUMNS} FROM posts{} \
              WHERE state = 'scheduled' AND next_attempt_at > ?1 AND next_attempt_at <= ?2 \
              AND hold_reason IS NULL AND in_doubt_since IS NULL \
              ORDER BY next_attempt_at, id LIMIT ?3",
-            self.plain_hint()
+            self.indexed_by("posts_plain_next")
         );
         let mut stmt = self.db.prepare_cached(&sql)?;
         let rows = stmt.query_map(params![ts(now), ts(horizon), limit as i64], due_from_row)?;
@@ -747,7 +751,7 @@ impl Store {
         let sql = format!(
             "SELECT MIN(next_attempt_at) FROM posts{} WHERE state = 'scheduled' \
              AND hold_reason IS NULL AND in_doubt_since IS NULL AND next_attempt_at > ?1",
-            self.plain_hint()
+            self.indexed_by("posts_plain_next")
         );
         let t: Option<String> = self
             .db
@@ -756,12 +760,13 @@ impl Store {
         opt_ts("posts", "next_attempt_at", t)
     }
 
-    /// SQLite, without statistics, would rather walk every scheduled post (held ones too) by
-    /// `posts_state_next` than use the partial index that holds only the plain ones.
-    fn plain_hint(&self) -> &'static str {
+    /// `INDEXED BY index` on SQLite, which without statistics would rather walk every
+    /// scheduled post by `posts_state_next` than use a partial index that holds only the few
+    /// a query wants. Nothing on PostgreSQL, whose planner has statistics.
+    fn indexed_by(&self, index: &str) -> String {
         match self.db.dialect() {
-            db::Dialect::Sqlite => " INDEXED BY posts_plain_next",
-            db::Dialect::Postgres => "",
+            db::Dialect::Sqlite => format!(" INDEXED BY {index}"),
+            db::Dialect::Postgres => String::new(),
         }
     }
 
@@ -1329,12 +1334,8 @@ impl Store {
     /// per member, so one post's 429 speaks for every post of that member: the scheduler
     /// holds them until then, rather than let each spend its own calls on the same refusal.
     fn throttled(&self) -> Result<std::collections::HashMap<String, DateTime<Utc>>> {
-        // SQLite, without statistics, would rather walk every scheduled post by
-        // `posts_state_next`; the partial index holds only the few that wait after a 429.
-        let hint = match self.db.dialect() {
-            db::Dialect::Sqlite => " INDEXED BY posts_rate_limited",
-            db::Dialect::Postgres => "",
-        };
+        // The partial index holds only the few that wait after a 429.
+        let hint = self.indexed_by("posts_rate_limited");
         let sql = format!(
             "SELECT account, MAX(next_attempt_at) FROM posts{hint} \
              WHERE state = 'scheduled' AND rate_limited > 0 AND hold_reason = 'rate_limited' \
